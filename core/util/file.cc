@@ -1,0 +1,110 @@
+#include "util/file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+namespace kg {
+
+namespace {
+
+std::string os_error(const std::string& what, const std::string& path) {
+  return what + " " + path + ": " + std::strerror(errno);
+}
+
+}  // namespace
+
+Expected<std::string, Failure> read_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return fail(os_error("cannot open", path),
+                errno == ENOENT ? Failure::Kind::NotFound : Failure::Kind::Error);
+  }
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      std::string msg = os_error("cannot read", path);
+      ::close(fd);
+      return fail(msg);
+    }
+    if (n == 0) {
+      break;
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+Expected<void, Failure> write_file_atomic(const std::string& path, std::string_view content) {
+  std::random_device rd;
+  std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rd());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return fail(os_error("cannot create", tmp));
+  }
+  const char* p = content.data();
+  size_t left = content.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      std::string msg = os_error("cannot write", tmp);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return fail(msg);
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    std::string msg = os_error("cannot flush", tmp);
+    ::unlink(tmp.c_str());
+    return fail(msg);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::string msg = os_error("cannot rename to", path);
+    ::unlink(tmp.c_str());
+    return fail(msg);
+  }
+  return {};
+}
+
+Expected<bool, Failure> write_file_if_changed(const std::string& path, std::string_view content) {
+  auto old = read_file(path);
+  if (old && *old == content) {
+    return false;
+  }
+  KG_TRY(write_file_atomic(path, content));
+  return true;
+}
+
+Expected<void, Failure> make_dirs(const std::string& path, unsigned mode) {
+  std::error_code ec;
+  std::filesystem::path p(path);
+  std::filesystem::path cur;
+  for (const auto& part : p) {
+    cur /= part;
+    if (std::filesystem::is_directory(cur, ec)) {
+      continue;
+    }
+    if (::mkdir(cur.c_str(), mode) != 0 && errno != EEXIST) {
+      return fail(os_error("cannot create directory", cur.string()));
+    }
+  }
+  return {};
+}
+
+}  // namespace kg

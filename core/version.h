@@ -1,0 +1,22 @@
+// Version numbers that feed cache keys and emitted files. Bump the one whose output changes.
+#pragma once
+
+namespace kg {
+
+// The kernelgen release (wrapper, daemon, library).
+inline constexpr const char* kVersion = "0.1.0";
+
+// Template generator + reference generator (+ prompts, later). Any change to emitted code for
+// some spec bumps it; it is part of every key.
+inline constexpr const char* kGeneratorVersion = "tmpl-1";
+
+// Layout of AC records and CAS blobs in the LMDB cache.
+inline constexpr int kCacheFormatVersion = 1;
+
+// Verifier checks and tolerances (issue: verifier). Part of every key.
+inline constexpr const char* kVerifierVersion = "verify-0";
+
+// Target used when none is given.
+inline constexpr const char* kDefaultArch = "sm_90a";
+
+}  // namespace kg
