@@ -1,16 +1,34 @@
-// The local cache (DESIGN §7): an LMDB environment with two named databases.
+// The local cache (DESIGN §7): an LMDB environment with three named databases.
 //
 //   ac   key (32 hex) → AcRecord, JSON        "action cache": what a spec resolved to
 //   cas  digest (32 hex) → blob bytes          content-addressed: sources, headers, reports
 //   meta "format" → kCacheFormatVersion        refuse to open a cache of another format
 //
 // Digest = XXH3-128 of the blob, re-checked on every read: a mismatch is reported as corrupt,
-// the entry is evicted, and the read is a miss. Writers are serialised by LMDB; readers never
-// block. Safe for many processes at once.
+// the entry is evicted, and the read is a miss. An AC record that does not parse is treated the
+// same way. Writers are serialised by LMDB; readers never block and never write. Every commit is
+// synced to disk (no MDB_NOSYNC): a crash loses nothing that was committed. Safe for many processes
+// at once.
+//
+// Map size: LMDB reserves address space up front (the file itself stays sparse). A write that
+// finds the map full doubles it (up to Options::max_map_size) and retries; a reader that finds
+// another process has grown the map adopts the new size. Callers never see MDB_MAP_FULL or
+// MDB_MAP_RESIZED.
+//
+// Threads: every method of one LocalCache may be called from several threads at once (the
+// environment is opened with MDB_NOTLS; a map resize waits until no transaction of this process is
+// open). Moving or destroying a LocalCache while another thread uses it is not allowed. One
+// LocalCache per process is typical; opening the same directory again in the same process shares
+// the underlying environment (LMDB forbids opening one environment twice in a process).
+// After fork(), the child must not use a LocalCache opened by the parent: open a new one.
+//
+// Access times: reads never write. `touch()` records an access, writing at most once per
+// kTouchIntervalSeconds per entry; callers that serve a hit (and are not read-only) call it.
 #pragma once
 
 #include <cstdint>
-#include <optional>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -18,63 +36,133 @@
 
 namespace kg::cache {
 
-// What a key resolved to. Serialised as JSON in `ac`.
+// What a key resolved to. Serialised as JSON in `ac`, with a "format" field
+// (= kCacheFormatVersion) beside these.
 struct AcRecord {
-  std::string key;             // 32 hex
-  std::string name;            // spec name
-  std::string arch;            // e.g. sm_90a
-  std::string generator;      // kGeneratorVersion, or "llm:<model>" later
-  std::string source_digest;   // <name>.cu
-  std::string header_digest;   // <name>.h
-  std::string report_digest;   // verifier report JSON; empty when unverified
-  std::string canonical_digest;// canonical spec text (also stored in cas)
-  std::string verification;    // "unverified" | "verified" | "failed"
-  int64_t created_unix = 0;    // informational; never emitted into build outputs
-  int64_t last_access_unix = 0;
+  std::string key;               // 32 hex
+  std::string name;              // spec name
+  std::string arch;              // e.g. sm_90a
+  std::string generator;         // kGeneratorVersion, or "llm:<model>" later
+  std::string source_digest;     // <name>.cu
+  std::string header_digest;     // <name>.h
+  std::string report_digest;     // verifier report JSON; empty when unverified
+  std::string canonical_digest;  // canonical spec text (also stored in cas)
+  std::string verification;      // "unverified" | "verified" | "failed"
+  int64_t created_unix = 0;      // informational; never emitted into build outputs
+  int64_t last_access_unix = 0;  // updated by touch(), at most once per kTouchIntervalSeconds
+
+  bool operator==(const AcRecord&) const = default;
 };
 
 struct Stats {
   uint64_t ac_entries = 0;
   uint64_t cas_entries = 0;
-  uint64_t cas_bytes = 0;
-  uint64_t map_size = 0;    // bytes reserved for the environment
-  uint64_t used_bytes = 0;  // pages in use * page size
+  uint64_t cas_bytes = 0;   // sum of blob sizes
+  uint64_t map_size = 0;    // bytes of address space reserved for the environment (this process)
+  uint64_t used_bytes = 0;  // pages in use * page size (the file's high-water mark)
 };
+
+// touch() writes a new last_access_unix only when the stored one is at least this old.
+inline constexpr int64_t kTouchIntervalSeconds = 3600;
 
 class LocalCache {
  public:
-  // Opens (creating if needed, mode 0700) the cache directory `dir`. `read_only` opens without
-  // write access and fails if the cache does not exist. Fails with a message naming `dir` when the
-  // directory cannot be created or holds a cache of another format.
+  struct Options {
+    // Open without write access. Fails (NotFound) when no cache exists in the directory.
+    bool read_only = false;
+    // Map size to start with for this process. Testing knob; the default suits real use.
+    uint64_t initial_map_size = uint64_t{1} << 30;
+    // A write that would need more fails with an error naming the directory.
+    uint64_t max_map_size = uint64_t{64} << 30;
+    // Receives warnings (corrupt entries evicted, ...), one line each without a newline; called
+    // from whichever thread made the call that found the problem.
+    // Empty: KG_LOG_WARN (util/log.h), i.e. "kernelgen: warning: <line>" on stderr.
+    std::function<void(const std::string&)> on_warning;
+  };
+
+  // Opens the cache in `dir`, creating the directory (and its parents, mode 0700) and an empty
+  // cache when needed, unless `options.read_only`.
+  //   dir      path of the cache directory; need not be absolute.
+  //   options  see Options. When `dir` is already open in this process the environment is
+  //            shared, with the map sizes of the first open.
+  // Returns the open cache. Errors (each message names `dir`):
+  //   NotFound  read_only and there is no cache in `dir`.
+  //   Error     the directory cannot be created or is not writable (message has the OS error);
+  //             it holds a cache of another format, or an LMDB environment that is not a
+  //             kernelgen cache; it is already open read-only in this process and a writable
+  //             open was asked for; any other LMDB or OS failure.
+  static Expected<LocalCache, Failure> open(const std::string& dir, const Options& options);
+  // Same as open(dir, Options{.read_only = read_only}).
   static Expected<LocalCache, Failure> open(const std::string& dir, bool read_only = false);
 
   LocalCache(LocalCache&&) noexcept;
   LocalCache& operator=(LocalCache&&) noexcept;
+  // Closes this handle; the environment closes with the last handle of the process on it.
   ~LocalCache();
 
-  // NotFound failure on a miss.
+  // Looks up the record for `key`.
+  // Returns a copy owned by the caller. Errors:
+  //   NotFound  no record, or the stored record is corrupt (does not parse, wrong format, wrong
+  //             key): then it is evicted (unless read-only) and a warning is logged.
+  //   Error     LMDB failure.
   Expected<AcRecord, Failure> get_record(const std::string& key);
-  // Stores blobs first, then call this. Overwrites an existing record for the key.
+
+  // Stores `record` under record.key, replacing any record there. Store the blobs first: every
+  // non-empty *_digest must name a blob in the cache. last_access_unix is stored as given.
+  // Errors (Error kind): read-only cache; record.key is not a digest; a digest field names a
+  // blob that is not stored; the map cannot grow past max_map_size; LMDB failure.
   Expected<void, Failure> put_record(const AcRecord& record);
 
-  // Returns the blob; NotFound on a miss or when the stored bytes fail the digest check (the bad
-  // entry is evicted and a warning logged).
+  // Deletes the record for `key` (its blobs stay; gc removes unreferenced blobs).
+  // Errors: NotFound when there is no such record; Error when read-only or on LMDB failure.
+  Expected<void, Failure> remove_record(const std::string& key);
+
+  // Records an access to `key`: sets last_access_unix to `now_unix` (0: the current time) when
+  // the stored value is at least kTouchIntervalSeconds older, so that calling it on every hit
+  // costs a read, and a write at most once an hour per entry.
+  // Returns true when it wrote. Errors: NotFound (no record, or corrupt as in get_record);
+  // Error when read-only or on LMDB failure.
+  Expected<bool, Failure> touch(const std::string& key, int64_t now_unix = 0);
+
+  // Returns the blob stored under `digest`, as bytes owned by the caller. The bytes are hashed
+  // again and compared with `digest`. Errors:
+  //   NotFound  no such blob, or it failed the digest check: then a warning
+  //             "cache: blob <digest> failed its digest check; evicted" is logged and the entry
+  //             deleted (unless read-only).
+  //   Error     LMDB failure.
   Expected<std::string, Failure> get_blob(const std::string& digest);
-  // Stores and returns the digest. Idempotent.
+
+  // Stores `content` and returns its digest (xxh3_128_hex). Idempotent: storing the same content
+  // again writes nothing, except that an entry under that digest which fails its digest check is
+  // replaced. Errors (Error kind): read-only cache; the map cannot grow past max_map_size; LMDB
+  // failure.
   Expected<std::string, Failure> put_blob(const std::string& content);
 
+  // Deletes the blob under `digest` (for gc; records pointing at it will then miss).
+  // Errors: NotFound when absent; Error when read-only or on LMDB failure.
+  Expected<void, Failure> remove_blob(const std::string& digest);
+
+  // All records, sorted by name, then key. Corrupt records are skipped, logged and evicted
+  // (unless read-only). Errors: Error on LMDB failure.
   Expected<std::vector<AcRecord>, Failure> list_records();
+
+  // Entry counts and sizes; cas_bytes reads every blob's size (not its bytes).
+  // Errors: Error on LMDB failure.
   Expected<Stats, Failure> stats();
+
   const std::string& dir() const { return m_dir; }
+  bool read_only() const;
 
  private:
   struct Impl;
-  explicit LocalCache(Impl* impl, std::string dir);
-  Impl* m_impl = nullptr;
+  LocalCache(std::unique_ptr<Impl> impl, std::string dir);
+  std::unique_ptr<Impl> m_impl;
   std::string m_dir;
 };
 
-// $KERNELGEN_CACHE_DIR, else $XDG_CACHE_HOME/kernelgen, else $HOME/.cache/kernelgen.
+// The default cache directory: $KERNELGEN_CACHE_DIR if set and non-empty, else
+// $XDG_CACHE_HOME/kernelgen if XDG_CACHE_HOME is an absolute path, else $HOME/.cache/kernelgen
+// (HOME from the password database when unset). Never fails; does not create the directory.
 std::string default_cache_dir();
 
 }  // namespace kg::cache

@@ -1,0 +1,61 @@
+#include "util/log.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+namespace kg::log {
+
+namespace {
+
+Level parse_level(const char* s) {
+  if (s == nullptr) {
+    return Level::Warn;
+  }
+  if (std::strcmp(s, "error") == 0) {
+    return Level::Error;
+  }
+  if (std::strcmp(s, "info") == 0) {
+    return Level::Info;
+  }
+  if (std::strcmp(s, "debug") == 0) {
+    return Level::Debug;
+  }
+  return Level::Warn;
+}
+
+std::atomic<int>& level_storage() {
+  static std::atomic<int> value{static_cast<int>(parse_level(std::getenv("KERNELGEN_LOG")))};
+  return value;
+}
+
+const char* level_name(Level level) {
+  switch (level) {
+    case Level::Error:
+      return "error";
+    case Level::Warn:
+      return "warning";
+    case Level::Info:
+      return "info";
+    case Level::Debug:
+      return "debug";
+  }
+  return "?";
+}
+
+}  // namespace
+
+Level level() { return static_cast<Level>(level_storage().load(std::memory_order_relaxed)); }
+
+void set_level(Level level) { level_storage().store(static_cast<int>(level)); }
+
+void write(Level level, const std::string& message) {
+  std::string line = std::string("kernelgen: ") + level_name(level) + ": " + message + "\n";
+  // One write so that lines from parallel build jobs do not interleave mid-line.
+  ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
+  (void)ignored;
+}
+
+}  // namespace kg::log

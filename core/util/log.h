@@ -1,0 +1,34 @@
+// Minimal leveled logging to stderr. Level from $KERNELGEN_LOG: error, warn (default), info, debug.
+//
+//   KG_LOG_DEBUG("cache hit for " << key);
+#pragma once
+
+#include <sstream>
+#include <string>
+
+namespace kg::log {
+
+enum class Level { Error = 0, Warn = 1, Info = 2, Debug = 3 };
+
+// The active level, read once from $KERNELGEN_LOG.
+Level level();
+// Overrides the level (tests, --verbose).
+void set_level(Level level);
+// Writes "kernelgen: <level>: <message>\n" to stderr in one write(2).
+void write(Level level, const std::string& message);
+
+}  // namespace kg::log
+
+#define KG_LOG_AT(lvl, expr)                  \
+  do {                                        \
+    if (::kg::log::level() >= (lvl)) {        \
+      std::ostringstream kg_log_os_;          \
+      kg_log_os_ << expr;                     \
+      ::kg::log::write((lvl), kg_log_os_.str()); \
+    }                                         \
+  } while (false)
+
+#define KG_LOG_ERROR(expr) KG_LOG_AT(::kg::log::Level::Error, expr)
+#define KG_LOG_WARN(expr) KG_LOG_AT(::kg::log::Level::Warn, expr)
+#define KG_LOG_INFO(expr) KG_LOG_AT(::kg::log::Level::Info, expr)
+#define KG_LOG_DEBUG(expr) KG_LOG_AT(::kg::log::Level::Debug, expr)
