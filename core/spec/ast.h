@@ -1,6 +1,6 @@
 // Typed representation of an attention spec (DESIGN §2).
 //
-// The parser (spec/parser.cc) builds it from YAML, the type checker fills in every node's type and
+// The reader (spec/spec_reader.cc) builds it from YAML, the type checker fills in every node's type and
 // makes int→float promotions explicit (Op::ToFloat), and every later stage — canonical form, key,
 // interpreter, code generators — reads only this structure. Positions are kept for diagnostics.
 #pragma once

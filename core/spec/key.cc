@@ -1,0 +1,36 @@
+#include "spec/key.h"
+
+#include <algorithm>
+#include <regex>
+
+#include "util/hash.h"
+#include "version.h"
+
+namespace kg::spec {
+
+Expected<std::string, Failure> resolve_arch(std::string_view arch) {
+  std::string s(arch);
+  s.erase(0, s.find_first_not_of(" \t"));
+  s.erase(s.find_last_not_of(" \t") + 1);
+  if (s.empty()) {
+    return std::string(kDefaultArch);
+  }
+  std::string lower = s;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  static const std::regex kArch("(?:sm_?|compute_?)?([1-9][0-9]{1,2})([af]?)");
+  std::smatch m;
+  if (!std::regex_match(lower, m, kArch)) {
+    return fail("unknown target architecture '" + s +
+                "' (expected a compute capability such as 90a, sm_90a, sm_80 or compute_90a)");
+  }
+  return "sm_" + m[1].str() + m[2].str();
+}
+
+std::string spec_key(const Spec& spec, const std::string& resolved_arch) {
+  const std::string format = std::to_string(kCacheFormatVersion);
+  const std::string canonical = canonical_form(spec);
+  return xxh3_128_hex_fields(
+      {"kernelgen-key", format, canonical, resolved_arch, kGeneratorVersion, kVerifierVersion});
+}
+
+}  // namespace kg::spec

@@ -1,0 +1,25 @@
+// Cache keys (DESIGN §7): what identifies a kernel across machines and releases.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "spec/spec.h"
+#include "util/expected.h"
+
+namespace kg::spec {
+
+// Normalises a target architecture to "sm_<digits>[a|f]". Accepts "sm_90a", "sm90a", "90a",
+// "compute_90a", "compute90a" (any case, surrounding blanks ignored); the digits are the compute
+// capability without the dot (2 or 3 digits, e.g. 80, 90, 100). "" means kDefaultArch.
+// Fails with a message naming the input and the accepted forms for anything else ("sm_9",
+// "hopper", "90b").
+Expected<std::string, Failure> resolve_arch(std::string_view arch);
+
+// The cache key of `spec` for `resolved_arch` (a resolve_arch result): XXH3-128 over the framed
+// fields "kernelgen-key", kCacheFormatVersion, canonical_form(spec), resolved_arch,
+// kGeneratorVersion and kVerifierVersion — 32 lowercase hex digits. Changes exactly when one of
+// them does.
+std::string spec_key(const Spec& spec, const std::string& resolved_arch);
+
+}  // namespace kg::spec

@@ -1,0 +1,74 @@
+#include "spec/literal.h"
+
+#include <charconv>
+
+namespace kg::spec {
+
+std::optional<Literal> fold_literal(const Expr& e, const Spec& spec) {
+  switch (e.op) {
+    case Op::IntLit:
+      return Literal{Type::Int, e.int_value, 0.0, false};
+    case Op::FloatLit:
+      return Literal{Type::Float, 0, e.float_value, false};
+    case Op::BoolLit:
+      return Literal{Type::Bool, 0, 0.0, e.bool_value};
+    case Op::Constant: {
+      if (e.index < 0 || static_cast<size_t>(e.index) >= spec.constants.size()) {
+        return std::nullopt;
+      }
+      const ConstantDecl& c = spec.constants[static_cast<size_t>(e.index)];
+      return Literal{c.type, c.int_value, c.float_value, c.bool_value};
+    }
+    case Op::Neg: {
+      auto v = fold_literal(*e.args[0], spec);
+      if (!v || v->type == Type::Bool) {
+        return std::nullopt;
+      }
+      // Ints are at most 32-bit here (literals and constants are range-checked): no overflow.
+      v->int_value = -v->int_value;
+      v->float_value = -v->float_value;
+      return v;
+    }
+    case Op::ToFloat: {
+      auto v = fold_literal(*e.args[0], spec);
+      if (!v || v->type != Type::Int) {
+        return std::nullopt;
+      }
+      return Literal{Type::Float, 0, static_cast<double>(v->int_value), false};
+    }
+    default:
+      return std::nullopt;
+  }
+}
+
+std::string type_name(Type t) {
+  switch (t) {
+    case Type::Int:
+      return "int";
+    case Type::Float:
+      return "float";
+    case Type::Bool:
+      return "bool";
+  }
+  return "?";
+}
+
+std::string literal_text(const Literal& v) {
+  switch (v.type) {
+    case Type::Int:
+      return std::to_string(v.int_value);
+    case Type::Bool:
+      return v.bool_value ? "True" : "False";
+    case Type::Float:
+      break;
+  }
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v.float_value);  // shortest round trip
+  std::string s(buf, r.ptr);
+  if (s.find_first_of(".eni") == std::string::npos) {  // not 1.5, 1e+20, inf, nan
+    s += ".0";
+  }
+  return s;
+}
+
+}  // namespace kg::spec

@@ -1,0 +1,35 @@
+// Identifier rules shared by the YAML reader and the type checker: what a name may be, which
+// words are reserved, and "did you mean" suggestions for misspelt names.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kg::spec {
+
+// Longest accepted spec / constant / param / tensor / binding name.
+inline constexpr size_t kMaxNameLength = 64;
+
+// [A-Za-z_][A-Za-z0-9_]*
+bool is_identifier(std::string_view s);
+
+// C, C++ or Python keyword (names end up in generated C++ and in Python-like prompts).
+bool is_reserved_word(std::string_view s);
+
+// Names the expression language gives a meaning to: the built-in variables (score b h q_idx
+// kv_idx), the built-in functions, True/False and the keywords and/or/not/if/else.
+bool is_builtin_name(std::string_view s);
+
+// What `s` is when is_builtin_name(s): "built-in variable", "built-in function" or "keyword".
+std::string builtin_kind(std::string_view s);
+
+// The candidate closest to `word` by edit distance when it is close enough to be a likely typo
+// (distance <= max(1, size/3)); ties go to the earlier candidate. nullopt when none is.
+std::optional<std::string> closest_name(std::string_view word, const std::vector<std::string>& candidates);
+
+// " (did you mean 'x'?)" or "" — ready to append to a message.
+std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates);
+
+}  // namespace kg::spec
