@@ -1,1 +1,218 @@
-# placeholder, replaced below
+#[=======================================================================[.rst:
+KernelGen
+---------
+
+Generate verified CUDA attention kernels from spec files at build time.
+
+This module is loaded by ``find_package(KernelGen)`` (after ``cmake --install`` of KernelGen) and
+by ``add_subdirectory()`` / ``FetchContent`` of the KernelGen source tree. It provides one command.
+
+.. command:: kernelgen_add_attention
+
+  Add attention kernels, one per spec file, to a target::
+
+    kernelgen_add_attention(<target>
+      SPECS <spec.yaml>...
+      [CUDA_ARCHITECTURES <arch>...]
+      [OUT_DIR <dir>]
+      [REFERENCE])
+
+  For each spec, a custom command runs ``kernelgen emit`` at build time (never at configure time)
+  and writes ``<name>.cu`` and ``<name>.h`` into ``OUT_DIR``, where ``<name>`` is the spec's
+  ``name:`` field. The ``.cu`` files are added to ``<target>``'s sources and ``OUT_DIR`` and the
+  KernelGen ABI header directory to its include directories (``PUBLIC``), so code that links
+  ``<target>`` can ``#include "<name>.h"`` and call ``kg_<name>_forward()``.
+
+  ``SPECS``
+    Spec files, relative to the current source directory or absolute. Each spec's name must be
+    unique within the target.
+
+  ``CUDA_ARCHITECTURES``
+    Targets to generate and compile for, as in the ``CUDA_ARCHITECTURES`` target property
+    (e.g. ``90a``); they become ``<target>``'s ``CUDA_ARCHITECTURES`` property. The first one
+    selects the generated kernel. Default: the target's property (initialised from
+    ``CMAKE_CUDA_ARCHITECTURES``), else ``90a``. Every architecture must be sm_80 or newer.
+
+  ``OUT_DIR``
+    Where generated files go. Default: ``${CMAKE_CURRENT_BINARY_DIR}/kernelgen/<target>``.
+
+  ``REFERENCE``
+    Also generate ``<name>_reference.cu``, the plain fp32 reference kernel
+    ``kg_<name>_reference_forward()`` with the same ABI, for tests.
+
+  A spec is regenerated when the spec file or the ``kernelgen`` tool changes. Unchanged outputs
+  keep their time stamps, so nothing is recompiled when the kernel is the same. Kernels come from
+  the KernelGen cache when present there (see ``kernelgen cache stats``); the cache directory is
+  ``KERNELGEN_CACHE_DIR`` (this CMake variable, else the environment variable of that name at build
+  time, else ``$XDG_CACHE_HOME/kernelgen``).
+
+  Generation jobs run in the Ninja job pool ``kernelgen`` (size ``KERNELGEN_JOB_POOL_SIZE``,
+  default 4), so a parallel build does not start more of them than that.
+
+Variables
+^^^^^^^^^
+
+``KERNELGEN_EXECUTABLE``
+  The ``kernelgen`` program. Set by ``find_package``; in a source-tree build the ``kernelgen``
+  target is used.
+
+``KERNELGEN_INCLUDE_DIR``
+  Directory holding ``kernelgen/attention_abi.h``.
+
+``KERNELGEN_CACHE_DIR``
+  Optional cache directory passed to every generation command.
+
+Example
+^^^^^^^
+
+.. code-block:: cmake
+
+  find_package(KernelGen REQUIRED)
+  add_executable(app main.cu)
+  kernelgen_add_attention(app
+    SPECS specs/causal.yaml specs/alibi_causal.yaml
+    CUDA_ARCHITECTURES 90a)
+#]=======================================================================]
+
+include_guard(GLOBAL)
+
+# Where this file lives: <prefix>/lib/cmake/KernelGen when installed, <source>/cmake in a source tree.
+set(_KERNELGEN_MODULE_DIR "${CMAKE_CURRENT_LIST_DIR}")
+
+if(NOT KERNELGEN_INCLUDE_DIR AND EXISTS "${_KERNELGEN_MODULE_DIR}/../core/include/kernelgen/attention_abi.h")
+  get_filename_component(KERNELGEN_INCLUDE_DIR "${_KERNELGEN_MODULE_DIR}/../core/include" ABSOLUTE)
+endif()
+
+set(KERNELGEN_JOB_POOL_SIZE 4 CACHE STRING "Most kernelgen generation jobs at once (Ninja job pool)")
+
+function(_kernelgen_spec_name spec_file out_var)
+  # The build needs each output's name before anything is built, so read `name:` here. The
+  # generator checks it again (--expect-name) and fails clearly if this reading was wrong.
+  file(STRINGS "${spec_file}" _lines REGEX "^name[ \t]*:")
+  set(_name "")
+  foreach(_line IN LISTS _lines)
+    if(_line MATCHES "^name[ \t]*:[ \t]*[\"']?([A-Za-z_][A-Za-z0-9_]*)")
+      set(_name "${CMAKE_MATCH_1}")
+      break()
+    endif()
+  endforeach()
+  if(_name STREQUAL "")
+    message(FATAL_ERROR "kernelgen_add_attention: ${spec_file}: no `name: <identifier>` line found at the "
+                        "start of a line; every spec needs one")
+  endif()
+  set(${out_var} "${_name}" PARENT_SCOPE)
+endfunction()
+
+function(kernelgen_add_attention target)
+  cmake_parse_arguments(PARSE_ARGV 1 _KG "REFERENCE" "OUT_DIR" "SPECS;CUDA_ARCHITECTURES")
+  if(_KG_UNPARSED_ARGUMENTS)
+    message(FATAL_ERROR "kernelgen_add_attention: unknown arguments: ${_KG_UNPARSED_ARGUMENTS}")
+  endif()
+  if(NOT TARGET ${target})
+    message(FATAL_ERROR "kernelgen_add_attention: '${target}' is not a target; create it first "
+                        "(add_executable or add_library)")
+  endif()
+  if(NOT _KG_SPECS)
+    message(FATAL_ERROR "kernelgen_add_attention(${target}): SPECS needs at least one spec file")
+  endif()
+  if(NOT CMAKE_CUDA_COMPILER)
+    message(FATAL_ERROR "kernelgen_add_attention(${target}): CUDA is not enabled; add CUDA to project(... "
+                        "LANGUAGES ...) or call enable_language(CUDA)")
+  endif()
+
+  # The tool: the in-tree target if there is one, else the installed program.
+  if(TARGET kernelgen)
+    set(_exe "$<TARGET_FILE:kernelgen>")
+    set(_exe_dep kernelgen)
+  elseif(KERNELGEN_EXECUTABLE)
+    set(_exe "${KERNELGEN_EXECUTABLE}")
+    set(_exe_dep "${KERNELGEN_EXECUTABLE}")
+  else()
+    message(FATAL_ERROR "kernelgen_add_attention: no kernelgen program: use find_package(KernelGen) or "
+                        "add_subdirectory() of the KernelGen source tree")
+  endif()
+
+  # Architectures: the argument (which then becomes the target's), else the target's property.
+  if(_KG_CUDA_ARCHITECTURES)
+    set(_archs "${_KG_CUDA_ARCHITECTURES}")
+    set_property(TARGET ${target} PROPERTY CUDA_ARCHITECTURES ${_archs})
+  else()
+    get_target_property(_archs ${target} CUDA_ARCHITECTURES)
+    if(NOT _archs)
+      set(_archs 90a)
+      set_property(TARGET ${target} PROPERTY CUDA_ARCHITECTURES ${_archs})
+    endif()
+  endif()
+  foreach(_a IN LISTS _archs)
+    if(_a MATCHES "^([0-9]+)" AND CMAKE_MATCH_1 LESS 80)
+      message(FATAL_ERROR "kernelgen_add_attention(${target}): the target builds for CUDA architecture "
+                          "'${_a}', but the kernels need sm_80 or newer (tensor-core mma.sync); pass "
+                          "CUDA_ARCHITECTURES 90a or set the target's CUDA_ARCHITECTURES")
+    endif()
+  endforeach()
+  list(GET _archs 0 _arch)
+  string(REGEX REPLACE "-(real|virtual)$" "" _arch "${_arch}")
+
+  set(_out "${_KG_OUT_DIR}")
+  if(NOT _out)
+    set(_out "${CMAKE_CURRENT_BINARY_DIR}/kernelgen/${target}")
+  endif()
+  get_filename_component(_out "${_out}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_BINARY_DIR}")
+
+  set(_extra)
+  if(_KG_REFERENCE)
+    list(APPEND _extra --reference)
+  endif()
+  if(NOT CMAKE_GENERATOR MATCHES "Ninja")
+    # Make has no restat: keep outputs newer than their inputs so they are not regenerated forever.
+    list(APPEND _extra --touch)
+  endif()
+  set(_global)
+  if(KERNELGEN_CACHE_DIR)
+    list(APPEND _global --cache-dir "${KERNELGEN_CACHE_DIR}")
+  endif()
+
+  get_property(_pools GLOBAL PROPERTY JOB_POOLS)
+  if(NOT _pools MATCHES "(^|;)kernelgen=")
+    set_property(GLOBAL APPEND PROPERTY JOB_POOLS kernelgen=${KERNELGEN_JOB_POOL_SIZE})
+  endif()
+
+  get_target_property(_seen ${target} _KERNELGEN_NAMES)
+  if(NOT _seen)
+    set(_seen)
+  endif()
+  set(_sources)
+  foreach(_spec IN LISTS _KG_SPECS)
+    get_filename_component(_spec "${_spec}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
+    if(NOT EXISTS "${_spec}")
+      message(FATAL_ERROR "kernelgen_add_attention(${target}): spec file ${_spec} does not exist")
+    endif()
+    # Re-run configure when a spec changes, so a renamed kernel is picked up.
+    set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${_spec}")
+    _kernelgen_spec_name("${_spec}" _name)
+    if(_name IN_LIST _seen)
+      message(FATAL_ERROR "kernelgen_add_attention(${target}): two specs are named '${_name}'; spec names "
+                          "must be unique within a target")
+    endif()
+    list(APPEND _seen "${_name}")
+
+    set(_outputs "${_out}/${_name}.cu" "${_out}/${_name}.h")
+    if(_KG_REFERENCE)
+      list(APPEND _outputs "${_out}/${_name}_reference.cu")
+    endif()
+    add_custom_command(
+      OUTPUT ${_outputs}
+      COMMAND "${_exe}" ${_global} emit --spec "${_spec}" --out-dir "${_out}" --arch "${_arch}"
+              --expect-name "${_name}" ${_extra}
+      DEPENDS "${_spec}" ${_exe_dep}
+      COMMENT "KernelGen: attention kernel ${_name} (${_arch})"
+      JOB_POOL kernelgen
+      VERBATIM)
+    list(APPEND _sources ${_outputs})
+  endforeach()
+  set_property(TARGET ${target} PROPERTY _KERNELGEN_NAMES "${_seen}")
+
+  target_sources(${target} PRIVATE ${_sources})
+  target_include_directories(${target} PUBLIC "$<BUILD_INTERFACE:${_out}>"
+                                              "$<BUILD_INTERFACE:${KERNELGEN_INCLUDE_DIR}>")
+endfunction()

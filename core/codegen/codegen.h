@@ -2,7 +2,12 @@
 // kernel and the public header, all against kernelgen/attention_abi.h.
 //
 // Every function here is a pure function of its arguments: no timestamps, no absolute paths,
-// byte-identical output on every machine.
+// byte-identical output on every machine. Each throws std::invalid_argument for a spec that a
+// checked spec cannot be (or that no template supports, e.g. head_dim 96), naming the problem.
+//
+// Emitted .cu files are self-contained: CUDA headers plus kernelgen/attention_abi.h, everything
+// else internal to the file (anonymous namespace) except the extern "C" entry point. The kernel
+// bodies are real CUDA sources in core/codegen/templates/, embedded at build time.
 #pragma once
 
 #include <string>
@@ -10,6 +15,13 @@
 #include "spec/ast.h"
 
 namespace kg::codegen {
+
+// Kernel designs, one per GPU generation, chosen from the target arch. Only Sm80MmaSync exists
+// (mma.sync + ldmatrix + cp.async; runs on sm_80 and newer, sm_90a included); a Hopper
+// wgmma/TMA family plugs in here. Throws std::invalid_argument for an arch below sm_80 or not
+// spelled sm_XY[a|f].
+enum class TemplateFamily { Sm80MmaSync };
+TemplateFamily template_family(const std::string& arch);
 
 // What goes into the first line of every generated file.
 struct Provenance {

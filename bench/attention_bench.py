@@ -1,0 +1,302 @@
+#!/usr/bin/env python3
+"""attention_bench — KernelGen's emitted kernels vs compiled FlexAttention vs SDPA (flash, cuDNN).
+
+    python3 bench/attention_bench.py --lib build/tests/gpu/libkg_bench_kernels.so \
+        --mods build/tests/gpu/bench_mods --out bench.json \
+        [--seqs 4096 16384] [--dims 128 64] [--variants full causal ...] [--runs 30] [--sets 3]
+
+B=2, H=16 (q and kv), bf16, Sq = Skv = S. Variants (spec names in specs/ and bench/specs/):
+full, causal, causal + relative position, causal + ALiBi (num_heads = 16), causal + tanh softcap 30,
+sliding window 1024 (causal), 2-D neighbourhood 13x13 (a 64x64 image at S=4096, a 128x128 image at
+S=16384 — the table says which). SDPA only where its semantics match (full, causal).
+
+Method (.library/device/METHOD.md): before timing, our output is compared with FlexAttention's on
+the same inputs (tolerance of kg_gpu_tests; a mismatch marks the row WRONG and gives it no speed
+ratio); then every implementation gets warm-up runs on every input set and >= 30 timed runs with
+CUDA events, rotating 3 input sets, a 256 MB buffer written before each run to flush L2, and a
+short device sleep before the start event so host-side launch overhead (ctypes, dynamo guards)
+is not timed. The median is reported. FlexAttention's block mask is built once, outside the
+timing (it is reusable). TFLOP/s = 4*B*H*S*S*D * (fraction of (q, kv) pairs the mask keeps, counted
+exactly by evaluating mask_mod on the GPU over the whole S x S grid) / time. A time under the
+physical floor (those FLOPs at 990 TFLOP/s) is flagged SUSPECT.
+Prints a markdown table last; writes everything to --out (JSON).
+"""
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+for p in (HERE, os.path.join(HERE, "..", "tests", "gpu")):
+    if os.path.exists(os.path.join(p, "kg_abi.py")):
+        sys.path.insert(0, p)
+import kg_abi  # noqa: E402
+
+B, H = 2, 16
+PEAK_TFLOPS = 990.0  # H100 SXM dense bf16, datasheet
+
+# key: (label, {head_dim: spec} or {(head_dim, S): spec}, SDPA is_causal or None when SDPA cannot express it)
+VARIANTS = {
+    "full": ("full", {128: "full", 64: "full_d64"}, False),
+    "causal": ("causal", {128: "causal", 64: "causal_d64"}, True),
+    "relpos": ("causal + relative position", {128: "relpos_causal", 64: "relpos_causal_d64"}, None),
+    "alibi": ("causal + ALiBi", {128: "alibi_causal", 64: "alibi_causal_d64"}, None),
+    "softcap": ("causal + tanh softcap 30", {128: "softcap_causal", 64: "softcap_causal_d64"}, None),
+    "sliding": ("sliding window 1024 (causal)", {128: "sliding_window", 64: "sliding_window_d64"}, None),
+    "natten": ("2-D neighbourhood 13x13", {(128, 4096): "neighborhood_2d", (64, 4096): "neighborhood_2d_d64",
+                                          (128, 16384): "neighborhood_2d_128px",
+                                          (64, 16384): "neighborhood_2d_128px_d64"}, None),
+}
+IMAGE = {4096: "64x64 image", 16384: "128x128 image"}
+
+
+def spec_for(variant, D, S):
+    specs = VARIANTS[variant][1]
+    return specs.get((D, S)) or specs.get(D)
+
+
+def unmasked_fraction(torch, mask_mod, S, chunk=1024):
+    """Exact fraction of (q, kv) pairs mask_mod keeps, for b = h = 0 (no bench variant's mask reads b or h)."""
+    if mask_mod is None:
+        return 1.0
+    dev = "cuda"
+    b = torch.zeros((), dtype=torch.int32, device=dev)
+    h = torch.zeros((), dtype=torch.int32, device=dev)
+    kv = torch.arange(S, dtype=torch.int32, device=dev)[None, :]
+    kept = 0
+    for start in range(0, S, chunk):
+        q = torch.arange(start, min(start + chunk, S), dtype=torch.int32, device=dev)[:, None]
+        m = mask_mod(b, h, q, kv)
+        kept += int(torch.broadcast_to(m, (q.shape[0], S)).sum().item())
+    return kept / float(S * S)
+
+
+class Timer:
+    """Median of CUDA-event times over rotating input sets, L2 flushed before every run."""
+
+    def __init__(self, torch, runs, warmup):
+        self.torch, self.runs, self.warmup = torch, runs, warmup
+        self.flush = torch.empty(256 * 1024 * 1024, dtype=torch.uint8, device="cuda")
+
+    def time(self, fns):
+        torch = self.torch
+        for _ in range(self.warmup):
+            for fn in fns:
+                fn()
+        torch.cuda.synchronize()
+        events = []
+        t0 = time.perf_counter()
+        for r in range(self.runs):
+            fn = fns[r % len(fns)]
+            self.flush.fill_(r & 0xFF)  # write 256 MB: evicts L2 (50 MB on H100)
+            torch.cuda._sleep(400_000)  # ~0.2 ms of device time: the launch below is queued before start fires
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            events.append((start, end))
+        torch.cuda.synchronize()
+        host_ms = (time.perf_counter() - t0) * 1e3 / self.runs
+        times = [s.elapsed_time(e) for s, e in events]
+        return {"median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times),
+                "runs": len(times), "host_ms_per_run_incl_flush": host_ms}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lib", required=True, help="libkg_bench_kernels.so")
+    ap.add_argument("--mods", required=True, help="directory of torch-flavor mods (<spec>.py)")
+    ap.add_argument("--out", default=None, help="JSON results")
+    ap.add_argument("--seqs", type=int, nargs="+", default=[4096, 16384])
+    ap.add_argument("--dims", type=int, nargs="+", default=[128, 64])
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--warmup", type=int, default=3, help="warm-up runs per input set")
+    ap.add_argument("--sets", type=int, default=3, help="input sets rotated through")
+    ap.add_argument("--no-sdpa", action="store_true")
+    args = ap.parse_args()
+    if args.runs < 30 or args.sets < 3:
+        print("note: METHOD asks for >= 30 runs over >= 3 input sets")
+
+    try:
+        import torch
+        import torch.nn.functional as F
+        from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+    except ImportError as e:
+        print("SKIP: needs torch with FlexAttention (%s)" % e)
+        return kg_abi.SKIP
+    if not torch.cuda.is_available():
+        print("SKIP: no CUDA device")
+        return kg_abi.SKIP
+    import torch._dynamo
+    for knob in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit",
+                 "accumulated_cache_size_limit"):
+        if hasattr(torch._dynamo.config, knob):
+            setattr(torch._dynamo.config, knob, 4096)
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:
+        SDPBackend = sdpa_kernel = None
+
+    lib = kg_abi.KernelLibrary(args.lib)
+    dev_name = torch.cuda.get_device_name(0)
+    print("device: %s; torch %s; %s" % (dev_name, torch.__version__, lib.layout))
+    flex = torch.compile(flex_attention, dynamic=False)
+    timer = Timer(torch, args.runs, args.warmup)
+    gen = torch.Generator(device="cuda").manual_seed(1234)
+    rows = []
+
+    for S in args.seqs:
+        for D in args.dims:
+            for variant in args.variants:
+                label = VARIANTS[variant][0] + (" (%s)" % IMAGE.get(S, "?") if variant == "natten" else "")
+                spec = spec_for(variant, D, S)
+                row = {"variant": variant, "label": label, "S": S, "D": D, "B": B, "H": H, "spec": spec}
+                rows.append(row)
+                print("== %s, S=%d, D=%d (spec %s)" % (label, S, D, spec), flush=True)
+                try:
+                    run_config(torch, F, flex, create_block_mask, SDPBackend, sdpa_kernel, lib, timer, gen,
+                               args, variant, spec, S, D, row)
+                except Exception as e:  # record and go on with the next configuration
+                    row["error"] = "%s: %s" % (type(e).__name__, e)
+                    print("  ERROR: " + row["error"])
+                    traceback.print_exc(limit=4)
+                torch.cuda.empty_cache()
+
+    table = markdown(rows)
+    print()
+    print(table)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"device": dev_name, "torch": torch.__version__, "B": B, "H": H, "runs": args.runs,
+                       "sets": args.sets, "method": "median of CUDA-event times; L2 flushed (256 MB write) before "
+                       "each run; rotating input sets; FLOPs = 4*B*H*S*S*D*unmasked_fraction (exact count)",
+                       "results": rows, "table": table}, f, indent=1)
+    bad = [r for r in rows if r.get("error") or not r.get("correct", False)]
+    return 1 if bad else 0
+
+
+def run_config(torch, F, flex, create_block_mask, SDPBackend, sdpa_kernel, lib, timer, gen, args, variant, spec, S,
+               D, row):
+    mods_path = os.path.join(args.mods, spec + ".py")
+    if not os.path.exists(mods_path):
+        raise RuntimeError("no mods module %s (build kg_bench_mods)" % mods_path)
+    mods = kg_abi.load_mods(mods_path)
+    fwd = lib.forward(spec)
+    dtype = kg_abi.torch_dtype(mods)
+    scale = 1.0 / math.sqrt(D)
+    params, plist, tensors, tlist = kg_abi.random_runtime(mods, B, H, H, S, S, torch.Generator().manual_seed(7),
+                                                          fixed_params={"num_heads": H})
+    row["params"] = params
+    score_mod, mask_mod = mods.make_mods(params, tensors)
+
+    frac = unmasked_fraction(torch, mask_mod, S)
+    flops = 4.0 * B * H * S * S * D * frac
+    row.update(unmasked_fraction=frac, flops=flops, floor_ms=flops / (PEAK_TFLOPS * 1e12) * 1e3)
+    print("  unmasked fraction %.6f (exact), %.3g FLOP" % (frac, flops))
+
+    sets = []
+    for _ in range(args.sets):
+        q, k, v = (torch.randn(B, H, S, D, generator=gen, device="cuda", dtype=torch.float32).to(dtype) for _ in range(3))
+        out = torch.empty_like(q)
+        a, keep = kg_abi.make_args(q, k, v, out, None, scale, plist, tlist)
+        sets.append({"q": q, "k": k, "v": v, "out": out, "args": a, "keep": keep})
+    block_mask = None
+    if mask_mod is not None:  # broadcast over b and h: no bench variant's mask reads them
+        try:
+            block_mask = create_block_mask(mask_mod, None, None, S, S, device="cuda", _compile=True)
+        except TypeError:  # a torch without the _compile knob
+            block_mask = create_block_mask(mask_mod, None, None, S, S, device="cuda")
+    stream = torch.cuda.current_stream().cuda_stream
+    import ctypes
+
+    def ours(st):
+        def go():
+            err = fwd(ctypes.byref(st["args"]), ctypes.c_void_p(stream))
+            if err:
+                raise RuntimeError("kg_%s_forward returned %s" % (spec, kg_abi.cuda_error_name(err)))
+        return go
+
+    def flex_fn(st):
+        return lambda: flex(st["q"], st["k"], st["v"], score_mod=score_mod, block_mask=block_mask, scale=scale)
+
+    # Correctness first, on set 0: ours (with LSE) vs FlexAttention.
+    st = sets[0]
+    ref, ref_lse = flex(st["q"], st["k"], st["v"], score_mod=score_mod, block_mask=block_mask, scale=scale,
+                        return_lse=True)
+    out = torch.full_like(st["q"], float("nan"))
+    lse = torch.full((B, H, S), float("nan"), dtype=torch.float32, device="cuda")
+    kg_abi.call(fwd, st["q"], st["k"], st["v"], out, lse, scale, plist, tlist)
+    torch.cuda.synchronize()
+    ok, msg, max_err = kg_abi.compare(out, ref, lse, ref_lse, mods.DTYPE)
+    row.update(correct=ok, max_abs_err_vs_flex=max_err, check_message=msg)
+    print("  check vs FlexAttention: %s, max |diff| %.3g %s" % ("ok" if ok else "WRONG", max_err, msg))
+    del out, lse, ref, ref_lse
+
+    impls = [("ours", [ours(s) for s in sets]), ("flex", [flex_fn(s) for s in sets])]
+    is_causal = VARIANTS[variant][2]
+    if is_causal is not None and not args.no_sdpa and sdpa_kernel is not None:
+        for name, backend in (("sdpa_flash", SDPBackend.FLASH_ATTENTION), ("sdpa_cudnn", SDPBackend.CUDNN_ATTENTION)):
+            def mk(s, backend=backend):
+                def go():
+                    with sdpa_kernel(backend):
+                        return F.scaled_dot_product_attention(s["q"], s["k"], s["v"], is_causal=is_causal, scale=scale)
+                return go
+            try:
+                o = mk(sets[0])()
+                r = flex_fn(sets[0])()
+                sok, smsg, serr = kg_abi.compare(o, r, dtype=mods.DTYPE)
+                row[name + "_max_abs_err_vs_flex"] = serr
+                print("  %s vs FlexAttention: max |diff| %.3g%s" % (name, serr, "" if sok else " (MISMATCH: %s)" % smsg))
+                impls.append((name, [mk(s) for s in sets]))
+            except Exception as e:
+                row[name + "_error"] = "%s: %s" % (type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+                print("  %s unavailable: %s" % (name, row[name + "_error"]))
+
+    for name, fns in impls:
+        t = timer.time(fns)
+        row[name] = t
+        t["tflops"] = flops / (t["median_ms"] * 1e-3) / 1e12
+        suspect = t["median_ms"] < row["floor_ms"]
+        if suspect:
+            t["suspect"] = "faster than the physical floor (%.3f ms)" % row["floor_ms"]
+        print("  %-10s median %.3f ms (min %.3f, max %.3f), %.0f TFLOP/s%s" % (name, t["median_ms"], t["min_ms"],
+              t["max_ms"], t["tflops"], " SUSPECT" if suspect else ""), flush=True)
+    if row["correct"] and "ours" in row and "flex" in row:
+        row["speed_ours_over_flex"] = row["flex"]["median_ms"] / row["ours"]["median_ms"]
+
+
+def markdown(rows):
+    def ms(r, k):
+        t = r.get(k)
+        return "%.3f" % t["median_ms"] if t else ""
+
+    def tf(r, k):
+        t = r.get(k)
+        return "%.0f" % t["tflops"] if t else ""
+
+    lines = ["| variant | S | D | unmasked (exact) | ours ms | ours TFLOP/s | Flex ms | Flex TFLOP/s | SDPA flash ms "
+             "| SDPA cuDNN ms | speed ours/Flex | max err vs Flex |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r.get("error"):
+            lines.append("| %s | %d | %d | ERROR: %s |||||||||" % (r["label"], r["S"], r["D"], r["error"][:80]))
+            continue
+        ratio = "%.2fx" % r["speed_ours_over_flex"] if "speed_ours_over_flex" in r else ("WRONG" if not r.get("correct") else "")
+        ours = ms(r, "ours") + (" SUSPECT" if r.get("ours", {}).get("suspect") else "")
+        lines.append("| %s | %d | %d | %.4f | %s | %s | %s | %s | %s | %s | %s | %.2g |" % (
+            r["label"], r["S"], r["D"], r.get("unmasked_fraction", float("nan")), ours, tf(r, "ours"), ms(r, "flex"),
+            tf(r, "flex"), ms(r, "sdpa_flash"), ms(r, "sdpa_cudnn"), ratio, r.get("max_abs_err_vs_flex", float("nan"))))
+    lines.append("")
+    lines.append("B=%d, H=%d, bf16, Sq=Skv=S. Median of CUDA-event times, L2 flushed, rotating input sets. "
+                 "TFLOP/s count 4*B*H*S*S*D times the exact unmasked fraction. speed ours/Flex > 1: ours is faster. "
+                 "SDPA only for full and causal." % (B, H))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Stages everything the GPU run needs into .gpu/ (git-ignored) at the repository root, so that the
+# device machine (which gets a copy of the working tree plus .gpu/, and builds nothing) can run
+# bench/gpu_entry.sh.
+#
+#   bench/run_gpu.sh [build-dir]        (default: build-gpu; builds the needed targets first)
+#
+# The whole device run, step by step:
+#   1. here:   cmake -S . -B build-gpu -G Ninja && bench/run_gpu.sh build-gpu
+#   2. device: from the repository root, with .gpu carried along (the `run` tool: carry [".gpu"]):
+#                bash bench/gpu_entry.sh tests      # kg_gpu_tests --all, --reference-vs-cpu (~2 min)
+#                bash bench/gpu_entry.sh flex       # flex_check.py (~5 min: one torch.compile per case)
+#                bash bench/gpu_entry.sh bench --seqs 4096     # attention_bench.py, S=4096
+#                bash bench/gpu_entry.sh bench --seqs 16384    # and S=16384
+#              or `bash bench/gpu_entry.sh all` when one command may run long enough. Logs and JSON
+#              land in $OUT (at most 8 files); a short summary is printed last.
+#
+# Layout of .gpu/ (kept under 60 MB; the device copy is limited to 64 MiB):
+#   bin/kg_gpu_tests          GPU test program (static CUDA runtime)
+#   kernels/*.so              libkg_spec_kernels.so, libkg_bench_kernels.so (ctypes)
+#   mods/, bench_mods/        torch-flavor Python mods of every spec (kg_spec_python)
+#   scripts/                  flex_check.py, kg_abi.py, attention_bench.py
+#   lib/                      shared libraries the above need (ldd), except the system's own:
+#                             libc, libm, libstdc++, libgcc_s, ld-linux, libpthread, libdl, librt,
+#                             libcuda (shipping libc breaks the device machine). gpu_entry.sh drops
+#                             those the device already has (ldconfig -p); it lacks liblmdb and
+#                             libyaml-cpp.so.0.7, for instance.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build-gpu}
+build=$(cd "$build" && pwd)
+stage=$root/.gpu
+
+echo "building GPU targets in $build"
+cmake --build "$build" --target kg_gpu_tests kg_spec_kernels kg_bench_kernels kg_spec_mods kg_bench_mods
+
+gpu=$build/tests/gpu
+for f in "$gpu/kg_gpu_tests" "$gpu/libkg_spec_kernels.so" "$gpu/libkg_bench_kernels.so"; do
+  [[ -f $f ]] || { echo "run_gpu.sh: missing $f (did the build succeed?)" >&2; exit 1; }
+done
+
+rm -rf "$stage"
+mkdir -p "$stage"/{bin,kernels,lib,mods,bench_mods,scripts}
+# Debug info off (symbols stay): the binaries are much smaller and still name the failing function.
+strip --strip-debug -o "$stage/bin/kg_gpu_tests" "$gpu/kg_gpu_tests"
+strip --strip-debug -o "$stage/kernels/libkg_spec_kernels.so" "$gpu/libkg_spec_kernels.so"
+strip --strip-debug -o "$stage/kernels/libkg_bench_kernels.so" "$gpu/libkg_bench_kernels.so"
+cp "$gpu"/mods/*.py "$stage/mods/"
+cp "$gpu"/bench_mods/*.py "$stage/bench_mods/"
+cp "$root/tests/gpu/flex_check.py" "$root/tests/gpu/kg_abi.py" "$root/bench/attention_bench.py" "$stage/scripts/"
+
+# Shared libraries from ldd, minus the system's own.
+skip='^(linux-vdso|libc\.so|libm\.so|libstdc\+\+\.so|libgcc_s\.so|ld-linux|libpthread\.so|libdl\.so|librt\.so|libcuda\.so)'
+for bin in "$stage/bin/kg_gpu_tests" "$stage"/kernels/*.so; do
+  ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 }' | while read -r name path; do
+    if [[ $name =~ $skip ]]; then
+      continue
+    fi
+    if [[ ! -e $stage/lib/$name ]]; then
+      cp -L "$path" "$stage/lib/$name"
+      echo "  staged $name (from $path, needed by $(basename "$bin"))"
+    fi
+  done
+done
+
+size_kb=$(du -sk "$stage" | cut -f1)
+echo "staged into $stage: $((size_kb / 1024)) MB"
+du -sh "$stage"/* | sed 's/^/  /'
+if ((size_kb > 60 * 1024)); then
+  echo "run_gpu.sh: .gpu/ is over 60 MB; the device copy is limited to 64 MiB" >&2
+  exit 1
+fi
+echo "next, on the device from the repository root (carry .gpu): bash bench/gpu_entry.sh [tests|flex|bench|all]"

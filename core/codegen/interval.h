@@ -1,0 +1,43 @@
+// Tile classification by interval arithmetic over mask_mod (the block-sparsity of the template
+// kernel): for a tile of query rows [q_lo, q_hi] × key rows [kv_lo, kv_hi] of one (b, h), is the
+// mask false everywhere (Empty: no loads, no MMA), true everywhere (Full: no per-element mask), or
+// unknown (Partial)?
+//
+// The rules live in templates/interval_rules.inc and are shared verbatim by the generated device
+// function (emit_classify_tile) and the host evaluator here (classify_tile), which tests use to
+// check soundness by brute force. Soundness: Empty ⇒ mask_mod false for every element of the
+// tile; Full ⇒ true for every element. Ints are bounded as intervals (// % abs min max clamp ** and
+// `if`-`else` included); floats, tensor reads and comparisons of floats are not bounded (unknown).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "spec/ast.h"
+
+namespace kg::codegen {
+
+enum class TileClass { Empty, Partial, Full };
+
+// One tile: batch b and head h exactly, inclusive index ranges, and the runtime params
+// (Spec::params order; int params hold whole values).
+struct TileQuery {
+  int b = 0;
+  int h = 0;
+  int64_t q_lo = 0, q_hi = 0;
+  int64_t kv_lo = 0, kv_hi = 0;
+  std::vector<double> params;
+};
+
+// Host evaluation with the same rules as the generated kg_classify_tile. No mask_mod: Full.
+TileClass classify_tile(const spec::Spec& spec, const TileQuery& tile);
+
+// The CUDA device function
+//   KgTileClass kg_classify_tile(const KgModArgs& ma, int b, int h, int q_lo, int q_hi, int kv_lo, int kv_hi)
+// for `spec` (returns kg_tile_full when there is no mask_mod). Needs interval_rules.inc before it.
+std::string emit_classify_tile(const spec::Spec& spec);
+
+const char* tile_class_name(TileClass c);  // "Empty", "Partial", "Full"
+
+}  // namespace kg::codegen

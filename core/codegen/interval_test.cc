@@ -1,0 +1,217 @@
+#include "codegen/interval.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+
+#include "codegen/test_specs.h"
+#include "spec/interpret.h"
+
+namespace kg::codegen {
+namespace rules_under_test {
+#include "codegen/templates/interval_rules.inc"
+}  // namespace rules_under_test
+namespace {
+
+using namespace testing;
+namespace r = rules_under_test;
+
+// Python semantics, written independently of the rules.
+int64_t py_floordiv(int64_t a, int64_t b) {
+  int64_t q = a / b;
+  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
+  return q;
+}
+int64_t py_mod(int64_t a, int64_t b) { return a - b * py_floordiv(a, b); }
+
+bool contains(r::KgIv iv, int64_t x) { return iv.lo <= x && x <= iv.hi; }
+bool contains(r::KgBv bv, bool x) { return x ? bv.can_true : bv.can_false; }
+
+// Every small interval pair, every concrete pair inside: the rule's result must contain the value.
+TEST(IntervalRules, BinaryIntRulesAreSoundByExhaustion) {
+  const int kR = 6;
+  for (int alo = -kR; alo <= kR; ++alo)
+    for (int ahi = alo; ahi <= kR; ++ahi)
+      for (int blo = -kR; blo <= kR; ++blo)
+        for (int bhi = blo; bhi <= kR; ++bhi) {
+          const r::KgIv A{alo, ahi}, B{blo, bhi};
+          const r::KgIv add = r::kg_iv_add(A, B), sub = r::kg_iv_sub(A, B), mul = r::kg_iv_mul(A, B);
+          const r::KgIv fdiv = r::kg_iv_floordiv(A, B), mod = r::kg_iv_mod(A, B);
+          const r::KgIv mn = r::kg_iv_min(A, B), mx = r::kg_iv_max(A, B);
+          const r::KgBv lt = r::kg_iv_lt(A, B), le = r::kg_iv_le(A, B), eq = r::kg_iv_eq(A, B);
+          const r::KgBv ne = r::kg_iv_ne(A, B), gt = r::kg_iv_gt(A, B), ge = r::kg_iv_ge(A, B);
+          for (int a = alo; a <= ahi; ++a)
+            for (int b = blo; b <= bhi; ++b) {
+              SCOPED_TRACE(::testing::Message() << "a=" << a << " in [" << alo << "," << ahi << "], b=" << b
+                                                << " in [" << blo << "," << bhi << "]");
+              ASSERT_TRUE(contains(add, a + b));
+              ASSERT_TRUE(contains(sub, a - b));
+              ASSERT_TRUE(contains(mul, a * b));
+              ASSERT_TRUE(contains(mn, std::min(a, b)));
+              ASSERT_TRUE(contains(mx, std::max(a, b)));
+              if (b != 0) {
+                ASSERT_TRUE(contains(fdiv, py_floordiv(a, b)));
+                ASSERT_TRUE(contains(mod, py_mod(a, b)));
+              }
+              ASSERT_TRUE(contains(lt, a < b));
+              ASSERT_TRUE(contains(le, a <= b));
+              ASSERT_TRUE(contains(gt, a > b));
+              ASSERT_TRUE(contains(ge, a >= b));
+              ASSERT_TRUE(contains(eq, a == b));
+              ASSERT_TRUE(contains(ne, a != b));
+            }
+        }
+}
+
+TEST(IntervalRules, UnaryPowClampSelectAreSound) {
+  for (int lo = -7; lo <= 7; ++lo)
+    for (int hi = lo; hi <= 7; ++hi) {
+      const r::KgIv A{lo, hi};
+      for (int e = 0; e <= 5; ++e) {
+        const r::KgIv p = r::kg_iv_pow(A, r::kg_iv_point(e));
+        for (int a = lo; a <= hi; ++a) {
+          int64_t v = 1;
+          for (int i = 0; i < e; ++i) v *= a;
+          ASSERT_TRUE(contains(p, v)) << a << "**" << e;
+        }
+      }
+      const r::KgIv ab = r::kg_iv_abs(A), ng = r::kg_iv_neg(A);
+      const r::KgIv cl = r::kg_iv_clamp(A, r::KgIv{-2, 1}, r::KgIv{0, 3});
+      for (int a = lo; a <= hi; ++a) {
+        ASSERT_TRUE(contains(ab, std::abs(a)));
+        ASSERT_TRUE(contains(ng, -a));
+        for (int l = -2; l <= 1; ++l)
+          for (int u = 0; u <= 3; ++u) ASSERT_TRUE(contains(cl, std::min(std::max(a, l), u)));
+      }
+    }
+  // Tightness where it matters for masks: a range inside one period keeps its shape.
+  const r::KgIv m = r::kg_iv_mod(r::KgIv{130, 140}, r::kg_iv_point(64));
+  EXPECT_EQ(m.lo, 2);
+  EXPECT_EQ(m.hi, 12);
+  const r::KgIv d = r::kg_iv_floordiv(r::KgIv{-130, 140}, r::kg_iv_point(64));
+  EXPECT_EQ(d.lo, -3);
+  EXPECT_EQ(d.hi, 2);
+  // Leaving int32 widens to everything (the 32-bit op could wrap).
+  const r::KgIv big = r::kg_iv_mul(r::kg_iv_point(1 << 20), r::kg_iv_point(1 << 20));
+  EXPECT_EQ(big.lo, -2147483648LL);
+  EXPECT_EQ(big.hi, 2147483647LL);
+  // Bool select and connectives.
+  const r::KgBv t = r::kg_bv_point(true), f = r::kg_bv_point(false), u = r::kg_bv_top();
+  EXPECT_TRUE(r::kg_bv_and(t, f).can_false && !r::kg_bv_and(t, f).can_true);
+  EXPECT_TRUE(r::kg_bv_or(u, t).can_true && !r::kg_bv_or(u, t).can_false);
+  const r::KgIv s = r::kg_iv_select(u, r::kg_iv_point(1), r::kg_iv_point(5));
+  EXPECT_EQ(s.lo, 1);
+  EXPECT_EQ(s.hi, 5);
+}
+
+TileQuery tile(int64_t q_lo, int64_t q_hi, int64_t kv_lo, int64_t kv_hi) {
+  TileQuery t;
+  t.q_lo = q_lo;
+  t.q_hi = q_hi;
+  t.kv_lo = kv_lo;
+  t.kv_hi = kv_hi;
+  return t;
+}
+
+TEST(ClassifyTile, CausalIsExact) {
+  const spec::Spec s = causal_spec();
+  EXPECT_EQ(classify_tile(s, tile(128, 255, 0, 63)), TileClass::Full);       // below the diagonal
+  EXPECT_EQ(classify_tile(s, tile(128, 255, 256, 319)), TileClass::Empty);   // above it
+  EXPECT_EQ(classify_tile(s, tile(128, 255, 192, 255)), TileClass::Partial); // on it
+  EXPECT_EQ(classify_tile(s, tile(128, 255, 64, 129)), TileClass::Partial);  // crosses it by one
+  EXPECT_EQ(classify_tile(s, tile(128, 255, 64, 128)), TileClass::Full);     // touches it: q >= kv holds
+  EXPECT_EQ(classify_tile(full_spec(), tile(0, 127, 0, 63)), TileClass::Full);
+  // Tensor reads cannot be bounded: a document mask without causality is Partial everywhere.
+  spec::Spec doc = document_spec();
+  doc.mask_mod->result = doc.mask_mod->result->args[0];
+  EXPECT_EQ(classify_tile(doc, tile(0, 127, 0, 63)), TileClass::Partial);
+  // ...but the causal half still empties tiles above the diagonal.
+  EXPECT_EQ(classify_tile(document_spec(), tile(0, 127, 128, 191)), TileClass::Empty);
+}
+
+// Brute force against the interpreter: Empty ⇒ no element kept, Full ⇒ every element kept.
+// Returns the fraction of tiles classified Empty or Full (how much work the classifier saves).
+double check_soundness(const spec::Spec& s, int seqlen, int block_m, int block_n, int samples, unsigned seed,
+                       std::vector<double> params = {}, std::vector<const void*> tensors = {}) {
+  spec::RuntimeValues rt;
+  rt.batch = 2;
+  rt.heads_q = rt.heads_kv = 4;
+  rt.seqlen_q = rt.seqlen_kv = seqlen;
+  rt.params = params;
+  rt.tensors = tensors;
+  std::mt19937 rng(seed);
+  int decided = 0;
+  for (int i = 0; i < samples; ++i) {
+    // Aligned tiles as the kernel visits them, plus arbitrary small boxes.
+    int64_t q_lo, q_hi, kv_lo, kv_hi;
+    if (i % 2 == 0) {
+      q_lo = static_cast<int64_t>(rng() % ((seqlen + block_m - 1) / block_m)) * block_m;
+      kv_lo = static_cast<int64_t>(rng() % ((seqlen + block_n - 1) / block_n)) * block_n;
+      q_hi = std::min<int64_t>(q_lo + block_m, seqlen) - 1;
+      kv_hi = std::min<int64_t>(kv_lo + block_n, seqlen) - 1;
+    } else {
+      q_lo = rng() % seqlen;
+      kv_lo = rng() % seqlen;
+      q_hi = std::min<int64_t>(q_lo + rng() % 97, seqlen - 1);
+      kv_hi = std::min<int64_t>(kv_lo + rng() % 97, seqlen - 1);
+    }
+    TileQuery t = tile(q_lo, q_hi, kv_lo, kv_hi);
+    t.b = static_cast<int>(rng() % 2);
+    t.h = static_cast<int>(rng() % 4);
+    t.params = params;
+    const TileClass c = classify_tile(s, t);
+    if (c == TileClass::Partial) continue;
+    ++decided;
+    for (int64_t qi = q_lo; qi <= q_hi; ++qi)
+      for (int64_t kj = kv_lo; kj <= kv_hi; ++kj) {
+        const bool m = spec::eval_mask_mod(s, rt, t.b, t.h, static_cast<int>(qi), static_cast<int>(kj));
+        if (m != (c == TileClass::Full)) {
+          ADD_FAILURE() << s.name << ": tile q[" << q_lo << "," << q_hi << "] kv[" << kv_lo << "," << kv_hi
+                        << "] classified " << tile_class_name(c) << " but mask(" << qi << "," << kj << ") = " << m;
+          return 0.0;
+        }
+      }
+  }
+  return static_cast<double>(decided) / samples;
+}
+
+TEST(ClassifyTile, SoundByBruteForce) {
+  EXPECT_GT(check_soundness(causal_spec(), 1000, 128, 64, 300, 1), 0.5);
+  EXPECT_GT(check_soundness(sliding_window_spec(), 4096, 128, 64, 300, 2), 0.5);
+  EXPECT_GT(check_soundness(neighbourhood_spec(), 4096, 128, 64, 300, 3), 0.5);
+  // Small grid and radius, so that windows clamp at the borders of many tiles.
+  EXPECT_GT(check_soundness(neighbourhood_spec(12, 2), 144, 16, 8, 400, 4), 0.2);
+  std::vector<int32_t> doc(2 * 300);
+  for (size_t i = 0; i < doc.size(); ++i) doc[i] = static_cast<int32_t>((i % 300) / 70);
+  check_soundness(document_spec(), 300, 128, 64, 100, 5, {}, {doc.data(), doc.data()});
+  check_soundness(alibi_spec(), 500, 128, 64, 200, 6, {16.0});
+}
+
+TEST(ClassifyTile, NeighbourhoodSkipsMostTiles) {
+  // 64x64 image, 13x13 window: a 128-query tile (two image rows) sees at most ~15 image rows of
+  // keys, i.e. ~1000 of 4096 keys, so most 64-key tiles must be Empty.
+  const spec::Spec s = neighbourhood_spec();
+  int empty = 0, total = 0;
+  for (int q0 = 0; q0 < 4096; q0 += 128)
+    for (int k0 = 0; k0 < 4096; k0 += 64) {
+      ++total;
+      empty += classify_tile(s, tile(q0, q0 + 127, k0, k0 + 63)) == TileClass::Empty;
+    }
+  EXPECT_GT(empty, total * 7 / 10) << empty << " of " << total;
+}
+
+TEST(ClassifyTile, EmittedFunctionCallsTheSharedRules) {
+  const std::string f = emit_classify_tile(sliding_window_spec());
+  EXPECT_NE(f.find("KgTileClass kg_classify_tile(const KgModArgs& ma, int b, int h,"), std::string::npos);
+  EXPECT_NE(f.find("return kg_tile_class(kg_bv_and(kg_iv_ge(kg_iv_range(q_lo, q_hi), kg_iv_range(kv_lo, kv_hi)), "
+                   "kg_iv_lt(kg_iv_sub(kg_iv_range(q_lo, q_hi), kg_iv_range(kv_lo, kv_hi)), kg_iv_point(1024))));"),
+            std::string::npos)
+      << f;
+  EXPECT_NE(emit_classify_tile(full_spec()).find("return kg_tile_full;"), std::string::npos);
+  EXPECT_NE(emit_classify_tile(alibi_spec()).find("kg_iv_ge(kg_iv_range(q_lo, q_hi), kg_iv_range(kv_lo, kv_hi))"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace kg::codegen

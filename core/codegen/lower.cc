@@ -1,0 +1,297 @@
+#include "codegen/lower.h"
+
+#include <charconv>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+namespace kg::codegen {
+namespace {
+
+using spec::Expr;
+using spec::Func;
+using spec::Op;
+using spec::Type;
+
+[[noreturn]] void fail(const std::string& what) { throw std::invalid_argument("codegen: " + what); }
+
+const Expr& arg(const Expr& e, size_t i) {
+  if (i >= e.args.size() || !e.args[i]) fail("expression node is missing operand " + std::to_string(i));
+  return *e.args[i];
+}
+
+std::string binary(const std::string& a, const char* op, const std::string& b) {
+  return "(" + a + " " + op + " " + b + ")";
+}
+
+std::string call(const char* fn, const std::string& a) { return std::string(fn) + "(" + a + ")"; }
+std::string call(const char* fn, const std::string& a, const std::string& b) {
+  return std::string(fn) + "(" + a + ", " + b + ")";
+}
+std::string call(const char* fn, const std::string& a, const std::string& b, const std::string& c) {
+  return std::string(fn) + "(" + a + ", " + b + ", " + c + ")";
+}
+
+const char* binary_op_token(Op op) {
+  switch (op) {
+    case Op::Add: return "+";
+    case Op::Sub: return "-";
+    case Op::Mul: return "*";
+    case Op::Div: return "/";
+    case Op::Lt: return "<";
+    case Op::Le: return "<=";
+    case Op::Gt: return ">";
+    case Op::Ge: return ">=";
+    case Op::Eq: return "==";
+    case Op::Ne: return "!=";
+    case Op::And: return "&&";
+    case Op::Or: return "||";
+    default: return nullptr;
+  }
+}
+
+std::string lower_call(const Expr& e, const LowerContext& ctx) {
+  const bool fast = ctx.math == MathMode::Fast;
+  const bool is_int = e.type == Type::Int;
+  auto a = [&](size_t i) { return lower_expr(arg(e, i), ctx); };
+  switch (e.func) {
+    case Func::Abs: return call(is_int ? "kg_iabs" : "fabsf", a(0));
+    case Func::Min: return call(is_int ? "kg_imin" : "fminf", a(0), a(1));
+    case Func::Max: return call(is_int ? "kg_imax" : "fmaxf", a(0), a(1));
+    case Func::Clamp: return call(is_int ? "kg_iclamp" : "kg_fclamp", a(0), a(1), a(2));
+    case Func::Exp: return call(fast ? "__expf" : "expf", a(0));
+    case Func::Exp2: return call("exp2f", a(0));
+    case Func::Log: return call(fast ? "__logf" : "logf", a(0));
+    case Func::Log2: return call(fast ? "__log2f" : "log2f", a(0));
+    case Func::Sqrt: return call("sqrtf", a(0));
+    case Func::Tanh: return call(fast ? "kg_fast_tanh" : "tanhf", a(0));
+    case Func::Floor: return call("kg_ifloor", a(0));
+  }
+  fail("unknown built-in function");
+}
+
+const char* func_name(Func f) {
+  switch (f) {
+    case Func::Abs: return "abs";
+    case Func::Min: return "min";
+    case Func::Max: return "max";
+    case Func::Clamp: return "clamp";
+    case Func::Exp: return "exp";
+    case Func::Exp2: return "exp2";
+    case Func::Log: return "log";
+    case Func::Log2: return "log2";
+    case Func::Sqrt: return "sqrt";
+    case Func::Tanh: return "tanh";
+    case Func::Floor: return "floor";
+  }
+  return "?";
+}
+
+const char* var_name(spec::Var v) {
+  switch (v) {
+    case spec::Var::Score: return "score";
+    case spec::Var::B: return "b";
+    case spec::Var::H: return "h";
+    case spec::Var::QIdx: return "q_idx";
+    case spec::Var::KvIdx: return "kv_idx";
+  }
+  return "?";
+}
+
+bool expr_reads_tensors(const Expr& e) {
+  if (e.op == Op::TensorElem) return true;
+  for (const auto& a : e.args) {
+    if (a && expr_reads_tensors(*a)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string sanitize_identifier(std::string_view name) {
+  std::string out(name);
+  for (char& c : out) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+    if (!ok) c = '_';
+  }
+  return out;
+}
+
+std::string int_literal(int64_t value) {
+  if (value == std::numeric_limits<int32_t>::min()) return "(-2147483647 - 1)";
+  if (value < std::numeric_limits<int32_t>::min() || value > std::numeric_limits<int32_t>::max()) {
+    // Out of int32: the value the 32-bit arithmetic would hold (wraps, like every int op here).
+    return "static_cast<int>(" + std::to_string(value) + "LL)";
+  }
+  return value < 0 ? "(" + std::to_string(value) + ")" : std::to_string(value);
+}
+
+std::string float_literal(double value) {
+  const float f = static_cast<float>(value);
+  if (std::isnan(f)) return "NAN";
+  if (std::isinf(f)) return f > 0 ? "INFINITY" : "(-INFINITY)";
+  char buf[64];
+  const auto res = std::to_chars(buf, buf + sizeof(buf), std::fabs(f));  // shortest round-trip digits
+  std::string digits(buf, res.ptr);
+  if (digits.find_first_of(".e") == std::string::npos) digits += ".0";
+  digits += "f";
+  return std::signbit(f) ? "(-" + digits + ")" : digits;
+}
+
+std::string binding_variable(const LowerContext& ctx, int index) {
+  if (ctx.fn == nullptr || index < 0 || index >= static_cast<int>(ctx.fn->bindings.size())) {
+    fail("binding index " + std::to_string(index) + " out of range");
+  }
+  return ctx.binding_prefix + std::to_string(index) + "_" + sanitize_identifier(ctx.fn->bindings[index].name);
+}
+
+std::string param_field(const spec::Spec& spec, int index) {
+  if (index < 0 || index >= static_cast<int>(spec.params.size())) fail("param index out of range");
+  return "param" + std::to_string(index) + "_" + sanitize_identifier(spec.params[index].name);
+}
+
+std::string tensor_field(const spec::Spec& spec, int index) {
+  if (index < 0 || index >= static_cast<int>(spec.tensors.size())) fail("tensor index out of range");
+  return "tensor" + std::to_string(index) + "_" + sanitize_identifier(spec.tensors[index].name);
+}
+
+std::string tensor_reader(const spec::Spec& spec, int index) { return "kg_" + tensor_field(spec, index); }
+
+std::string lower_expr(const Expr& e, const LowerContext& ctx) {
+  const spec::Spec& spec = *ctx.spec;
+  auto a = [&](size_t i) { return lower_expr(arg(e, i), ctx); };
+  const bool is_int = e.type == Type::Int;
+  switch (e.op) {
+    case Op::IntLit: return int_literal(e.int_value);
+    case Op::FloatLit: return float_literal(e.float_value);
+    case Op::BoolLit: return e.bool_value ? "true" : "false";
+    case Op::Var:
+      if (e.var == spec::Var::Score && !ctx.score_in_scope) fail("`score` used outside score_mod");
+      return var_name(e.var);
+    case Op::Constant: {
+      if (e.index < 0 || e.index >= static_cast<int>(spec.constants.size())) fail("constant index out of range");
+      const spec::ConstantDecl& c = spec.constants[e.index];
+      std::string lit = c.type == Type::Int     ? int_literal(c.int_value)
+                        : c.type == Type::Float ? float_literal(c.float_value)
+                                                : std::string(c.bool_value ? "true" : "false");
+      // Constants are inlined; the comment keeps the name readable (names are identifiers).
+      return "(" + lit + " /* " + sanitize_identifier(c.name) + " */)";
+    }
+    case Op::Param: return "ma." + param_field(spec, e.index);
+    case Op::Binding: return binding_variable(ctx, e.index);
+    case Op::TensorElem: {
+      std::string s = tensor_reader(spec, e.index) + "(ma";
+      for (size_t i = 0; i < e.args.size(); ++i) s += ", " + a(i);
+      return s + ")";
+    }
+    case Op::Neg: return "(-" + a(0) + ")";
+    case Op::Not: return "(!" + a(0) + ")";
+    case Op::ToFloat: return "static_cast<float>(" + a(0) + ")";
+    case Op::FloorDiv: return call(is_int ? "kg_floordiv" : "kg_floordivf", a(0), a(1));
+    case Op::Mod: return call(is_int ? "kg_mod" : "kg_modf", a(0), a(1));
+    case Op::Pow: return call(is_int ? "kg_ipow" : "powf", a(0), a(1));
+    case Op::Select: return "(" + a(0) + " ? " + a(1) + " : " + a(2) + ")";
+    case Op::Call: return lower_call(e, ctx);
+    case Op::Div: {
+      // True division; the type checker promotes int operands already, this only makes sure.
+      auto as_float = [&](size_t i) {
+        return arg(e, i).type == Type::Int ? "static_cast<float>(" + a(i) + ")" : a(i);
+      };
+      return binary(as_float(0), "/", as_float(1));
+    }
+    default: {
+      const char* tok = binary_op_token(e.op);
+      if (tok == nullptr) fail("unknown expression node");
+      return binary(a(0), tok, a(1));
+    }
+  }
+}
+
+std::string to_source(const Expr& e, const spec::Spec& spec, const spec::ModFunction* fn) {
+  auto a = [&](size_t i) { return to_source(arg(e, i), spec, fn); };
+  switch (e.op) {
+    case Op::IntLit: return std::to_string(e.int_value);
+    case Op::FloatLit: {
+      char buf[64];
+      const auto res = std::to_chars(buf, buf + sizeof(buf), e.float_value);
+      std::string s(buf, res.ptr);
+      if (s.find_first_of(".en") == std::string::npos) s += ".0";
+      return s;
+    }
+    case Op::BoolLit: return e.bool_value ? "True" : "False";
+    case Op::Var: return var_name(e.var);
+    case Op::Constant:
+      return e.index >= 0 && e.index < static_cast<int>(spec.constants.size()) ? spec.constants[e.index].name : "?";
+    case Op::Param:
+      return e.index >= 0 && e.index < static_cast<int>(spec.params.size()) ? spec.params[e.index].name : "?";
+    case Op::Binding:
+      return fn != nullptr && e.index >= 0 && e.index < static_cast<int>(fn->bindings.size())
+                 ? fn->bindings[e.index].name
+                 : "?";
+    case Op::TensorElem: {
+      std::string s = e.index >= 0 && e.index < static_cast<int>(spec.tensors.size()) ? spec.tensors[e.index].name : "?";
+      s += "[";
+      for (size_t i = 0; i < e.args.size(); ++i) s += (i ? ", " : "") + a(i);
+      return s + "]";
+    }
+    case Op::Neg: return "(-" + a(0) + ")";
+    case Op::Not: return "(not " + a(0) + ")";
+    case Op::ToFloat: return a(0);
+    case Op::FloorDiv: return binary(a(0), "//", a(1));
+    case Op::Mod: return binary(a(0), "%", a(1));
+    case Op::Pow: return binary(a(0), "**", a(1));
+    case Op::And: return binary(a(0), "and", a(1));
+    case Op::Or: return binary(a(0), "or", a(1));
+    case Op::Select: return "(" + a(1) + " if " + a(0) + " else " + a(2) + ")";
+    case Op::Call: {
+      std::string s = std::string(func_name(e.func)) + "(";
+      for (size_t i = 0; i < e.args.size(); ++i) s += (i ? ", " : "") + a(i);
+      return s + ")";
+    }
+    default: {
+      const char* tok = binary_op_token(e.op);
+      return tok ? binary(a(0), tok, a(1)) : "?";
+    }
+  }
+}
+
+bool reads_tensors(const spec::ModFunction& fn) {
+  for (const auto& b : fn.bindings) {
+    if (b.value && expr_reads_tensors(*b.value)) return true;
+  }
+  return fn.result && expr_reads_tensors(*fn.result);
+}
+
+const char* type_name(Type t) {
+  switch (t) {
+    case Type::Int: return "int";
+    case Type::Float: return "float";
+    case Type::Bool: return "bool";
+  }
+  return "?";
+}
+
+const char* cuda_type(Type t) { return type_name(t); }
+
+const char* tensor_dtype_name(spec::TensorDType t) {
+  switch (t) {
+    case spec::TensorDType::Int32: return "int32";
+    case spec::TensorDType::Int64: return "int64";
+    case spec::TensorDType::Float32: return "float32";
+  }
+  return "?";
+}
+
+const char* dim_name(spec::Dim d) {
+  switch (d) {
+    case spec::Dim::Batch: return "batch";
+    case spec::Dim::HeadsQ: return "heads_q";
+    case spec::Dim::HeadsKv: return "heads_kv";
+    case spec::Dim::SeqQ: return "seq_q";
+    case spec::Dim::SeqKv: return "seq_kv";
+    case spec::Dim::Fixed: return "";
+  }
+  return "?";
+}
+
+}  // namespace kg::codegen

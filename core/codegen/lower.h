@@ -1,0 +1,68 @@
+// Lowering of typed spec expressions (spec/ast.h) to CUDA C++ — the one place that decides what
+// score_mod / mask_mod mean in generated code, shared by the template and the reference kernels.
+//
+// Semantics are the expression language's (Python's): `//` and `%` floor toward -inf, `**` on two
+// ints is an exact integer power, `/` is true division, ints are 32-bit. Every compound expression
+// comes out fully parenthesised, so C++ precedence never matters. The runtime helpers named here
+// (kg_floordiv, kg_mod, kg_ipow, kg_index, ...) live in templates/common.cuh.
+//
+// Generated functions read runtime values from `const KgModArgs& ma`: sizes (ma.batch, ...),
+// params (ma.<param_field>) and tensors (through kg_tensor<i>_<name>(ma, idx...)).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "spec/ast.h"
+
+namespace kg::codegen {
+
+// Fast: the template kernel (__expf, __logf, __log2f, kg_fast_tanh; error bounds in common.cuh).
+// Precise: the reference kernel (expf, logf, log2f, tanhf).
+enum class MathMode { Fast, Precise };
+
+// Which function is lowered. `fn` provides the bindings that Op::Binding refers to.
+struct LowerContext {
+  const spec::Spec* spec = nullptr;
+  const spec::ModFunction* fn = nullptr;
+  MathMode math = MathMode::Precise;
+  std::string binding_prefix;  // distinguishes score_mod and mask_mod locals, e.g. "sm_"
+  bool score_in_scope = false;  // true in score_mod only
+};
+
+// A C++ expression for `e`. Throws std::invalid_argument for a node a checked spec cannot contain
+// (e.g. `score` in mask_mod, a Binding index out of range).
+std::string lower_expr(const spec::Expr& e, const LowerContext& ctx);
+
+// Name of the local variable that holds binding `index` of ctx.fn.
+std::string binding_variable(const LowerContext& ctx, int index);
+
+// KgModArgs field of param `index` / tensor `index`, and the device function reading tensor `index`.
+std::string param_field(const spec::Spec& spec, int index);
+std::string tensor_field(const spec::Spec& spec, int index);
+std::string tensor_reader(const spec::Spec& spec, int index);
+
+// `name` with every character outside [A-Za-z0-9_] replaced by '_' (names come from a checked
+// spec and are identifiers already; this keeps generated code valid whatever happens upstream).
+std::string sanitize_identifier(std::string_view name);
+
+// Literals: an int32 expression (wrapping like the 32-bit arithmetic for out-of-range values) and
+// a float literal with the shortest digits that round-trip (`1.0f`, `(-0.5f)`, `INFINITY`).
+std::string int_literal(int64_t value);
+std::string float_literal(double value);
+
+// The expression in the spec language's own syntax, fully parenthesised, bindings by name
+// (for comments in generated files).
+std::string to_source(const spec::Expr& e, const spec::Spec& spec, const spec::ModFunction* fn);
+
+// Whether evaluating `fn` reads an index tensor.
+bool reads_tensors(const spec::ModFunction& fn);
+
+// Spelling helpers shared by emitters and tests.
+const char* type_name(spec::Type t);              // "int", "float", "bool"
+const char* cuda_type(spec::Type t);              // "int", "float", "bool"
+const char* tensor_dtype_name(spec::TensorDType t);  // "int32", "int64", "float32"
+const char* dim_name(spec::Dim d);                // "batch", "heads_q", ... ("" for Fixed)
+
+}  // namespace kg::codegen

@@ -1,0 +1,97 @@
+#include "codegen/lower.h"
+
+#include <gtest/gtest.h>
+
+#include "codegen/test_specs.h"
+
+namespace kg::codegen {
+namespace {
+
+using namespace testing;
+
+std::string lower(const spec::ExprPtr& e, MathMode math = MathMode::Precise, bool score = true) {
+  static const spec::Spec s = [] {
+    spec::Spec x = base("t");
+    x.constants.push_back(int_constant("W", 64));
+    spec::ParamDecl p;
+    p.name = "alpha";
+    p.type = spec::Type::Float;
+    x.params.push_back(p);
+    spec::TensorDecl t;
+    t.name = "doc";
+    t.shape = {{spec::Dim::Batch, 0}, {spec::Dim::SeqKv, 0}};
+    x.tensors.push_back(t);
+    return x;
+  }();
+  static const spec::ModFunction f = fn(ilit(0), {{"d", ilit(1)}});
+  LowerContext ctx{&s, &f, math, "sm", score};
+  return lower_expr(*e, ctx);
+}
+
+TEST(Lower, FloorDivisionAndModuloKeepPythonSemantics) {
+  // Python: -7 // 2 == -4 and -7 % 2 == 1; C's / and % would truncate. The helpers floor.
+  EXPECT_EQ(lower(bin(spec::Op::FloorDiv, ilit(-7), ilit(2))), "kg_floordiv((-7), 2)");
+  EXPECT_EQ(lower(bin(spec::Op::Mod, ilit(-7), ilit(2))), "kg_mod((-7), 2)");
+  EXPECT_EQ(lower(bin(spec::Op::Mod, score(), flit(2.0))), "kg_modf(score, 2.0f)");
+  EXPECT_EQ(lower(bin(spec::Op::FloorDiv, score(), ilit(3))), "kg_floordivf(score, static_cast<float>(3))");
+  EXPECT_EQ(lower(bin(spec::Op::Pow, q(), ilit(2))), "kg_ipow(q_idx, 2)");
+  EXPECT_EQ(lower(bin(spec::Op::Pow, score(), flit(0.5))), "powf(score, 0.5f)");
+  // True division of ints is float division.
+  EXPECT_EQ(lower(bin(spec::Op::Div, q(), ilit(2))), "(static_cast<float>(q_idx) / static_cast<float>(2))");
+}
+
+TEST(Lower, EveryCompoundExpressionIsParenthesised) {
+  // q - (kv - 1) and (q - kv) - 1 must not collapse to the same text.
+  EXPECT_EQ(lower(bin(spec::Op::Sub, q(), bin(spec::Op::Sub, kv(), ilit(1)))), "(q_idx - (kv_idx - 1))");
+  EXPECT_EQ(lower(bin(spec::Op::Sub, bin(spec::Op::Sub, q(), kv()), ilit(1))), "((q_idx - kv_idx) - 1)");
+  EXPECT_EQ(lower(un(spec::Op::Neg, ilit(-3))), "(-(-3))");  // never the `--` token
+  EXPECT_EQ(lower(bin(spec::Op::Or, un(spec::Op::Not, bin(spec::Op::Lt, q(), kv())), blit(false))),
+            "((!(q_idx < kv_idx)) || false)");
+  EXPECT_EQ(lower(select(bin(spec::Op::Ge, q(), kv()), ilit(1), ilit(2))), "((q_idx >= kv_idx) ? 1 : 2)");
+}
+
+TEST(Lower, LeavesConstantsParamsTensorsBindings) {
+  EXPECT_EQ(lower(constant(0, spec::Type::Int)), "(64 /* W */)");
+  EXPECT_EQ(lower(param(0, spec::Type::Float)), "ma.param0_alpha");
+  EXPECT_EQ(lower(tensor(0, spec::Type::Int, {b(), kv()})), "kg_tensor0_doc(ma, b, kv_idx)");
+  EXPECT_EQ(lower(binding(0, spec::Type::Int)), "sm0_d");
+  EXPECT_THROW(lower(binding(3, spec::Type::Int)), std::invalid_argument);
+  EXPECT_THROW(lower(score(), MathMode::Precise, /*score=*/false), std::invalid_argument);
+}
+
+TEST(Lower, MathModeChoosesIntrinsics) {
+  const auto t = call(spec::Func::Tanh, {score()});
+  EXPECT_EQ(lower(t, MathMode::Precise), "tanhf(score)");
+  EXPECT_EQ(lower(t, MathMode::Fast), "kg_fast_tanh(score)");
+  EXPECT_EQ(lower(call(spec::Func::Exp, {score()}), MathMode::Precise), "expf(score)");
+  EXPECT_EQ(lower(call(spec::Func::Exp, {score()}), MathMode::Fast), "__expf(score)");
+  EXPECT_EQ(lower(call(spec::Func::Abs, {q()})), "kg_iabs(q_idx)");
+  EXPECT_EQ(lower(call(spec::Func::Abs, {score()})), "fabsf(score)");
+  EXPECT_EQ(lower(call(spec::Func::Clamp, {q(), ilit(0), kv()})), "kg_iclamp(q_idx, 0, kv_idx)");
+  EXPECT_EQ(lower(call(spec::Func::Floor, {score()})), "kg_ifloor(score)");
+  EXPECT_EQ(lower(call(spec::Func::Min, {q(), score()})), "fminf(static_cast<float>(q_idx), score)");
+}
+
+TEST(Lower, Literals) {
+  EXPECT_EQ(int_literal(5), "5");
+  EXPECT_EQ(int_literal(-5), "(-5)");
+  EXPECT_EQ(int_literal(-2147483648LL), "(-2147483647 - 1)");
+  EXPECT_EQ(int_literal(4294967296LL), "static_cast<int>(4294967296LL)");
+  EXPECT_EQ(float_literal(30.0), "30.0f");
+  EXPECT_EQ(float_literal(0.1), "0.1f");
+  EXPECT_EQ(float_literal(-2.5), "(-2.5f)");
+  EXPECT_EQ(float_literal(1e30), "1e+30f");
+  EXPECT_EQ(float_literal(1e300), "INFINITY");  // beyond float: what the fp32 kernel holds
+  EXPECT_EQ(float_literal(-1.0 / 0.0), "(-INFINITY)");
+}
+
+TEST(Lower, SourceTextAndTensorDetection) {
+  const spec::Spec s = neighbourhood_spec();
+  EXPECT_EQ(to_source(*s.mask_mod->bindings[1].value, s, &*s.mask_mod), "(q_idx // G)");
+  EXPECT_FALSE(reads_tensors(*s.mask_mod));
+  EXPECT_TRUE(reads_tensors(*document_spec().mask_mod));
+  EXPECT_EQ(sanitize_identifier("a-b c"), "a_b_c");
+}
+
+}  // namespace
+}  // namespace kg::codegen

@@ -1,0 +1,138 @@
+#include "emit/emit.h"
+
+#include <sys/stat.h>
+#include <utime.h>
+
+#include <ctime>
+
+#include "codegen/codegen.h"
+#include "spec/key.h"
+#include "spec/spec.h"
+#include "util/file.h"
+#include "util/hash.h"
+#include "util/log.h"
+#include "version.h"
+
+namespace kg::emit {
+
+namespace {
+
+Expected<std::string, Failure> load_blob(cache::LocalCache& cache, const std::string& digest,
+                                         const char* what, const std::string& key) {
+  auto blob = cache.get_blob(digest);
+  if (!blob) {
+    return fail(std::string("cache entry ") + key + " lacks its " + what + " (" + digest +
+                    "): " + blob.error().message,
+                blob.error().kind);
+  }
+  return std::move(*blob);
+}
+
+// Looks the key up; NotFound when the record or any blob it needs is missing or corrupt.
+Expected<std::pair<cache::AcRecord, KernelSources>, Failure> lookup(cache::LocalCache& cache,
+                                                                    const std::string& key) {
+  auto record = cache.get_record(key);
+  if (!record) {
+    return unexpected(record.error());
+  }
+  auto source = load_blob(cache, record->source_digest, "source", key);
+  if (!source) {
+    return unexpected(source.error());
+  }
+  auto header = load_blob(cache, record->header_digest, "header", key);
+  if (!header) {
+    return unexpected(header.error());
+  }
+  return std::make_pair(std::move(*record), KernelSources{std::move(*source), std::move(*header)});
+}
+
+Expected<cache::AcRecord, Failure> store(cache::LocalCache& cache, const spec::Spec& spec,
+                                         const std::string& key, const std::string& arch,
+                                         const KernelSources& sources) {
+  cache::AcRecord record;
+  record.key = key;
+  record.name = spec.name;
+  record.arch = arch;
+  record.generator = kGeneratorVersion;
+  auto src = cache.put_blob(sources.source);
+  if (!src) {
+    return unexpected(src.error());
+  }
+  auto hdr = cache.put_blob(sources.header);
+  if (!hdr) {
+    return unexpected(hdr.error());
+  }
+  auto canon = cache.put_blob(spec::canonical_form(spec));
+  if (!canon) {
+    return unexpected(canon.error());
+  }
+  record.source_digest = *src;
+  record.header_digest = *hdr;
+  record.canonical_digest = *canon;
+  record.verification = "unverified";
+  record.created_unix = static_cast<int64_t>(std::time(nullptr));
+  record.last_access_unix = record.created_unix;
+  KG_TRY(cache.put_record(record));
+  return record;
+}
+
+Expected<void, Failure> write_output(const std::string& path, const std::string& content, bool touch,
+                                     EmitResult& result) {
+  auto wrote = write_file_if_changed(path, content);
+  if (!wrote) {
+    return unexpected(wrote.error());
+  }
+  if (*wrote) {
+    result.written.push_back(path);
+  } else if (touch && ::utime(path.c_str(), nullptr) != 0) {
+    return fail("cannot update the time stamp of " + path);
+  }
+  result.outputs.push_back(path);
+  return {};
+}
+
+}  // namespace
+
+KernelSources generate_template(const spec::Spec& spec, const std::string& key, const std::string& arch) {
+  codegen::Provenance prov{spec.name, key};
+  return KernelSources{codegen::emit_template_kernel(spec, prov, arch), codegen::emit_header(spec, prov)};
+}
+
+Expected<EmitResult, Failure> emit_kernel(cache::LocalCache& cache, const EmitRequest& req) {
+  const spec::Spec& spec = *req.spec;
+  EmitResult result;
+  result.key = spec::spec_key(spec, req.arch);
+
+  KernelSources sources;
+  auto hit = lookup(cache, result.key);
+  if (hit) {
+    KG_LOG_DEBUG("cache hit for " << spec.name << " (" << result.key << ")");
+    result.cache_hit = true;
+    result.verification = hit->first.verification;
+    sources = std::move(hit->second);
+  } else {
+    if (hit.error().kind != Failure::Kind::NotFound) {
+      return unexpected(hit.error());
+    }
+    KG_LOG_DEBUG("cache miss for " << spec.name << " (" << result.key << "): " << hit.error().message);
+    sources = generate_template(spec, result.key, req.arch);
+    auto record = store(cache, spec, result.key, req.arch, sources);
+    if (!record) {
+      return fail("cannot store " + spec.name + " in the cache at " + cache.dir() + ": " +
+                  record.error().message);
+    }
+    result.verification = record->verification;
+  }
+
+  KG_TRY(make_dirs(req.out_dir));
+  const std::string base = req.out_dir + "/" + spec.name;
+  KG_TRY(write_output(base + ".h", sources.header, req.touch, result));
+  KG_TRY(write_output(base + ".cu", sources.source, req.touch, result));
+  if (req.reference) {
+    codegen::Provenance prov{spec.name, result.key};
+    KG_TRY(write_output(base + "_reference.cu", codegen::emit_reference_kernel(spec, prov), req.touch, result));
+  }
+  return result;
+}
+
+}  // namespace kg::emit

@@ -1,0 +1,172 @@
+// Host side of the GPU checks: random attention problems for a spec (inputs in several memory
+// layouts, params, index tensors), poisoned outputs with guard zones, kernel launches through the
+// ABI, and element-by-element comparison with diagnostics.
+//
+// Every CUDA call is checked: a failure throws CudaError naming the call and where it was made.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <kernelgen/attention_abi.h>
+
+#include "registry.h"
+#include "spec/ast.h"
+
+namespace kg::gpu_test {
+
+struct CudaError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Throws CudaError("<call> failed at file:line: <cuda error name>: <message>") unless e == cudaSuccess.
+void cuda_check(cudaError_t e, const char* call, const char* file, int line);
+#define KG_CUDA(call) ::kg::gpu_test::cuda_check((call), #call, __FILE__, __LINE__)
+
+// Host conversions, round to nearest even (bf16, fp16).
+uint16_t float_to_bits(float x, spec::DType dtype);
+float bits_to_float(uint16_t bits, spec::DType dtype);
+
+// Memory layout of q, k, v (all three the same kind). `out` is contiguous [B, Hq, Sq, D] for
+// BHSD and [B, Sq, Hq, D + 8] (token-major, 8 elements of padding per head) otherwise.
+enum class Layout {
+  BHSD,    // contiguous [B, H, S, D]
+  BSHD,    // [B, S, H, D]: token stride H*D, head stride D
+  Packed,  // one [B, S, Hq + 2*Hkv, D] buffer, q then k then v heads (needs Sq == Skv)
+};
+const char* layout_name(Layout layout);
+
+struct Shape {
+  int batch = 1, heads_q = 1, heads_kv = 1, seqlen_q = 1, seqlen_kv = 1;
+  Layout layout = Layout::BHSD;
+  bool lse = true;         // pass an LSE buffer (false: lse = NULL)
+  double score_std = 2.0;  // standard deviation of q·k·scale; ~20 makes scores reach ±50
+  std::string str() const;  // "B=2 Hq=8 Hkv=2 Sq=65 Skv=63 layout=bshd lse=on scores~N(0,2^2)"
+};
+
+// Owns cudaMalloc'd memory; never empty (at least 16 bytes) so pointers are never NULL.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(size_t bytes);
+  DeviceBuffer(DeviceBuffer&& o) noexcept;
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept;
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  ~DeviceBuffer();
+
+  void upload(const void* host, size_t bytes);
+  void download(void* host, size_t bytes) const;
+  unsigned char* data() const { return m_ptr; }
+  size_t bytes() const { return m_bytes; }
+
+ private:
+  unsigned char* m_ptr = nullptr;
+  size_t m_bytes = 0;
+};
+
+// 64-bit FNV-1a over bytes: detects any change to an input buffer.
+uint64_t checksum(const void* data, size_t bytes);
+
+// One problem: random inputs on the host and the device. Fresh values on every construction.
+struct Problem {
+  Problem(const spec::Spec& spec, const Shape& shape, std::mt19937_64& rng);
+
+  const spec::Spec* spec;
+  Shape shape;
+  int head_dim;
+  float softmax_scale;
+
+  // Logical inputs as the kernels see them (already rounded to the dtype):
+  // q [B, Hq, Sq, D], k/v [B, Hkv, Skv, D], contiguous.
+  std::vector<float> q, k, v;
+  const void* q_dev = nullptr;
+  const void* k_dev = nullptr;
+  const void* v_dev = nullptr;
+  int64_t q_stride[3], k_stride[3], v_stride[3];
+
+  std::vector<double> params;  // spec order
+  // Index tensors, spec order: host bytes and device copies. Allocations are larger than the
+  // declared shape (sequence dims sized max(Sq, Skv), head dims max(Hq, Hkv)) so that a spec that
+  // indexes a [batch, seq_kv] tensor with q_idx stays in bounds on the CPU too.
+  std::vector<std::vector<unsigned char>> tensor_host;
+  std::vector<const void*> tensor_dev_ptrs;
+  std::string describe_params() const;  // "num_heads=17 cap=0.53"
+
+  // Checksums of every input device buffer at upload; inputs_unchanged() re-reads them.
+  bool inputs_unchanged(std::string& what) const;
+
+ private:
+  std::vector<DeviceBuffer> m_buffers;  // q/k/v storage (1 when packed) then tensors
+  std::vector<std::vector<unsigned char>> m_uploaded;
+};
+
+// Output buffers for one launch, poisoned (NaN) including padding and 4 KiB guard zones on both
+// sides, so that unwritten elements and stray writes are both visible.
+struct Outputs {
+  explicit Outputs(const Problem& p);
+  void poison();
+  void download();
+
+  int64_t out_stride[3];
+  void* out_dev = nullptr;   // first element of out
+  float* lse_dev = nullptr;  // NULL when shape.lse is false
+  // After download(): the whole allocations, guards included.
+  std::vector<uint16_t> out_all;
+  std::vector<float> lse_all;
+  size_t out_guard = 0, lse_guard = 0;  // elements before the data
+  size_t out_span = 0, lse_span = 0;    // elements of data (padding included)
+
+  uint16_t out_at(int b, int h, int i, int d) const;  // after download()
+  float lse_at(int b, int h, int i) const;
+  static uint16_t poison_bits(spec::DType dtype);
+  static uint32_t lse_poison_bits();
+
+ private:
+  const Problem* m_p;
+  DeviceBuffer m_out, m_lse;
+};
+
+// Fills KgAttentionArgs for `p` writing into `o`, calls `fn` on `stream`, and synchronizes.
+// Returns the entry point's result; a launch or execution failure after it accepted the call
+// throws CudaError.
+cudaError_t run_kernel(ForwardFn fn, const Problem& p, Outputs& o, cudaStream_t stream);
+KgAttentionArgs make_args(const Problem& p, Outputs& o);
+
+// Expected outputs in double: out [B, Hq, Sq, D], lse [B, Hq, Sq].
+struct Expected {
+  std::vector<double> out, lse;
+};
+Expected expected_from(const Problem& p, const Outputs& o);  // a downloaded kernel's outputs
+
+// |got - want| <= abs + rel*|want| (+ half an ulp of the dtype at max(|got|, |want|) when
+// `half_ulp`), LSE likewise with lse_abs/lse_rel. NaN/Inf never pass; LSE -inf passes exactly where
+// the expected LSE is -inf.
+struct Tolerance {
+  double abs = 0, rel = 0;
+  bool half_ulp = false;
+  double lse_abs = 0, lse_rel = 0;
+};
+
+struct CompareReport {
+  bool ok = true;
+  size_t bad = 0, nonfinite = 0, clobbered = 0;
+  double worst_err = 0, worst_ratio = 0;  // ratio: error / allowed
+  double lse_worst_err = 0;
+  std::string detail;  // multi-line; empty when ok
+};
+
+// Compares a downloaded kernel output with `want`: every element, padding and guards untouched,
+// LSE (when on). `want_name` names the expectation in messages ("reference", "cpu").
+CompareReport compare(const Problem& p, const Outputs& got, const Expected& want, const Tolerance& tol,
+                      const char* want_name);
+
+// True when two downloaded outputs hold identical bits (out and lse).
+bool identical(const Outputs& a, const Outputs& b);
+
+}  // namespace kg::gpu_test

@@ -1,0 +1,63 @@
+// kernelgen emit
+#include <iostream>
+
+#include "cache/local_cache.h"
+#include "commands.h"
+#include "emit/emit.h"
+#include "spec/key.h"
+#include "spec/spec.h"
+#include "util/log.h"
+
+namespace kg::cli {
+
+namespace {
+
+constexpr const char* kMoreDetail = " (rerun with KERNELGEN_LOG=debug for details)";
+
+}  // namespace
+
+int run_emit(const GlobalOptions& global, const EmitOptions& opts) {
+  auto arch = spec::resolve_arch(opts.arch);
+  if (!arch) {
+    KG_LOG_ERROR(arch.error().message);
+    return kExitUsage;
+  }
+  auto spec = spec::load_spec_file(opts.spec_file);
+  if (!spec) {
+    for (const spec::Diagnostic& d : spec.error()) {
+      std::cerr << d.str() << "\n";
+    }
+    return kExitFailure;
+  }
+  if (!opts.expect_name.empty() && spec->name != opts.expect_name) {
+    KG_LOG_ERROR(opts.spec_file << ": spec name '" << spec->name << "' differs from '" << opts.expect_name
+                                << "', the name the build expects (kernelgen_add_attention reads it at "
+                                   "configure time: re-run cmake)");
+    return kExitFailure;
+  }
+
+  const std::string dir = global.cache_dir.empty() ? cache::default_cache_dir() : global.cache_dir;
+  auto cache = cache::LocalCache::open(dir);
+  if (!cache) {
+    KG_LOG_ERROR("cannot open the kernel cache: " << cache.error().message << kMoreDetail);
+    return kExitFailure;
+  }
+
+  emit::EmitRequest req;
+  req.spec = &*spec;
+  req.arch = *arch;
+  req.out_dir = opts.out_dir;
+  req.reference = opts.reference;
+  req.touch = opts.touch;
+  auto result = emit::emit_kernel(*cache, req);
+  if (!result) {
+    KG_LOG_ERROR(opts.spec_file << ": " << result.error().message << kMoreDetail);
+    return kExitFailure;
+  }
+  KG_LOG_INFO(spec->name << ": " << (result->cache_hit ? "cache hit" : "generated") << ", key " << result->key
+                         << ", " << result->verification << ", " << result->written.size() << " of "
+                         << result->outputs.size() << " files written");
+  return kExitOk;
+}
+
+}  // namespace kg::cli
