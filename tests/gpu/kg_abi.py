@@ -13,6 +13,7 @@ Imports torch lazily so that a machine without torch can still import this modul
 import ctypes
 import importlib.util
 import os
+import sys
 
 ABI_VERSION = 1
 SKIP = 77  # exit status CTest reads as "skipped" (SKIP_RETURN_CODE)
@@ -145,6 +146,8 @@ def load_mods(path):
     name = "kg_mods_" + os.path.splitext(os.path.basename(path))[0]
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
+    # torch.compile (dynamo) looks functions' modules up by name: register it like an import would.
+    sys.modules[name] = mod
     spec.loader.exec_module(mod)
     return mod
 
