@@ -8,13 +8,14 @@ inline constexpr const char* kVersion = "0.1.0";
 
 // Template generator + reference generator (+ prompts, later). Any change to emitted code for
 // some spec bumps it; it is part of every key.
-inline constexpr const char* kGeneratorVersion = "tmpl-1";
+inline constexpr const char* kGeneratorVersion = "tmpl-2";
 
 // Layout of AC records and CAS blobs in the LMDB cache.
 inline constexpr int kCacheFormatVersion = 1;
 
-// Verifier checks and tolerances (issue: verifier). Part of every key.
-inline constexpr const char* kVerifierVersion = "verify-0";
+// Verifier checks and tolerances (core/verify, runner/, docs/verifier.md). Part of every key:
+// bump it when a check's meaning or a tolerance changes.
+inline constexpr const char* kVerifierVersion = "verify-1";
 
 // Target used when none is given.
 inline constexpr const char* kDefaultArch = "sm_90a";

@@ -267,24 +267,33 @@ TemplateFamily template_family(const std::string& arch) {
   const std::string suffix = arch.substr(i);
   if (i == 3 || !(suffix.empty() || suffix == "a" || suffix == "f")) fail("arch `" + arch + "` is not of the form sm_XY");
   if (cc < 80) fail("arch `" + arch + "`: the template kernels need sm_80 or newer (mma.sync bf16, cp.async)");
-  // The seam for a Hopper family: sm_90a would select a wgmma + TMA template here once it exists.
-  // Until then the mma.sync template is the baseline everywhere, sm_90a included.
+  if (cc == 90 && suffix == "a") return TemplateFamily::Sm90aWgmma;
   return TemplateFamily::Sm80MmaSync;
 }
 
 std::string emit_template_kernel(const spec::Spec& spec, const Provenance& prov, const std::string& arch) {
   check_spec(spec);
-  const TemplateFamily family = template_family(arch);
+  TemplateFamily family = template_family(arch);
+  // head_dim 256 would need BLOCK_M 64 and more registers than a wgmma consumer has: mma.sync.
+  if (family == TemplateFamily::Sm90aWgmma && spec.head_dim == 256) family = TemplateFamily::Sm80MmaSync;
+  const bool wgmma = family == TemplateFamily::Sm90aWgmma;
   std::string s = file_prelude(spec, prov,
-                               "Template forward kernel (FlashAttention-2 class, mma.sync m16n8k16, family "
-                               "Sm80MmaSync) for " + arch + ".");
+                               wgmma ? "Template forward kernel (FlashAttention-3 class, wgmma, family Sm90aWgmma) for " + arch + "."
+                                     : "Template forward kernel (FlashAttention-2 class, mma.sync m16n8k16, family "
+                                       "Sm80MmaSync) for " + arch + ".");
   s += "\n// ===== interval_rules.inc =====\n#define KG_IV_FN [[maybe_unused]] __device__ __forceinline__\n";
   s += template_text("interval_rules.inc");
   s += "\n" + emit_spec_section(spec, MathMode::Fast, true);
+  s += "// ===== flash_common.cuh =====\n";
+  s += template_text("flash_common.cuh");
   switch (family) {
     case TemplateFamily::Sm80MmaSync:
-      s += "// ===== flash_fwd_sm80.cuh =====\n";
+      s += "\n// ===== flash_fwd_sm80.cuh =====\n";
       s += template_text("flash_fwd_sm80.cuh");
+      break;
+    case TemplateFamily::Sm90aWgmma:
+      s += "\n// ===== flash_fwd_sm90.cuh =====\n";
+      s += template_text("flash_fwd_sm90.cuh");
       break;
   }
   s += "\n}  // namespace\n\n";

@@ -16,11 +16,15 @@
 
 namespace kg::codegen {
 
-// Kernel designs, one per GPU generation, chosen from the target arch. Only Sm80MmaSync exists
-// (mma.sync + ldmatrix + cp.async; runs on sm_80 and newer, sm_90a included); a Hopper
-// wgmma/TMA family plugs in here. Throws std::invalid_argument for an arch below sm_80 or not
-// spelled sm_XY[a|f].
-enum class TemplateFamily { Sm80MmaSync };
+// Kernel designs, one per GPU generation, chosen from the target arch:
+//   Sm80MmaSync  mma.sync + ldmatrix + cp.async (FlashAttention-2 class; flash_fwd_sm80.cuh). Runs
+//                on sm_80 and newer; the family of every arch but sm_90a.
+//   Sm90aWgmma   Hopper warpgroup MMA (wgmma) fed from 128-byte-swizzled shared memory, P kept in
+//                registers (FlashAttention-3 class; flash_fwd_sm90.cuh). sm_90a only: wgmma needs
+//                the arch-specific target. Covers head_dim 64 and 128; emit_template_kernel uses
+//                Sm80MmaSync for head_dim 256 even there.
+// Throws std::invalid_argument for an arch below sm_80 or not spelled sm_XY[a|f].
+enum class TemplateFamily { Sm80MmaSync, Sm90aWgmma };
 TemplateFamily template_family(const std::string& arch);
 
 // What goes into the first line of every generated file.
@@ -30,7 +34,8 @@ struct Provenance {
 };
 
 // `<name>.cu`: the template forward kernel, defining extern "C" kg_<name>_forward.
-// Targets sm_80+ (mma.sync); `arch` (e.g. "sm_90a") may select specialisations.
+// `arch` (e.g. "sm_90a") selects the family (template_family); the file must be compiled for that
+// arch (an sm_90a kernel traps anywhere else).
 std::string emit_template_kernel(const spec::Spec& spec, const Provenance& prov, const std::string& arch);
 
 // `<name>_reference.cu`: the plain fp32 GPU reference, defining extern "C"

@@ -151,7 +151,8 @@ TEST(Codegen, HeaderMacrosAndDocs) {
 
 TEST(Codegen, RejectsWhatNoTemplateSupports) {
   spec::Spec s = causal_spec();
-  EXPECT_EQ(template_family("sm_90a"), TemplateFamily::Sm80MmaSync);
+  EXPECT_EQ(template_family("sm_90a"), TemplateFamily::Sm90aWgmma);
+  EXPECT_EQ(template_family("sm_90"), TemplateFamily::Sm80MmaSync);  // wgmma needs the `a` target
   EXPECT_EQ(template_family("sm_80"), TemplateFamily::Sm80MmaSync);
   EXPECT_EQ(template_family("sm_100f"), TemplateFamily::Sm80MmaSync);
   EXPECT_THROW(template_family("sm_75"), std::invalid_argument);
@@ -164,6 +165,23 @@ TEST(Codegen, RejectsWhatNoTemplateSupports) {
   s = causal_spec();
   s.name = "bad-name";
   EXPECT_THROW(emit_reference_kernel(s, prov_for(s)), std::invalid_argument);
+}
+
+TEST(Codegen, FamilyFollowsArchAndHeadDim) {
+  const auto family_of = [](const std::string& cu) {
+    const bool sm80 = cu.find("// ===== flash_fwd_sm80.cuh =====") != std::string::npos;
+    const bool sm90 = cu.find("// ===== flash_fwd_sm90.cuh =====") != std::string::npos;
+    return sm80 && !sm90 ? "sm80" : (sm90 && !sm80 ? "sm90" : "both or neither");
+  };
+  const spec::Spec c = causal_spec();
+  EXPECT_STREQ(family_of(emit_template_kernel(c, prov_for(c), "sm_90a")), "sm90");
+  EXPECT_STREQ(family_of(emit_template_kernel(c, prov_for(c), "sm_90")), "sm80");
+  EXPECT_STREQ(family_of(emit_template_kernel(c, prov_for(c), "sm_80")), "sm80");
+  EXPECT_STREQ(family_of(emit_template_kernel(c, prov_for(c), "sm_100a")), "sm80");
+  const spec::Spec d64 = causal_spec(spec::DType::FP16, 64);
+  EXPECT_STREQ(family_of(emit_template_kernel(d64, prov_for(d64), "sm_90a")), "sm90");
+  const spec::Spec d256 = causal_spec(spec::DType::FP16, 256);  // no wgmma template for 256
+  EXPECT_STREQ(family_of(emit_template_kernel(d256, prov_for(d256), "sm_90a")), "sm80");
 }
 
 // ---- nvcc ---------------------------------------------------------------------------------------
@@ -216,6 +234,9 @@ std::vector<std::string> ptxas_summary(const std::string& log, int* max_spill) {
       if (std::regex_search(name, t, traits_re)) {
         name = "flash<" + std::string(t[1]).substr(t[1].str().find_first_not_of("0123456789")) + ", D=" + t[2].str() +
                ", M=" + t[3].str() + ", N=" + t[4].str() + ", warps=" + t[5].str() + ", lse=" + t[6].str() + ">";
+      } else if (std::regex_search(name, t, std::regex(R"(KgWgTraitsI(\w+?)Li(\d+)ELi(\d+)ELi(\d+)E.*Lb([01])E)"))) {
+        name = "wgmma<" + std::string(t[1]).substr(t[1].str().find_first_not_of("0123456789")) + ", D=" + t[2].str() +
+               ", N=" + t[3].str() + ", stages=" + t[4].str() + ", lse=" + t[5].str() + ">";
       } else if (name.find("kg_reference_kernel") != std::string::npos) {
         name = "reference";
       }
@@ -241,6 +262,16 @@ TEST(NvccCompile, EmittedKernelsCompileWithoutSpills) {
     std::ofstream(dir / (s.name + ".h")) << emit_header(s, prov_for(s));
     files.push_back(s.name + ".cu");
     files.push_back(s.name + "_reference.cu");
+  }
+  // The mma.sync family (every arch but sm_90a) for a few specs: a mask, tensors, fp16, head_dim
+  // 64 (head_dim 256 is in the list above already). Compiled for sm_90a too, which runs it.
+  for (const auto& s : all_specs()) {
+    if (s.name != "neighbourhood_2d" && s.name != "document_causal" && s.name != "causal_fp16" &&
+        s.name != "relpos_causal_d64") {
+      continue;
+    }
+    std::ofstream(dir / (s.name + "_sm80.cu")) << emit_template_kernel(s, prov_for(s), "sm_80");
+    files.push_back(s.name + "_sm80.cu");
   }
   // Two compilations at a time (CI machines have 2 cores).
   std::vector<Compiled> results;

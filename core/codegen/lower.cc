@@ -199,6 +199,17 @@ std::string lower_expr(const Expr& e, const LowerContext& ctx) {
       };
       return binary(as_float(0), "/", as_float(1));
     }
+    case Op::And:
+    case Op::Or: {
+      // Fast math (the template kernel): both operands are evaluated, branch-free (`&`, `|` on
+      // bools). Equivalent, since expressions have no side effects and every operation is total
+      // (x // 0 == 0, tensor reads outside the shape give 0); it lets a per-element mask_mod
+      // compile to straight-line code instead of divergent branches. An operand that reads a
+      // tensor keeps the short circuit, which saves its loads.
+      const bool eager = ctx.math == MathMode::Fast && !expr_reads_tensors(arg(e, 0)) && !expr_reads_tensors(arg(e, 1));
+      const char* tok = eager ? (e.op == Op::And ? "&" : "|") : binary_op_token(e.op);
+      return binary(a(0), tok, a(1));
+    }
     default: {
       const char* tok = binary_op_token(e.op);
       if (tok == nullptr) fail("unknown expression node");

@@ -50,6 +50,15 @@ TEST(Lower, EveryCompoundExpressionIsParenthesised) {
   EXPECT_EQ(lower(select(bin(spec::Op::Ge, q(), kv()), ilit(1), ilit(2))), "((q_idx >= kv_idx) ? 1 : 2)");
 }
 
+TEST(Lower, FastMathEvaluatesBothOperandsUnlessOneReadsATensor) {
+  const auto lt = bin(spec::Op::Lt, q(), kv());
+  EXPECT_EQ(lower(bin(spec::Op::And, lt, blit(true)), MathMode::Fast), "((q_idx < kv_idx) & true)");
+  EXPECT_EQ(lower(bin(spec::Op::Or, lt, blit(false)), MathMode::Fast), "((q_idx < kv_idx) | false)");
+  EXPECT_EQ(lower(bin(spec::Op::And, lt, blit(true)), MathMode::Precise), "((q_idx < kv_idx) && true)");
+  const auto doc = bin(spec::Op::Eq, tensor(0, spec::Type::Int, {b(), kv()}), ilit(0));
+  EXPECT_EQ(lower(bin(spec::Op::And, lt, doc), MathMode::Fast), "((q_idx < kv_idx) && (kg_tensor0_doc(ma, b, kv_idx) == 0))");
+}
+
 TEST(Lower, LeavesConstantsParamsTensorsBindings) {
   EXPECT_EQ(lower(constant(0, spec::Type::Int)), "(64 /* W */)");
   EXPECT_EQ(lower(param(0, spec::Type::Float)), "ma.param0_alpha");

@@ -1,10 +1,10 @@
 // flash_fwd_sm80.cuh — FlashAttention-2-class forward kernel on mma.sync tensor cores.
 //
-// TemplateFamily::Sm80MmaSync (core/codegen/codegen.cc): the one template today, for sm_80 and
-// later, including sm_90a (where a wgmma/TMA family is the planned next step; see codegen.cc).
+// TemplateFamily::Sm80MmaSync (core/codegen/codegen.cc): runs on sm_80 and later; the template
+// for every arch but sm_90a (flash_fwd_sm90.cuh), and for head_dim 256 on sm_90a too.
 //
 // Pasted by kernelgen into a generated .cu inside its anonymous namespace, after common.cuh,
-// interval_rules.inc and the generated spec section, which defines:
+// interval_rules.inc, the generated spec section and flash_common.cuh, which define:
 //   kg_element                    __nv_bfloat16 or __half
 //   kg_head_dim                   64, 128 or 256
 //   KgModArgs                     sizes + the spec's params (float/int) + tensors (device pointers)
@@ -25,24 +25,7 @@
 //   out = O / l, lse = (m + log2 l) · ln 2
 // K/V tiles are double-buffered in shared memory with cp.async: tile n+1 loads while tile n computes.
 
-// ---- PTX wrappers ----------------------------------------------------------------------------
-
-__device__ __forceinline__ uint32_t kg_smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16-byte global → shared copy; `valid == false` zero-fills the destination (src-size 0, nothing read).
-__device__ __forceinline__ void kg_cp_async_16(uint32_t dst, const void* src, bool valid) {
-  const int src_bytes = valid ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
-}
-__device__ __forceinline__ void kg_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-// Wait until at most N of this thread's committed groups are still in flight. Other threads'
-// copies become visible only after a following __syncthreads().
-template <int N>
-__device__ __forceinline__ void kg_cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
+// ---- PTX wrappers (cp.async and the parameter block are in flash_common.cuh) -------------
 
 // Four 8x8 b16 matrices; lanes 8j..8j+7 give the row addresses of matrix j, register j receives
 // matrix j's (row lane/4, cols 2·(lane%4) + {0,1}) — or, with .trans, (rows 2·(lane%4) + {0,1}, col lane/4).
@@ -62,17 +45,7 @@ __device__ __forceinline__ void kg_ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t 
 template <typename T>
 struct KgElemOps {
   static_assert(kg_is_bf16<T> || kg_is_fp16<T>, "bf16 or fp16");
-  __device__ static __forceinline__ uint32_t pack(float lo, float hi) {
-    uint32_t r;
-    if constexpr (kg_is_bf16<T>) {
-      __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-      r = *reinterpret_cast<uint32_t*>(&v);
-    } else {
-      __half2 v = __floats2half2_rn(lo, hi);
-      r = *reinterpret_cast<uint32_t*>(&v);
-    }
-    return r;
-  }
+  __device__ static __forceinline__ uint32_t pack(float lo, float hi) { return kg_pack2<T>(lo, hi); }
   // C += A B  (A 16x16 row-major, B 16x8 column-major, C 16x8 fp32)
   __device__ static __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
     if constexpr (kg_is_bf16<T>) {
@@ -155,33 +128,7 @@ struct KgFlashConfig<Element, 256> {
   using Traits = KgFlashTraits<Element, 256, 64, 32, 4, /*kQInRegs=*/false>;
 };
 
-// ---- Parameters and shared memory ------------------------------------------------------------
-
-template <typename Element>
-struct KgFlashParams {
-  // Inputs and outputs (device pointers; see kernelgen/attention_abi.h).
-  const Element* q;
-  const Element* k;
-  const Element* v;
-  Element* out;
-  float* lse;  // nullptr: not written
-
-  // Strides in elements.
-  long long q_batch_stride, q_head_stride, q_row_stride;
-  long long k_batch_stride, k_head_stride, k_row_stride;
-  long long v_batch_stride, v_head_stride, v_row_stride;
-  long long out_batch_stride, out_head_stride, out_row_stride;
-
-  // Heads: query head h reads key/value head h / group.
-  int group;  // heads_q / heads_kv
-
-  // Softmax.
-  float scale;       // softmax_scale: score = q·k · scale (score_mod's input)
-  float scale_log2;  // softmax_scale · log2(e): the base-2 logit when there is no score_mod
-
-  // Sizes, the spec's params and tensors (read by score_mod / mask_mod / classify_tile).
-  KgModArgs mod;
-};
+// ---- Shared memory -------------------------------------------------------------------------
 
 // All tiles are [rows][kHeadDim] with the 16-byte chunks of row r XOR-swizzled by r % 8: the 8 row
 // addresses of each ldmatrix phase (same logical chunk, 8 consecutive rows) and the 8 chunks a
@@ -215,28 +162,6 @@ __device__ __forceinline__ void kg_load_tile(typename Tr::Element* dst, const ty
     kg_cp_async_16(kg_smem_u32(dst + kg_swz<Tr>(row, chunk)), g, valid);
   }
 }
-
-// First key/value tile ≥ n that is not Empty for query rows [q_lo, q_hi]; n_tiles when none.
-// Uniform across the CTA (every thread computes the same value).
-template <class Tr>
-__device__ __forceinline__ int kg_next_tile(const KgModArgs& ma, int b, int h, int q_lo, int q_hi, int n,
-                                            int n_tiles) {
-  if constexpr (kg_has_mask_mod) {
-    for (; n < n_tiles; ++n) {
-      const int kv_lo = n * Tr::kBlockN;
-      const int kv_hi = min(kv_lo + Tr::kBlockN, ma.seqlen_kv) - 1;
-      if (kg_classify_tile(ma, b, h, q_lo, q_hi, kv_lo, kv_hi) != kg_tile_empty) break;
-    }
-  }
-  return n;
-}
-
-// How a tile's scores are masked.
-enum KgMaskMode {
-  kg_mask_none = 0,   // Full tile, not the last one: every score is kept
-  kg_mask_bound = 1,  // Full tile that reaches past seqlen_kv: keep kv < seqlen_kv
-  kg_mask_bits = 2,   // Partial tile: keep what mask_bits says (mask_mod and the seqlen_kv bound)
-};
 
 // S accumulators (q·k) → base-2 logits: score_mod(q·k·scale)·log2(e), or q·k·scale·log2(e)
 // without a score_mod; -inf where masked.
@@ -316,7 +241,7 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1) kg_flash_fwd_kernel(const Kg
   kg_cp_async_commit();
 
   const int n_tiles = (seqlen_kv + kBlockN - 1) / kBlockN;
-  int n = kg_next_tile<Tr>(p.mod, b, h, q0, q_hi, 0, n_tiles);
+  int n = kg_next_tile<kBlockN>(p.mod, b, h, q0, q_hi, 0, n_tiles);
   if (n < n_tiles) {
     const int kv0 = n * kBlockN;
     kg_load_tile<Tr, kBlockN>(smem.k[0], k_head + kv0 * p.k_row_stride, p.k_row_stride, seqlen_kv - kv0, tid);
@@ -374,7 +299,7 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1) kg_flash_fwd_kernel(const Kg
     kg_cp_async_wait<0>();  // tile n's K and V have landed (for this thread's copies)...
     __syncthreads();        // ...and for everyone's; stage ^ 1 is free
 
-    const int n_next = kg_next_tile<Tr>(p.mod, b, h, q0, q_hi, n + 1, n_tiles);
+    const int n_next = kg_next_tile<kBlockN>(p.mod, b, h, q0, q_hi, n + 1, n_tiles);
     if (n_next < n_tiles) {
       const int kv1 = n_next * kBlockN;
       kg_load_tile<Tr, kBlockN>(smem.k[stage ^ 1], k_head + kv1 * p.k_row_stride, p.k_row_stride, seqlen_kv - kv1, tid);
@@ -598,29 +523,8 @@ inline cudaError_t kg_flash_fwd(const KgAttentionArgs* args, cudaStream_t stream
   using Traits = typename KgFlashConfig<kg_element, kg_head_dim>::Traits;
   if (kg_check_common_args(args, kg_head_dim) != nullptr) return cudaErrorInvalidValue;
   KgFlashParams<kg_element> p;
-  if (kg_fill_mod_args(args, &p.mod) != nullptr) return cudaErrorInvalidValue;
+  if (!kg_make_flash_params(args, &p)) return cudaErrorInvalidValue;
   if (args->seqlen_q == 0) return cudaSuccess;  // nothing to compute or write
-
-  p.q = static_cast<const kg_element*>(args->q);
-  p.k = static_cast<const kg_element*>(args->k);
-  p.v = static_cast<const kg_element*>(args->v);
-  p.out = static_cast<kg_element*>(args->out);
-  p.lse = args->lse;
-  p.q_batch_stride = args->q_stride[0];
-  p.q_head_stride = args->q_stride[1];
-  p.q_row_stride = args->q_stride[2];
-  p.k_batch_stride = args->k_stride[0];
-  p.k_head_stride = args->k_stride[1];
-  p.k_row_stride = args->k_stride[2];
-  p.v_batch_stride = args->v_stride[0];
-  p.v_head_stride = args->v_stride[1];
-  p.v_row_stride = args->v_stride[2];
-  p.out_batch_stride = args->out_stride[0];
-  p.out_head_stride = args->out_stride[1];
-  p.out_row_stride = args->out_stride[2];
-  p.group = args->heads_q / args->heads_kv;
-  p.scale = args->softmax_scale;
-  p.scale_log2 = args->softmax_scale * 1.44269504088896340736f;
   // seqlen_kv == 0 still launches: no tile is visited, so every row writes out = 0, lse = -inf.
   return p.lse != nullptr ? kg_launch_flash_fwd<Traits, true>(p, stream)
                           : kg_launch_flash_fwd<Traits, false>(p, stream);

@@ -1,0 +1,760 @@
+// flash_fwd_sm90.cuh — FlashAttention-3-class forward kernel on Hopper warpgroup MMA (wgmma).
+//
+// TemplateFamily::Sm90aWgmma (core/codegen/codegen.cc): sm_90a only (wgmma needs the arch-specific
+// target), head_dim 64 and 128; head_dim 256 and every other arch use flash_fwd_sm80.cuh.
+//
+// Pasted by kernelgen into a generated .cu inside its anonymous namespace, after common.cuh,
+// interval_rules.inc, the generated spec section and flash_common.cuh, which define:
+//   kg_element, kg_head_dim, KgModArgs, kg_has_score_mod, kg_has_mask_mod, kg_mask_reads_tensors,
+//   kg_score_mod, kg_mask_mod, kg_classify_tile, kg_fill_mod_args     (the spec section)
+//   KgFlashParams, kg_make_flash_params, kg_next_tile, KgMaskMode, cp.async wrappers, kg_pack2
+// and is followed by the extern "C" entry point that calls kg_flash_fwd().
+//
+// Algorithm (per CTA: one batch b, one query head h, kBlockM = 128 query rows; 2 warpgroups of 128
+// threads, warpgroup w owns query rows [64w, 64w + 64) and does all of their math):
+//   Q tile → shared memory (stays there: the A operand of S = Q Kᵀ comes from shared memory)
+//   for each key/value tile t_i that kg_classify_tile does not call Empty, in order:
+//     issue S_i = Q K_iᵀ                               (wgmma m64nBLOCK_Nk16, A and B from smem)
+//     issue O += P_{i-1} V_{i-1}                        (wgmma, A = P from registers, B = V from smem)
+//     [per-element mask_mod of a Partial tile, while both run on the tensor cores]
+//     wait S_i; S ← score_mod(S · scale) · log2(e), -inf where masked
+//     m' = max(m, rowmax S);  P_i = 2^(S - m');  l = l · 2^(m - m') + rowsum P_i   (overlaps P V)
+//     wait P V;  O = O · 2^(m - m');  P_i → bf16/fp16 A fragments
+//   O += P_last V_last;  out = O / l,  lse = (m + log2 l) · ln 2
+// Softmax of tile i thus overlaps the P V product of tile i-1 (FlashAttention-3's intra-warpgroup
+// pipelining); the two warpgroups also overlap each other's softmax and MMAs naturally.
+//
+// Loads: all 256 threads issue cp.async (16 bytes each, coalesced) into kStages shared-memory
+// stages; each barrier-separated iteration prefetches K of tile i+kStages-1 and V of tile
+// i+kStages-2 (V is consumed one iteration after K). No producer warp: with cp.async the copy
+// issue costs ~16 instructions per thread per tile, far less than a warpgroup's registers.
+
+// ---- wgmma and proxy wrappers --------------------------------------------------------------------
+
+// Orders this warpgroup's register and shared-memory accesses before the wgmma that follow.
+// Needed before the first wgmma and whenever registers a wgmma reads (accumulators, A fragments)
+// were written by ordinary instructions.
+__device__ __forceinline__ void kg_wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+// Closes the wgmma issued since the last commit into one group.
+__device__ __forceinline__ void kg_wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+// Waits until at most N committed groups are still running.
+template <int N>
+__device__ __forceinline__ void kg_wg_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+// Compiler-only fence on registers an asynchronous wgmma reads or writes: the compiler must assume
+// each is read and rewritten here, so it neither moves their other uses across this point nor
+// reuses their registers for something else while a wgmma may still be using them.
+template <int N>
+__device__ __forceinline__ void kg_wg_fence_regs(float (&r)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
+}
+template <int N, int M>
+__device__ __forceinline__ void kg_wg_fence_regs(uint32_t (&r)[N][M]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) {
+#pragma unroll
+    for (int j = 0; j < M; ++j) asm volatile("" : "+r"(r[i][j])::"memory");
+  }
+}
+// Makes this thread's completed shared-memory writes (st, cp.async) visible to the async proxy,
+// which wgmma reads shared memory through. Before the barrier that publishes them.
+__device__ __forceinline__ void kg_fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+// Barrier among `threads` threads (a multiple of 32) on hardware barrier `id` (1..15; 0 is __syncthreads).
+template <int kId, int kThreads>
+__device__ __forceinline__ void kg_named_barrier() {
+  asm volatile("bar.sync %0, %1;\n" ::"n"(kId), "n"(kThreads) : "memory");
+}
+
+// Shared-memory matrix descriptor (PTX ISA, wgmma "matrix descriptor"): start address, leading and
+// stride byte offsets (all >> 4), layout 1 = 128-byte swizzle in bits 62-63; base offset 0 (every
+// tile is 1024-byte aligned).
+//   K-major operand (Q, K: 16 k-elements = 32 bytes of each 128-byte row): SBO = 1024 bytes between
+//     8-row groups; LBO unused (1).
+//   MN-major operand (V as B of P V, transposed): LBO = bytes between 64-column blocks, SBO = 1024
+//     bytes between 8-row (k) groups.
+__device__ __forceinline__ uint64_t kg_wg_desc(uint32_t smem_addr, uint32_t lbo_bytes, uint32_t sbo_bytes) {
+  return static_cast<uint64_t>((smem_addr & 0x3FFFFu) >> 4) | (static_cast<uint64_t>((lbo_bytes >> 4) & 0x3FFFu) << 16) |
+         (static_cast<uint64_t>((sbo_bytes >> 4) & 0x3FFFu) << 32) | (1ull << 62);
+}
+
+// D(64xN, fp32 accumulators) (+)= A(64x16) · B(16xN), one warpgroup. scale_d = 0 overwrites D.
+//   ss: A and B from shared memory (descriptors); rs: A from registers (the m16n8k16 A fragment
+//   layout per warp: warp w of the warpgroup holds rows 16w..16w+15). kTransB = 1: B is MN-major.
+// Accumulator layout (per warp, rows 16w + g and 16w + g + 8, g = lane/4, t = lane%4):
+//   d[4j + 2r + c] = D[16w + g + 8r][8j + 2t + c]   — the mma.sync C layout, one n8 tile per j.
+template <typename T, int N>
+struct KgWgmma;
+
+// Operand lists of the wgmma wrappers below: "{%0, ..., %R-1}" and "+f"(d[0]) ... "+f"(d[R-1]).
+#define KG_WG_REGS_32 "{" "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31" "}"
+#define KG_WG_DOPS_32(d) \
+  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+  "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+  "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+  "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+#define KG_WG_REGS_64 "{" "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+  "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+  "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63" "}"
+#define KG_WG_DOPS_64(d) \
+  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+  "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+  "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+  "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+  "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+  "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
+  "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+  "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+#define KG_WG_REGS_96 "{" "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+  "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+  "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, " \
+  "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, " \
+  "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95" "}"
+#define KG_WG_DOPS_96(d) \
+  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+  "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+  "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+  "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+  "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+  "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
+  "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+  "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), \
+  "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), \
+  "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), \
+  "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), \
+  "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95])
+template <>
+struct KgWgmma<__nv_bfloat16, 64> {
+  template <int kTransB>
+  __device__ static __forceinline__ void ss(float (&d)[32], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " KG_WG_REGS_32 ", %32, %33, p, 1, 1, 0, %35;\n}\n"
+        : KG_WG_DOPS_32(d)
+        : "l"(desc_a), "l"(desc_b), "r"(scale_d), "n"(kTransB));
+  }
+  template <int kTransB>
+  __device__ static __forceinline__ void rs(float (&d)[32], const uint32_t (&a)[4], uint64_t desc_b, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " KG_WG_REGS_32 ", {%32, %33, %34, %35}, %36, p, 1, 1, %38;\n}\n"
+        : KG_WG_DOPS_32(d)
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d), "n"(kTransB));
+  }
+};
+template <>
+struct KgWgmma<__half, 64> {
+  template <int kTransB>
+  __device__ static __forceinline__ void ss(float (&d)[32], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 " KG_WG_REGS_32 ", %32, %33, p, 1, 1, 0, %35;\n}\n"
+        : KG_WG_DOPS_32(d)
+        : "l"(desc_a), "l"(desc_b), "r"(scale_d), "n"(kTransB));
+  }
+  template <int kTransB>
+  __device__ static __forceinline__ void rs(float (&d)[32], const uint32_t (&a)[4], uint64_t desc_b, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 " KG_WG_REGS_32 ", {%32, %33, %34, %35}, %36, p, 1, 1, %38;\n}\n"
+        : KG_WG_DOPS_32(d)
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d), "n"(kTransB));
+  }
+};
+template <>
+struct KgWgmma<__nv_bfloat16, 128> {
+  template <int kTransB>
+  __device__ static __forceinline__ void ss(float (&d)[64], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " KG_WG_REGS_64 ", %64, %65, p, 1, 1, 0, %67;\n}\n"
+        : KG_WG_DOPS_64(d)
+        : "l"(desc_a), "l"(desc_b), "r"(scale_d), "n"(kTransB));
+  }
+  template <int kTransB>
+  __device__ static __forceinline__ void rs(float (&d)[64], const uint32_t (&a)[4], uint64_t desc_b, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " KG_WG_REGS_64 ", {%64, %65, %66, %67}, %68, p, 1, 1, %70;\n}\n"
+        : KG_WG_DOPS_64(d)
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d), "n"(kTransB));
+  }
+};
+template <>
+struct KgWgmma<__half, 128> {
+  template <int kTransB>
+  __device__ static __forceinline__ void ss(float (&d)[64], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 " KG_WG_REGS_64 ", %64, %65, p, 1, 1, 0, %67;\n}\n"
+        : KG_WG_DOPS_64(d)
+        : "l"(desc_a), "l"(desc_b), "r"(scale_d), "n"(kTransB));
+  }
+  template <int kTransB>
+  __device__ static __forceinline__ void rs(float (&d)[64], const uint32_t (&a)[4], uint64_t desc_b, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 " KG_WG_REGS_64 ", {%64, %65, %66, %67}, %68, p, 1, 1, %70;\n}\n"
+        : KG_WG_DOPS_64(d)
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d), "n"(kTransB));
+  }
+};
+template <>
+struct KgWgmma<__nv_bfloat16, 192> {
+  template <int kTransB>
+  __device__ static __forceinline__ void ss(float (&d)[96], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %98, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n192k16.f32.bf16.bf16 " KG_WG_REGS_96 ", %96, %97, p, 1, 1, 0, %99;\n}\n"
+        : KG_WG_DOPS_96(d)
+        : "l"(desc_a), "l"(desc_b), "r"(scale_d), "n"(kTransB));
+  }
+  template <int kTransB>
+  __device__ static __forceinline__ void rs(float (&d)[96], const uint32_t (&a)[4], uint64_t desc_b, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %101, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n192k16.f32.bf16.bf16 " KG_WG_REGS_96 ", {%96, %97, %98, %99}, %100, p, 1, 1, %102;\n}\n"
+        : KG_WG_DOPS_96(d)
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d), "n"(kTransB));
+  }
+};
+template <>
+struct KgWgmma<__half, 192> {
+  template <int kTransB>
+  __device__ static __forceinline__ void ss(float (&d)[96], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %98, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n192k16.f32.f16.f16 " KG_WG_REGS_96 ", %96, %97, p, 1, 1, 0, %99;\n}\n"
+        : KG_WG_DOPS_96(d)
+        : "l"(desc_a), "l"(desc_b), "r"(scale_d), "n"(kTransB));
+  }
+  template <int kTransB>
+  __device__ static __forceinline__ void rs(float (&d)[96], const uint32_t (&a)[4], uint64_t desc_b, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %101, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n192k16.f32.f16.f16 " KG_WG_REGS_96 ", {%96, %97, %98, %99}, %100, p, 1, 1, %102;\n}\n"
+        : KG_WG_DOPS_96(d)
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d), "n"(kTransB));
+  }
+};
+
+// ---- Kernel traits -------------------------------------------------------------------------------
+
+template <typename Element_, int kHeadDim_, int kBlockN_, int kStages_>
+struct KgWgTraits {
+  using Element = Element_;
+  static constexpr int kHeadDim = kHeadDim_;
+  static constexpr int kBlockM = 128;  // query rows per CTA: 2 warpgroups × 64 (wgmma's M)
+  static constexpr int kBlockN = kBlockN_;  // key/value rows per tile
+  static constexpr int kStages = kStages_;  // shared-memory stages of K and of V
+  static constexpr int kNWarpgroups = 2;
+  static constexpr int kNThreads = kNWarpgroups * 128;
+  static constexpr int kColBlocks = kHeadDim / 64;    // 128-byte swizzle atoms are 64 elements wide
+  static constexpr int kChunksPerRow = kHeadDim / 8;  // 16-byte chunks per row
+  static constexpr int kSRegs = kBlockN / 2;          // S: 64 x kBlockN fp32 over 128 threads
+  static constexpr int kORegs = kHeadDim / 2;         // O: 64 x kHeadDim fp32 over 128 threads
+  static constexpr int kNTilesS = kBlockN / 8;        // n8 column tiles of S per thread row
+  static constexpr int kNTilesO = kHeadDim / 8;
+  static constexpr int kKStepsQK = kHeadDim / 16;     // k16 steps of S = Q Kᵀ
+  static constexpr int kKStepsPV = kBlockN / 16;      // k16 steps of O += P V
+  static constexpr int kMaskWords = (kSRegs + 31) / 32;  // one bit per S register
+
+  static_assert(kHeadDim == 64 || kHeadDim == 128, "the wgmma family covers head_dim 64 and 128");
+  static_assert(kBlockN == 64 || kBlockN == 128 || kBlockN == 192, "wgmma wrappers exist for N = 64, 128, 192");
+  static_assert(kStages >= 2, "at least double buffering");
+  static_assert((kBlockM * kChunksPerRow) % kNThreads == 0, "Q tile copies divide evenly among threads");
+  static_assert((kBlockN * kChunksPerRow) % kNThreads == 0, "K/V tile copies divide evenly among threads");
+  static_assert((64 * kChunksPerRow) % 128 == 0, "a warpgroup's O rows divide evenly among its threads");
+};
+
+// Tile configurations (head_dim: BLOCK_M x BLOCK_N, stages; shared memory; registers per consumer
+// thread for S + O + P fragments):
+//   128: 128 x 128, 2 stages: Q 32 KB + 2 × (K 32 + V 32) = 160 KB; S 64 + O 64 + P 32 registers.
+//        BLOCK_N 128 keeps each wgmma at n128 (full tensor-core rate); 3 stages would fit (224 KB)
+//        but K/V hit in L2 (every head's K/V is re-read by 32 query tiles), so one tile of lead is
+//        enough.
+//   64:  128 x 128, 3 stages: Q 16 KB + 3 × (16 + 16) = 112 KB; S 64 + O 32 + P 32 registers.
+//        Each tile carries half the math of head_dim 128, so loads get a deeper pipeline.
+// One CTA of 256 threads per SM (registers: up to 255 per thread).
+template <typename Element, int kHeadDim>
+struct KgWgConfig;
+template <typename Element>
+struct KgWgConfig<Element, 64> {
+  using Traits = KgWgTraits<Element, 64, 128, 3>;
+};
+template <typename Element>
+struct KgWgConfig<Element, 128> {
+  using Traits = KgWgTraits<Element, 128, 128, 2>;
+};
+
+// ---- Shared memory -------------------------------------------------------------------------------
+
+// Every tile is stored as [kColBlocks][rows][64] elements: 64-element (128-byte) rows, the 16-byte
+// chunk j of row r at position j ^ (r % 8) — the 128-byte swizzle that wgmma descriptors name,
+// conflict-free for the cp.async writes (8 chunks of one row per phase) and the epilogue. The
+// same layout is K-major for Q and K (operands of S = Q Kᵀ) and MN-major for V (B of O += P V).
+template <class Tr>
+struct KgWgSmem {
+  using Element = typename Tr::Element;
+  static constexpr int kQElems = Tr::kBlockM * Tr::kHeadDim;
+  static constexpr int kKvElems = Tr::kBlockN * Tr::kHeadDim;
+  Element q[kQElems];                 // Q tile; each warpgroup's O staging rows in the epilogue
+  Element k[Tr::kStages][kKvElems];   // K tiles, kStages pipeline stages
+  Element v[Tr::kStages][kKvElems];   // V tiles, kStages pipeline stages
+  static_assert((kQElems * sizeof(Element)) % 1024 == 0 && (kKvElems * sizeof(Element)) % 1024 == 0,
+                "every tile starts 1024-byte aligned (the swizzle repeats every 8 rows of 128 bytes)");
+};
+
+// Element offset of 16-byte chunk `chunk` (0 .. kHeadDim/8 - 1) of row `row` in a tile of kRows rows.
+template <int kRows>
+__device__ __forceinline__ int kg_wg_swz(int row, int chunk) {
+  return (chunk >> 3) * (kRows * 64) + row * 64 + (((chunk & 7) ^ (row & 7)) << 3);
+}
+
+// Copies rows [0, kRows) of a [rows][kHeadDim] global tile into shared memory (all kNThreads
+// threads); rows ≥ rows_valid are zero-filled (nothing read), so K/V beyond seqlen_kv are exact
+// zeros (0·V must not be NaN).
+template <class Tr, int kRows>
+__device__ __forceinline__ void kg_wg_load_tile(typename Tr::Element* dst, const typename Tr::Element* src,
+                                                long long row_stride, int rows_valid, int tid) {
+  constexpr int kIters = kRows * Tr::kChunksPerRow / Tr::kNThreads;
+#pragma unroll
+  for (int i = 0; i < kIters; ++i) {
+    const int idx = tid + i * Tr::kNThreads;
+    const int row = idx / Tr::kChunksPerRow;
+    const int chunk = idx % Tr::kChunksPerRow;
+    const bool valid = row < rows_valid;
+    const typename Tr::Element* g = valid ? src + row * row_stride + chunk * 8 : src;
+    kg_cp_async_16(kg_smem_u32(dst + kg_wg_swz<kRows>(row, chunk)), g, valid);
+  }
+}
+
+// ---- Scores -----------------------------------------------------------------------------------
+
+// A compile-time bool as a value (selects a template path from a generic lambda).
+template <bool kValue>
+struct KgBool {
+  static constexpr bool value = kValue;
+};
+
+// mask_mod of every S element this thread holds (and, for the last tile, kv_idx < seqlen_kv):
+// bit e % 32 of word e / 32 keeps S register e. Returns whether any bit is set.
+template <class Tr, bool kCheckBound>
+__device__ __forceinline__ bool kg_wg_mask_bits(uint32_t (&mask)[Tr::kMaskWords], const KgModArgs& ma, int b, int h,
+                                                int q_row, int kv0, int tig) {
+  uint32_t any = 0u;
+#pragma unroll
+  for (int w = 0; w < Tr::kMaskWords; ++w) mask[w] = 0u;
+#pragma unroll
+  for (int j = 0; j < Tr::kNTilesS; ++j) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const int e = 4 * j + 2 * r + c;
+        const int kv_idx = kv0 + 8 * j + 2 * tig + c;
+        // `&`, not `&&`: straight-line code (mask_mod has no side effects).
+        const bool keep = (!kCheckBound || kv_idx < ma.seqlen_kv) & kg_mask_mod(b, h, q_row + 8 * r, kv_idx, ma);
+        mask[e / 32] |= static_cast<uint32_t>(keep) << (e % 32);
+      }
+    }
+  }
+#pragma unroll
+  for (int w = 0; w < Tr::kMaskWords; ++w) any |= mask[w];
+  return any != 0u;
+}
+
+// S accumulators (q·k) → base-2 logits: score_mod(q·k·scale)·log2(e), or q·k·scale·log2(e)
+// without a score_mod; -inf where masked. kFold (no score_mod, scale > 0): q·k stays unscaled, the
+// softmax folds scale·log2(e) into its exp2 argument (one FFMA per element instead of FMUL + FADD).
+// Register e = 4j + 2r + c holds S[q_row + 8r][kv0 + 8j + 2t + c].
+template <class Tr, int kMode, bool kFold>
+__device__ __forceinline__ void kg_wg_scores_to_logits(float (&s)[Tr::kSRegs], const uint32_t (&mask)[Tr::kMaskWords],
+                                                       const KgFlashParams<typename Tr::Element>& p, int b, int h,
+                                                       int q_row, int kv0, int tig) {
+  constexpr float kLog2e = 1.44269504088896340736f;
+#pragma unroll
+  for (int j = 0; j < Tr::kNTilesS; ++j) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const int e = 4 * j + 2 * r + c;
+        const int kv_idx = kv0 + 8 * j + 2 * tig + c;
+        float& x = s[e];
+        bool keep = true;
+        if constexpr (kMode == kg_mask_bound) keep = kv_idx < p.mod.seqlen_kv;
+        if constexpr (kMode == kg_mask_bits) keep = (mask[e / 32] >> (e % 32)) & 1u;
+        if constexpr (kg_has_score_mod) {
+          // score_mod takes the natural scaled score; only its result moves to base 2.
+          x = keep ? kg_score_mod(x * p.scale, b, h, q_row + 8 * r, kv_idx, p.mod) * kLog2e : -INFINITY;
+        } else if constexpr (kFold) {
+          if constexpr (kMode != kg_mask_none) x = keep ? x : -INFINITY;
+        } else {
+          x = keep ? x * p.scale_log2 : -INFINITY;
+        }
+      }
+    }
+  }
+}
+
+// Online softmax of one S tile, rows q_row and q_row + 8 (each row lives in the 4 threads of a
+// quad: reduce over xor 1, 2). In units where the base-2 logit is u · kMul (kMul = scale·log2(e)
+// when kFold, else 1: s and m are then already base-2 logits):
+//   m' = max(m, rowmax s);  P = 2^((s - m')·kMul);  alpha = 2^((m - m')·kMul);  l = l·alpha + Σ P
+template <class Tr, bool kFold>
+__device__ __forceinline__ void kg_wg_softmax(float (&s)[Tr::kSRegs], float (&row_max)[2], float (&row_sum)[2],
+                                              float (&alpha)[2], float mul) {
+  if constexpr (!kFold) mul = 1.0f;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float mx = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < Tr::kNTilesS; ++j) mx = fmaxf(mx, fmaxf(s[4 * j + 2 * r], s[4 * j + 2 * r + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float m_new = fmaxf(row_max[r], mx);
+    // m' = -inf: nothing kept in this row yet. Subtract 0 so that 2^(-inf - base) = 0, not NaN.
+    const float base = m_new == -INFINITY ? 0.0f : m_new * mul;
+    alpha[r] = kg_exp2_approx(fmaf(row_max[r], mul, -base));  // 2^(m - m'); 0 when m = -inf
+    row_max[r] = m_new;
+    float sum = 0.0f;
+#pragma unroll
+    for (int j = 0; j < Tr::kNTilesS; ++j) {
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        float& x = s[4 * j + 2 * r + c];
+        x = kg_exp2_approx(kFold ? fmaf(x, mul, -base) : x - base);  // P = 2^(s - m')
+        sum += x;
+      }
+    }
+    row_sum[r] = row_sum[r] * alpha[r] + sum;  // l = l·2^(m - m') + Σ P
+  }
+}
+
+// ---- The kernel ----------------------------------------------------------------------------------
+
+template <class Tr, bool kWriteLse>
+__global__ void __launch_bounds__(Tr::kNThreads, 1) kg_flash_fwd_sm90_kernel(const KgFlashParams<typename Tr::Element> p) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using Element = typename Tr::Element;
+  using Mma = KgWgmma<Element, Tr::kBlockN>;   // S = Q Kᵀ: m64 n(BLOCK_N) k16
+  using MmaO = KgWgmma<Element, Tr::kHeadDim>; // O += P V: m64 n(head_dim) k16
+  constexpr int kBlockM = Tr::kBlockM;
+  constexpr int kBlockN = Tr::kBlockN;
+  constexpr int kStages = Tr::kStages;
+  constexpr float kLn2 = 0.69314718055994530942f;
+  constexpr uint32_t kRowBytes = 128;  // one swizzled row: 64 elements
+
+  // The dynamic allocation has 1 KB of slack: round the base up to the 1024-byte alignment the
+  // swizzled tiles need.
+  extern __shared__ __align__(128) unsigned char kg_smem_raw[];
+  KgWgSmem<Tr>& smem =
+      *reinterpret_cast<KgWgSmem<Tr>*>(kg_smem_raw + ((1024u - (kg_smem_u32(kg_smem_raw) & 1023u)) & 1023u));
+
+  // Grid: x = query tile, reversed so that the longest causal rows start first; y = query head
+  // (heads of one batch adjacent: GQA groups share K/V in L2); z = batch.
+  const int m_block = static_cast<int>(gridDim.x) - 1 - static_cast<int>(blockIdx.x);
+  const int h = blockIdx.y;
+  const int b = blockIdx.z;
+  const int h_kv = h / p.group;
+  const int tid = threadIdx.x;
+  // Warpgroup: query rows [64·wg, 64·wg + 64) of the tile. Read through a shuffle so that the
+  // compiler knows it is warp-uniform: the wgmma descriptors derived from it then stay in uniform
+  // registers (computing them per thread between wgmma would serialize the MMAs).
+  const int wg = __shfl_sync(0xffffffffu, tid >> 7, 0);
+  const int wg_tid = tid & 127;
+  const int lane = tid & 31;
+  const int g = lane >> 2;             // accumulator row group
+  const int tig = lane & 3;            // thread in group
+  const int seqlen_q = p.mod.seqlen_q;
+  const int seqlen_kv = p.mod.seqlen_kv;
+
+  const int q0 = m_block * kBlockM;
+  const int q_rows = min(kBlockM, seqlen_q - q0);  // ≥ 1
+  const int q_hi = q0 + q_rows - 1;
+  const int row_in_tile = wg * 64 + (wg_tid >> 5) * 16 + g;  // this thread's rows: this and +8
+  const int q_row = q0 + row_in_tile;
+  const Element* q_tile = p.q + b * p.q_batch_stride + h * p.q_head_stride + q0 * p.q_row_stride;
+  const Element* k_head = p.k + b * p.k_batch_stride + h_kv * p.k_head_stride;
+  const Element* v_head = p.v + b * p.v_batch_stride + h_kv * p.v_head_stride;
+
+  // The visited (non-Empty) tiles ahead: tiles[j] = t_{i+j}; n_tiles past the last one.
+  const int n_tiles = (seqlen_kv + kBlockN - 1) / kBlockN;
+  int tiles[kStages];
+  tiles[0] = kg_next_tile<kBlockN>(p.mod, b, h, q0, q_hi, 0, n_tiles);
+#pragma unroll
+  for (int j = 1; j < kStages; ++j) {
+    tiles[j] = tiles[j - 1] < n_tiles ? kg_next_tile<kBlockN>(p.mod, b, h, q0, q_hi, tiles[j - 1] + 1, n_tiles) : n_tiles;
+  }
+  const auto load_k = [&](int t, int stage) {
+    const int kv = t * kBlockN;
+    kg_wg_load_tile<Tr, kBlockN>(smem.k[stage], k_head + kv * p.k_row_stride, p.k_row_stride, seqlen_kv - kv, tid);
+  };
+  const auto load_v = [&](int t, int stage) {
+    const int kv = t * kBlockN;
+    kg_wg_load_tile<Tr, kBlockN>(smem.v[stage], v_head + kv * p.v_row_stride, p.v_row_stride, seqlen_kv - kv, tid);
+  };
+
+  // cp.async groups, in commit order: group j holds K of t_j and V of t_{j-1} (group 0: Q and K
+  // of t_0). The prologue commits groups 0 .. kStages-2; iteration i commits group i + kStages-1,
+  // and needs group i (K of t_i, V of t_{i-1}): cp.async.wait_group kStages-2. Tile t_j lives in
+  // stage j % kStages (its K and its V).
+  kg_wg_load_tile<Tr, kBlockM>(smem.q, q_tile, p.q_row_stride, q_rows, tid);
+#pragma unroll
+  for (int j = 0; j + 1 < kStages; ++j) {
+    if (tiles[j] < n_tiles) load_k(tiles[j], j);
+    if (j >= 1 && tiles[j - 1] < n_tiles) load_v(tiles[j - 1], j - 1);
+    kg_cp_async_commit();
+  }
+
+  float acc_o[Tr::kORegs];               // O, unnormalised, fp32
+  uint32_t p_frag[Tr::kKStepsPV][4];     // P as the A fragments of O += P V
+  float row_max[2] = {-INFINITY, -INFINITY};  // m: running max of rows q_row, q_row + 8 (base-2 logit / m_mul)
+  float row_sum[2] = {0.0f, 0.0f};            // l: this thread's part of Σ 2^(s - m) (quad-reduced at the end)
+#pragma unroll
+  for (int i = 0; i < Tr::kORegs; ++i) acc_o[i] = 0.0f;
+#pragma unroll
+  for (int i = 0; i < Tr::kKStepsPV; ++i) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) p_frag[i][j] = 0u;
+  }
+
+  const uint32_t q_smem = kg_smem_u32(smem.q) + wg * 64 * kRowBytes;  // this warpgroup's 64 rows
+  // O += P V with V in `stage`: k16 step kk reads V rows 16kk..16kk+15 (two 8-row groups, SBO),
+  // all kHeadDim columns (kColBlocks 64-column blocks, LBO apart); V is MN-major (transposed B).
+  const auto issue_pv = [&](int stage) {
+    const uint32_t v_smem = kg_smem_u32(smem.v[stage]);
+    kg_wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < Tr::kKStepsPV; ++kk) {
+      const uint64_t db = kg_wg_desc(v_smem + kk * 16 * kRowBytes, kBlockN * kRowBytes, 8 * kRowBytes);
+      MmaO::template rs<1>(acc_o, p_frag[kk], db, 1);
+    }
+  };
+
+  // Iteration i (tile n = t_i in stage i % kStages), one CTA barrier each:
+  //   wait for group i; barrier — K of t_i and V of t_{i-1} visible to all (and to wgmma), and
+  //     every thread is done with S_{i-1} and P_{i-2} V_{i-2}, whose K and V stages are free
+  //   prefetch K of t_{i+kStages-1} and V of t_{i+kStages-2} into those stages
+  //   S_i, P_{i-1} V_{i-1}, softmax of S_i (see the header)
+  // Without a score_mod and with scale > 0 (the usual 1/sqrt(d)), max commutes with the scaling:
+  // keep q·k unscaled and fold scale·log2(e) into the exp2 argument (kg_wg_softmax). row_max is
+  // then in q·k units; m_mul converts it to a base-2 logit.
+  const bool fold = !kg_has_score_mod && p.scale_log2 > 0.0f;
+  const float m_mul = fold ? p.scale_log2 : 1.0f;
+  bool pending = false;  // P of the previous visited tile still waits for its O += P V
+  int stage = 0, prev_stage = 0;
+  while (tiles[0] < n_tiles) {
+    const int n = tiles[0];
+    const int kv0 = n * kBlockN;
+    const int kv_hi = min(kv0 + kBlockN, seqlen_kv) - 1;
+    const KgTileClass cls = kg_has_mask_mod ? kg_classify_tile(p.mod, b, h, q0, q_hi, kv0, kv_hi) : kg_tile_full;
+
+    kg_cp_async_wait<kStages - 2>();  // group i landed (this thread's copies)...
+    kg_fence_proxy_async();           // ...visible to wgmma...
+    __syncthreads();                  // ...and everyone's; the stages of t_{i-1}'s K and t_{i-2}'s V are free
+
+    {
+      const int kstage = stage == 0 ? kStages - 1 : stage - 1;          // (i + kStages - 1) % kStages
+      const int vstage = stage >= 2 ? stage - 2 : stage + kStages - 2;  // (i + kStages - 2) % kStages
+      if (tiles[kStages - 1] < n_tiles) load_k(tiles[kStages - 1], kstage);
+      if (tiles[kStages - 2] < n_tiles) load_v(tiles[kStages - 2], vstage);
+      kg_cp_async_commit();
+    }
+
+    // Partial tile: mask_mod per element. A mask that reads tensors (the interval classifier cannot
+    // bound it) decides first whether any element survives, and skips the tile's MMAs otherwise
+    // (CTA-uniform: cls is uniform and __syncthreads_or reduces over the CTA).
+    const bool partial = kg_has_mask_mod && cls == kg_tile_partial;
+    uint32_t mask[Tr::kMaskWords];
+#pragma unroll
+    for (int w = 0; w < Tr::kMaskWords; ++w) mask[w] = 0u;
+    bool do_s = true;
+    const bool last = kv0 + kBlockN > seqlen_kv;  // the only tile that reaches past seqlen_kv
+    const auto mask_bits = [&]() {
+      return last ? kg_wg_mask_bits<Tr, true>(mask, p.mod, b, h, q_row, kv0, tig)
+                  : kg_wg_mask_bits<Tr, false>(mask, p.mod, b, h, q_row, kv0, tig);
+    };
+    if constexpr (kg_mask_reads_tensors) {
+      if (partial) do_s = __syncthreads_or(mask_bits()) != 0;
+    }
+
+    float acc_s[Tr::kSRegs];  // S, then the logits, then P (fp32); the first k16 step overwrites it
+    kg_wg_fence_regs(acc_o);
+    kg_wg_fence_regs(p_frag);
+    if (do_s) {
+      kg_wg_fence();
+      // S = Q Kᵀ: k16 step ks reads 32 bytes of every row of column block ks / 4.
+      const uint32_t k_smem = kg_smem_u32(smem.k[stage]);
+#pragma unroll
+      for (int ks = 0; ks < Tr::kKStepsQK; ++ks) {
+        const uint32_t koff = (ks & 3) * 32u;
+        const uint64_t da = kg_wg_desc(q_smem + (ks >> 2) * (kBlockM * kRowBytes) + koff, 16, 8 * kRowBytes);
+        const uint64_t db = kg_wg_desc(k_smem + (ks >> 2) * (kBlockN * kRowBytes) + koff, 16, 8 * kRowBytes);
+        Mma::template ss<0>(acc_s, da, db, ks > 0 ? 1 : 0);
+      }
+    }
+    // Two wgmma groups per iteration, always committed (empty when skipped), so that every wait
+    // below is unconditional: ptxas tracks groups path-insensitively, and a conditional wait
+    // makes it serialize all wgmma (C7513).
+    kg_wg_commit();                     // group: S_i
+    if (pending) issue_pv(prev_stage);  // O += P_{i-1} V_{i-1}
+    kg_wg_commit();                     // group: P_{i-1} V_{i-1}
+
+    if constexpr (!kg_mask_reads_tensors) {
+      if (partial) mask_bits();  // overlaps the MMAs
+    }
+
+    float alpha[2] = {1.0f, 1.0f};
+    if (do_s) {
+      kg_wg_wait<1>();  // S_i done (P_{i-1} V_{i-1} may still run)
+      kg_wg_fence_regs(acc_s);
+
+      // S ← base-2 logits, masked (Full tiles skip mask_mod; only the last tile checks
+      // seqlen_kv), then the online softmax.
+      const auto softmax = [&](auto fold) {
+        constexpr bool kFold = decltype(fold)::value;
+        if (partial) {
+          kg_wg_scores_to_logits<Tr, kg_mask_bits, kFold>(acc_s, mask, p, b, h, q_row, kv0, tig);
+        } else if (last) {
+          kg_wg_scores_to_logits<Tr, kg_mask_bound, kFold>(acc_s, mask, p, b, h, q_row, kv0, tig);
+        } else {
+          kg_wg_scores_to_logits<Tr, kg_mask_none, kFold>(acc_s, mask, p, b, h, q_row, kv0, tig);
+        }
+        kg_wg_softmax<Tr, kFold>(acc_s, row_max, row_sum, alpha, p.scale_log2);
+      };
+      if (fold) {
+        softmax(KgBool<true>{});
+      } else {
+        softmax(KgBool<false>{});
+      }
+    }
+    kg_wg_wait<0>();  // P_{i-1} V_{i-1} done: O and the P fragments are free
+    kg_wg_fence_regs(acc_o);
+    kg_wg_fence_regs(p_frag);
+    if (do_s) {
+#pragma unroll
+      for (int j = 0; j < Tr::kNTilesO; ++j) {  // O = O·2^(m - m')
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          acc_o[4 * j + 2 * r] *= alpha[r];
+          acc_o[4 * j + 2 * r + 1] *= alpha[r];
+        }
+      }
+      // P → A fragments: k16 step kk covers S n8 tiles 2kk (registers 8kk..8kk+3) and 2kk+1.
+#pragma unroll
+      for (int kk = 0; kk < Tr::kKStepsPV; ++kk) {
+        p_frag[kk][0] = kg_pack2<Element>(acc_s[8 * kk + 0], acc_s[8 * kk + 1]);  // row g,   k 2t..2t+1
+        p_frag[kk][1] = kg_pack2<Element>(acc_s[8 * kk + 2], acc_s[8 * kk + 3]);  // row g+8, k 2t..2t+1
+        p_frag[kk][2] = kg_pack2<Element>(acc_s[8 * kk + 4], acc_s[8 * kk + 5]);  // row g,   k 2t+8..+9
+        p_frag[kk][3] = kg_pack2<Element>(acc_s[8 * kk + 6], acc_s[8 * kk + 7]);  // row g+8, k 2t+8..+9
+      }
+    }
+    pending = do_s;
+    prev_stage = stage;
+    stage = stage + 1 == kStages ? 0 : stage + 1;
+#pragma unroll
+    for (int j = 0; j + 1 < kStages; ++j) tiles[j] = tiles[j + 1];
+    tiles[kStages - 1] =
+        tiles[kStages - 2] < n_tiles ? kg_next_tile<kBlockN>(p.mod, b, h, q0, q_hi, tiles[kStages - 2] + 1, n_tiles) : n_tiles;
+  }
+
+  // The last P V: its V arrived with the last group.
+  kg_cp_async_wait<0>();
+  kg_fence_proxy_async();
+  __syncthreads();
+  kg_wg_fence_regs(acc_o);
+  kg_wg_fence_regs(p_frag);
+  if (pending) issue_pv(prev_stage);
+  kg_wg_commit();
+  kg_wg_wait<0>();
+  kg_wg_fence_regs(acc_o);
+  kg_wg_fence_regs(p_frag);
+
+  // Epilogue: out = O / l (0 for a fully masked row), lse = ln Σ e^s = (m + log2 l)·ln 2.
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float l = row_sum[r];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+#pragma unroll
+    for (int j = 0; j < Tr::kNTilesO; ++j) {
+      acc_o[4 * j + 2 * r] *= inv;
+      acc_o[4 * j + 2 * r + 1] *= inv;
+    }
+    if constexpr (kWriteLse) {
+      const int q_idx = q_row + 8 * r;
+      if (tig == 0 && q_idx < seqlen_q) {
+        const long long row = (static_cast<long long>(b) * p.mod.heads_q + h) * seqlen_q + q_idx;
+        p.lse[row] = l > 0.0f ? (row_max[r] * m_mul + log2f(l)) * kLn2 : -INFINITY;
+      }
+    }
+  }
+
+  // Stage O through this warpgroup's own 64 rows of the Q tile (its S wgmmas have all completed;
+  // the other warpgroup never reads them), then write them with coalesced 16-byte stores, skipping
+  // rows ≥ seqlen_q.
+#pragma unroll
+  for (int j = 0; j < Tr::kNTilesO; ++j) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      *reinterpret_cast<uint32_t*>(&smem.q[kg_wg_swz<kBlockM>(row_in_tile + 8 * r, j) + 2 * tig]) =
+          kg_pack2<Element>(acc_o[4 * j + 2 * r], acc_o[4 * j + 2 * r + 1]);
+    }
+  }
+  if (wg == 0) {
+    kg_named_barrier<1, 128>();
+  } else {
+    kg_named_barrier<2, 128>();
+  }
+  Element* out_tile = p.out + b * p.out_batch_stride + h * p.out_head_stride + q0 * p.out_row_stride;
+  constexpr int kOutIters = 64 * Tr::kChunksPerRow / 128;
+#pragma unroll
+  for (int i = 0; i < kOutIters; ++i) {
+    const int idx = wg_tid + i * 128;
+    const int row = wg * 64 + idx / Tr::kChunksPerRow;
+    const int chunk = idx % Tr::kChunksPerRow;
+    if (row < q_rows) {
+      *reinterpret_cast<uint4*>(out_tile + row * p.out_row_stride + chunk * 8) =
+          *reinterpret_cast<const uint4*>(&smem.q[kg_wg_swz<kBlockM>(row, chunk)]);
+    }
+  }
+#else
+  // Built for an arch without wgmma (the generated file targets sm_90a): never launched there.
+  __trap();
+#endif
+}
+
+// ---- Launch --------------------------------------------------------------------------------------
+
+// Turns the runtime LSE flag into a template parameter and launches one CTA per (query tile,
+// head, batch).
+template <class Tr, bool kWriteLse>
+cudaError_t kg_launch_flash_fwd_sm90(const KgFlashParams<typename Tr::Element>& p, cudaStream_t stream) {
+  constexpr int kSmemBytes = static_cast<int>(sizeof(KgWgSmem<Tr>)) + 1024;  // + alignment slack
+  static_assert(kSmemBytes <= 227 * 1024, "over the sm_90 shared memory per block");
+  const auto kernel = &kg_flash_fwd_sm90_kernel<Tr, kWriteLse>;
+  const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes);
+  if (e != cudaSuccess) return e;
+  const dim3 grid((p.mod.seqlen_q + Tr::kBlockM - 1) / Tr::kBlockM, p.mod.heads_q, p.mod.batch);
+  kernel<<<grid, Tr::kNThreads, kSmemBytes, stream>>>(p);
+  return cudaGetLastError();
+}
+
+// Validates `args` (kernelgen/attention_abi.h) and enqueues the forward pass on `stream`.
+inline cudaError_t kg_flash_fwd(const KgAttentionArgs* args, cudaStream_t stream) {
+  using Traits = typename KgWgConfig<kg_element, kg_head_dim>::Traits;
+  if (kg_check_common_args(args, kg_head_dim) != nullptr) return cudaErrorInvalidValue;
+  KgFlashParams<kg_element> p;
+  if (!kg_make_flash_params(args, &p)) return cudaErrorInvalidValue;
+  if (args->seqlen_q == 0) return cudaSuccess;  // nothing to compute or write
+  // seqlen_kv == 0 still launches: no tile is visited, so every row writes out = 0, lse = -inf.
+  return p.lse != nullptr ? kg_launch_flash_fwd_sm90<Traits, true>(p, stream)
+                          : kg_launch_flash_fwd_sm90<Traits, false>(p, stream);
+}
