@@ -1,24 +1,32 @@
 #!/usr/bin/env bash
 # Runs ON the GPU machine, from the repository root, after bench/run_gpu.sh staged .gpu/ here.
 #
-#   bash bench/gpu_entry.sh [tests|flex|bench|all] [attention_bench.py options, for bench/all]
+#   bash bench/gpu_entry.sh [tests|flex|bench|verify|verify-repeat|all] [attention_bench.py options]
 #
 #   tests  .gpu/bin/kg_gpu_tests --all            (template vs reference kernel, every spec)
+#          .gpu/bin/kg_gpu_tests_sm80 --all       (the same for the mma.sync family)
 #          .gpu/bin/kg_gpu_tests --reference-vs-cpu (reference kernel vs CPU double reference)
 #   flex   flex_check.py: template kernels vs torch.compile(flex_attention)
 #   bench  attention_bench.py: ours vs FlexAttention vs SDPA flash/cuDNN; e.g. `bench --seqs 4096`
-#   all    the three in turn (default)
+#   verify the verifier (docs/verifier.md): the adversarial suite (tests/verify/adversarial/*.cu,
+#          each must get the finding its header names; good_simple.cu must pass) and
+#          bench/verify_bench.sh (nvcc time and verification time per spec). ~3-4 min.
+#   verify-repeat  no false rejects: every template kernel of specs/ (or $KG_VERIFY_SPECS) passes
+#          $KG_VERIFY_REPEAT (default 100) consecutive `kernelgen verify --template` runs;
+#          ~1-2 s each: 100 x 14 specs does not fit one 10-minute call, so split KG_VERIFY_SPECS.
+#   all    tests, flex, bench in turn (default)
 #
 # Writes under $OUT (default .gpu/out; at most 8 files come back from the device): tests.log,
-# ref_cpu.log, flex.log, flex.json, bench.log, bench.json, summary.txt. Prints the summary last.
+# tests_sm80.log, ref_cpu.log, flex.log, flex.json, bench.log, bench.json, summary.txt (verify: verify.log,
+# verify_bench.tsv, verify_repeat.log). Prints the summary last.
 # Each step runs under `timeout` (seconds: KG_TIMEOUT_TESTS, KG_TIMEOUT_FLEX, KG_TIMEOUT_BENCH) so
 # that a hang still leaves a summary. Exit status: 0 when every step that ran passed (or skipped).
 set -uo pipefail
 phase=${1:-all}
 shift || true
 case $phase in
-  tests | flex | bench | all) ;;
-  *) echo "usage: bash bench/gpu_entry.sh [tests|flex|bench|all] [bench options]" >&2; exit 2 ;;
+  tests | flex | bench | verify | verify-repeat | all) ;;
+  *) echo "usage: bash bench/gpu_entry.sh [tests|flex|bench|verify|verify-repeat|all] [bench options]" >&2; exit 2 ;;
 esac
 if [[ ! -x .gpu/bin/kg_gpu_tests ]]; then
   echo "gpu_entry.sh: no .gpu/bin/kg_gpu_tests here ($PWD): run bench/run_gpu.sh first and carry .gpu" >&2
@@ -67,6 +75,9 @@ step() {
 if [[ $phase == tests || $phase == all ]]; then
   step "template vs reference" "$OUT/tests.log" "${KG_TIMEOUT_TESTS:-300}" .gpu/bin/kg_gpu_tests --all
   grep -E '^(PASS|FAIL|SKIP)|^  FAIL' "$OUT/tests.log" | head -60 | sed 's/^/  /' >>"$summary"
+  step "template vs reference, mma.sync family" "$OUT/tests_sm80.log" "${KG_TIMEOUT_TESTS:-300}" \
+    .gpu/bin/kg_gpu_tests_sm80 --all
+  grep -E '^(PASS|FAIL|SKIP)|^  FAIL' "$OUT/tests_sm80.log" | tail -3 | sed 's/^/  /' >>"$summary"
   step "reference vs cpu" "$OUT/ref_cpu.log" "${KG_TIMEOUT_TESTS:-300}" .gpu/bin/kg_gpu_tests --reference-vs-cpu
   grep -E '^(PASS|FAIL|SKIP)|^  FAIL' "$OUT/ref_cpu.log" | head -40 | sed 's/^/  /' >>"$summary"
 fi
@@ -79,6 +90,47 @@ if [[ $phase == bench || $phase == all ]]; then
   step "attention_bench" "$OUT/bench.log" "${KG_TIMEOUT_BENCH:-540}" python3 .gpu/scripts/attention_bench.py \
     --lib .gpu/kernels/libkg_bench_kernels.so --mods .gpu/bench_mods --out "$OUT/bench.json" "$@"
   grep -E '^\||ERROR|WRONG|SKIP' "$OUT/bench.log" | tail -40 >>"$summary"
+fi
+
+if [[ $phase == verify || $phase == verify-repeat ]]; then
+  # The verifier compiles candidates with the device's nvcc and runs kg_verify_runner beside kernelgen.
+  export KERNELGEN_RUNNER=$PWD/.gpu/bin/kg_verify_runner
+  export KG_NVCC=${KG_NVCC:-/usr/local/cuda/bin/nvcc}
+  export KERNELGEN_VERIFY_DIR=${KERNELGEN_VERIFY_DIR:-$(mktemp -d /tmp/kg-verify.XXXXXX)}
+  export KERNELGEN_CACHE_DIR=${KERNELGEN_CACHE_DIR:-$(mktemp -d /tmp/kg-cache.XXXXXX)}
+  echo "verifier: runner $KERNELGEN_RUNNER, nvcc $KG_NVCC ($("$KG_NVCC" --version | tail -1))" >>"$summary"
+fi
+if [[ $phase == verify ]]; then
+  vlog=$OUT/verify.log
+  : >"$vlog"
+  t0=$SECONDS ok=0 bad=0
+  for k in tests/verify/adversarial/*.cu; do
+    expect=$(sed -n 's|^// expect: *\([a-z_]*\).*|\1|p' "$k")
+    stage=$(sed -n 's|^// stage: *\([a-z_-]*\).*|\1|p' "$k")
+    echo "== $(basename "$k"): expect $expect [$stage]" >>"$vlog"
+    timeout --kill-after=10 120 .gpu/bin/kg_verify_expect --spec specs/causal.yaml --kernel "$k" \
+      --expect "$expect" --stage "${stage:--}" --timeout 30 >>"$vlog" 2>&1
+    rc=$?
+    if [[ $rc == 0 ]]; then ok=$((ok + 1)); else bad=$((bad + 1)); status=1; fi
+    echo "  $(basename "$k" .cu): expect $expect -> $(tail -1 "$vlog") (exit $rc)" >>"$summary"
+  done
+  echo "adversarial suite: $ok as expected, $bad not ($((SECONDS - t0)) s; log verify.log)" >>"$summary"
+  step "verify_bench" "$OUT/verify_bench.log" "${KG_TIMEOUT_VERIFY_BENCH:-300}" \
+    bash bench/verify_bench.sh .gpu/bin/kernelgen "$OUT/verify_bench.tsv"
+  tail -20 "$OUT/verify_bench.log" >>"$summary"
+fi
+if [[ $phase == verify-repeat ]]; then
+  rlog=$OUT/verify_repeat.log
+  : >"$rlog"
+  for spec in ${KG_VERIFY_SPECS:-specs/*.yaml}; do
+    t0=$SECONDS
+    timeout --kill-after=10 "${KG_TIMEOUT_REPEAT:-540}" .gpu/bin/kernelgen verify --spec "$spec" --template \
+      --repeat "${KG_VERIFY_REPEAT:-100}" >>"$rlog" 2>&1
+    rc=$?
+    [[ $rc == 0 ]] || status=1
+    echo "no-false-reject $(basename "$spec" .yaml): exit $rc, $((SECONDS - t0)) s: $(grep -c ': pass (' "$rlog") passes so far" >>"$summary"
+    grep -E 'consecutive verifications passed|finding' "$rlog" | tail -3 | sed 's/^/    /' >>"$summary"
+  done
 fi
 
 echo "== summary =="

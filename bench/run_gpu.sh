@@ -12,11 +12,16 @@
 #                bash bench/gpu_entry.sh flex       # flex_check.py (~5 min: one torch.compile per case)
 #                bash bench/gpu_entry.sh bench --seqs 4096     # attention_bench.py, S=4096
 #                bash bench/gpu_entry.sh bench --seqs 16384    # and S=16384
+#                bash bench/gpu_entry.sh verify     # adversarial suite + verifier timing (~3 min)
+#                KG_VERIFY_REPEAT=100 bash bench/gpu_entry.sh verify-repeat   # no false rejects
 #              or `bash bench/gpu_entry.sh all` when one command may run long enough. Logs and JSON
 #              land in $OUT (at most 8 files); a short summary is printed last.
 #
 # Layout of .gpu/ (kept under 60 MB; the device copy is limited to 64 MiB):
-#   bin/kg_gpu_tests          GPU test program (static CUDA runtime)
+#   bin/kg_gpu_tests          GPU test program (static CUDA runtime), sm_90a (wgmma) kernels
+#   bin/kg_gpu_tests_sm80     the same for the mma.sync family (kernels generated for sm_90)
+#   bin/kernelgen, bin/kg_verify_runner, bin/kg_verify_expect
+#                             the verifier (compiles with the device's nvcc, /usr/local/cuda/bin)
 #   kernels/*.so              libkg_spec_kernels.so, libkg_bench_kernels.so (ctypes)
 #   mods/, bench_mods/        torch-flavor Python mods of every spec (kg_spec_python)
 #   scripts/                  flex_check.py, kg_abi.py, attention_bench.py
@@ -32,7 +37,8 @@ build=$(cd "$build" && pwd)
 stage=$root/.gpu
 
 echo "building GPU targets in $build"
-cmake --build "$build" --target kg_gpu_tests kg_spec_kernels kg_bench_kernels kg_spec_mods kg_bench_mods
+cmake --build "$build" --target kg_gpu_tests kg_gpu_tests_sm80 kg_spec_kernels kg_bench_kernels kg_spec_mods kg_bench_mods \
+  kernelgen kg_verify_runner kg_verify_expect
 
 gpu=$build/tests/gpu
 for f in "$gpu/kg_gpu_tests" "$gpu/libkg_spec_kernels.so" "$gpu/libkg_bench_kernels.so"; do
@@ -43,6 +49,10 @@ rm -rf "$stage"
 mkdir -p "$stage"/{bin,kernels,lib,mods,bench_mods,scripts}
 # Debug info off (symbols stay): the binaries are much smaller and still name the failing function.
 strip --strip-debug -o "$stage/bin/kg_gpu_tests" "$gpu/kg_gpu_tests"
+strip --strip-debug -o "$stage/bin/kg_gpu_tests_sm80" "$gpu/kg_gpu_tests_sm80"
+strip --strip-debug -o "$stage/bin/kernelgen" "$build/wrapper/kernelgen"
+strip --strip-debug -o "$stage/bin/kg_verify_runner" "$build/wrapper/kg_verify_runner"
+strip --strip-debug -o "$stage/bin/kg_verify_expect" "$build/tests/verify/kg_verify_expect"
 strip --strip-debug -o "$stage/kernels/libkg_spec_kernels.so" "$gpu/libkg_spec_kernels.so"
 strip --strip-debug -o "$stage/kernels/libkg_bench_kernels.so" "$gpu/libkg_bench_kernels.so"
 cp "$gpu"/mods/*.py "$stage/mods/"
@@ -51,7 +61,7 @@ cp "$root/tests/gpu/flex_check.py" "$root/tests/gpu/kg_abi.py" "$root/bench/atte
 
 # Shared libraries from ldd, minus the system's own.
 skip='^(linux-vdso|libc\.so|libm\.so|libstdc\+\+\.so|libgcc_s\.so|ld-linux|libpthread\.so|libdl\.so|librt\.so|libcuda\.so)'
-for bin in "$stage/bin/kg_gpu_tests" "$stage"/kernels/*.so; do
+for bin in "$stage"/bin/* "$stage"/kernels/*.so; do
   ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 }' | while read -r name path; do
     if [[ $name =~ $skip ]]; then
       continue
@@ -70,4 +80,4 @@ if ((size_kb > 60 * 1024)); then
   echo "run_gpu.sh: .gpu/ is over 60 MB; the device copy is limited to 64 MiB" >&2
   exit 1
 fi
-echo "next, on the device from the repository root (carry .gpu): bash bench/gpu_entry.sh [tests|flex|bench|all]"
+echo "next, on the device from the repository root (carry .gpu): bash bench/gpu_entry.sh [tests|flex|bench|verify|verify-repeat|all]"

@@ -46,6 +46,10 @@ by ``add_subdirectory()`` / ``FetchContent`` of the KernelGen source tree. It pr
   ``KERNELGEN_CACHE_DIR`` (this CMake variable, else the environment variable of that name at build
   time, else ``$XDG_CACHE_HOME/kernelgen``).
 
+  On a cache miss ``kernelgen`` asks ``kernelgend``, the KernelGen daemon, which it starts when
+  none runs (installed beside ``kernelgen``): parallel builds asking for the same kernel share one
+  generation. ``kernelgen daemon status`` shows it.
+
   Generation jobs run in the Ninja job pool ``kernelgen`` (size ``KERNELGEN_JOB_POOL_SIZE``,
   default 4), so a parallel build does not start more of them than that.
 
@@ -82,6 +86,9 @@ set(_KERNELGEN_MODULE_DIR "${CMAKE_CURRENT_LIST_DIR}")
 if(NOT KERNELGEN_INCLUDE_DIR AND EXISTS "${_KERNELGEN_MODULE_DIR}/../core/include/kernelgen/attention_abi.h")
   get_filename_component(KERNELGEN_INCLUDE_DIR "${_KERNELGEN_MODULE_DIR}/../core/include" ABSOLUTE)
 endif()
+# Variables are directory-scoped: a project that add_subdirectory()s KernelGen calls the function
+# from a scope that never saw them, so the function reads this global copy.
+set_property(GLOBAL PROPERTY _KERNELGEN_INCLUDE_DIR "${KERNELGEN_INCLUDE_DIR}")
 
 set(KERNELGEN_JOB_POOL_SIZE 4 CACHE STRING "Most kernelgen generation jobs at once (Ninja job pool)")
 
@@ -153,6 +160,15 @@ function(kernelgen_add_attention target)
   list(GET _archs 0 _arch)
   string(REGEX REPLACE "-(real|virtual)$" "" _arch "${_arch}")
 
+  set(_abi_include "${KERNELGEN_INCLUDE_DIR}")
+  if(NOT _abi_include)
+    get_property(_abi_include GLOBAL PROPERTY _KERNELGEN_INCLUDE_DIR)
+  endif()
+  if(NOT EXISTS "${_abi_include}/kernelgen/attention_abi.h")
+    message(FATAL_ERROR "kernelgen_add_attention(${target}): kernelgen/attention_abi.h not found under "
+                        "'${_abi_include}'; set KERNELGEN_INCLUDE_DIR")
+  endif()
+
   set(_out "${_KG_OUT_DIR}")
   if(NOT _out)
     set(_out "${CMAKE_CURRENT_BINARY_DIR}/kernelgen/${target}")
@@ -214,5 +230,5 @@ function(kernelgen_add_attention target)
 
   target_sources(${target} PRIVATE ${_sources})
   target_include_directories(${target} PUBLIC "$<BUILD_INTERFACE:${_out}>"
-                                              "$<BUILD_INTERFACE:${KERNELGEN_INCLUDE_DIR}>")
+                                              "$<BUILD_INTERFACE:${_abi_include}>")
 endfunction()

@@ -3,10 +3,13 @@
 
 #include "cache/local_cache.h"
 #include "commands.h"
+#include "emit_client.h"
 #include "emit/emit.h"
 #include "spec/key.h"
 #include "spec/spec.h"
+#include "util/file.h"
 #include "util/log.h"
+#include "verify/emit_gate.h"
 
 namespace kg::cli {
 
@@ -36,6 +39,10 @@ int run_emit(const GlobalOptions& global, const EmitOptions& opts) {
     return kExitFailure;
   }
 
+  if (!in_process_generation(opts)) {
+    return emit_with_daemon(global, opts, *spec, *arch);
+  }
+  // --no-daemon: generate and store in this process (the cache is written here, not by kernelgend).
   const std::string dir = global.cache_dir.empty() ? cache::default_cache_dir() : global.cache_dir;
   auto cache = cache::LocalCache::open(dir);
   if (!cache) {
@@ -49,6 +56,14 @@ int run_emit(const GlobalOptions& global, const EmitOptions& opts) {
   req.out_dir = opts.out_dir;
   req.reference = opts.reference;
   req.touch = opts.touch;
+  if (!opts.no_verify) {
+    auto yaml = read_file(opts.spec_file);
+    if (!yaml) {
+      KG_LOG_ERROR(yaml.error().message);
+      return kExitFailure;
+    }
+    req.verify = verify::emit_verifier(*yaml, opts.spec_file, *arch);
+  }
   auto result = emit::emit_kernel(*cache, req);
   if (!result) {
     KG_LOG_ERROR(opts.spec_file << ": " << result.error().message << kMoreDetail);

@@ -10,6 +10,8 @@ namespace kg::cli {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;  // the requested work failed (bad spec, cache error, …)
 inline constexpr int kExitUsage = 2;    // bad command line
+inline constexpr int kExitVerifierError = 3;  // verify: the verifier itself could not work (no nvcc, ...)
+inline constexpr int kExitNoGpu = 77;   // verify: static and compile passed, no CUDA device to run on
 
 struct GlobalOptions {
   std::string cache_dir;  // empty: kg::cache::default_cache_dir()
@@ -29,8 +31,27 @@ struct EmitOptions {
   std::string expect_name;  // non-empty: fail unless the spec's name equals it
   bool reference = false;
   bool touch = false;
+  bool no_daemon = false;  // generate in this process instead of asking kernelgend (emit_client.h)
+  bool no_verify = false;  // never touch the GPU: a generated kernel is cached as "unverified"
 };
 int run_emit(const GlobalOptions& global, const EmitOptions& opts);
+
+struct VerifyOptions {
+  std::string spec_file;
+  std::string kernel_file;   // "" with use_template
+  bool use_template = false; // verify the template kernel kernelgen generates for the spec
+  std::string arch = "sm_90a";
+  bool json = false;
+  int repeat = 1;            // consecutive verifications; stops at the first that does not pass
+  uint64_t seed = 0;         // 0: random
+  bool no_run = false;       // static checks and compile only
+  bool no_timing = false;
+  double timeout_s = 60;     // runner wall-clock limit
+  std::string work_dir;      // "" : verify::default_work_dir()
+  std::string report_file;   // also write the JSON report here
+  bool keep = false;         // keep the runner's directory
+};
+int run_verify(const GlobalOptions& global, const VerifyOptions& opts);
 
 struct CacheOptions {
   std::string action;  // stats | ls | show
@@ -39,5 +60,11 @@ struct CacheOptions {
   bool json = false;
 };
 int run_cache(const GlobalOptions& global, const CacheOptions& opts);
+
+struct DaemonOptions {
+  std::string action;  // start | stop | status
+  bool json = false;   // status
+};
+int run_daemon(const GlobalOptions& global, const DaemonOptions& opts);
 
 }  // namespace kg::cli

@@ -23,10 +23,17 @@ constexpr const char* kFooter =
     "                                                  write gen/causal.cu and gen/causal.h\n"
     "  kernelgen cache stats                           what the local cache holds\n"
     "  kernelgen cache show <key> --source             a cached kernel's source\n"
+    "  kernelgen verify --spec specs/causal.yaml --kernel my.cu\n"
+    "                                                  check and time a candidate kernel\n"
+    "  kernelgen daemon status                         the daemon: running?, jobs, counters\n"
     "\n"
     "Environment:\n"
     "  KERNELGEN_CACHE_DIR  cache location (default $XDG_CACHE_HOME/kernelgen or ~/.cache/kernelgen)\n"
     "  KERNELGEN_LOG        error | warn (default) | info | debug\n"
+    "  KERNELGEN_RUNNER     verifier runner (default: kg_verify_runner beside kernelgen)\n"
+    "  KERNELGEN_VERIFY_DIR verifier work directory (default <cache dir>/verify)\n"
+    "  KERNELGEN_NO_DAEMON  1: generate in the kernelgen process (as --no-daemon)\n"
+    "  KERNELGEN_DAEMON     the kernelgend to start (default: beside kernelgen)\n"
     "\n"
     "Exit status: 0 success, 1 the work failed (message on stderr), 2 bad command line.\n"
     "In CMake, use kernelgen_add_attention() from cmake/KernelGen.cmake instead of calling this.\n";
@@ -72,10 +79,63 @@ int main(int argc, char** argv) {
   emit_cmd->add_option("--expect-name", emit.expect_name,
                        "Fail unless the spec's name is this (the build system derives file names)");
   emit_cmd->add_flag("--touch", emit.touch, "Update time stamps of outputs whose content did not change");
+  emit_cmd->add_flag("--no-daemon", emit.no_daemon,
+                     "Generate in this process instead of asking kernelgend (also KERNELGEN_NO_DAEMON=1)");
+  emit_cmd->add_flag("--no-verify", emit.no_verify,
+                     "Do not verify a newly generated kernel on the GPU (it is cached as unverified)");
   emit_cmd->footer(
       "\nFiles are written atomically and only when their content changes, so a rebuild recompiles\n"
       "nothing when the kernel is the same. The cache key covers the canonical spec, the target,\n"
-      "and the generator and verifier versions.\n");
+      "and the generator and verifier versions.\n"
+      "A newly generated kernel is verified on the GPU (see `kernelgen verify`) before it is cached\n"
+      "when a CUDA device is present, and its report is kept (kernelgen cache show KEY --report);\n"
+      "without a device, or with --no-verify, it is cached as unverified. A kernel that fails\n"
+      "verification is an error and is not cached. Cache hits never touch the GPU.\n");
+
+  // verify
+  VerifyOptions verify;
+  CLI::App* verify_cmd = app.add_subcommand(
+      "verify", "Check a candidate kernel for a spec: static checks, nvcc, then correctness and timing on the GPU");
+  verify_cmd->add_option("--spec", verify.spec_file, "Spec file (YAML)")->required()->check(CLI::ExistingFile);
+  verify_cmd->add_option("--kernel", verify.kernel_file, "Candidate kernel: one self-contained .cu file")
+      ->check(CLI::ExistingFile);
+  verify_cmd->add_flag("--template", verify.use_template,
+                       "Verify the template kernel kernelgen generates for the spec instead of --kernel");
+  verify_cmd->add_option("--arch", verify.arch, "Target architecture, e.g. sm_90a or 90a")->capture_default_str();
+  verify_cmd->add_flag("--json", verify.json, "Print the JSON report (docs/verifier.md) instead of a summary");
+  verify_cmd->add_option("--report", verify.report_file, "Also write the JSON report to this file");
+  verify_cmd->add_option("--repeat", verify.repeat,
+                         "Verify N times in a row (fresh random inputs and shapes each time); stop at the first "
+                         "that does not pass")
+      ->capture_default_str();
+  verify_cmd->add_option("--seed", verify.seed,
+                         "Seed of the runner's random choices (default: random; the report records it)");
+  verify_cmd->add_flag("--no-run", verify.no_run, "Static checks and compilation only (no GPU needed)");
+  verify_cmd->add_flag("--no-timing", verify.no_timing, "Skip the timing stage (correctness only)");
+  verify_cmd->add_option("--timeout", verify.timeout_s, "Wall-clock limit of the runner process, seconds")
+      ->capture_default_str();
+  verify_cmd->add_option("--work-dir", verify.work_dir,
+                         "Compiled objects and run directories (default $KERNELGEN_VERIFY_DIR or <cache>/verify)");
+  verify_cmd->add_flag("--keep", verify.keep, "Keep the runner's directory (request.json, result.json)");
+  verify_cmd->footer(
+      "\nStages, each ending in findings when something is wrong:\n"
+      "  static       the entry kg_<name>_forward is defined with C linkage; no stream, thread, process,\n"
+      "               file or socket creation; only CUDA and standard headers (+ kernelgen/attention_abi.h)\n"
+      "  compile      nvcc -O3 for --arch into a shared object linked against the CUDA runtime only;\n"
+      "               the ptxas report (registers, spills, shared memory, stack) is kept\n"
+      "  run          kg_verify_runner in a sandbox: clean environment, fresh directory, wall-clock and\n"
+      "               memory limits, private network namespace where allowed. A crash, hang or abort\n"
+      "               is a finding\n"
+      "  correctness  against the fp32 reference kernel of the spec, on many shapes (ragged, length 1,\n"
+      "               Sq != Skv, batch > 1, GQA, strided, one random shape, refilled buffers, large\n"
+      "               scores, long rows), outputs poisoned and guarded, inputs checksummed\n"
+      "  timing       L2-flushed, rotating inputs, median of CUDA events cross-checked by the host clock,\n"
+      "               every output checked, times under the physical floor rejected; TFLOP/s reported\n"
+      "\nExit status: 0 the kernel passed (or, with --no-run, passed static checks and compilation);\n"
+      "1 it was rejected (findings on stdout); 2 bad command line; 3 the verifier could not work\n"
+      "(no nvcc, no runner); 77 static and compile passed but there is no CUDA device to run on.\n"
+      "Environment: KERNELGEN_RUNNER, KERNELGEN_VERIFY_DIR, KERNELGEN_VERIFY_NO_NETNS=1, KG_NVCC.\n"
+      "Tolerances, every check and the report schema: docs/verifier.md.\n");
 
   // cache
   CacheOptions cache;
@@ -94,6 +154,25 @@ int main(int argc, char** argv) {
   parts->add_flag_callback("--report", [&] { cache.part = "report"; }, "The verifier report");
   parts->require_option(0, 1);
 
+  // daemon
+  DaemonOptions daemon;
+  CLI::App* daemon_cmd = app.add_subcommand("daemon", "Control kernelgend, the daemon that generates kernels");
+  daemon_cmd->require_subcommand(1);
+  for (const char* action : {"start", "stop", "status"}) {
+    CLI::App* sub = daemon_cmd->add_subcommand(
+        action, std::string(action) == "start"  ? "Start the daemon for this cache (no-op when it runs)"
+                : std::string(action) == "stop" ? "Ask it to finish its jobs and exit"
+                                                : "Is it running; what it did (exit 1 when not running)");
+    sub->callback([&daemon, action] { daemon.action = action; });
+    if (std::string(action) == "status") {
+      sub->add_flag("--json", daemon.json, "JSON output");
+    }
+  }
+  daemon_cmd->footer(
+      "\nkernelgen starts the daemon by itself when a kernel is not cached; one daemon serves each\n"
+      "cache directory. Its socket, lock and log live in $XDG_RUNTIME_DIR/kernelgen (else\n"
+      "/tmp/kernelgen-<uid>). It exits after 10 idle minutes (KERNELGEN_IDLE_TIMEOUT, seconds).\n");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -109,6 +188,12 @@ int main(int argc, char** argv) {
     }
     if (emit_cmd->parsed()) {
       return run_emit(global, emit);
+    }
+    if (verify_cmd->parsed()) {
+      return run_verify(global, verify);
+    }
+    if (daemon_cmd->parsed()) {
+      return run_daemon(global, daemon);
     }
     if (cache_cmd->parsed()) {
       cache.action = cache_stats->parsed() ? "stats" : cache_ls->parsed() ? "ls" : "show";

@@ -48,7 +48,7 @@ Expected<std::pair<cache::AcRecord, KernelSources>, Failure> lookup(cache::Local
 
 Expected<cache::AcRecord, Failure> store(cache::LocalCache& cache, const spec::Spec& spec,
                                          const std::string& key, const std::string& arch,
-                                         const KernelSources& sources) {
+                                         const KernelSources& sources, const Verification& verification) {
   cache::AcRecord record;
   record.key = key;
   record.name = spec.name;
@@ -69,7 +69,14 @@ Expected<cache::AcRecord, Failure> store(cache::LocalCache& cache, const spec::S
   record.source_digest = *src;
   record.header_digest = *hdr;
   record.canonical_digest = *canon;
-  record.verification = "unverified";
+  record.verification = verification.status;
+  if (!verification.report_json.empty() && verification.status == "verified") {
+    auto report = cache.put_blob(verification.report_json);
+    if (!report) {
+      return unexpected(report.error());
+    }
+    record.report_digest = *report;
+  }
   record.created_unix = static_cast<int64_t>(std::time(nullptr));
   record.last_access_unix = record.created_unix;
   KG_TRY(cache.put_record(record));
@@ -115,8 +122,23 @@ Expected<EmitResult, Failure> emit_kernel(cache::LocalCache& cache, const EmitRe
       return unexpected(hit.error());
     }
     KG_LOG_DEBUG("cache miss for " << spec.name << " (" << result.key << "): " << hit.error().message);
+    if (!req.generate) {
+      return unexpected(hit.error());
+    }
     sources = generate_template(spec, result.key, req.arch);
-    auto record = store(cache, spec, result.key, req.arch, sources);
+    Verification verification{"unverified", "", ""};
+    if (req.verify) {
+      auto v = req.verify(spec, sources.source);
+      if (!v) {
+        return fail("cannot verify the generated kernel for " + spec.name + ": " + v.error().message);
+      }
+      verification = std::move(*v);
+      if (verification.status == "failed") {
+        return fail("the generated kernel for " + spec.name + " failed verification (not cached):\n" +
+                    verification.summary);
+      }
+    }
+    auto record = store(cache, spec, result.key, req.arch, sources, verification);
     if (!record) {
       return fail("cannot store " + spec.name + " in the cache at " + cache.dir() + ": " +
                   record.error().message);
@@ -124,6 +146,9 @@ Expected<EmitResult, Failure> emit_kernel(cache::LocalCache& cache, const EmitRe
     result.verification = record->verification;
   }
 
+  if (req.out_dir.empty()) {
+    return result;
+  }
   KG_TRY(make_dirs(req.out_dir));
   const std::string base = req.out_dir + "/" + spec.name;
   KG_TRY(write_output(base + ".h", sources.header, req.touch, result));

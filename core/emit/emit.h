@@ -3,9 +3,11 @@
 //   spec ─► key ─► local cache ─ hit ─► <name>.cu, <name>.h
 //                              └ miss ─► generate (template) ─► store ─► write
 //
-// The wrapper calls this in-process; the daemon will own the miss path later.
+// The client (wrapper/) calls it with `generate = false` for the hit path and after the daemon
+// answered; kernelgend calls it with an empty out_dir to fill the cache (docs/protocol.md).
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,12 +26,30 @@ struct KernelSources {
 // Generates the template kernel for `spec` (no cache involved). `key` goes into the provenance line.
 KernelSources generate_template(const spec::Spec& spec, const std::string& key, const std::string& arch);
 
+// The outcome of verifying a newly generated kernel (emit stores it with the record).
+struct Verification {
+  std::string status;       // "verified" | "failed" | "unverified"
+  std::string report_json;  // the verifier's report; "" when none was made
+  std::string summary;      // a few lines for the error message when failed
+};
+
+// Verifies `source` for `spec` before it is stored. Failure: the verifier could not work (the
+// emit fails; nothing is stored).
+using VerifyFn = std::function<Expected<Verification, Failure>(const spec::Spec& spec, const std::string& source)>;
+
 struct EmitRequest {
   const spec::Spec* spec = nullptr;
   std::string arch;     // resolved, e.g. "sm_90a"
-  std::string out_dir;  // created if missing
+  std::string out_dir;  // created if missing; "": write nothing (kernelgend only fills the cache)
   bool reference = false;  // also write <name>_reference.cu (fp32 reference kernel)
   bool touch = false;      // bump mtimes of unchanged outputs (for make, which lacks restat)
+  // false: serve hits only; a miss fails with Failure::Kind::NotFound and nothing is generated or
+  // stored (the client's hit path: the cache may be open read-only).
+  bool generate = true;
+  // Called on a generated kernel before it is stored (misses only: hits never verify, so the hit
+  // path stays fast). Unset: the kernel is stored as "unverified". A "failed" verification is an
+  // error: nothing is stored or written.
+  VerifyFn verify;
 };
 
 struct EmitResult {

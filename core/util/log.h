@@ -16,6 +16,9 @@ Level level();
 void set_level(Level level);
 // Writes "kernelgen: <level>: <message>\n" to stderr in one write(2).
 void write(Level level, const std::string& message);
+// Log-file format for a long-running program: every line then starts with
+// "<UTC time with milliseconds> <program>[<pid>] <level>: " instead of "kernelgen: <level>: ".
+void use_log_file_format(const char* program);
 
 }  // namespace kg::log
 

@@ -36,6 +36,11 @@
 #include "spec/spec.h"
 
 namespace kg::gpu_test {
+
+// The problem/compare machinery lives in runner/gpu_problem.h (shared with kg_verify_runner).
+using namespace kg::gpu;
+using kg::gpu::Expected;
+
 namespace {
 
 constexpr int k_skip = 77;
@@ -43,24 +48,9 @@ constexpr int k_skip = 77;
 // What is running now ("spec X, shape ..."): main() names it when a CUDA error ends the run.
 std::string g_context;
 
-// Template vs reference tolerance, per dtype: |got - want| <= abs + rel * |want|.
-// Both kernels read the same rounded inputs; what differs is the rounding of P to the dtype
-// before P·V (2^-9 relative for bf16, 2^-12 for fp16), fp32 accumulation order, fast exp2, and the
-// final rounding of out to the dtype (another half ulp on each side). The bounds are a few times
-// those, and far under the error of a wrong mask, scale or score_mod (O(0.1) and up).
-Tolerance template_tolerance(spec::DType dtype) {
-  Tolerance t;
-  if (dtype == spec::DType::BF16) {
-    t.abs = 2e-2, t.rel = 2e-2;
-  } else {
-    t.abs = 5e-3, t.rel = 5e-3;
-  }
-  // LSE is fp32 in both kernels and computed from fp32 scores of identical inputs: differences
-  // are fp32 summation order and exp2/log approximations (~1e-6 relative). A dropped key of
-  // weight w moves LSE by ~w, so 1e-3 still sees any missing mass the output check would.
-  t.lse_abs = 1e-3, t.lse_rel = 1e-3;
-  return t;
-}
+// Template vs reference tolerance: the verifier's (default_tolerance in runner/gpu_problem.h says
+// why these bounds).
+Tolerance template_tolerance(spec::DType dtype) { return default_tolerance(dtype); }
 
 // Shapes for template vs reference: tile non-multiples, length 1, Sq != Skv both ways, batch > 1,
 // GQA and MQA, strided and packed layouts, padded out, empty sequences, LSE on and off.
@@ -413,7 +403,7 @@ int run(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     return kg::gpu_test::run(argc, argv);
-  } catch (const kg::gpu_test::CudaError& e) {
+  } catch (const kg::gpu::CudaError& e) {
     // After a fault inside a kernel the context is unusable: report and stop.
     std::cout << "FAIL: CUDA error: " << e.what() << "\n";
     if (!kg::gpu_test::g_context.empty()) {

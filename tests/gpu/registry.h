@@ -8,9 +8,11 @@
 
 #include <kernelgen/attention_abi.h>
 
+#include "gpu_problem.h"
+
 namespace kg::gpu_test {
 
-using ForwardFn = cudaError_t (*)(const KgAttentionArgs*, cudaStream_t);
+using ForwardFn = kg::gpu::ForwardFn;
 
 struct KernelEntry {
   const char* name;       // the spec's name

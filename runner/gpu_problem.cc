@@ -1,12 +1,14 @@
 #include "gpu_problem.h"
 
+#include "device_ops.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <sstream>
 
-namespace kg::gpu_test {
+namespace kg::gpu {
 
 void cuda_check(cudaError_t e, const char* call, const char* file, int line) {
   if (e == cudaSuccess) {
@@ -122,6 +124,9 @@ std::string Shape::str() const {
   std::ostringstream os;
   os << "B=" << batch << " Hq=" << heads_q << " Hkv=" << heads_kv << " Sq=" << seqlen_q << " Skv=" << seqlen_kv
      << " layout=" << layout_name(layout) << " lse=" << (lse ? "on" : "off") << " scores~N(0," << score_std << "^2)";
+  if (v_mean != 0) {
+    os << " v~N(" << v_mean << ",1)";
+  }
   return os.str();
 }
 
@@ -206,10 +211,24 @@ void set_strides(int64_t* st, Layout layout, int S, int H, int D, int packed_hea
 
 Problem::Problem(const spec::Spec& sp, const Shape& sh, std::mt19937_64& rng)
     : spec(&sp), shape(sh), head_dim(sp.head_dim) {
-  const int B = sh.batch, Hq = sh.heads_q, Hkv = sh.heads_kv, Sq = sh.seqlen_q, Skv = sh.seqlen_kv, D = head_dim;
-  if (sh.layout == Layout::Packed && Sq != Skv) {
+  if (sh.layout == Layout::Packed && sh.seqlen_q != sh.seqlen_kv) {
     throw std::logic_error("packed layout needs seqlen_q == seqlen_kv");
   }
+  if (sh.layout == Layout::Packed && sh.device_fill) {
+    throw std::logic_error("device_fill does not support the packed layout");
+  }
+  fill(rng);
+}
+
+void Problem::refill(std::mt19937_64& rng) { fill(rng); }
+
+// Allocates the device buffers on the first call; later calls write new values into the same
+// buffers (same pointers) and redraw params and tensors.
+void Problem::fill(std::mt19937_64& rng) {
+  const spec::Spec& sp = *spec;
+  const Shape& sh = shape;
+  const bool first = m_buffers.empty();
+  const int B = sh.batch, Hq = sh.heads_q, Hkv = sh.heads_kv, Sq = sh.seqlen_q, Skv = sh.seqlen_kv, D = head_dim;
   // q·k ~ N(0, D) for unit-normal q and k, so this scale gives scores ~ N(0, score_std^2).
   softmax_scale = static_cast<float>(sh.score_std / std::sqrt(static_cast<double>(D)));
 
@@ -221,15 +240,15 @@ Problem::Problem(const spec::Spec& sp, const Shape& sh, std::mt19937_64& rng)
   std::normal_distribution<float> normal(0.0f, 1.0f);
   const spec::DType dt = sp.dtype;
   // Logical tensors, rounded to the dtype, and their images in the layout's buffers.
-  auto fill = [&](std::vector<float>& logical, int H, int S, const int64_t* st, std::vector<uint16_t>& image,
-                  size_t base) {
+  auto fill_one = [&](std::vector<float>& logical, int H, int S, const int64_t* st, std::vector<uint16_t>& image,
+                  size_t base, float mean) {
     logical.resize(size_t(B) * H * S * D);
     size_t n = 0;
     for (int b = 0; b < B; ++b) {
       for (int h = 0; h < H; ++h) {
         for (int s = 0; s < S; ++s) {
           for (int d = 0; d < D; ++d, ++n) {
-            const uint16_t bits = float_to_bits(normal(rng), dt);
+            const uint16_t bits = float_to_bits(mean + normal(rng), dt);
             logical[n] = bits_to_float(bits, dt);
             image[base + b * st[0] + h * st[1] + s * st[2] + d] = bits;
           }
@@ -237,27 +256,63 @@ Problem::Problem(const spec::Spec& sp, const Shape& sh, std::mt19937_64& rng)
       }
     }
   };
+  params.clear();
+  tensor_dev_ptrs.clear();
+  tensor_host.clear();
+  m_uploaded.clear();
+  m_device_sums.clear();
+  size_t next_buffer = 0;
+  // The buffer for the next input: allocated on the first fill, reused after.
+  auto buffer = [&](size_t bytes) -> DeviceBuffer& {
+    if (first) {
+      m_buffers.emplace_back(bytes);
+    }
+    return m_buffers.at(next_buffer++);
+  };
+  if (sh.device_fill) {
+    const bool bf16 = dt == spec::DType::BF16;
+    const size_t nq = size_t(B) * Hq * Sq * D, nkv = size_t(B) * Hkv * Skv * D;
+    const size_t counts[3] = {nq, nkv, nkv};
+    if (first) {
+      m_sum = DeviceBuffer(sizeof(unsigned long long));
+    }
+    for (int t = 0; t < 3; ++t) {
+      DeviceBuffer& buf = buffer(counts[t] * 2);
+      device_fill_normal(buf.data(), counts[t], bf16, rng(), t == 2 ? static_cast<float>(sh.v_mean) : 0.0f, nullptr);
+      KG_CUDA(cudaGetLastError());
+      device_checksum(buf.data(), counts[t] * 2, reinterpret_cast<unsigned long long*>(m_sum.data()), nullptr);
+      KG_CUDA(cudaGetLastError());
+      unsigned long long sum = 0;
+      KG_CUDA(cudaMemcpy(&sum, m_sum.data(), sizeof sum, cudaMemcpyDeviceToHost));
+      m_device_sums.push_back(sum);
+    }
+    q.clear(), k.clear(), v.clear();
+    q_dev = m_buffers[0].data(), k_dev = m_buffers[1].data(), v_dev = m_buffers[2].data();
+  }
   std::vector<std::vector<uint16_t>> images;
-  if (sh.layout == Layout::Packed) {
+  if (sh.device_fill) {
+    // done above
+  } else if (sh.layout == Layout::Packed) {
     images.emplace_back(size_t(B) * Sq * packed_heads * D);
-    fill(q, Hq, Sq, q_stride, images[0], 0);
-    fill(k, Hkv, Skv, k_stride, images[0], size_t(Hq) * D);
-    fill(v, Hkv, Skv, v_stride, images[0], size_t(Hq + Hkv) * D);
+    fill_one(q, Hq, Sq, q_stride, images[0], 0, 0.0f);
+    fill_one(k, Hkv, Skv, k_stride, images[0], size_t(Hq) * D, 0.0f);
+    fill_one(v, Hkv, Skv, v_stride, images[0], size_t(Hq + Hkv) * D, static_cast<float>(sh.v_mean));
   } else {
     images.emplace_back(size_t(B) * Hq * Sq * D);
     images.emplace_back(size_t(B) * Hkv * Skv * D);
     images.emplace_back(size_t(B) * Hkv * Skv * D);
-    fill(q, Hq, Sq, q_stride, images[0], 0);
-    fill(k, Hkv, Skv, k_stride, images[1], 0);
-    fill(v, Hkv, Skv, v_stride, images[2], 0);
+    fill_one(q, Hq, Sq, q_stride, images[0], 0, 0.0f);
+    fill_one(k, Hkv, Skv, k_stride, images[1], 0, 0.0f);
+    fill_one(v, Hkv, Skv, v_stride, images[2], 0, static_cast<float>(sh.v_mean));
   }
   for (auto& img : images) {
-    m_buffers.emplace_back(img.size() * 2);
-    m_buffers.back().upload(img.data(), img.size() * 2);
+    buffer(img.size() * 2).upload(img.data(), img.size() * 2);
     m_uploaded.emplace_back(reinterpret_cast<unsigned char*>(img.data()),
                             reinterpret_cast<unsigned char*>(img.data()) + img.size() * 2);
   }
-  if (sh.layout == Layout::Packed) {
+  if (sh.device_fill) {
+    // pointers set above
+  } else if (sh.layout == Layout::Packed) {
     q_dev = m_buffers[0].data();
     k_dev = m_buffers[0].data() + size_t(Hq) * D * 2;
     v_dev = m_buffers[0].data() + size_t(Hq + Hkv) * D * 2;
@@ -312,9 +367,9 @@ Problem::Problem(const spec::Spec& sp, const Shape& sh, std::mt19937_64& rng)
         std::memcpy(&bytes[i * es], &x, es);
       }
     }
-    m_buffers.emplace_back(bytes.size());
-    m_buffers.back().upload(bytes.data(), bytes.size());
-    tensor_dev_ptrs.push_back(m_buffers.back().data());
+    DeviceBuffer& buf = buffer(bytes.size());
+    buf.upload(bytes.data(), bytes.size());
+    tensor_dev_ptrs.push_back(buf.data());
     m_uploaded.push_back(bytes);
     tensor_host.push_back(std::move(bytes));
   }
@@ -331,23 +386,39 @@ std::string Problem::describe_params() const {
   return os.str();
 }
 
-bool Problem::inputs_unchanged(std::string& what) const {
-  for (size_t i = 0; i < m_buffers.size(); ++i) {
-    std::vector<unsigned char> now(m_uploaded[i].size());
-    m_buffers[i].download(now.data(), now.size());
-    if (checksum(now.data(), now.size()) != checksum(m_uploaded[i].data(), m_uploaded[i].size())) {
+bool Problem::inputs_unchanged(std::string& what, cudaStream_t stream) const {
+  const size_t n_qkv = shape.layout == Layout::Packed ? 1 : 3;
+  auto name = [&](size_t i) {
+    if (i < n_qkv) {
+      return std::string(n_qkv == 1 ? "packed q/k/v buffer" : (i == 0 ? "q" : i == 1 ? "k" : "v"));
+    }
+    return "tensor " + spec->tensors[i - n_qkv].name;
+  };
+  const size_t device_summed = m_device_sums.size();  // the first buffers, when device-filled
+  for (size_t i = 0; i < device_summed; ++i) {
+    device_checksum(m_buffers[i].data(), m_buffers[i].bytes() - (m_buffers[i].bytes() % 2),
+                    reinterpret_cast<unsigned long long*>(m_sum.data()), stream);
+    KG_CUDA(cudaGetLastError());
+    unsigned long long sum = 0;
+    KG_CUDA(cudaMemcpyAsync(&sum, m_sum.data(), sizeof sum, cudaMemcpyDeviceToHost, stream));
+    KG_CUDA(cudaStreamSynchronize(stream));
+    if (sum != m_device_sums[i]) {
+      what = name(i) + " was modified (device checksum changed)";
+      return false;
+    }
+  }
+  for (size_t i = device_summed; i < m_buffers.size(); ++i) {
+    const auto& uploaded = m_uploaded[i - device_summed];
+    std::vector<unsigned char> now(uploaded.size());
+    KG_CUDA(cudaMemcpyAsync(now.data(), m_buffers[i].data(), now.size(), cudaMemcpyDeviceToHost, stream));
+    KG_CUDA(cudaStreamSynchronize(stream));
+    if (checksum(now.data(), now.size()) != checksum(uploaded.data(), uploaded.size())) {
       size_t first = 0;
-      while (first < now.size() && now[first] == m_uploaded[i][first]) {
+      while (first < now.size() && now[first] == uploaded[first]) {
         ++first;
       }
-      const size_t n_qkv = shape.layout == Layout::Packed ? 1 : 3;
       std::ostringstream os;
-      if (i < n_qkv) {
-        os << (n_qkv == 1 ? "packed q/k/v buffer" : (i == 0 ? "q" : i == 1 ? "k" : "v"));
-      } else {
-        os << "tensor " << spec->tensors[i - n_qkv].name;
-      }
-      os << " was modified (first changed byte at offset " << first << ")";
+      os << name(i) << " was modified (first changed byte at offset " << first << ")";
       what = os.str();
       return false;
     }
@@ -383,22 +454,28 @@ Outputs::Outputs(const Problem& p) : m_p(&p) {
   poison();
 }
 
-void Outputs::poison() {
-  std::vector<uint16_t> o(out_span + 2 * out_guard, poison_bits(m_p->spec->dtype));
-  m_out.upload(o.data(), o.size() * 2);
+void Outputs::poison_async(cudaStream_t stream) {
+  device_fill_u16(m_out.data(), out_span + 2 * out_guard, poison_bits(m_p->spec->dtype), stream);
+  KG_CUDA(cudaGetLastError());
   if (lse_dev) {
-    std::vector<uint32_t> l(lse_span + 2 * lse_guard, lse_poison_bits());
-    m_lse.upload(l.data(), l.size() * 4);
+    device_fill_u32(m_lse.data(), lse_span + 2 * lse_guard, lse_poison_bits(), stream);
+    KG_CUDA(cudaGetLastError());
   }
 }
 
-void Outputs::download() {
+void Outputs::poison(cudaStream_t stream) {
+  poison_async(stream);
+  KG_CUDA(cudaStreamSynchronize(stream));
+}
+
+void Outputs::download(cudaStream_t stream) {
   out_all.resize(out_span + 2 * out_guard);
-  m_out.download(out_all.data(), out_all.size() * 2);
+  KG_CUDA(cudaMemcpyAsync(out_all.data(), m_out.data(), out_all.size() * 2, cudaMemcpyDeviceToHost, stream));
   if (lse_dev) {
     lse_all.resize(lse_span + 2 * lse_guard);
-    m_lse.download(lse_all.data(), lse_all.size() * 4);
+    KG_CUDA(cudaMemcpyAsync(lse_all.data(), m_lse.data(), lse_all.size() * 4, cudaMemcpyDeviceToHost, stream));
   }
+  KG_CUDA(cudaStreamSynchronize(stream));
 }
 
 uint16_t Outputs::out_at(int b, int h, int i, int d) const {
@@ -462,6 +539,17 @@ Expected expected_from(const Problem& p, const Outputs& o) {
 
 // ---- comparison -------------------------------------------------------------------------------
 
+Tolerance default_tolerance(spec::DType dtype) {
+  Tolerance t;
+  if (dtype == spec::DType::BF16) {
+    t.abs = 2e-2, t.rel = 2e-2;
+  } else {
+    t.abs = 5e-3, t.rel = 5e-3;
+  }
+  t.lse_abs = 1e-3, t.lse_rel = 1e-3;
+  return t;
+}
+
 CompareReport compare(const Problem& p, const Outputs& got, const Expected& want, const Tolerance& tol,
                       const char* want_name) {
   const auto& s = p.shape;
@@ -491,11 +579,13 @@ CompareReport compare(const Problem& p, const Outputs& got, const Expected& want
           const double err = std::fabs(g - w);
           const bool finite = std::isfinite(g) && std::isfinite(w);
           const bool pass = finite && err <= limit;
-          if (!std::isfinite(g)) {
+          const bool poisoned = got.out_at(b, h, i, d) == Outputs::poison_bits(dt);
+          if (!std::isfinite(g) && !poisoned) {
             ++r.nonfinite;
           }
           if (!pass) {
             ++r.bad;
+            r.unwritten += poisoned;
             if (shown < 5) {
               ++shown;
               detail << "    out[b=" << b << ",h=" << h << ",i=" << i << ",d=" << d << "] = " << g << ", " << want_name
@@ -510,6 +600,7 @@ CompareReport compare(const Problem& p, const Outputs& got, const Expected& want
           if (worst.b < 0 || ratio > r.worst_ratio) {
             r.worst_ratio = ratio;
             worst = {b, h, i, d, g, w};
+            r.worst_allowed = limit;
           }
         }
       }
@@ -551,6 +642,13 @@ CompareReport compare(const Problem& p, const Outputs& got, const Expected& want
               r.lse_worst_err = std::max(r.lse_worst_err, err);
             }
           }
+          const double lse_allowed = tol.lse_abs + tol.lse_rel * std::fabs(w);
+          const double lse_ratio = pass ? (std::isfinite(w) && lse_allowed > 0 ? err / lse_allowed : 0) : INFINITY;
+          if (r.lse_worst_b < 0 || lse_ratio > r.lse_worst_ratio) {
+            r.lse_worst_ratio = lse_ratio;
+            r.lse_worst_b = b, r.lse_worst_h = h, r.lse_worst_i = i;
+            r.lse_worst_got = g, r.lse_worst_want = w, r.lse_worst_allowed = lse_allowed;
+          }
           if (!pass) {
             ++lse_bad;
             if (lse_shown++ < 5) {
@@ -574,10 +672,16 @@ CompareReport compare(const Problem& p, const Outputs& got, const Expected& want
     }
   }
 
+  r.lse_bad = lse_bad, r.lse_clobbered = lse_clobbered;
+  if (worst.b >= 0) {
+    r.worst_b = worst.b, r.worst_h = worst.h, r.worst_i = worst.i, r.worst_d = worst.d;
+    r.worst_got = worst.got, r.worst_want = worst.want;
+  }
   r.ok = r.bad == 0 && r.clobbered == 0 && lse_bad == 0 && lse_clobbered == 0;
   if (!r.ok) {
     std::ostringstream head;
-    head << "    " << r.bad << " of " << n << " out elements wrong (" << r.nonfinite << " NaN/Inf)";
+    head << "    " << r.bad << " of " << n << " out elements wrong (" << r.unwritten << " never written, "
+         << r.nonfinite << " other NaN/Inf)";
     if (s.lse) {
       head << ", " << lse_bad << " lse values wrong";
     }
@@ -597,4 +701,4 @@ bool identical(const Outputs& a, const Outputs& b) {
           std::memcmp(a.lse_all.data(), b.lse_all.data(), a.lse_all.size() * 4) == 0);
 }
 
-}  // namespace kg::gpu_test
+}  // namespace kg::gpu

@@ -1,4 +1,5 @@
-// Host side of the GPU checks: random attention problems for a spec (inputs in several memory
+// Host side of the GPU checks (tests/gpu/kg_gpu_tests) and of the verifier runner
+// (runner/kg_verify_runner): random attention problems for a spec (inputs in several memory
 // layouts, params, index tensors), poisoned outputs with guard zones, kernel launches through the
 // ABI, and element-by-element comparison with diagnostics.
 //
@@ -15,10 +16,12 @@
 
 #include <kernelgen/attention_abi.h>
 
-#include "registry.h"
 #include "spec/ast.h"
 
-namespace kg::gpu_test {
+namespace kg::gpu {
+
+// An entry point of the ABI: kg_<name>_forward or kg_<name>_reference_forward.
+using ForwardFn = cudaError_t (*)(const KgAttentionArgs*, cudaStream_t);
 
 struct CudaError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -26,7 +29,7 @@ struct CudaError : std::runtime_error {
 
 // Throws CudaError("<call> failed at file:line: <cuda error name>: <message>") unless e == cudaSuccess.
 void cuda_check(cudaError_t e, const char* call, const char* file, int line);
-#define KG_CUDA(call) ::kg::gpu_test::cuda_check((call), #call, __FILE__, __LINE__)
+#define KG_CUDA(call) ::kg::gpu::cuda_check((call), #call, __FILE__, __LINE__)
 
 // Host conversions, round to nearest even (bf16, fp16).
 uint16_t float_to_bits(float x, spec::DType dtype);
@@ -46,6 +49,10 @@ struct Shape {
   Layout layout = Layout::BHSD;
   bool lse = true;         // pass an LSE buffer (false: lse = NULL)
   double score_std = 2.0;  // standard deviation of q·k·scale; ~20 makes scores reach ±50
+  double v_mean = 0.0;     // mean of v's elements (non-zero keeps long-sequence outputs O(1))
+  // Fill q, k, v on the device (device_ops.h) instead of on the host: fast for large shapes, but
+  // Problem::q/k/v stay empty (no CPU reference). Not with Layout::Packed.
+  bool device_fill = false;
   std::string str() const;  // "B=2 Hq=8 Hkv=2 Sq=65 Skv=63 layout=bshd lse=on scores~N(0,2^2)"
 };
 
@@ -77,6 +84,10 @@ uint64_t checksum(const void* data, size_t bytes);
 struct Problem {
   Problem(const spec::Spec& spec, const Shape& shape, std::mt19937_64& rng);
 
+  // New random contents for q, k, v, params and tensors, in the same device buffers (same
+  // pointers): catches kernels that cache results keyed on pointers or shapes.
+  void refill(std::mt19937_64& rng);
+
   const spec::Spec* spec;
   Shape shape;
   int head_dim;
@@ -98,20 +109,32 @@ struct Problem {
   std::vector<const void*> tensor_dev_ptrs;
   std::string describe_params() const;  // "num_heads=17 cap=0.53"
 
-  // Checksums of every input device buffer at upload; inputs_unchanged() re-reads them.
-  bool inputs_unchanged(std::string& what) const;
+  // Checksums of every input device buffer at upload; inputs_unchanged() re-reads them (copies
+  // on `stream`, synchronizing only it; NULL: the legacy default stream).
+  bool inputs_unchanged(std::string& what, cudaStream_t stream = nullptr) const;
 
  private:
+  void fill(std::mt19937_64& rng);
   std::vector<DeviceBuffer> m_buffers;  // q/k/v storage (1 when packed) then tensors
-  std::vector<std::vector<unsigned char>> m_uploaded;
+  std::vector<std::vector<unsigned char>> m_uploaded;  // host images (host-filled buffers)
+  std::vector<unsigned long long> m_device_sums;       // device checksums (device-filled q/k/v)
+  DeviceBuffer m_sum;                                   // scratch for device_checksum
 };
 
 // Output buffers for one launch, poisoned (NaN) including padding and 4 KiB guard zones on both
 // sides, so that unwritten elements and stray writes are both visible.
 struct Outputs {
   explicit Outputs(const Problem& p);
-  void poison();
-  void download();
+  // Poisons out and lse, guards and padding included, and waits for it (on `stream`; NULL: the
+  // legacy default stream). poison_async enqueues the same work without waiting.
+  void poison(cudaStream_t stream = nullptr);
+  void poison_async(cudaStream_t stream);
+  // Copies the whole allocations to out_all / lse_all on `stream` (NULL: the legacy default
+  // stream) and synchronizes that stream only: work the kernel left on another stream is not
+  // waited for.
+  void download(cudaStream_t stream = nullptr);
+  const uint16_t* out_alloc() const { return reinterpret_cast<const uint16_t*>(m_out.data()); }
+  const float* lse_alloc() const { return reinterpret_cast<const float*>(m_lse.data()); }
 
   int64_t out_stride[3];
   void* out_dev = nullptr;   // first element of out
@@ -153,11 +176,29 @@ struct Tolerance {
   double lse_abs = 0, lse_rel = 0;
 };
 
+// The verifier's tolerance for a kernel against the fp32 reference kernel, per dtype
+// (docs/verifier.md): out |got - want| <= abs + rel*|want| with bf16 2e-2 + 2e-2, fp16 5e-3 + 5e-3;
+// LSE 1e-3 + 1e-3. Both kernels read the same rounded inputs; what differs is the rounding of P to
+// the dtype before P·V (2^-9 relative for bf16, 2^-12 for fp16), fp32 accumulation order, fast
+// exp2, and the final rounding of out to the dtype (another half ulp on each side). The bounds are
+// a few times those, and far under the error of a wrong mask, scale or score_mod (O(0.1) and up).
+// LSE is fp32 in both kernels, from fp32 scores of identical inputs: differences are summation
+// order and exp2/log approximations (~1e-6 relative); a dropped key of weight w moves LSE by ~w,
+// so 1e-3 still sees any missing mass the output check would.
+Tolerance default_tolerance(spec::DType dtype);
+
 struct CompareReport {
   bool ok = true;
   size_t bad = 0, nonfinite = 0, clobbered = 0;
+  size_t unwritten = 0;  // bad elements still holding the exact poison bits (counted in bad, not nonfinite)
+  size_t lse_bad = 0, lse_clobbered = 0;
   double worst_err = 0, worst_ratio = 0;  // ratio: error / allowed
   double lse_worst_err = 0;
+  // The element with the largest error / allowed (valid when worst_b >= 0), and LSE's.
+  int worst_b = -1, worst_h = 0, worst_i = 0, worst_d = 0;
+  double worst_got = 0, worst_want = 0, worst_allowed = 0;
+  int lse_worst_b = -1, lse_worst_h = 0, lse_worst_i = 0;
+  double lse_worst_got = 0, lse_worst_want = 0, lse_worst_ratio = 0, lse_worst_allowed = 0;
   std::string detail;  // multi-line; empty when ok
 };
 
@@ -169,4 +210,4 @@ CompareReport compare(const Problem& p, const Outputs& got, const Expected& want
 // True when two downloaded outputs hold identical bits (out and lse).
 bool identical(const Outputs& a, const Outputs& b);
 
-}  // namespace kg::gpu_test
+}  // namespace kg::gpu

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Measures the verifier on a GPU machine (issue 3, "Measure"): per spec of specs/,
+#   nvcc      seconds to compile the template kernel (a fresh work directory, so nothing is cached)
+#   verify    seconds of one verification of the already compiled kernel (compile excluded: the
+#             second `kernelgen verify` finds both objects compiled), default settings
+#   runner    of which the sandboxed runner process (CUDA init, trials, timing)
+# and the kernel's median time / TFLOP/s from the report. Target: verify <= 3 s.
+#
+#   bash bench/verify_bench.sh [kernelgen] [out.tsv]      (from the repository root)
+# Needs KERNELGEN_RUNNER (or kg_verify_runner beside kernelgen) and nvcc (KG_NVCC or PATH).
+set -uo pipefail
+kernelgen=${1:-.gpu/bin/kernelgen}
+out=${2:-${OUT:-.}/verify_bench.tsv}
+specs=${KG_VERIFY_SPECS:-specs/*.yaml}
+work=$(mktemp -d "${TMPDIR:-/tmp}/kg-verify-bench.XXXXXX")
+export KERNELGEN_VERIFY_DIR=$work
+printf 'spec\tnvcc_s\tverify_s\trunner_s\tverdict\tmedian_ms\ttflops\tregisters\n' >"$out"
+for spec in $specs; do
+  name=$(basename "$spec" .yaml)
+  first=$work/$name.first.json second=$work/$name.second.json
+  "$kernelgen" verify --spec "$spec" --template --json >"$first" 2>"$work/$name.first.err"
+  "$kernelgen" verify --spec "$spec" --template --json >"$second" 2>"$work/$name.second.err"
+  python3 - "$name" "$first" "$second" >>"$out" <<'PY'
+import json, sys
+name, first, second = sys.argv[1:4]
+try:
+    a, b = json.load(open(first)), json.load(open(second))
+except Exception as e:
+    print(f"{name}\t?\t?\t?\terror: {e}\t\t\t"); sys.exit()
+t = b.get("timing", {})
+ptx = b.get("ptxas") or {}
+print(f"{name}\t{a['compile_seconds']:.2f}\t{b['total_seconds']:.2f}\t{b['sandbox']['seconds']:.2f}\t"
+      f"{b['verdict']}\t{t.get('median_ms', 0):.3f}\t{t.get('tflops', 0):.0f}\t{ptx.get('max_registers', '')}")
+PY
+done
+column -t -s $'\t' "$out"
+python3 - "$out" <<'PY'
+import csv, sys, statistics
+rows = [r for r in csv.DictReader(open(sys.argv[1]), delimiter="\t") if r["verify_s"] not in ("?", "")]
+if rows:
+    v = [float(r["verify_s"]) for r in rows]; n = [float(r["nvcc_s"]) for r in rows]
+    print(f"verify (compiled): median {statistics.median(v):.2f} s, max {max(v):.2f} s (target <= 3 s); "
+          f"nvcc per candidate: median {statistics.median(n):.2f} s, max {max(n):.2f} s")
+PY
+rm -rf "$work"

@@ -1,0 +1,56 @@
+#include "verify/emit_gate.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "util/log.h"
+#include "verify/verify.h"
+
+namespace kg::verify {
+
+emit::VerifyFn emit_verifier(std::string spec_yaml, std::string spec_file, std::string arch) {
+  return [spec_yaml = std::move(spec_yaml), spec_file = std::move(spec_file), arch = std::move(arch)](
+             const spec::Spec& spec, const std::string& source) -> Expected<emit::Verification, Failure> {
+    VerifyOptions vo;
+    vo.arch = arch;
+    vo.spec_file = spec_file;
+    vo.work_dir = default_work_dir();
+    if (const char* v = std::getenv("KERNELGEN_VERIFY_NO_NETNS"); v != nullptr && *v != '\0' && *v != '0') {
+      vo.limits.private_network = false;
+    }
+    SandboxRunner runner("", vo.work_dir);
+    if (::access(runner.path().c_str(), X_OK) != 0) {
+      KG_LOG_DEBUG(spec.name << ": no verifier runner at " << runner.path() << "; cached as unverified");
+      return emit::Verification{"unverified", "", ""};
+    }
+    auto gpu = runner.probe(vo.limits);
+    if (!gpu) {
+      KG_LOG_WARN(spec.name << ": not verified: " << gpu.error().message);
+      return emit::Verification{"unverified", "", ""};
+    }
+    if (!*gpu) {
+      KG_LOG_DEBUG(spec.name << ": no CUDA device; cached as unverified");
+      return emit::Verification{"unverified", "", ""};
+    }
+    NvccCompiler compiler;
+    if (compiler.path().empty()) {
+      KG_LOG_WARN(spec.name << ": not verified: nvcc not found (set KG_NVCC or put nvcc on PATH)");
+      return emit::Verification{"unverified", "", ""};
+    }
+    Verifier verifier(compiler, runner, vo);
+    auto report = verifier.verify(spec, spec_yaml, source);
+    if (!report) {
+      return unexpected(report.error());
+    }
+    report->sandbox.runner = runner.path();
+    const std::string status = report->passed()                   ? "verified"
+                               : report->verdict == "incomplete" ? "unverified"
+                                                                 : "failed";
+    KG_LOG_INFO(spec.name << ": verification " << report->verdict << " in " << report->total_seconds << " s");
+    return emit::Verification{status, status == "unverified" ? "" : report_json_text(*report),
+                              report_summary(*report)};
+  };
+}
+
+}  // namespace kg::verify

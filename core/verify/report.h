@@ -1,0 +1,195 @@
+// The verifier's report (DESIGN §4, docs/verifier.md): what was checked, what was found, how fast.
+//
+// One VerifyReport per verification. It is stored with the kernel (cache blob, AcRecord::report_digest)
+// and will feed the next LLM prompt, so every finding says what went wrong in words a kernel author
+// can act on, and where (trial, shape, worst element). The JSON schema (kReportSchema) is documented
+// in docs/verifier.md; fields are only ever added within one schema number.
+//
+// The runner (kg_verify_runner) produces Findings, TrialSummaries, TimingResult and DeviceInfo and
+// sends them back in the same JSON form (runner_protocol.h), so both sides share these types.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "verify/ptxas.h"
+
+namespace kg::verify {
+
+// Bumped when a field changes meaning or goes away (adding fields does not bump it).
+inline constexpr int kReportSchema = 1;
+
+// Stage names, in the order they run.
+inline constexpr const char* kStageStatic = "static";
+inline constexpr const char* kStageCompile = "compile";
+inline constexpr const char* kStageRun = "run";  // the sandboxed runner process as a whole
+inline constexpr const char* kStageCorrectness = "correctness";
+inline constexpr const char* kStageTiming = "timing";
+
+// Finding kinds (docs/verifier.md explains each; the adversarial tests assert them).
+namespace kind {
+// static
+inline constexpr const char* kMissingEntry = "missing_entry";      // no extern "C" kg_<name>_forward (source or .so)
+inline constexpr const char* kForbiddenCall = "forbidden_call";    // stream/thread/process/file/socket creation, ...
+inline constexpr const char* kForbiddenHeader = "forbidden_header";  // a header outside the allowlist
+// compile
+inline constexpr const char* kCompileError = "compile_error";        // nvcc failed
+inline constexpr const char* kUndefinedSymbol = "undefined_symbol";  // links against more than the CUDA runtime
+// run (the process)
+inline constexpr const char* kTimeout = "timeout";            // wall-clock limit: killed
+inline constexpr const char* kCrash = "crash";                // killed by a signal (abort, segfault, ...)
+inline constexpr const char* kMemoryLimit = "memory_limit";   // resident memory over the limit: killed
+inline constexpr const char* kNoResult = "no_result";         // exited without writing its result
+inline constexpr const char* kBadResult = "bad_result";       // result unreadable, or for another request
+inline constexpr const char* kLoadError = "load_error";       // dlopen of the candidate failed
+inline constexpr const char* kCudaError = "cuda_error";       // a CUDA error while the candidate ran
+inline constexpr const char* kIllegalAddress = "illegal_address";  // cudaErrorIllegalAddress (and kin)
+// correctness
+inline constexpr const char* kRejectedValidArgs = "rejected_valid_args";  // entry returned an error
+inline constexpr const char* kUnwrittenOutput = "unwritten_output";  // output elements still hold the poison
+inline constexpr const char* kNonfiniteOutput = "nonfinite_output";  // NaN/Inf where the reference is finite
+inline constexpr const char* kWrongOutput = "wrong_output";          // values outside tolerance
+inline constexpr const char* kWrongLse = "wrong_lse";                // LSE outside tolerance / -inf mismatch
+inline constexpr const char* kOutOfBoundsWrite = "out_of_bounds_write";  // guard zone or padding written
+inline constexpr const char* kInputModified = "input_modified";      // q, k, v or a tensor changed
+inline constexpr const char* kWrongStream = "wrong_stream";  // output complete only after a device-wide sync
+inline constexpr const char* kNondeterministic = "nondeterministic";  // warning: two runs differ bitwise
+// timing
+inline constexpr const char* kBelowPhysicalFloor = "below_physical_floor";  // faster than the hardware can be
+inline constexpr const char* kTimingMismatch = "timing_mismatch";  // events and host clock disagree
+}  // namespace kind
+
+// The element with the largest error relative to its tolerance.
+struct WorstElement {
+  std::string tensor;  // "out" or "lse"
+  int b = 0, h = 0, i = 0, d = -1;  // d = -1 for lse
+  double got = 0, want = 0, abs_err = 0, allowed = 0;
+};
+
+struct Finding {
+  std::string kind;     // a kind:: constant
+  std::string stage;    // a kStage* name
+  std::string message;  // what was seen, in words (may span lines)
+  std::string trial;    // trial name (runner), "" when not tied to one
+  std::string shape;    // the trial's shape, "B=2 Hq=8 Hkv=2 Sq=65 Skv=63 layout=bshd lse=on ..."
+  bool warning = false;  // true: reported, but does not reject the kernel
+  std::optional<WorstElement> worst;
+};
+
+// One correctness trial that ran (passed or not).
+struct TrialSummary {
+  std::string name;
+  std::string shape;
+  bool ok = false;
+  double max_abs_err = 0;  // out, over every element
+  double worst_ratio = 0;  // max over elements of error / allowed (< 1 passes)
+  double lse_max_abs_err = 0;
+};
+
+struct TimingResult {
+  bool measured = false;
+  std::string shape;        // timing shape
+  int warmup = 0, runs = 0, input_sets = 0;
+  double median_ms = 0, min_ms = 0, max_ms = 0;  // CUDA events on the runner's stream
+  double host_median_ms = 0;  // host clock around launch + cudaDeviceSynchronize, per run
+  double flush_bytes = 0;     // L2 flush buffer written before every run
+  double flops = 0;           // 4·B·Hq·Sq·Skv·D · kept_fraction
+  double kept_fraction = 0;   // unmasked (q, kv) pairs / all, estimated on the CPU from sampled rows
+  double bytes = 0;           // q + k + v + out bytes
+  double floor_ms = 0;        // max(bytes / peak_bw, flops · kFloorSafety / peak_flops)
+  double tflops = 0;          // flops / median
+};
+
+struct DeviceInfo {
+  std::string name;
+  std::string arch;  // "sm_90"
+  int sms = 0;
+  int driver = 0, runtime = 0;
+  int64_t l2_bytes = 0;
+};
+
+// What the sandbox applied to the runner process (process.h says how each works).
+struct SandboxFacts {
+  bool ran = false;
+  std::string runner;           // executable path
+  bool clean_environment = false;
+  bool private_network = false;  // unshare(CLONE_NEWNET) succeeded
+  std::string network_note;      // why not, when it did not apply
+  double wall_limit_s = 0;
+  uint64_t memory_limit_bytes = 0;
+  std::string memory_limit_method;  // "rss-watchdog"
+  uint64_t peak_rss_bytes = 0;
+  int exit_code = -1;  // -1: killed by a signal
+  int signal = 0;
+  bool timed_out = false;
+  double seconds = 0;
+  std::string stderr_tail;  // last lines of the runner's stderr (progress, candidate prints)
+};
+
+struct StageResult {
+  std::string name;    // kStage*
+  std::string status;  // "pass" | "fail" | "skipped"
+  double seconds = 0;
+  std::string note;    // e.g. "no CUDA device", "cached"
+};
+
+struct VerifyReport {
+  int schema = kReportSchema;
+  // "pass": every stage ran and nothing rejecting was found. "rejected": a rejecting finding.
+  // "incomplete": static and compile passed but the kernel could not be run (no GPU).
+  std::string verdict;
+  std::string spec_name;
+  std::string spec_file;
+  std::string arch;
+  std::string kernel_digest;  // xxh3_128 of the source
+  uint64_t seed = 0;          // repeats the runner's random choices
+  std::vector<StageResult> stages;
+  std::vector<Finding> findings;
+  std::vector<TrialSummary> trials;
+  std::optional<PtxasReport> ptxas;
+  std::string compiler_output;  // trimmed (kCompilerOutputLimit)
+  double compile_seconds = 0;
+  bool compile_cached = false;
+  TimingResult timing;
+  DeviceInfo device;
+  SandboxFacts sandbox;
+  // Versions: kernelgen, verifier (kVerifierVersion), ABI, nvcc (`nvcc --version` last line).
+  std::string kernelgen_version, verifier_version, nvcc_version;
+  int abi_version = 0;
+  double total_seconds = 0;
+
+  bool passed() const { return verdict == "pass"; }
+  // First rejecting finding, or nullptr.
+  const Finding* first_rejection() const;
+};
+
+// At most this many bytes of compiler output are kept (head and tail, middle elided).
+inline constexpr size_t kCompilerOutputLimit = 8000;
+// Keeps the first and last parts of `text` within `limit` bytes, saying how much was elided.
+std::string trim_output(const std::string& text, size_t limit);
+
+void to_json(nlohmann::json& j, const WorstElement& w);
+void from_json(const nlohmann::json& j, WorstElement& w);
+void to_json(nlohmann::json& j, const Finding& f);
+void from_json(const nlohmann::json& j, Finding& f);
+void to_json(nlohmann::json& j, const TrialSummary& t);
+void from_json(const nlohmann::json& j, TrialSummary& t);
+void to_json(nlohmann::json& j, const TimingResult& t);
+void from_json(const nlohmann::json& j, TimingResult& t);
+void to_json(nlohmann::json& j, const DeviceInfo& d);
+void from_json(const nlohmann::json& j, DeviceInfo& d);
+void to_json(nlohmann::json& j, const SandboxFacts& s);
+void to_json(nlohmann::json& j, const StageResult& s);
+void to_json(nlohmann::json& j, const VerifyReport& r);
+
+// The report as JSON text (2-space indent, keys sorted, trailing newline).
+std::string report_json_text(const VerifyReport& r);
+
+// A few lines for people: verdict, each rejecting finding (first lines), timing.
+std::string report_summary(const VerifyReport& r);
+
+}  // namespace kg::verify

@@ -1,0 +1,321 @@
+#include "verify/static_check.h"
+
+#include <algorithm>
+#include <cctype>
+#include <set>
+#include <string_view>
+
+namespace kg::verify {
+
+namespace {
+
+// Identifiers a candidate may not use. Matched as whole identifiers anywhere in the code
+// (not after `.` or `->`, which are member accesses).
+const std::set<std::string_view>& denied_identifiers() {
+  static const std::set<std::string_view> k = {
+      // Streams, graphs, host callbacks: the kernel must run on the stream it was given.
+      "cudaStreamCreate", "cudaStreamCreateWithFlags", "cudaStreamCreateWithPriority", "cudaStreamPerThread",
+      "cudaStreamLegacy", "cudaLaunchHostFunc", "cudaStreamAddCallback", "cudaStreamBeginCapture",
+      "cudaStreamBeginCaptureToGraph", "cudaGraphLaunch", "cudaGraphInstantiate", "cudaGraphCreate",
+      "cudaLaunchCooperativeKernelMultiDevice", "cudaSetDevice", "cudaDeviceReset", "cudaThreadExit",
+      "cudaDeviceSetLimit", "cudaCtxResetPersistingL2Cache", "cudaIpcOpenMemHandle", "cudaIpcGetMemHandle",
+      // Threads.
+      "thread", "jthread", "async", "pthread_create", "pthread_attr_init", "thrd_create", "clone", "clone3",
+      // Processes.
+      "fork", "vfork", "execl", "execlp", "execle", "execv", "execvp", "execve", "execvpe", "fexecve", "system",
+      "popen", "posix_spawn", "posix_spawnp", "kill", "ptrace", "syscall", "daemon", "setsid",
+      // Files.
+      "fopen", "fopen64", "freopen", "fdopen", "open", "open64", "openat", "creat", "tmpfile", "mkstemp",
+      "mkdtemp", "ofstream", "ifstream", "fstream", "filebuf", "filesystem", "mmap", "mmap64", "unlink",
+      "remove", "rename", "mkdir", "rmdir", "opendir", "truncate", "ftruncate", "chdir", "chmod", "symlink",
+      "link",
+      // Sockets and network.
+      "socket", "socketpair", "connect", "bind", "listen", "accept", "accept4", "getaddrinfo",
+      "gethostbyname", "sendto", "recvfrom", "sendmsg", "recvmsg",
+      // Dynamic loading.
+      "dlopen", "dlmopen", "dlsym", "dlvsym",
+  };
+  return k;
+}
+
+// Driver-API names that must not appear in string literals (cudaGetDriverEntryPoint lookups).
+const std::set<std::string_view>& denied_driver_names() {
+  static const std::set<std::string_view> k = {
+      "cuStreamCreate", "cuStreamCreateWithPriority", "cuLaunchHostFunc", "cuStreamAddCallback",
+      "cuCtxCreate", "cuCtxSetCurrent", "cuCtxPushCurrent", "cuDevicePrimaryCtxReset", "cuGraphLaunch",
+      "cuStreamBeginCapture", "cuMemcpyDtoH", "cuMemcpyHtoD", "cuIpcOpenMemHandle",
+  };
+  return k;
+}
+
+bool header_allowed(const std::string& h, bool angle) {
+  if (!angle) {
+    return h == "kernelgen/attention_abi.h";
+  }
+  static const std::set<std::string_view> k = {
+      // CUDA.
+      "cuda.h", "cuda_runtime.h", "cuda_runtime_api.h", "cuda_fp16.h", "cuda_fp16.hpp", "cuda_bf16.h",
+      "cuda_bf16.hpp", "cuda_fp8.h", "cuda_fp8.hpp", "cuda_fp6.h", "cuda_fp4.h", "cuda_pipeline.h",
+      "cuda_pipeline_primitives.h", "cuda_awbarrier.h", "cuda_awbarrier_primitives.h", "cooperative_groups.h",
+      "mma.h", "device_functions.h", "device_atomic_functions.h", "sm_90_rt.h", "vector_types.h",
+      "vector_functions.h", "math_constants.h", "cudaTypedefs.h", "builtin_types.h", "driver_types.h",
+      "kernelgen/attention_abi.h",
+      // C.
+      "stdint.h", "stddef.h", "stdbool.h", "stdio.h", "stdlib.h", "string.h", "math.h", "float.h",
+      "limits.h", "assert.h", "stdarg.h", "inttypes.h",
+      // C++.
+      "cstdint", "cstddef", "cstdio", "cstdlib", "cstring", "cmath", "cfloat", "climits", "cassert",
+      "cstdarg", "cinttypes", "type_traits", "utility", "algorithm", "array", "limits", "tuple", "numeric",
+      "initializer_list", "bit", "new", "functional", "iterator", "memory", "string", "string_view", "vector",
+      "optional", "variant", "atomic", "cuda/barrier", "cuda/pipeline", "cuda/ptx", "cuda/annotated_ptr",
+      "cuda/atomic", "cuda/std/cstdint", "cuda/std/type_traits", "cuda/std/utility", "cuda/std/array",
+      "cuda/std/limits", "cuda/std/bit", "cuda/std/cmath", "cuda/std/tuple", "cuda/std/atomic",
+      "cooperative_groups/reduce.h", "cooperative_groups/memcpy_async.h", "cooperative_groups/scan.h",
+  };
+  return k.count(h) != 0;
+}
+
+bool ident_start(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
+bool ident_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+int line_of(const std::string& text, size_t pos) {
+  return 1 + static_cast<int>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(pos), '\n'));
+}
+
+Finding static_finding(const char* kind, std::string message) {
+  Finding f;
+  f.kind = kind;
+  f.stage = kStageStatic;
+  f.message = std::move(message);
+  return f;
+}
+
+// Calls `visit(literal_begin, literal_end_exclusive, is_string)` for each string/char literal of
+// comment-free positions, and `comment(begin, end)` for each comment. Handles raw strings.
+template <typename Lit, typename Com>
+void scan(const std::string& s, Lit lit, Com comment) {
+  size_t i = 0;
+  const size_t n = s.size();
+  while (i < n) {
+    const char c = s[i];
+    if (c == '/' && i + 1 < n && s[i + 1] == '/') {
+      size_t e = s.find('\n', i);
+      e = e == std::string::npos ? n : e;
+      comment(i, e);
+      i = e;
+    } else if (c == '/' && i + 1 < n && s[i + 1] == '*') {
+      size_t e = s.find("*/", i + 2);
+      e = e == std::string::npos ? n : e + 2;
+      comment(i, e);
+      i = e;
+    } else if (c == 'R' && i + 1 < n && s[i + 1] == '"' && (i == 0 || !ident_char(s[i - 1]))) {
+      const size_t open = s.find('(', i + 2);
+      if (open == std::string::npos) {
+        ++i;
+        continue;
+      }
+      const std::string close = ")" + s.substr(i + 2, open - i - 2) + "\"";
+      size_t e = s.find(close, open);
+      e = e == std::string::npos ? n : e + close.size();
+      lit(open + 1, e - close.size() < open + 1 ? open + 1 : e - close.size(), true);
+      i = e;
+    } else if (c == '"' || (c == '\'' && !(i > 0 && std::isxdigit(static_cast<unsigned char>(s[i - 1])) &&
+                                           i + 1 < n && std::isxdigit(static_cast<unsigned char>(s[i + 1]))))) {
+      // (a ' between hex digits is a C++14 digit separator, not a literal)
+      size_t j = i + 1;
+      while (j < n && s[j] != c && s[j] != '\n') {
+        j += s[j] == '\\' ? 2 : 1;
+      }
+      lit(i + 1, std::min(j, n), c == '"');
+      i = std::min(j + 1, n);
+    } else {
+      ++i;
+    }
+  }
+}
+
+}  // namespace
+
+std::string entry_symbol(const std::string& spec_name) { return "kg_" + spec_name + "_forward"; }
+
+std::string strip_comments_and_literals(const std::string& source) {
+  std::string out = source;
+  auto blank = [&](size_t b, size_t e) {
+    for (size_t k = b; k < e && k < out.size(); ++k) {
+      if (out[k] != '\n') {
+        out[k] = ' ';
+      }
+    }
+  };
+  scan(
+      source,
+      [&](size_t b, size_t e, bool is_string) {
+        if (!(is_string && e == b + 1 && source[b] == 'C')) {  // keep extern "C"
+          blank(b, e);
+        }
+      },
+      blank);
+  return out;
+}
+
+std::vector<std::string> string_literals(const std::string& source) {
+  std::vector<std::string> out;
+  scan(
+      source, [&](size_t b, size_t e, bool is_string) {
+        if (is_string) {
+          out.push_back(source.substr(b, e - b));
+        }
+      },
+      [](size_t, size_t) {});
+  return out;
+}
+
+std::vector<Finding> static_check(const std::string& source, const std::string& spec_name) {
+  std::vector<Finding> findings;
+  // Includes are read from the comment-free text before literals are blanked ("..." is a literal).
+  std::string no_comments = source;
+  scan(
+      source, [](size_t, size_t, bool) {},
+      [&](size_t b, size_t e) {
+        for (size_t k = b; k < e; ++k) {
+          if (no_comments[k] != '\n') {
+            no_comments[k] = ' ';
+          }
+        }
+      });
+  size_t line_start = 0;
+  int line_no = 0;
+  while (line_start <= no_comments.size()) {
+    ++line_no;
+    size_t line_end = no_comments.find('\n', line_start);
+    if (line_end == std::string::npos) {
+      line_end = no_comments.size();
+    }
+    std::string_view line(no_comments.data() + line_start, line_end - line_start);
+    size_t k = line.find_first_not_of(" \t");
+    if (k != std::string_view::npos && line[k] == '#') {
+      std::string_view rest = line.substr(k + 1);
+      rest.remove_prefix(std::min(rest.find_first_not_of(" \t"), rest.size()));
+      if (rest.substr(0, 7) == "include" || rest.substr(0, 12) == "include_next" || rest.substr(0, 6) == "import") {
+        const size_t word = rest.substr(0, 12) == "include_next" ? 12 : (rest[1] == 'm' ? 6 : 7);
+        std::string_view arg = rest.substr(word);
+        arg.remove_prefix(std::min(arg.find_first_not_of(" \t"), arg.size()));
+        std::string header;
+        bool angle = false, ok_form = false;
+        if (!arg.empty() && (arg[0] == '<' || arg[0] == '"')) {
+          const char close = arg[0] == '<' ? '>' : '"';
+          const size_t e = arg.find(close, 1);
+          if (e != std::string_view::npos) {
+            header = std::string(arg.substr(1, e - 1));
+            angle = arg[0] == '<';
+            ok_form = rest.substr(0, 7) == "include" && word == 7;
+          }
+        }
+        if (!ok_form) {
+          findings.push_back(static_finding(
+              kind::kForbiddenHeader, "line " + std::to_string(line_no) + ": `#" + std::string(rest) +
+                                          "`: only `#include <header>` of allowed headers and "
+                                          "`#include \"kernelgen/attention_abi.h\"` are accepted"));
+        } else if (!header_allowed(header, angle)) {
+          findings.push_back(static_finding(
+              kind::kForbiddenHeader,
+              "line " + std::to_string(line_no) + ": header " + (angle ? "<" + header + ">" : "\"" + header + "\"") +
+                  " is not allowed (only CUDA headers, C/C++ standard headers without file, thread or process "
+                  "access, and \"kernelgen/attention_abi.h\"; the kernel must be one self-contained .cu file)"));
+        }
+      }
+    }
+    line_start = line_end + 1;
+  }
+
+  const std::string code = strip_comments_and_literals(source);
+  // Denied identifiers (each reported once, at its first use).
+  std::set<std::string> reported;
+  const std::string entry = entry_symbol(spec_name);
+  bool entry_defined = false;
+  for (size_t i = 0; i < code.size();) {
+    if (!ident_start(code[i]) || (i > 0 && ident_char(code[i - 1]))) {
+      ++i;
+      continue;
+    }
+    size_t e = i;
+    while (e < code.size() && ident_char(code[e])) {
+      ++e;
+    }
+    const std::string id = code.substr(i, e - i);
+    size_t before = i;
+    while (before > 0 && (code[before - 1] == ' ' || code[before - 1] == '\t')) {
+      --before;
+    }
+    const bool member = before > 0 && (code[before - 1] == '.' || (before > 1 && code[before - 1] == '>' &&
+                                                                   code[before - 2] == '-'));
+    const bool std_qualified = before > 1 && code[before - 1] == ':' && code[before - 2] == ':';
+    if (denied_identifiers().count(id) && !member && !reported.count(id)) {
+      // Short common words count only as calls or std:: names: `int open = 0;` is fine.
+      size_t after = e;
+      while (after < code.size() && std::isspace(static_cast<unsigned char>(code[after]))) {
+        ++after;
+      }
+      const bool call = after < code.size() && (code[after] == '(' || code[after] == '<');
+      const bool cuda_name = id.rfind("cuda", 0) == 0;
+      if (cuda_name || call || std_qualified) {
+        reported.insert(id);
+        findings.push_back(static_finding(
+            kind::kForbiddenCall,
+            "line " + std::to_string(line_of(code, i)) + ": `" + id +
+                "` is not allowed in a kernel: no stream, graph, thread, process, file or socket creation, "
+                "device changes or dynamic loading; enqueue all work on the stream passed to the entry point"));
+      }
+    }
+    if (id == entry && !member) {
+      // A definition: `(` ... `)` then `{` (not `;`).
+      size_t p = e;
+      while (p < code.size() && std::isspace(static_cast<unsigned char>(code[p]))) {
+        ++p;
+      }
+      if (p < code.size() && code[p] == '(') {
+        int depth = 0;
+        for (; p < code.size(); ++p) {
+          depth += code[p] == '(' ? 1 : code[p] == ')' ? -1 : 0;
+          if (depth == 0) {
+            break;
+          }
+        }
+        ++p;
+        while (p < code.size() && std::isspace(static_cast<unsigned char>(code[p]))) {
+          ++p;
+        }
+        if (p < code.size() && code[p] == '{' && code.find("extern \"C\"") != std::string::npos &&
+            code.find("extern \"C\"") < i) {
+          entry_defined = true;
+        }
+      }
+    }
+    i = e;
+  }
+  if (code.find("##") != std::string::npos) {
+    findings.push_back(static_finding(kind::kForbiddenCall,
+                                      "line " + std::to_string(line_of(code, code.find("##"))) +
+                                          ": token pasting (`##`) is not allowed: it can assemble denied names"));
+  }
+  for (const std::string& lit : string_literals(source)) {
+    for (std::string_view name : denied_driver_names()) {
+      if (lit.find(name) != std::string::npos && !reported.count(std::string(name))) {
+        reported.insert(std::string(name));
+        findings.push_back(static_finding(kind::kForbiddenCall,
+                                          "string literal names the driver function `" + std::string(name) +
+                                              "`, which a kernel may not reach (cudaGetDriverEntryPoint)"));
+      }
+    }
+  }
+  if (!entry_defined) {
+    findings.insert(findings.begin(),
+                    static_finding(kind::kMissingEntry,
+                                   "no definition of `extern \"C\" cudaError_t " + entry +
+                                       "(const KgAttentionArgs* args, cudaStream_t stream)` (kernelgen/attention_abi.h): "
+                                       "the entry point must be defined in this file with C linkage"));
+  }
+  return findings;
+}
+
+}  // namespace kg::verify

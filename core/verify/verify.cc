@@ -1,0 +1,313 @@
+#include "verify/verify.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <sstream>
+
+#include "cache/local_cache.h"
+#include "codegen/codegen.h"
+#include "spec/key.h"
+#include "util/file.h"
+#include "util/hash.h"
+#include "util/log.h"
+#include "kernelgen/attention_abi.h"
+#include "verify/abi_header_text.h"
+#include "verify/static_check.h"
+#include "version.h"
+
+namespace kg::verify {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Bumped when the nvcc command line changes (it is part of the compiled-object digest).
+constexpr const char* kCompileFlagsVersion = "nvcc-flags-1";
+
+uint64_t fresh_seed() {
+  std::random_device rd;
+  uint64_t s = 0;
+  while (s == 0) {
+    s = (uint64_t(rd()) << 32) ^ rd();
+  }
+  return s;
+}
+
+StageResult stage(const char* name, const char* status, double seconds = 0, std::string note = "") {
+  return StageResult{name, status, seconds, std::move(note)};
+}
+
+bool rejects_in(const std::vector<Finding>& fs, const char* stage_name) {
+  for (const Finding& f : fs) {
+    if (!f.warning && f.stage == stage_name) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void finish(VerifyReport& r, Clock::time_point t0) {
+  if (r.verdict.empty()) {
+    r.verdict = r.first_rejection() ? "rejected" : "pass";
+  }
+  r.total_seconds = since(t0);
+}
+
+}  // namespace
+
+std::string default_work_dir() {
+  const char* env = std::getenv("KERNELGEN_VERIFY_DIR");
+  if (env != nullptr && *env != '\0') {
+    return env;
+  }
+  return cache::default_cache_dir() + "/verify";
+}
+
+Verifier::Verifier(Compiler& compiler, Runner& runner, VerifyOptions options)
+    : m_compiler(compiler), m_runner(runner), m_options(std::move(options)) {
+  if (m_options.work_dir.empty()) {
+    m_options.work_dir = default_work_dir();
+  }
+}
+
+Expected<std::string, Failure> Verifier::compile_cached(const std::string& source, CompileResult& result,
+                                                        bool& cached) {
+  const std::string& work = m_options.work_dir;
+  KG_TRY(make_dirs(work + "/so", 0700));
+  KG_TRY(make_dirs(work + "/include/kernelgen", 0700));
+  auto wrote = write_file_if_changed(work + "/include/kernelgen/attention_abi.h", kAbiHeaderText);
+  if (!wrote) {
+    return unexpected(wrote.error());
+  }
+  const std::string digest = xxh3_128_hex_fields(
+      {"kg-verify-so", kCompileFlagsVersion, m_options.arch, m_compiler.version(), kAbiHeaderText, source});
+  const std::string so = work + "/so/" + digest + ".so";
+  const std::string log = work + "/so/" + digest + ".log";
+  if (::access(so.c_str(), R_OK) == 0) {
+    cached = true;
+    auto text = read_file(log);
+    result.ok = true;
+    result.output = text ? *text : "";
+    return so;
+  }
+  cached = false;
+  // Unique names per process and call: several verifiers may compile the same text at once.
+  const std::string tmp = work + "/so/" + digest + ".tmp." + std::to_string(::getpid()) + "." +
+                          std::to_string(std::random_device{}());
+  KG_TRY(write_file_atomic(tmp + ".cu", source));
+  CompileJob job{tmp + ".cu", tmp + ".so", m_options.arch, work + "/include"};
+  auto r = m_compiler.compile(job);
+  std::error_code ec;
+  std::filesystem::remove(tmp + ".cu", ec);
+  if (!r) {
+    std::filesystem::remove(tmp + ".so", ec);
+    return unexpected(r.error());
+  }
+  result = std::move(*r);
+  if (!result.ok) {
+    std::filesystem::remove(tmp + ".so", ec);
+    return so;  // not made; the caller looks at result.ok
+  }
+  KG_TRY(write_file_atomic(log, result.output));
+  std::filesystem::rename(tmp + ".so", so, ec);
+  if (ec) {
+    return fail("cannot move the compiled kernel to " + so + ": " + ec.message());
+  }
+  return so;
+}
+
+Expected<VerifyReport, Failure> Verifier::verify(const spec::Spec& spec, const std::string& spec_yaml,
+                                                 const std::string& source) {
+  const auto t0 = Clock::now();
+  VerifyReport r;
+  r.spec_name = spec.name;
+  r.spec_file = m_options.spec_file;
+  r.arch = m_options.arch;
+  r.kernel_digest = xxh3_128_hex(source);
+  r.seed = m_options.seed != 0 ? m_options.seed : fresh_seed();
+  r.kernelgen_version = kVersion;
+  r.verifier_version = kVerifierVersion;
+  r.abi_version = static_cast<int>(KG_ABI_VERSION);
+
+  // ---- static ----
+  auto ts = Clock::now();
+  std::vector<Finding> found = static_check(source, spec.name);
+  r.stages.push_back(stage(kStageStatic, found.empty() ? "pass" : "fail", since(ts)));
+  if (!found.empty()) {
+    r.findings = std::move(found);
+    for (const char* s : {kStageCompile, kStageRun, kStageCorrectness, kStageTiming}) {
+      r.stages.push_back(stage(s, "skipped", 0, "static checks failed"));
+    }
+    finish(r, t0);
+    return r;
+  }
+
+  // ---- compile (candidate, then the reference kernel for the same spec) ----
+  ts = Clock::now();
+  r.nvcc_version = m_compiler.version();
+  CompileResult cr;
+  bool cached = false;
+  auto so = compile_cached(source, cr, cached);
+  if (!so) {
+    return unexpected(so.error());
+  }
+  r.compile_seconds = cr.seconds;
+  r.compile_cached = cached;
+  r.compiler_output = trim_output(cr.output, kCompilerOutputLimit);
+  r.ptxas = parse_ptxas_report(cr.output);
+  if (!cr.ok) {
+    Finding f;
+    f.stage = kStageCompile;
+    const bool undefined = cr.output.find("undefined reference") != std::string::npos ||
+                           cr.output.find("undefined symbol") != std::string::npos;
+    f.kind = undefined ? kind::kUndefinedSymbol : kind::kCompileError;
+    std::string undefined_lines;
+    {
+      std::istringstream lines(cr.output);
+      std::string line;
+      for (int n = 0; n < 8 && std::getline(lines, line);) {
+        if (line.find("undefined") != std::string::npos) {
+          undefined_lines += line + "\n";
+          ++n;
+        }
+      }
+    }
+    f.message = undefined ? "the shared object references symbols outside the CUDA runtime (linked with "
+                            "--no-undefined):\n" + undefined_lines
+                          : "nvcc failed:\n" + trim_output(cr.output, 3000);
+    r.findings.push_back(std::move(f));
+  } else {
+    auto symbols = exported_symbols(*so);
+    const std::string entry = entry_symbol(spec.name);
+    if (!symbols) {
+      return unexpected(symbols.error());
+    }
+    if (std::find(symbols->begin(), symbols->end(), entry) == symbols->end()) {
+      Finding f;
+      f.stage = kStageCompile;
+      f.kind = kind::kMissingEntry;
+      f.message = "the compiled shared object does not export `" + entry +
+                  "` (missing extern \"C\", a typo, or hidden visibility)";
+      r.findings.push_back(std::move(f));
+    }
+  }
+  const bool compile_ok = !rejects_in(r.findings, kStageCompile);
+  r.stages.push_back(stage(kStageCompile, compile_ok ? "pass" : "fail", since(ts), cached ? "cached" : ""));
+  if (!compile_ok) {
+    for (const char* s : {kStageRun, kStageCorrectness, kStageTiming}) {
+      r.stages.push_back(stage(s, "skipped", 0, "compilation failed"));
+    }
+    finish(r, t0);
+    return r;
+  }
+  if (!m_options.run) {
+    for (const char* s : {kStageRun, kStageCorrectness, kStageTiming}) {
+      r.stages.push_back(stage(s, "skipped", 0, "not requested (static and compile only)"));
+    }
+    r.verdict = "incomplete";
+    finish(r, t0);
+    return r;
+  }
+
+  const std::string key = spec::spec_key(spec, m_options.arch);
+  const std::string ref_source = codegen::emit_reference_kernel(spec, codegen::Provenance{spec.name, key});
+  CompileResult ref_cr;
+  bool ref_cached = false;
+  auto ref_so = compile_cached(ref_source, ref_cr, ref_cached);
+  if (!ref_so) {
+    return unexpected(ref_so.error());
+  }
+  if (!ref_cr.ok) {
+    return fail("the fp32 reference kernel for " + spec.name + " does not compile (a kernelgen bug):\n" +
+                last_lines(ref_cr.output, 20));
+  }
+
+  // ---- run (correctness + timing in the sandboxed runner) ----
+  ts = Clock::now();
+  RunnerRequest req;
+  req.nonce = random_nonce();
+  req.spec_name = spec.name;
+  req.spec_yaml = spec_yaml;
+  req.candidate_library = std::filesystem::absolute(*so).string();
+  req.candidate_symbol = entry_symbol(spec.name);
+  req.reference_library = std::filesystem::absolute(*ref_so).string();
+  req.reference_symbol = "kg_" + spec.name + "_reference_forward";
+  req.seed = r.seed;
+  req.settings = m_options.settings;
+  auto outcome = m_runner.run(req, m_options.limits);
+  if (!outcome) {
+    return unexpected(outcome.error());
+  }
+  const ProcessResult& p = outcome->process;
+  SandboxFacts& sb = r.sandbox;
+  sb.ran = true;
+  sb.runner = std::string();  // filled by callers that know it (SandboxRunner::path)
+  sb.clean_environment = true;
+  sb.private_network = p.private_network;
+  sb.network_note = m_options.limits.private_network ? p.network_note : "not requested";
+  sb.wall_limit_s = m_options.limits.wall_limit_s;
+  sb.memory_limit_bytes = m_options.limits.memory_limit_bytes;
+  sb.memory_limit_method = m_options.limits.memory_limit_bytes ? "rss-watchdog" : "none";
+  sb.peak_rss_bytes = p.peak_rss_bytes;
+  sb.exit_code = p.signal ? -1 : p.exit_code;
+  sb.signal = p.signal;
+  sb.timed_out = p.timed_out;
+  sb.seconds = p.seconds;
+  sb.stderr_tail = last_lines(p.err, 20);
+  if (outcome->no_device()) {
+    for (const char* s : {kStageRun, kStageCorrectness, kStageTiming}) {
+      r.stages.push_back(stage(s, "skipped", 0, "no CUDA device"));
+    }
+    r.verdict = "incomplete";
+    finish(r, t0);
+    return r;
+  }
+  for (Finding& f : outcome_findings(*outcome, m_options.limits)) {
+    r.findings.push_back(std::move(f));
+  }
+  if (outcome->result) {
+    RunnerResult& res = *outcome->result;
+    r.device = res.device;
+    r.trials = std::move(res.trials);
+    r.timing = res.timing;
+    for (Finding& f : res.findings) {
+      r.findings.push_back(std::move(f));
+    }
+  }
+  const double run_s = since(ts);
+  const bool run_ok = !rejects_in(r.findings, kStageRun);
+  r.stages.push_back(stage(kStageRun, run_ok ? "pass" : "fail", run_s));
+  const bool correct = !rejects_in(r.findings, kStageCorrectness);
+  r.stages.push_back(stage(kStageCorrectness, !run_ok ? "skipped" : correct ? "pass" : "fail"));
+  const bool timed_ok = !rejects_in(r.findings, kStageTiming);
+  r.stages.push_back(stage(kStageTiming,
+                           !timed_ok ? "fail" : (r.timing.measured ? "pass" : "skipped"), 0,
+                           r.timing.measured || !timed_ok ? "" : (run_ok && correct ? "not requested" : "earlier stage failed")));
+  finish(r, t0);
+  return r;
+}
+
+Expected<VerifyReport, Failure> verify_kernel(const spec::Spec& spec, const std::string& spec_yaml,
+                                              const std::string& source, const VerifyOptions& options) {
+  NvccCompiler compiler;
+  VerifyOptions opt = options;
+  if (opt.work_dir.empty()) {
+    opt.work_dir = default_work_dir();
+  }
+  SandboxRunner runner("", opt.work_dir);
+  Verifier verifier(compiler, runner, opt);
+  auto r = verifier.verify(spec, spec_yaml, source);
+  if (r && r->sandbox.ran) {
+    r->sandbox.runner = runner.path();
+  }
+  return r;
+}
+
+}  // namespace kg::verify

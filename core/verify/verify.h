@@ -1,0 +1,71 @@
+// The verifier (DESIGN §4): judges a candidate kernel for a spec — static checks, nvcc, then the
+// sandboxed runner (correctness against the fp32 reference kernel, timing) — and writes a report.
+// docs/verifier.md describes every check, the tolerances, the report schema and the runner
+// protocol.
+//
+//   verify::VerifyOptions opt;                  // defaults: sm_90a, default settings
+//   auto report = verify::verify_kernel(spec, spec_yaml, source, opt);
+//   if (!report) { /* the verifier could not work: no nvcc, no runner, unwritable work dir */ }
+//   else if (report->passed()) { /* store it */ }
+//   else { /* report->findings say why; feed them to the next prompt */ }
+//
+// A candidate can make the verifier reject it, never fail: crashes, hangs, garbage and CUDA errors
+// are findings in the report. Failure is reserved for the verifier's own environment.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "spec/ast.h"
+#include "util/expected.h"
+#include "verify/compiler.h"
+#include "verify/report.h"
+#include "verify/runner.h"
+
+namespace kg::verify {
+
+struct VerifyOptions {
+  std::string arch = "sm_90a";  // resolved target (spec::resolve_arch)
+  std::string spec_file;        // for the report only
+  // Compiled objects (so/, keyed by digest: compiling the same text again is free), the ABI
+  // include directory and run directories. "": default_work_dir().
+  std::string work_dir;
+  RunnerSettings settings;
+  RunLimits limits;
+  uint64_t seed = 0;  // 0: a fresh random seed per verification (recorded in the report)
+  bool run = true;    // false: static checks and compilation only (verdict "incomplete" if they pass)
+};
+
+// $KERNELGEN_VERIFY_DIR when set, else <default cache dir>/verify (cache::default_cache_dir()).
+std::string default_work_dir();
+
+class Verifier {
+ public:
+  // Borrows `compiler` and `runner` for its lifetime.
+  Verifier(Compiler& compiler, Runner& runner, VerifyOptions options);
+
+  // Verifies `source` (a complete .cu) for `spec`, which was parsed from `spec_yaml` (the runner
+  // parses the text again in its own process). Returns the report, whatever the candidate does.
+  // Errors: the work directory cannot be written; the compiler cannot be run; the reference kernel
+  // does not compile (a kernelgen bug); the runner cannot be started.
+  Expected<VerifyReport, Failure> verify(const spec::Spec& spec, const std::string& spec_yaml,
+                                         const std::string& source);
+
+  // Compiles `source` (or finds it compiled) into <work_dir>/so/<digest>.so. Sets `result` to
+  // the compiler's result (output is the log of the compile that made the file) and `cached`.
+  // Errors: as for verify().
+  Expected<std::string, Failure> compile_cached(const std::string& source, CompileResult& result, bool& cached);
+
+  const VerifyOptions& options() const { return m_options; }
+
+ private:
+  Compiler& m_compiler;
+  Runner& m_runner;
+  VerifyOptions m_options;
+};
+
+// verify with NvccCompiler (find_nvcc()) and SandboxRunner (locate_runner()).
+Expected<VerifyReport, Failure> verify_kernel(const spec::Spec& spec, const std::string& spec_yaml,
+                                              const std::string& source, const VerifyOptions& options);
+
+}  // namespace kg::verify

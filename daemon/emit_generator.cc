@@ -1,0 +1,89 @@
+#include "emit_generator.h"
+
+#include <sys/stat.h>
+
+#include "emit/emit.h"
+#include "util/log.h"
+#include "verify/emit_gate.h"
+
+namespace kg::daemon {
+
+EmitGenerator::EmitGenerator(std::string cache_dir, cache::LocalCache::Options options)
+    : m_cache_dir(std::move(cache_dir)), m_options(std::move(options)) {}
+
+Expected<cache::LocalCache*, Failure> EmitGenerator::cache() {
+  std::lock_guard lock(m_mutex);
+  if (!m_cache) {
+    auto opened = cache::LocalCache::open(m_cache_dir, m_options);
+    if (!opened) {
+      return fail("cannot open the kernel cache: " + opened.error().message);
+    }
+    m_cache.emplace(std::move(*opened));
+    struct stat st;
+    if (::stat((m_cache_dir + "/data.mdb").c_str(), &st) == 0) {
+      m_data_dev = st.st_dev;
+      m_data_ino = st.st_ino;
+    }
+    KG_LOG_INFO("opened the kernel cache " << m_cache_dir);
+  }
+  // LocalCache methods may be called from several threads; the handle is never replaced once set.
+  return &*m_cache;
+}
+
+bool EmitGenerator::cache_gone() {
+  std::lock_guard lock(m_mutex);
+  if (!m_cache || m_data_ino == 0) {
+    return false;
+  }
+  struct stat st;
+  if (::stat((m_cache_dir + "/data.mdb").c_str(), &st) != 0) {
+    return true;
+  }
+  return st.st_dev != m_data_dev || st.st_ino != m_data_ino;
+}
+
+Expected<Generator::Done, Failure> EmitGenerator::lookup(const JobRequest& request) {
+  auto c = cache();
+  if (!c) {
+    return unexpected(c.error());
+  }
+  emit::EmitRequest req;
+  req.spec = request.spec.get();
+  req.arch = request.arch;
+  req.generate = false;
+  auto r = emit::emit_kernel(**c, req);
+  if (!r) {
+    return unexpected(r.error());
+  }
+  return Done{true, r->verification};
+}
+
+Expected<Generator::Done, Failure> EmitGenerator::generate(const JobRequest& request, DeviceLocks& gpus) {
+  auto c = cache();
+  if (!c) {
+    return unexpected(c.error());
+  }
+  emit::EmitRequest req;
+  req.spec = request.spec.get();
+  req.arch = request.arch;
+  if (request.verify) {
+    // The verifier runs on the default CUDA device: one verification at a time there.
+    emit::VerifyFn verify = verify::emit_verifier(request.spec_text, request.file, request.arch);
+    req.verify = [verify = std::move(verify), &gpus, key = request.key](const spec::Spec& spec,
+                                                                        const std::string& source) {
+      std::lock_guard gpu(gpus.device(0));
+      KG_LOG_DEBUG("job " << key << ": verifying on device 0");
+      return verify(spec, source);
+    };
+  }
+  auto r = emit::emit_kernel(**c, req);
+  if (!r) {
+    return unexpected(r.error());
+  }
+  if (r->key != request.key) {
+    return fail("internal error: the stored key " + r->key + " differs from the request's " + request.key);
+  }
+  return Done{r->cache_hit, r->verification};
+}
+
+}  // namespace kg::daemon

@@ -1,0 +1,44 @@
+// The daemon's Generator (jobs.h): the template generation path of core/emit on the local cache,
+// which this daemon is the only writer of.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "cache/local_cache.h"
+#include "jobs.h"
+
+namespace kg::daemon {
+
+class EmitGenerator : public Generator {
+ public:
+  // `cache_dir` is opened (created) on first use, and again on every request while it cannot be
+  // opened, so a daemon started before the directory was fixed recovers without a restart.
+  explicit EmitGenerator(std::string cache_dir, cache::LocalCache::Options options = {});
+
+  Expected<Done, Failure> lookup(const JobRequest& request) override;
+  // Verification is verify::emit_verifier (issue 3) run under gpus.device(0).
+  Expected<Done, Failure> generate(const JobRequest& request, DeviceLocks& gpus) override;
+
+  // True when the cache was opened and its data file has since been removed or replaced (an
+  // `rm -rf` of the cache directory): this process's LMDB environment then writes into a deleted
+  // file, and the daemon must give way to a new one.
+  bool cache_gone();
+
+ private:
+  // The open cache, or why it cannot be opened ("cannot open the kernel cache: …").
+  Expected<cache::LocalCache*, Failure> cache();
+
+  const std::string m_cache_dir;
+  const cache::LocalCache::Options m_options;
+  std::mutex m_mutex;
+  std::optional<cache::LocalCache> m_cache;
+  dev_t m_data_dev = 0;  // identity of <cache_dir>/data.mdb when the cache was opened
+  ino_t m_data_ino = 0;
+};
+
+}  // namespace kg::daemon

@@ -1,0 +1,166 @@
+#include "jobs.h"
+
+#include <thread>
+
+#include "util/log.h"
+
+namespace kg::daemon {
+
+Job::Job(std::string key, std::string name)
+    : m_key(std::move(key)), m_name(std::move(name)), m_start(std::chrono::steady_clock::now()) {}
+
+void Job::post(const std::string& stage, const std::string& message) {
+  const auto elapsed = std::chrono::steady_clock::now() - m_start;
+  {
+    std::lock_guard lock(m_mutex);
+    m_events.push_back(Progress{m_key, stage, message,
+                                std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()});
+  }
+  m_changed.notify_all();
+}
+
+void Job::finish(Result result) {
+  {
+    std::lock_guard lock(m_mutex);
+    m_result = std::move(result);
+  }
+  m_changed.notify_all();
+}
+
+std::optional<Result> Job::wait(size_t& seen, std::vector<Progress>& events,
+                                std::chrono::milliseconds timeout) {
+  std::unique_lock lock(m_mutex);
+  m_changed.wait_for(lock, timeout, [&] { return m_events.size() > seen || m_result.has_value(); });
+  for (; seen < m_events.size(); ++seen) {
+    events.push_back(m_events[seen]);
+  }
+  return m_result;
+}
+
+void Slots::acquire() {
+  std::unique_lock lock(m_mutex);
+  m_freed.wait(lock, [&] { return m_free > 0; });
+  --m_free;
+}
+
+void Slots::release() {
+  {
+    std::lock_guard lock(m_mutex);
+    ++m_free;
+  }
+  m_freed.notify_one();
+}
+
+JobRunner::JobRunner(Generator& generator, Options options)
+    : m_generator(generator),
+      m_options(options),
+      m_slots(options.jobs > 0 ? options.jobs : 1),
+      m_devices(options.gpus) {}
+
+JobRunner::~JobRunner() { wait_idle(); }
+
+JobRunner::Ticket JobRunner::submit(JobRequest request) {
+  Ticket ticket;
+  const std::string key = request.key;
+  {
+    std::lock_guard lock(m_mutex);
+    if (auto it = m_jobs.find(key); it != m_jobs.end()) {
+      ticket.job = it->second;
+      ticket.joined = true;
+      return ticket;
+    }
+  }
+  // The hit path reads the cache outside the lock, so hits never wait behind a job's bookkeeping.
+  // A job that stores this key between here and the insert below is harmless: the new job's
+  // generate() finds the entry again and reports a cache hit.
+  auto hit = m_generator.lookup(request);
+  if (hit || hit.error().kind != Failure::Kind::NotFound) {
+    ticket.immediate.key = key;
+    ticket.immediate.name = request.spec->name;
+    if (hit) {
+      ticket.immediate.ok = true;
+      ticket.immediate.outcome = Outcome::CacheHit;
+      ticket.immediate.verification = hit->verification;
+    } else {
+      ticket.immediate.error = hit.error().message;
+    }
+    return ticket;
+  }
+  std::shared_ptr<Job> job;
+  {
+    std::lock_guard lock(m_mutex);
+    if (auto it = m_jobs.find(key); it != m_jobs.end()) {
+      ticket.job = it->second;
+      ticket.joined = true;
+      return ticket;
+    }
+    job = std::make_shared<Job>(key, request.spec->name);
+    m_jobs.emplace(key, job);
+    ++m_active;
+  }
+  job->post("queued", "waiting for a generation slot (" + std::to_string(m_slots.limit()) + " at once)");
+  ticket.job = job;
+  std::thread(&JobRunner::run, this, job, std::move(request)).detach();
+  return ticket;
+}
+
+void JobRunner::run(std::shared_ptr<Job> job, JobRequest request) {
+  m_slots.acquire();
+  job->post("generating", "generating " + job->name() + " for " + request.arch);
+  KG_LOG_INFO("job " << job->key() << ": generating " << job->name() << " for " << request.arch);
+  if (m_options.test_delay_ms > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(m_options.test_delay_ms));
+  }
+  Expected<Generator::Done, Failure> done = m_generator.generate(request, m_devices);
+  m_slots.release();
+
+  Result result;
+  result.key = job->key();
+  result.name = job->name();
+  if (done) {
+    result.ok = true;
+    result.outcome = done->cache_hit ? Outcome::CacheHit : Outcome::Generated;
+    result.verification = done->verification;
+    KG_LOG_INFO("job " << job->key() << ": " << (done->cache_hit ? "found in the cache" : "stored") << " ("
+                       << done->verification << ")");
+  } else {
+    result.error = done.error().message;
+    KG_LOG_ERROR("job " << job->key() << " (" << job->name() << ") failed: " << result.error);
+  }
+  {
+    std::lock_guard lock(m_mutex);
+    if (done && !done->cache_hit) {
+      ++m_generations;
+    }
+    // Removed before waiters hear of it, so a request arriving after the result reads the cache
+    // (or starts a new job after a failure) instead of joining a finished job.
+    if (auto it = m_jobs.find(job->key()); it != m_jobs.end() && it->second == job) {
+      m_jobs.erase(it);
+    }
+  }
+  job->finish(std::move(result));
+  {
+    // Notified under the lock: wait_idle() cannot return (and the runner be destroyed) before
+    // this thread is done with m_idle.
+    std::lock_guard lock(m_mutex);
+    --m_active;
+    m_idle.notify_all();
+  }
+}
+
+int JobRunner::active() const {
+  std::lock_guard lock(m_mutex);
+  return m_active;
+}
+
+int64_t JobRunner::generations() const {
+  std::lock_guard lock(m_mutex);
+  return m_generations;
+}
+
+void JobRunner::wait_idle() {
+  std::unique_lock lock(m_mutex);
+  m_idle.wait(lock, [&] { return m_active == 0; });
+}
+
+}  // namespace kg::daemon

@@ -1,0 +1,352 @@
+#!/usr/bin/env bash
+# kernelgen and kernelgend as builds use them: real processes, real sockets, real LMDB caches.
+#   tests/daemon/daemon_test.sh <kernelgen> <source-dir> [section...]
+# Sections (default: all): hit concurrency distinct kill stale orphan errors fulldisk replace
+# drain idle removed control progress fuzz.
+# Every daemon lives in a private runtime directory under a temporary directory and is stopped at
+# the end; jobs are slowed with the daemon's testing knob (KERNELGEN_TEST_JOB_DELAY_MS) where
+# requests have to overlap.
+set -uo pipefail
+kg=$1
+src=$2
+shift 2
+sections=${*:-hit concurrency distinct kill stale orphan errors fulldisk replace drain idle removed control progress fuzz}
+work=$(mktemp -d)
+export XDG_RUNTIME_DIR=$work/run
+mkdir -m 700 "$XDG_RUNTIME_DIR"
+export KERNELGEN_DAEMON=$(dirname "$kg")/kernelgend
+export KERNELGEN_IDLE_TIMEOUT=300  # a backstop; every daemon is stopped below
+unset KERNELGEN_LOG KERNELGEN_NO_DAEMON KERNELGEN_TEST_JOB_DELAY_MS KERNELGEN_CACHE_DIR
+
+caches=()
+mounted=
+cleanup() {
+  for c in "${caches[@]}"; do
+    KERNELGEN_CACHE_DIR=$c "$kg" daemon stop >/dev/null 2>&1
+  done
+  [[ -n $mounted ]] && umount "$mounted" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+passed=0
+failed=0
+check() {  # check NAME COMMAND...: passes when COMMAND exits 0
+  local name=$1
+  shift
+  if "$@"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAIL: $name" >&2
+  fi
+}
+contains() { [[ $1 == *"$2"* ]] || { echo "  expected '$2' in: $1" >&2; return 1; }; }
+# use_cache NAME: a fresh cache for the next steps (its daemon is stopped at exit).
+use_cache() {
+  export KERNELGEN_CACHE_DIR=$work/$1
+  caches+=("$KERNELGEN_CACHE_DIR")
+}
+# stat_field FIELD: a value from `kernelgen daemon status --json` (stats first, then status);
+# empty when no daemon answers.
+stat_field() {
+  "$kg" daemon status --json 2>/dev/null | python3 -c "
+import json, sys
+try:
+    j = json.load(sys.stdin)
+except ValueError:  # no daemon answering yet
+    j = {}
+f = sys.argv[1]
+print(j.get('stats', {}).get(f, j.get(f, '')))" "$1"
+}
+# wait_for COMMAND...: retries COMMAND for up to 20 s.
+wait_for() {
+  for _ in $(seq 200); do
+    "$@" && return 0
+    sleep 0.1
+  done
+  echo "  timed out waiting for: $*" >&2
+  return 1
+}
+job_running() { [[ $(stat_field active_jobs) -ge 1 ]]; }
+daemon_running() { "$kg" daemon status >/dev/null 2>&1; }
+daemon_stopped() { ! daemon_running; }
+# make_spec FILE NAME WINDOW: a sliding-window spec; different WINDOWs are different kernels.
+make_spec() {
+  cat >"$1" <<YAML
+name: $2
+dtype: bf16
+head_dim: 64
+constants:
+  W: $3
+mask_mod: q_idx >= kv_idx and q_idx - kv_idx < W
+YAML
+}
+spec=$src/specs/causal.yaml
+want() { [[ " $sections " == *" $1 "* ]]; }
+
+# --- hits never need the daemon -----------------------------------------------------------
+if want hit; then
+  use_cache hit
+  "$kg" emit --spec "$spec" --out-dir "$work/hit1" 2>"$work/err"
+  check "a miss starts the daemon and succeeds" daemon_running
+  "$kg" daemon stop >/dev/null
+  check "the daemon stops" daemon_stopped
+  KERNELGEN_LOG=info "$kg" emit --spec "$spec" --out-dir "$work/hit2" 2>"$work/err"
+  check "a hit is served without a daemon" contains "$(cat "$work/err")" "cache hit"
+  check "... and starts none" daemon_stopped
+  check "hit output equals the generated output" diff -r "$work/hit1" "$work/hit2"
+  KERNELGEN_NO_DAEMON=1 "$kg" emit --spec "$src/specs/alibi_causal.yaml" --out-dir "$work/hit3"
+  check "KERNELGEN_NO_DAEMON=1 generates in-process" test -s "$work/hit3/alibi_causal.cu"
+  check "... without a daemon" daemon_stopped
+fi
+
+# --- 64 concurrent emits of one spec: one generation ----------------------------------------
+if want concurrency; then
+  use_cache concurrency
+  pids=()
+  for i in $(seq 64); do
+    KERNELGEN_TEST_JOB_DELAY_MS=1500 "$kg" emit --spec "$spec" --out-dir "$work/c64/$i" 2>"$work/c64-$i.err" &
+    pids+=($!)
+  done
+  fails=0
+  for p in "${pids[@]}"; do wait "$p" || fails=$((fails + 1)); done
+  check "64 concurrent emits of one spec all succeed" test "$fails" = 0
+  [[ $fails == 0 ]] || cat "$work"/c64-*.err >&2
+  check "... and all wrote the same kernel" test "$(for i in $(seq 64); do md5sum <"$work/c64/$i/causal.cu"; done | sort -u | wc -l)" = 1
+  gens=$(stat_field generations)
+  reqs=$(stat_field generate_requests)
+  joins=$(stat_field joins)
+  hits=$(stat_field cache_hits)
+  echo "  64 emits of one spec: daemon saw $reqs generate requests: $gens generation, $joins joined, $hits cache hits; $((64 - reqs)) were hits without the daemon"
+  check "exactly one generation" test "$gens" = 1
+  check "the other 63 joined or hit" test $((joins + hits + 64 - reqs)) = 63
+  check "the cache holds one kernel" bash -c "[[ \$('$kg' cache ls | wc -l) == 1 ]]"
+fi
+
+# --- 64 distinct specs at once: all correct ---------------------------------------------------
+if want distinct; then
+  use_cache distinct
+  mkdir -p "$work/specs64"
+  for i in $(seq 64); do make_spec "$work/specs64/sw$i.yaml" "sw$i" $((16 * i)); done
+  pids=()
+  for i in $(seq 64); do
+    "$kg" emit --spec "$work/specs64/sw$i.yaml" --out-dir "$work/d64" 2>"$work/d64-$i.err" &
+    pids+=($!)
+  done
+  fails=0
+  for p in "${pids[@]}"; do wait "$p" || fails=$((fails + 1)); done
+  check "64 distinct specs at once all succeed" test "$fails" = 0
+  check "... with 64 generations" test "$(stat_field generations)" = 64
+  # The same kernels generated in-process, one by one, in another cache: byte for byte equal.
+  for i in $(seq 64); do
+    KERNELGEN_CACHE_DIR=$work/distinct-ref KERNELGEN_NO_DAEMON=1 "$kg" emit --spec "$work/specs64/sw$i.yaml" \
+      --out-dir "$work/d64-ref"
+  done
+  check "... each equal to the in-process kernel" diff -r "$work/d64" "$work/d64-ref"
+  check "... and the cache lists 64" bash -c "[[ \$('$kg' cache ls | wc -l) == 64 ]]"
+fi
+
+# --- the daemon SIGKILLed during a job: reported, restarted once, success ----------------------
+if want kill; then
+  use_cache kill
+  KERNELGEN_TEST_JOB_DELAY_MS=2000 "$kg" emit --spec "$spec" --out-dir "$work/kill" 2>"$work/kill.err" &
+  client=$!
+  wait_for job_running
+  victim=$(stat_field pid)
+  kill -KILL "$victim"
+  wait "$client"
+  check "the emit survives a SIGKILLed daemon" test $? = 0
+  err=$(cat "$work/kill.err")
+  check "... says the daemon went away and is restarted" contains "$err" "(pid $victim) went away before answering; starting it again"
+  check "... wrote its files" test -s "$work/kill/causal.cu"
+  check "... a new daemon serves" bash -c "[[ \$('$kg' daemon status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"pid\"])') != $victim ]]"
+  "$kg" cache stats --json >"$work/kill.stats"
+  check "the cache is consistent: one record, three blobs" python3 -c "
+import json, sys; s = json.load(open(sys.argv[1])); assert s['ac_entries'] == 1 and s['cas_entries'] == 3, s" "$work/kill.stats"
+  check "... and its entry reads back" "$kg" cache show "$(awk '{print $1}' <("$kg" cache ls))" --source >/dev/null
+fi
+
+# --- a stale socket (nobody listening) is replaced ----------------------------------------------
+if want stale; then
+  use_cache stale
+  sock=$("$kg" daemon status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["socket"])')
+  python3 -c "
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1); s.close()  # leaves the file" "$sock"
+  check "a stale socket file exists" test -S "$sock"
+  "$kg" emit --spec "$spec" --out-dir "$work/stale" 2>"$work/stale.err"
+  check "emit succeeds over a stale socket" test $? = 0
+  check "... and a live daemon now owns it" daemon_running
+fi
+
+# --- a client SIGKILLed while waiting: the job completes and is cached --------------------------
+if want orphan; then
+  use_cache orphan
+  KERNELGEN_TEST_JOB_DELAY_MS=1500 "$kg" emit --spec "$spec" --out-dir "$work/orphan" 2>/dev/null &
+  client=$!
+  wait_for job_running
+  kill -KILL "$client"
+  wait "$client" 2>/dev/null
+  no_jobs() { [[ $(stat_field active_jobs) == 0 ]]; }
+  wait_for no_jobs
+  check "the abandoned job was cached" bash -c "'$kg' cache ls | grep -q ' causal '"
+  reqs=$(stat_field generate_requests)
+  KERNELGEN_LOG=info "$kg" emit --spec "$spec" --out-dir "$work/orphan" 2>"$work/orphan.err"
+  check "... so the next emit is a plain hit" contains "$(cat "$work/orphan.err")" "cache hit, key"
+  check "... that did not ask the daemon" test "$(stat_field generate_requests)" = "$reqs"
+fi
+
+# --- clear errors: an unusable cache directory, a bad runtime directory ---------------------------
+if want errors; then
+  touch "$work/plainfile"
+  use_cache plainfile/cache
+  "$kg" emit --spec "$spec" --out-dir "$work/err-out" 2>"$work/err"
+  check "a cache below a regular file fails" test $? = 1
+  err=$(cat "$work/err")
+  check "... saying the cache cannot be opened" contains "$err" "cannot open the kernel cache"
+  check "... and why" contains "$err" "Not a directory"
+  check "... and how to see more" contains "$err" "KERNELGEN_LOG=debug"
+  check "... and where the daemon's log is" contains "$err" "the daemon's log is $XDG_RUNTIME_DIR/kernelgen/"
+  use_cache errors
+  chmod 755 "$XDG_RUNTIME_DIR/kernelgen"
+  "$kg" emit --spec "$spec" --out-dir "$work/err-out" 2>"$work/err"
+  check "an open runtime directory is refused" test $? = 1
+  check "... naming the problem" contains "$(cat "$work/err")" "its mode is 0755, open to group or others"
+  chmod 700 "$XDG_RUNTIME_DIR/kernelgen"
+  KERNELGEN_DAEMON=/nonexistent/kernelgend "$kg" emit --spec "$spec" --out-dir "$work/err-out" 2>"$work/err"
+  check "a missing kernelgend is an error, not a silent fallback" test $? = 1
+  check "... that says what to do" contains "$(cat "$work/err")" "--no-daemon"
+  "$kg" emit --spec "$src/specs/causal.yaml" --out-dir "$work/err-out" --arch sm_9 2>"$work/err"
+  check "a bad --arch stays a usage error" test $? = 2
+fi
+
+# --- a full disk: a clear error, and the daemon recovers when space returns -----------------------
+if want fulldisk; then
+  use_cache small/cache
+  mkdir -p "$work/small"
+  if mount -t tmpfs -o size=1m tmpfs "$work/small" 2>/dev/null; then
+    mounted=$work/small
+    how="1 MiB tmpfs"
+    "$kg" emit --spec "$spec" --out-dir "$work/full" 2>/dev/null  # creates the cache
+    dd if=/dev/zero of="$work/small/filler" bs=4k 2>/dev/null
+  else
+    how="LMDB map capped at 96 KiB (mount not permitted)"
+    export KERNELGEN_TEST_CACHE_MAX_MAP_BYTES=98304
+  fi
+  "$kg" emit --spec "$src/specs/softcap_causal.yaml" --out-dir "$work/full" 2>"$work/err"
+  check "a full disk ($how) fails the emit" test $? = 1
+  err=$(cat "$work/err")
+  check "... saying the kernel could not be stored" contains "$err" "cannot store softcap_causal in the cache"
+  if [[ -n $mounted ]]; then
+    check "... because the disk is full" contains "$err" "No space left on device"
+    rm -f "$work/small/filler"
+    "$kg" emit --spec "$src/specs/softcap_causal.yaml" --out-dir "$work/full" 2>"$work/err"
+    check "once space returns the same daemon succeeds" test $? = 0
+    "$kg" cache ls >"$work/full.ls"
+    check "... and the cache holds both kernels" test "$(wc -l <"$work/full.ls")" = 2
+  fi
+  unset KERNELGEN_TEST_CACHE_MAX_MAP_BYTES
+  KERNELGEN_CACHE_DIR=$work/small/cache "$kg" daemon stop >/dev/null 2>&1
+fi
+
+# --- a daemon of another version is replaced ----------------------------------------------------
+if want replace; then
+  use_cache replace
+  "$KERNELGEN_DAEMON" --cache-dir "$KERNELGEN_CACHE_DIR" --test-announce-version 0.0.1
+  old=$(stat_field pid)
+  "$kg" emit --spec "$spec" --out-dir "$work/replace" 2>"$work/err"
+  check "emit succeeds with an old daemon around" test $? = 0
+  check "... saying it replaced it" contains "$(cat "$work/err")" "replacing kernelgend 0.0.1"
+  check "... the new daemon is this version" test "$(stat_field version)" = "$("$kg" --version | awk '{print $2}')"
+  gone() { ! kill -0 "$old" 2>/dev/null || grep -q '^State:.*Z' "/proc/$old/status"; }
+  check "... and the old one exited" wait_for gone
+fi
+
+# --- SIGTERM drains: running jobs finish and are answered -----------------------------------------
+if want drain; then
+  use_cache drain
+  KERNELGEN_TEST_JOB_DELAY_MS=1500 "$kg" emit --spec "$spec" --out-dir "$work/drain" 2>"$work/err" &
+  client=$!
+  wait_for job_running
+  pid=$(stat_field pid)
+  kill -TERM "$pid"
+  wait "$client"
+  check "a job running at SIGTERM is finished and answered" test $? = 0
+  check "... with its files" test -s "$work/drain/causal.cu"
+  gone() { ! kill -0 "$pid" 2>/dev/null || grep -q '^State:.*Z' "/proc/$pid/status"; }
+  check "... and the daemon exits" wait_for gone
+  check "... logging why" grep -q "shutting down (received Terminated)" "$XDG_RUNTIME_DIR"/kernelgen/*.log
+fi
+
+# --- idle timeout ---------------------------------------------------------------------------------
+if want idle; then
+  use_cache idle
+  KERNELGEN_IDLE_TIMEOUT=1 "$kg" daemon start >/dev/null
+  check "a daemon with a 1 s idle timeout starts" daemon_running
+  check "... and exits by itself" wait_for daemon_stopped
+  "$KERNELGEN_DAEMON" --cache-dir "$KERNELGEN_CACHE_DIR" --idle-timeout 0
+  check "--idle-timeout 0 means never" test "$(stat_field idle_timeout_s)" = 0
+  "$kg" daemon stop >/dev/null
+fi
+
+# --- a removed cache directory retires its daemon ------------------------------------------------
+if want removed; then
+  use_cache removed
+  "$kg" emit --spec "$spec" --out-dir "$work/removed" 2>/dev/null
+  pid=$(stat_field pid)
+  rm -rf "$KERNELGEN_CACHE_DIR"
+  check "a daemon whose cache was removed exits" wait_for daemon_stopped
+  check "... saying why" grep -q "the cache $KERNELGEN_CACHE_DIR was removed or replaced" "$XDG_RUNTIME_DIR"/kernelgen/*.log
+  "$kg" emit --spec "$spec" --out-dir "$work/removed2" 2>/dev/null
+  check "... and the next emit starts a new one on a new cache" bash -c "'$kg' cache ls | grep -q ' causal '"
+fi
+
+# --- kernelgen daemon start|stop|status -----------------------------------------------------------
+if want control; then
+  use_cache control
+  "$kg" daemon status >"$work/out" 2>&1
+  check "status without a daemon exits 1" test $? = 1
+  check "... and says so" contains "$(cat "$work/out")" "no kernelgend is running"
+  "$kg" daemon start >"$work/out"
+  check "start starts one" contains "$(cat "$work/out")" "running, pid"
+  first=$(stat_field pid)
+  "$kg" daemon start >/dev/null
+  check "start again keeps it" test "$(stat_field pid)" = "$first"
+  "$kg" daemon status >"$work/out"
+  check "status shows the cache and the counters" contains "$(cat "$work/out")" "cache      $KERNELGEN_CACHE_DIR"
+  "$KERNELGEN_DAEMON" --cache-dir "$KERNELGEN_CACHE_DIR"
+  check "a second kernelgend for the same config exits 3" test $? = 3
+  "$kg" daemon stop >"$work/out"
+  check "stop stops it" contains "$(cat "$work/out")" "(pid $first) stopped"
+  check "... for good" daemon_stopped
+fi
+
+# --- progress while a job runs --------------------------------------------------------------------
+if want progress; then
+  use_cache progress
+  KERNELGEN_TEST_JOB_DELAY_MS=1600 "$kg" emit --spec "$spec" --out-dir "$work/progress" 2>"$work/err"
+  check "a slow job prints plain progress lines on a pipe" contains "$(cat "$work/err")" "kernelgen: causal: generating causal for sm_90a"
+  check "... without carriage returns" bash -c "! grep -q $'\r' '$work/err'"
+  if command -v script >/dev/null; then
+    KERNELGEN_CACHE_DIR=$work/progress-tty KERNELGEN_TEST_JOB_DELAY_MS=1600 TERM=xterm \
+      script -qec "'$kg' emit --spec '$spec' --out-dir '$work/progress-tty'" "$work/tty.log" >/dev/null
+    caches+=("$work/progress-tty")
+    check "on a terminal it is one line updated in place" grep -q $'\r\033\\[Kkernelgen: causal: generating' "$work/tty.log"
+  fi
+fi
+
+# --- protocol fuzz: nothing crashes the daemon ------------------------------------------------------
+if want fuzz; then
+  use_cache fuzz
+  "$kg" daemon start >/dev/null
+  sock=$("$kg" daemon status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["socket"])')
+  python3 "$(dirname "$0")/protocol_fuzz.py" "$sock" --seed "${KG_FUZZ_SEED:-$RANDOM}"
+  check "the daemon survives the protocol fuzz" test $? = 0
+  check "... and counted the bad frames" test "$(stat_field protocol_errors)" -gt 20
+  "$kg" emit --spec "$spec" --out-dir "$work/fuzz" 2>/dev/null
+  check "... and still generates" test -s "$work/fuzz/causal.cu"
+fi
+
+echo "$passed passed, $failed failed"
+[[ $failed == 0 ]]

@@ -1,0 +1,280 @@
+#include "daemon_client.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include "daemon/framing.h"
+#include "util/log.h"
+#include "version.h"
+
+namespace kg::cli {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// How long starting a daemon may take, spawn lock wait included.
+constexpr auto kStartTimeout = std::chrono::seconds(10);
+// How long a daemon has to greet a new connection (it does so before anything else).
+constexpr int kGreetingTimeoutMs = 5000;
+// How long a daemon of another version gets to stop listening once asked to shut down.
+constexpr auto kRetireTimeout = std::chrono::seconds(5);
+constexpr auto kPollInterval = std::chrono::milliseconds(5);
+
+bool executable(const std::string& path) { return !path.empty() && ::access(path.c_str(), X_OK) == 0; }
+
+std::string describe(const daemon::Hello& h) {
+  return h.program + " " + h.version + " (protocol " + std::to_string(h.protocol) + ", config " + h.config +
+         ", pid " + std::to_string(h.pid) + ")";
+}
+
+// Runs kernelgend and waits for its verdict: it detaches and exits 0 once it listens (3 when
+// another daemon holds the configuration already). Errors name the program and the log.
+Expected<void, Failure> start_daemon(const DaemonTarget& target, Clock::time_point deadline) {
+  const std::string exe = locate_daemon();
+  if (exe.empty()) {
+    return fail(
+        "cannot find kernelgend beside this kernelgen (nor at $KERNELGEN_DAEMON); install it next to "
+        "kernelgen, set KERNELGEN_DAEMON, or generate in-process with --no-daemon");
+  }
+  KG_LOG_DEBUG("starting " << exe << " --cache-dir " << target.config.cache_dir);
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    return fail(std::string("cannot fork to start kernelgend: ") + std::strerror(errno));
+  }
+  if (pid == 0) {
+    // Child: only async-signal-safe calls until exec. A new session, no terminal, no inherited
+    // descriptors besides stdio (which go to /dev/null): the daemon outlives this build step.
+    ::setsid();
+    int null = ::open("/dev/null", O_RDWR);
+    if (null >= 0) {
+      ::dup2(null, STDIN_FILENO);
+      ::dup2(null, STDOUT_FILENO);
+      ::dup2(null, STDERR_FILENO);
+    }
+    ::syscall(SYS_close_range, 3U, ~0U, 0U);
+    const char* argv[] = {exe.c_str(), "--cache-dir", target.config.cache_dir.c_str(), nullptr};
+    ::execv(exe.c_str(), const_cast<char* const*>(argv));
+    ::_exit(127);
+  }
+  int status = 0;
+  for (;;) {
+    pid_t done = ::waitpid(pid, &status, WNOHANG);
+    if (done == pid) {
+      break;
+    }
+    if (done < 0 && errno != EINTR) {
+      return fail(std::string("cannot wait for kernelgend: ") + std::strerror(errno));
+    }
+    if (Clock::now() > deadline) {
+      return fail("kernelgend (" + exe + ") did not start listening within " +
+                  std::to_string(std::chrono::duration_cast<std::chrono::seconds>(kStartTimeout).count()) +
+                  " s; see its log " + target.paths.log);
+    }
+    std::this_thread::sleep_for(kPollInterval);
+  }
+  if (WIFEXITED(status) && (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 3)) {
+    return {};
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+    return fail("cannot run " + exe);
+  }
+  const std::string how = WIFEXITED(status) ? "exit status " + std::to_string(WEXITSTATUS(status))
+                                            : std::string("signal ") + ::strsignal(WTERMSIG(status));
+  return fail("kernelgend (" + exe + ") failed to start (" + how + "); see its log " + target.paths.log);
+}
+
+// Asks a daemon of another version to shut down and waits until it no longer answers on the
+// socket (or a compatible daemon does).
+void retire(DaemonConnection conn, const DaemonTarget& target) {
+  const int64_t old_pid = conn.hello().pid;
+  KG_LOG_WARN("replacing " << describe(conn.hello()) << " with kernelgend " << kVersion << " (protocol "
+                           << daemon::kProtocolVersion << ", config " << target.id << ")");
+  if (conn.send(daemon::ShutdownRequest{})) {
+    conn.receive(kGreetingTimeoutMs);  // the acknowledgement (or the close)
+  }
+  const auto deadline = Clock::now() + kRetireTimeout;
+  while (Clock::now() < deadline) {
+    auto again = connect_daemon(target);
+    if (!again || again->hello().pid != old_pid) {
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  KG_LOG_WARN(
+      "the old daemon (pid " << old_pid << ") still answers after "
+                             << std::chrono::duration_cast<std::chrono::seconds>(kRetireTimeout).count()
+                             << " s");
+}
+
+}  // namespace
+
+Expected<DaemonTarget, Failure> daemon_target(const std::string& cache_dir) {
+  DaemonTarget t;
+  t.config.cache_dir = daemon::absolute_path(cache_dir);
+  t.id = daemon::config_id(t.config);
+  const std::string runtime = daemon::default_runtime_dir();
+  KG_TRY(daemon::ensure_private_dir(runtime));
+  auto paths = daemon::daemon_paths(runtime, t.id);
+  if (!paths) {
+    return unexpected(paths.error());
+  }
+  t.paths = std::move(*paths);
+  return t;
+}
+
+Expected<void, Failure> DaemonConnection::send(const daemon::Request& request) {
+  auto sent = daemon::write_frame(m_fd.get(), daemon::encode(request));
+  if (!sent) {
+    return fail("cannot send to kernelgend (pid " + std::to_string(m_hello.pid) +
+                "): " + sent.error().message);
+  }
+  return {};
+}
+
+Incoming DaemonConnection::receive(int timeout_ms) {
+  Incoming in;
+  auto frame = daemon::read_frame(m_fd.get(), timeout_ms, 10'000);
+  if (!frame) {
+    using K = daemon::FrameError::Kind;
+    switch (frame.error().kind) {
+      case K::Timeout:
+        in.kind = Incoming::Kind::Timeout;
+        break;
+      case K::Closed:
+      case K::Truncated:
+      case K::Io:
+        in.kind = Incoming::Kind::Lost;
+        break;
+      case K::Empty:
+      case K::TooLarge:
+        in.kind = Incoming::Kind::Garbage;
+        break;
+    }
+    in.error = frame.error().message;
+    return in;
+  }
+  auto response = daemon::parse_response(*frame);
+  if (!response) {
+    in.kind = Incoming::Kind::Garbage;
+    in.error = response.error().message;
+    return in;
+  }
+  in.kind = Incoming::Kind::Message;
+  in.response = std::move(*response);
+  return in;
+}
+
+bool compatible(const daemon::Hello& hello, const DaemonTarget& target) {
+  return hello.program == "kernelgend" && hello.protocol == daemon::kProtocolVersion &&
+         hello.version == kVersion && hello.config == target.id;
+}
+
+Expected<DaemonConnection, Failure> connect_daemon(const DaemonTarget& target) {
+  auto fd = daemon::connect_unix(target.paths.socket);
+  if (!fd) {
+    return unexpected(fd.error());
+  }
+  auto frame = daemon::read_frame(fd->get(), kGreetingTimeoutMs, kGreetingTimeoutMs);
+  if (!frame) {
+    // A daemon that closes at once is draining (its listener is going away): same as none.
+    if (frame.error().kind == daemon::FrameError::Kind::Closed) {
+      return fail("the daemon on " + target.paths.socket + " closed the connection", Failure::Kind::NotFound);
+    }
+    return fail("no greeting from the daemon on " + target.paths.socket + ": " + frame.error().message);
+  }
+  auto response = daemon::parse_response(*frame);
+  if (!response) {
+    return fail("the daemon on " + target.paths.socket +
+                " greeted with something unreadable: " + response.error().message);
+  }
+  auto* hello = std::get_if<daemon::Hello>(&*response);
+  if (hello == nullptr) {
+    return fail("the daemon on " + target.paths.socket + " did not greet first");
+  }
+  return DaemonConnection(std::move(*fd), std::move(*hello));
+}
+
+Expected<DaemonConnection, Failure> connect_or_start_daemon(const DaemonTarget& target) {
+  const auto deadline = Clock::now() + kStartTimeout;
+  auto conn = connect_daemon(target);
+  if (conn && compatible(conn->hello(), target)) {
+    return conn;
+  }
+  if (conn) {
+    retire(std::move(*conn), target);
+  } else if (conn.error().kind != Failure::Kind::NotFound) {
+    return unexpected(conn.error());
+  }
+
+  // Start one, under the spawn lock so that parallel clients start one daemon between them.
+  daemon::FileLock lock;
+  for (;;) {
+    auto l = daemon::FileLock::acquire(target.paths.spawn_lock, /*wait=*/false);
+    if (l) {
+      lock = std::move(*l);
+      break;
+    }
+    if (l.error().kind != Failure::Kind::NotFound) {
+      return unexpected(l.error());
+    }
+    if (Clock::now() > deadline) {
+      return fail("timed out waiting for another kernelgen to start the daemon (lock " +
+                  target.paths.spawn_lock + ")");
+    }
+    std::this_thread::sleep_for(kPollInterval);
+  }
+  int starts = 0;
+  std::string last_error;
+  for (;;) {
+    // The re-check: another client may have started it while this one waited for the lock.
+    conn = connect_daemon(target);
+    if (conn && compatible(conn->hello(), target)) {
+      return conn;
+    }
+    if (conn) {
+      retire(std::move(*conn), target);
+    } else if (conn.error().kind != Failure::Kind::NotFound) {
+      return unexpected(conn.error());
+    } else {
+      last_error = conn.error().message;
+    }
+    if (Clock::now() > deadline) {
+      return fail("kernelgend does not answer on " + target.paths.socket + " (" + last_error +
+                  "); see its log " + target.paths.log);
+    }
+    // A daemon that reported "already running" may be one that is just handing over (draining):
+    // start another after a short while.
+    if (starts < 3) {
+      ++starts;
+      KG_TRY(start_daemon(target, deadline));
+      continue;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+std::string locate_daemon() {
+  if (const char* env = std::getenv("KERNELGEN_DAEMON"); env != nullptr && *env != '\0') {
+    return executable(env) ? env : "";
+  }
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) {
+    return "";
+  }
+  const std::string path = (self.parent_path() / "kernelgend").string();
+  return executable(path) ? path : "";
+}
+
+}  // namespace kg::cli

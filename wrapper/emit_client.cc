@@ -1,0 +1,205 @@
+#include "emit_client.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <variant>
+
+#include "cache/local_cache.h"
+#include "daemon_client.h"
+#include "emit/emit.h"
+#include "progress.h"
+#include "util/file.h"
+#include "util/log.h"
+
+namespace kg::cli {
+
+namespace {
+
+// How often the progress display is refreshed while waiting.
+constexpr int kTickMs = 250;
+
+// The end of every error message: how to see more.
+std::string more_detail(const std::string& daemon_log) {
+  std::string s = " (rerun with KERNELGEN_LOG=debug for details";
+  if (!daemon_log.empty()) {
+    s += "; the daemon's log is " + daemon_log;
+  }
+  return s + ")";
+}
+
+// Writes the outputs from the cache, read-only. NotFound: the cache lacks the kernel (or there is
+// no cache yet).
+Expected<emit::EmitResult, Failure> from_cache(const std::string& dir, const EmitOptions& opts,
+                                               const spec::Spec& spec, const std::string& arch) {
+  auto cache = cache::LocalCache::open(dir, /*read_only=*/true);
+  if (!cache) {
+    return unexpected(cache.error());
+  }
+  emit::EmitRequest req;
+  req.spec = &spec;
+  req.arch = arch;
+  req.out_dir = opts.out_dir;
+  req.reference = opts.reference;
+  req.touch = opts.touch;
+  req.generate = false;
+  return emit::emit_kernel(*cache, req);
+}
+
+void report(const spec::Spec& spec, const emit::EmitResult& r, const char* how) {
+  KG_LOG_INFO(spec.name << ": " << how << ", key " << r.key << ", " << r.verification << ", "
+                        << r.written.size() << " of " << r.outputs.size() << " files written");
+}
+
+// One generate request on a fresh connection. Lost: the daemon went away before answering.
+struct Answer {
+  bool lost = false;
+  int64_t daemon_pid = 0;
+  daemon::Result result;
+};
+
+Expected<Answer, Failure> ask(const DaemonTarget& target, const daemon::GenerateRequest& request,
+                              ProgressDisplay& progress) {
+  auto conn = connect_or_start_daemon(target);
+  if (!conn) {
+    return fail("cannot start the kernelgen daemon: " + conn.error().message);
+  }
+  Answer answer;
+  answer.daemon_pid = conn->hello().pid;
+  KG_LOG_DEBUG("asking kernelgend (pid " << answer.daemon_pid << ") to generate " << request.file);
+  if (!conn->send(request)) {
+    answer.lost = true;
+    return answer;
+  }
+  for (;;) {
+    Incoming in = conn->receive(kTickMs);
+    switch (in.kind) {
+      case Incoming::Kind::Timeout:
+        progress.tick();
+        continue;
+      case Incoming::Kind::Lost:
+        KG_LOG_DEBUG("connection to kernelgend lost: " << in.error);
+        answer.lost = true;
+        return answer;
+      case Incoming::Kind::Garbage:
+        return fail("kernelgend (pid " + std::to_string(answer.daemon_pid) + ") sent " + in.error);
+      case Incoming::Kind::Message:
+        break;
+    }
+    if (auto* p = std::get_if<daemon::Progress>(&in.response)) {
+      KG_LOG_DEBUG("progress: " << p->stage << ": " << p->message);
+      progress.update(*p);
+    } else if (auto* r = std::get_if<daemon::Result>(&in.response)) {
+      answer.result = std::move(*r);
+      return answer;
+    } else if (auto* e = std::get_if<daemon::Error>(&in.response)) {
+      if (e->code == daemon::ErrorCode::Draining) {
+        answer.lost = true;  // it is going away: the next attempt starts a new one
+        return answer;
+      }
+      return fail("kernelgend refused the request: " + std::string(daemon::error_code_name(e->code)) + ": " +
+                  e->message);
+    } else {
+      return fail("kernelgend answered a generate request with an unexpected message");
+    }
+  }
+}
+
+}  // namespace
+
+bool in_process_generation(const EmitOptions& opts) {
+  const char* env = std::getenv("KERNELGEN_NO_DAEMON");
+  return opts.no_daemon || (env != nullptr && *env != '\0' && std::strcmp(env, "0") != 0);
+}
+
+int emit_with_daemon(const GlobalOptions& global, const EmitOptions& opts, const spec::Spec& spec,
+                     const std::string& arch) {
+  const std::string dir = global.cache_dir.empty() ? cache::default_cache_dir() : global.cache_dir;
+
+  // The hit path: no socket, no daemon. Lean on purpose — this is what every build step runs.
+  auto hit = from_cache(dir, opts, spec, arch);
+  if (hit) {
+    report(spec, *hit, "cache hit");
+    return kExitOk;
+  }
+  if (hit.error().kind != Failure::Kind::NotFound) {
+    KG_LOG_ERROR(opts.spec_file << ": cannot open the kernel cache: " << hit.error().message
+                                << more_detail(""));
+    return kExitFailure;
+  }
+  KG_LOG_DEBUG("not in the cache: " << hit.error().message);
+
+  auto target = daemon_target(dir);
+  if (!target) {
+    KG_LOG_ERROR(opts.spec_file << ": cannot reach the kernelgen daemon: " << target.error().message
+                                << more_detail(""));
+    return kExitFailure;
+  }
+  auto text = read_file(opts.spec_file);
+  if (!text) {
+    KG_LOG_ERROR(text.error().message);
+    return kExitFailure;
+  }
+  daemon::GenerateRequest request;
+  request.spec = std::move(*text);
+  request.file = opts.spec_file;
+  request.arch = arch;
+  request.verify = !opts.no_verify;
+  request.verify = !opts.no_verify;
+
+  ProgressDisplay progress(spec.name);
+  Expected<Answer, Failure> answer = fail("not asked");
+  // A daemon that dies mid-job is started again once, and the request repeated.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    answer = ask(*target, request, progress);
+    if (!answer || !answer->lost) {
+      break;
+    }
+    progress.finish();
+    if (attempt == 0) {
+      KG_LOG_WARN(spec.name << ": the kernelgen daemon (pid " << answer->daemon_pid
+                            << ") went away before answering; starting it again (its log: "
+                            << target->paths.log << ")");
+    }
+  }
+  progress.finish();
+  if (!answer) {
+    KG_LOG_ERROR(opts.spec_file << ": " << answer.error().message << more_detail(target->paths.log));
+    return kExitFailure;
+  }
+  if (answer->lost) {
+    KG_LOG_ERROR(opts.spec_file << ": the kernelgen daemon went away twice before answering (pid "
+                                << answer->daemon_pid << " last)" << more_detail(target->paths.log));
+    return kExitFailure;
+  }
+  const daemon::Result& result = answer->result;
+  if (!result.ok) {
+    // Spec diagnostics are complete lines of their own; other errors get the spec file in front.
+    const bool diagnostics = result.key.empty() && result.error.find(": error: ") != std::string::npos;
+    if (diagnostics) {
+      KG_LOG_ERROR("the daemon rejected the spec:\n" << result.error << more_detail(target->paths.log));
+    } else {
+      KG_LOG_ERROR(opts.spec_file << ": " << result.error << more_detail(target->paths.log));
+    }
+    return kExitFailure;
+  }
+
+  auto written = from_cache(dir, opts, spec, arch);
+  if (!written) {
+    KG_LOG_ERROR(opts.spec_file << ": the daemon stored " << spec.name << " under key " << result.key
+                                << ", but reading it back failed: " << written.error().message
+                                << more_detail(target->paths.log));
+    return kExitFailure;
+  }
+  if (written->key != result.key) {
+    KG_LOG_WARN(spec.name << ": the daemon's key " << result.key << " differs from this client's "
+                          << written->key << "; the spec file changed while it was generated?");
+  }
+  const char* how = result.outcome == daemon::Outcome::Generated ? "generated by the daemon"
+                    : result.outcome == daemon::Outcome::Joined
+                        ? "generated by the daemon (joined a running job)"
+                        : "cache hit (daemon)";
+  report(spec, *written, how);
+  return kExitOk;
+}
+
+}  // namespace kg::cli
