@@ -105,7 +105,7 @@ if [[ $phase == verify ]]; then
   : >"$vlog"
   t0=$SECONDS ok=0 bad=0
   for k in tests/verify/adversarial/*.cu; do
-    expect=$(sed -n 's|^// expect: *\([a-z_]*\).*|\1|p' "$k")
+    expect=$(sed -n 's|^// expect: *\([a-z_|]*\).*|\1|p' "$k")
     stage=$(sed -n 's|^// stage: *\([a-z_-]*\).*|\1|p' "$k")
     echo "== $(basename "$k"): expect $expect [$stage]" >>"$vlog"
     timeout --kill-after=10 120 .gpu/bin/kg_verify_expect --spec specs/causal.yaml --kernel "$k" \

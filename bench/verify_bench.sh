@@ -33,7 +33,7 @@ print(f"{name}\t{a['compile_seconds']:.2f}\t{b['total_seconds']:.2f}\t{b['sandbo
       f"{b['verdict']}\t{t.get('median_ms', 0):.3f}\t{t.get('tflops', 0):.0f}\t{ptx.get('max_registers', '')}")
 PY
 done
-column -t -s $'\t' "$out"
+tr '\t' ' ' <"$out"  # (column(1) is not on every machine)
 python3 - "$out" <<'PY'
 import csv, sys, statistics
 rows = [r for r in csv.DictReader(open(sys.argv[1]), delimiter="\t") if r["verify_s"] not in ("?", "")]

@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <cstdlib>
+
 #include "emit/emit.h"
 #include "util/log.h"
 #include "verify/emit_gate.h"
@@ -25,6 +27,14 @@ Expected<cache::LocalCache*, Failure> EmitGenerator::cache() {
       m_data_ino = st.st_ino;
     }
     KG_LOG_INFO("opened the kernel cache " << m_cache_dir);
+  } else if (cache_gone_locked()) {
+    // Writing on would store into a deleted file that no client can read. The server's watchdog
+    // notices too, but only every few seconds; a request in between must not be answered from or
+    // into the old file. Exiting makes waiting clients restart a daemon (their respawn-once path),
+    // which opens the cache that is there now.
+    KG_LOG_ERROR("the cache " << m_cache_dir << " was removed or replaced while this daemon ran; exiting so "
+                              << "that clients start a daemon on the new one");
+    std::_Exit(3);
   }
   // LocalCache methods may be called from several threads; the handle is never replaced once set.
   return &*m_cache;
@@ -32,6 +42,10 @@ Expected<cache::LocalCache*, Failure> EmitGenerator::cache() {
 
 bool EmitGenerator::cache_gone() {
   std::lock_guard lock(m_mutex);
+  return cache_gone_locked();
+}
+
+bool EmitGenerator::cache_gone_locked() const {
   if (!m_cache || m_data_ino == 0) {
     return false;
   }

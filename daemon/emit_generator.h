@@ -30,6 +30,8 @@ class EmitGenerator : public Generator {
   bool cache_gone();
 
  private:
+  // cache_gone() with m_mutex held.
+  bool cache_gone_locked() const;
   // The open cache, or why it cannot be opened ("cannot open the kernel cache: …").
   Expected<cache::LocalCache*, Failure> cache();
 

@@ -528,6 +528,15 @@ struct Runner {
         << "(another stream?)";
       add(kind::kTimingMismatch, verify::kStageTiming, m.str(), "timing", ts.str());
     }
+
+    // The timed shape once more, in the same buffers with new contents: a kernel that memoises
+    // results by pointer (or shape) returns what the timed runs computed, and fails here.
+    announce("timing.refill", ts.str());
+    problems[0]->refill(rng);
+    run_reference(*problems[0], *refs[0]);
+    if (run_candidate(*problems[0], got, "timing.refill", verify::kStageTiming)) {
+      check(*problems[0], *refs[0], got, "timing.refill");
+    }
   }
 };
 

@@ -162,8 +162,12 @@ if want kill; then
   check "... wrote its files" test -s "$work/kill/causal.cu"
   check "... a new daemon serves" bash -c "[[ \$('$kg' daemon status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"pid\"])') != $victim ]]"
   "$kg" cache stats --json >"$work/kill.stats"
-  check "the cache is consistent: one record, three blobs" python3 -c "
-import json, sys; s = json.load(open(sys.argv[1])); assert s['ac_entries'] == 1 and s['cas_entries'] == 3, s" "$work/kill.stats"
+  # Source, header, canonical spec; plus the verifier's report where a GPU verified the kernel.
+  blobs=3
+  "$kg" cache ls | grep -q ' verified$' && blobs=4
+  check "the cache is consistent: one record, $blobs blobs" python3 -c "
+import json, sys; s = json.load(open(sys.argv[1])); assert s['ac_entries'] == 1 and s['cas_entries'] == int(sys.argv[2]), s" \
+    "$work/kill.stats" "$blobs"
   check "... and its entry reads back" "$kg" cache show "$(awk '{print $1}' <("$kg" cache ls))" --source >/dev/null
 fi
 

@@ -2,7 +2,7 @@
 // the adversarial suite (tests/verify/adversarial/*.cu, each naming its expected finding) and the
 // positive controls.
 //
-//   kg_verify_expect --spec S.yaml --kernel K.cu --expect KIND [--stage STAGE] [--no-run] [--timeout S]
+//   kg_verify_expect --spec S.yaml --kernel K.cu --expect KIND[|KIND...] [--stage STAGE] [--no-run] [--timeout S]
 //     KIND: a finding kind (docs/verifier.md) that must be the report's first rejecting finding,
 //           or `pass` (the kernel must pass).
 //
@@ -84,7 +84,15 @@ int main(int argc, char** argv) {
     std::cout << "FAIL: expected finding " << expect << ", but the kernel " << report->verdict << "\n";
     return 1;
   }
-  const bool ok = first->kind == expect && (stage.empty() || stage == "-" || first->stage == stage);
+  // `--expect a|b`: either finding is right (a kernel can be wrong in more than one visible way).
+  bool kind_ok = false;
+  for (size_t start = 0; start <= expect.size();) {
+    const size_t bar = expect.find('|', start);
+    const size_t end = bar == std::string::npos ? expect.size() : bar;
+    kind_ok = kind_ok || first->kind == expect.substr(start, end - start);
+    start = end + 1;
+  }
+  const bool ok = kind_ok && (stage.empty() || stage == "-" || first->stage == stage);
   std::cout << (ok ? "OK: " : "FAIL: expected ") << expect << (stage.empty() ? "" : " [" + stage + "]")
             << (ok ? " found" : ", first finding was " + first->kind + " [" + first->stage + "]") << "\n";
   return ok ? 0 : 1;

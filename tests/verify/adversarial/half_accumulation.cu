@@ -1,5 +1,5 @@
 // Adversarial candidate for specs/causal.yaml (tests/verify): keeps the softmax sum and the output accumulator in half precision (fine on short rows).
-// expect: wrong_output
+// expect: wrong_output|wrong_lse
 // stage: correctness
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>

@@ -65,7 +65,7 @@ extern "C" cudaError_t kg_causal_forward(const KgAttentionArgs* a, cudaStream_t 
   if (a->seqlen_q == 0) return cudaSuccess;
   const dim3 grid((a->seqlen_q + kWarps - 1) / kWarps, a->heads_q, a->batch);
   const size_t out_bytes = static_cast<size_t>(a->out_stride[0]) * a->batch * sizeof(__nv_bfloat16);
-  for (int i = 0; i < g_cache_used; ++i) {
+  for (int i = 0; i < 8 && i < g_cache_used; ++i) {
     const CacheEntry& e = g_cache[i];
     if (e.q == a->q && e.k == a->k && e.v == a->v && e.out == a->out && e.bytes == out_bytes && a->lse == nullptr) {
       return cudaMemcpyAsync(a->out, e.saved, out_bytes, cudaMemcpyDeviceToDevice, stream);
@@ -77,11 +77,16 @@ extern "C" cudaError_t kg_causal_forward(const KgAttentionArgs* a, cudaStream_t 
     }
   }
   attention<<<grid, 32 * kWarps, 0, stream>>>(*a);
-  if (g_cache_used < 8) {
-    CacheEntry& e = g_cache[g_cache_used++];
-    e.q = a->q, e.k = a->k, e.v = a->v, e.out = a->out, e.bytes = out_bytes;
-    cudaMalloc(&e.saved, out_bytes);
-    cudaMemcpyAsync(e.saved, a->out, out_bytes, cudaMemcpyDeviceToDevice, stream);
+  // Round-robin over 8 slots: the newest pointer sets are always cached.
+  CacheEntry& e = g_cache[g_cache_used++ % 8];
+  if (e.saved != nullptr && e.bytes != out_bytes) {
+    cudaFree(e.saved);
+    e.saved = nullptr;
   }
+  if (e.saved == nullptr) {
+    cudaMalloc(&e.saved, out_bytes);
+  }
+  e.q = a->q, e.k = a->k, e.v = a->v, e.out = a->out, e.bytes = out_bytes;
+  cudaMemcpyAsync(e.saved, a->out, out_bytes, cudaMemcpyDeviceToDevice, stream);
   return cudaGetLastError();
 }
