@@ -11,20 +11,6 @@ namespace kg::cli {
 
 namespace {
 
-nlohmann::json record_json(const cache::AcRecord& r) {
-  return {{"key", r.key},
-          {"name", r.name},
-          {"arch", r.arch},
-          {"generator", r.generator},
-          {"verification", r.verification},
-          {"source_digest", r.source_digest},
-          {"header_digest", r.header_digest},
-          {"canonical_digest", r.canonical_digest},
-          {"report_digest", r.report_digest},
-          {"created_unix", r.created_unix},
-          {"last_access_unix", r.last_access_unix}};
-}
-
 // Resolves a key or a unique key prefix.
 Expected<cache::AcRecord, Failure> find_record(cache::LocalCache& cache, const std::string& key_or_prefix) {
   auto exact = cache.get_record(key_or_prefix);
@@ -99,7 +85,7 @@ int run_cache(const GlobalOptions& global, const CacheOptions& opts) {
     if (opts.json) {
       nlohmann::json arr = nlohmann::json::array();
       for (const cache::AcRecord& r : *all) {
-        arr.push_back(record_json(r));
+        arr.push_back(cache::record_json(r));
       }
       std::cout << arr.dump(2) << "\n";
     } else {
@@ -117,7 +103,7 @@ int run_cache(const GlobalOptions& global, const CacheOptions& opts) {
     return kExitFailure;
   }
   if (opts.part.empty()) {
-    std::cout << record_json(*record).dump(2) << "\n";
+    std::cout << cache::record_json(*record).dump(2) << "\n";
     return kExitOk;
   }
   const std::string& digest = opts.part == "source"      ? record->source_digest

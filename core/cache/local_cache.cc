@@ -349,21 +349,11 @@ Expected<std::pair<Env*, EnvId>, Failure> open_env(const std::string& dir,
   return std::make_pair(opened, id);
 }
 
+// The stored form: the record's fields and the format version.
 nlohmann::json to_json(const AcRecord& r) {
-  return nlohmann::json{
-      {"format", kCacheFormatVersion},
-      {"key", r.key},
-      {"name", r.name},
-      {"arch", r.arch},
-      {"generator", r.generator},
-      {"source_digest", r.source_digest},
-      {"header_digest", r.header_digest},
-      {"report_digest", r.report_digest},
-      {"canonical_digest", r.canonical_digest},
-      {"verification", r.verification},
-      {"created_unix", r.created_unix},
-      {"last_access_unix", r.last_access_unix},
-  };
+  nlohmann::json j = record_json(r);
+  j["format"] = kCacheFormatVersion;
+  return j;
 }
 
 // Parses a stored record; on failure returns why it is corrupt.
@@ -772,6 +762,22 @@ std::string default_cache_dir() {
     home = pw->pw_dir;
   }
   return home + "/.cache/kernelgen";
+}
+
+nlohmann::json record_json(const AcRecord& r) {
+  return nlohmann::json{
+      {"key", r.key},
+      {"name", r.name},
+      {"arch", r.arch},
+      {"generator", r.generator},
+      {"source_digest", r.source_digest},
+      {"header_digest", r.header_digest},
+      {"report_digest", r.report_digest},
+      {"canonical_digest", r.canonical_digest},
+      {"verification", r.verification},
+      {"created_unix", r.created_unix},
+      {"last_access_unix", r.last_access_unix},
+  };
 }
 
 }  // namespace kg::cache

@@ -26,6 +26,8 @@
 // kTouchIntervalSeconds per entry; callers that serve a hit (and are not read-only) call it.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -164,5 +166,9 @@ class LocalCache {
 // $XDG_CACHE_HOME/kernelgen if XDG_CACHE_HOME is an absolute path, else $HOME/.cache/kernelgen
 // (HOME from the password database when unset). Never fails; does not create the directory.
 std::string default_cache_dir();
+
+// `record`'s fields as a JSON object (what `kernelgen cache show` prints; the stored form adds the
+// cache format version).
+nlohmann::json record_json(const AcRecord& record);
 
 }  // namespace kg::cache

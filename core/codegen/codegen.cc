@@ -6,6 +6,7 @@
 #include "codegen/embedded_templates.h"
 #include "codegen/interval.h"
 #include "codegen/lower.h"
+#include "spec/names.h"
 #include "version.h"
 
 namespace kg::codegen {
@@ -63,7 +64,7 @@ std::string shape_text(const spec::TensorDecl& t) {
   std::string s = "[";
   for (size_t i = 0; i < t.shape.size(); ++i) {
     if (i) s += ", ";
-    s += t.shape[i].dim == spec::Dim::Fixed ? std::to_string(t.shape[i].extent) : dim_name(t.shape[i].dim);
+    s += spec::dim_text(t.shape[i]);
   }
   return s + "]";
 }
@@ -115,7 +116,7 @@ std::string spec_summary(const spec::Spec& spec) {
   }
   for (size_t i = 0; i < spec.tensors.size(); ++i) {
     const auto& t = spec.tensors[i];
-    s += "//   tensors[" + std::to_string(i) + "] " + t.name + ": " + tensor_dtype_name(t.dtype) + " " + shape_text(t) + "\n";
+    s += "//   tensors[" + std::to_string(i) + "] " + t.name + ": " + spec::tensor_dtype_name(t.dtype) + " " + shape_text(t) + "\n";
   }
   return s;
 }
@@ -173,7 +174,7 @@ std::string emit_spec_section(const spec::Spec& spec, MathMode math, bool for_te
   for (size_t i = 0; i < spec.tensors.size(); ++i) {
     const auto& t = spec.tensors[i];
     s += "  const " + std::string(tensor_element_type(t.dtype)) + "* " + tensor_field(spec, static_cast<int>(i)) +
-         ";  // tensors[" + std::to_string(i) + "]: " + tensor_dtype_name(t.dtype) + " " + shape_text(t) + "\n";
+         ";  // tensors[" + std::to_string(i) + "]: " + spec::tensor_dtype_name(t.dtype) + " " + shape_text(t) + "\n";
   }
   s += "};\n\n";
 
@@ -181,7 +182,7 @@ std::string emit_spec_section(const spec::Spec& spec, MathMode math, bool for_te
     const auto& t = spec.tensors[i];
     const int idx = static_cast<int>(i);
     const bool is_float = t.dtype == spec::TensorDType::Float32;
-    s += "// " + t.name + "[i0, ...]: " + tensor_dtype_name(t.dtype) + " " + shape_text(t) +
+    s += "// " + t.name + "[i0, ...]: " + spec::tensor_dtype_name(t.dtype) + " " + shape_text(t) +
          ", row-major; 0 outside the shape (nothing read).\n";
     s += "[[maybe_unused]] __device__ __forceinline__ " + std::string(is_float ? "float " : "int ") +
          tensor_reader(spec, idx) +
@@ -345,7 +346,7 @@ std::string emit_header(const spec::Spec& spec, const Provenance& prov) {
   s += "\n";
   for (size_t i = 0; i < spec.tensors.size(); ++i) {
     const auto& t = spec.tensors[i];
-    s += " *   [" + std::to_string(i) + "] " + t.name + ": " + tensor_dtype_name(t.dtype) + " " + shape_text(t) + "\n";
+    s += " *   [" + std::to_string(i) + "] " + t.name + ": " + spec::tensor_dtype_name(t.dtype) + " " + shape_text(t) + "\n";
   }
   s += " */\n";
   s += "#define " + up + "_HEAD_DIM " + std::to_string(spec.head_dim) + "\n";

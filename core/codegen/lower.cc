@@ -284,25 +284,4 @@ const char* type_name(Type t) {
 
 const char* cuda_type(Type t) { return type_name(t); }
 
-const char* tensor_dtype_name(spec::TensorDType t) {
-  switch (t) {
-    case spec::TensorDType::Int32: return "int32";
-    case spec::TensorDType::Int64: return "int64";
-    case spec::TensorDType::Float32: return "float32";
-  }
-  return "?";
-}
-
-const char* dim_name(spec::Dim d) {
-  switch (d) {
-    case spec::Dim::Batch: return "batch";
-    case spec::Dim::HeadsQ: return "heads_q";
-    case spec::Dim::HeadsKv: return "heads_kv";
-    case spec::Dim::SeqQ: return "seq_q";
-    case spec::Dim::SeqKv: return "seq_kv";
-    case spec::Dim::Fixed: return "";
-  }
-  return "?";
-}
-
 }  // namespace kg::codegen

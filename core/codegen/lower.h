@@ -62,7 +62,5 @@ bool reads_tensors(const spec::ModFunction& fn);
 // Spelling helpers shared by emitters and tests.
 const char* type_name(spec::Type t);              // "int", "float", "bool"
 const char* cuda_type(spec::Type t);              // "int", "float", "bool"
-const char* tensor_dtype_name(spec::TensorDType t);  // "int32", "int64", "float32"
-const char* dim_name(spec::Dim d);                // "batch", "heads_q", ... ("" for Fixed)
 
 }  // namespace kg::codegen

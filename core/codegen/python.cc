@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "spec/names.h"
 #include "version.h"
 
 namespace kg::codegen {
@@ -91,27 +92,6 @@ const char* var_name(spec::Var v) {
     case spec::Var::H: return "h";
     case spec::Var::QIdx: return "q_idx";
     case spec::Var::KvIdx: return "kv_idx";
-  }
-  return "?";
-}
-
-const char* tensor_dtype_name(spec::TensorDType t) {
-  switch (t) {
-    case spec::TensorDType::Int32: return "int32";
-    case spec::TensorDType::Int64: return "int64";
-    case spec::TensorDType::Float32: return "float32";
-  }
-  return "?";
-}
-
-const char* dim_name(spec::Dim d) {
-  switch (d) {
-    case spec::Dim::Batch: return "batch";
-    case spec::Dim::HeadsQ: return "heads_q";
-    case spec::Dim::HeadsKv: return "heads_kv";
-    case spec::Dim::SeqQ: return "seq_q";
-    case spec::Dim::SeqKv: return "seq_kv";
-    case spec::Dim::Fixed: return "";
   }
   return "?";
 }
@@ -384,10 +364,10 @@ std::string emit_plain(const Spec& spec) {
   if (!spec.tensors.empty()) {
     out += "\n# Runtime tensors: nested lists, indexed name[i][j].\n";
     for (const auto& t : spec.tensors) {
-      out += py_name(t.name) + ": list  # " + tensor_dtype_name(t.dtype) + " [";
+      out += py_name(t.name) + ": list  # " + spec::tensor_dtype_name(t.dtype) + " [";
       for (size_t i = 0; i < t.shape.size(); ++i) {
         const auto& d = t.shape[i];
-        out += (i ? ", " : "") + (d.dim == spec::Dim::Fixed ? std::to_string(d.extent) : std::string(dim_name(d.dim)));
+        out += (i ? ", " : "") + spec::dim_text(d);
       }
       out += "]\n";
     }
@@ -430,10 +410,10 @@ std::string emit_torch(const Spec& spec) {
          "# \"heads_q\", \"heads_kv\", \"seq_q\", \"seq_kv\" or a fixed extent.\nTENSORS = [";
   for (size_t i = 0; i < spec.tensors.size(); ++i) {
     const auto& t = spec.tensors[i];
-    out += std::string(i ? ", " : "") + "(\"" + t.name + "\", \"" + tensor_dtype_name(t.dtype) + "\", (";
+    out += std::string(i ? ", " : "") + "(\"" + t.name + "\", \"" + spec::tensor_dtype_name(t.dtype) + "\", (";
     for (size_t j = 0; j < t.shape.size(); ++j) {
       const auto& d = t.shape[j];
-      out += d.dim == spec::Dim::Fixed ? std::to_string(d.extent) : "\"" + std::string(dim_name(d.dim)) + "\"";
+      out += d.dim == spec::Dim::Fixed ? std::to_string(d.extent) : "\"" + std::string(spec::dim_name(d.dim)) + "\"";
       out += (t.shape.size() == 1 || j + 1 < t.shape.size()) ? "," : "";
       out += j + 1 < t.shape.size() ? " " : "";
     }

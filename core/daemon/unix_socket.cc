@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "util/file.h"
+
 namespace kg::daemon {
 
 namespace {
@@ -23,9 +25,6 @@ Expected<sockaddr_un, Failure> address(const std::string& path) {
   return addr;
 }
 
-std::string os_error(const std::string& what, const std::string& path) {
-  return what + " " + path + ": " + std::strerror(errno);
-}
 
 }  // namespace
 

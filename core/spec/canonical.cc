@@ -15,6 +15,7 @@
 // parentheses); bindings are replaced by their value. Constants are therefore not listed (an
 // unused one means nothing). params and tensors keep declaration order, which is ABI order.
 #include "spec/literal.h"
+#include "spec/names.h"
 #include "spec/spec.h"
 
 namespace kg::spec {
@@ -111,36 +112,6 @@ const char* binary_op(Op op) {
     default:
       return nullptr;
   }
-}
-
-const char* dim_name(const TensorDim& d) {
-  switch (d.dim) {
-    case Dim::Batch:
-      return "batch";
-    case Dim::HeadsQ:
-      return "heads_q";
-    case Dim::HeadsKv:
-      return "heads_kv";
-    case Dim::SeqQ:
-      return "seq_q";
-    case Dim::SeqKv:
-      return "seq_kv";
-    case Dim::Fixed:
-      return nullptr;
-  }
-  return nullptr;
-}
-
-const char* tensor_dtype_name(TensorDType t) {
-  switch (t) {
-    case TensorDType::Int32:
-      return "int32";
-    case TensorDType::Int64:
-      return "int64";
-    case TensorDType::Float32:
-      return "float32";
-  }
-  return "?";
 }
 
 class Printer {
@@ -252,8 +223,7 @@ std::string canonical_form(const Spec& spec) {
     const TensorDecl& t = spec.tensors[i];
     out += (i ? ", " : "") + t.name + ":" + tensor_dtype_name(t.dtype) + "[";
     for (size_t d = 0; d < t.shape.size(); ++d) {
-      const char* named = dim_name(t.shape[d]);
-      out += (d ? ", " : "") + (named ? std::string(named) : std::to_string(t.shape[d].extent));
+      out += (d ? ", " : "") + dim_text(t.shape[d]);
     }
     out += "]";
   }

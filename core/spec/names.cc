@@ -98,4 +98,38 @@ std::string did_you_mean(std::string_view word, const std::vector<std::string>& 
   return best ? " (did you mean '" + *best + "'?)" : "";
 }
 
+const char* tensor_dtype_name(TensorDType t) {
+  switch (t) {
+    case TensorDType::Int32:
+      return "int32";
+    case TensorDType::Int64:
+      return "int64";
+    case TensorDType::Float32:
+      return "float32";
+  }
+  return "?";
+}
+
+const char* dim_name(Dim d) {
+  switch (d) {
+    case Dim::Batch:
+      return "batch";
+    case Dim::HeadsQ:
+      return "heads_q";
+    case Dim::HeadsKv:
+      return "heads_kv";
+    case Dim::SeqQ:
+      return "seq_q";
+    case Dim::SeqKv:
+      return "seq_kv";
+    case Dim::Fixed:
+      return "";
+  }
+  return "?";
+}
+
+std::string dim_text(const TensorDim& d) {
+  return d.dim == Dim::Fixed ? std::to_string(d.extent) : std::string(dim_name(d.dim));
+}
+
 }  // namespace kg::spec

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "spec/ast.h"
+
 namespace kg::spec {
 
 // Longest accepted spec / constant / param / tensor / binding name.
@@ -31,5 +33,15 @@ std::optional<std::string> closest_name(std::string_view word, const std::vector
 
 // " (did you mean 'x'?)" or "" — ready to append to a message.
 std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates);
+
+// How spec files spell a tensor element type: "int32", "int64", "float32".
+const char* tensor_dtype_name(TensorDType t);
+
+// How spec files spell a named dimension: "batch", "heads_q", "heads_kv", "seq_q", "seq_kv";
+// "" for Dim::Fixed.
+const char* dim_name(Dim d);
+
+// A shape entry as spec files write it: its name, or its fixed extent in decimal.
+std::string dim_text(const TensorDim& d);
 
 }  // namespace kg::spec

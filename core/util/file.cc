@@ -11,13 +11,9 @@
 
 namespace kg {
 
-namespace {
-
 std::string os_error(const std::string& what, const std::string& path) {
   return what + " " + path + ": " + std::strerror(errno);
 }
-
-}  // namespace
 
 Expected<std::string, Failure> read_file(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

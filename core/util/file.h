@@ -8,6 +8,10 @@
 
 namespace kg {
 
+// "<what> <path>: <strerror(errno)>", for failures of system calls on `path`. Reads errno, so call
+// it before anything else can change it.
+std::string os_error(const std::string& what, const std::string& path);
+
 // Reads the whole file. Failure message names the path and the OS error.
 Expected<std::string, Failure> read_file(const std::string& path);
 
