@@ -3,8 +3,12 @@
 #   nvcc      seconds to compile the template kernel (a fresh work directory, so nothing is cached)
 #   verify    seconds of one verification of the already compiled kernel (compile excluded: the
 #             second `kernelgen verify` finds both objects compiled), default settings
-#   runner    of which the sandboxed runner process (CUDA init, trials, timing)
-# and the kernel's median time / TFLOP/s from the report. Target: verify <= 3 s.
+#   runner    of which the sandboxed runner process, split into
+#   startup   runner start to its first trial (CUDA initialisation, loading both objects),
+#   trials    the correctness trials and
+#   timing    the timing stage (inputs, references, timed runs, the refill check),
+# and the kernel's median time / TFLOP/s from the report. Target: verify <= 3 s. Seconds per
+# correctness trial and the runner's timing-stage progress lines go to stderr.
 #
 #   bash bench/verify_bench.sh [kernelgen] [out.tsv]      (from the repository root)
 # Needs KERNELGEN_RUNNER (or kg_verify_runner beside kernelgen) and nvcc (KG_NVCC or PATH).
@@ -14,7 +18,7 @@ out=${2:-${OUT:-.}/verify_bench.tsv}
 specs=${KG_VERIFY_SPECS:-specs/*.yaml}
 work=$(mktemp -d "${TMPDIR:-/tmp}/kg-verify-bench.XXXXXX")
 export KERNELGEN_VERIFY_DIR=$work
-printf 'spec\tnvcc_s\tverify_s\trunner_s\tverdict\tmedian_ms\ttflops\tregisters\n' >"$out"
+printf 'spec\tnvcc_s\tverify_s\trunner_s\tstartup_s\ttrials_s\ttiming_s\tverdict\tmedian_ms\ttflops\tregisters\n' >"$out"
 for spec in $specs; do
   name=$(basename "$spec" .yaml)
   first=$work/$name.first.json second=$work/$name.second.json
@@ -26,11 +30,21 @@ name, first, second = sys.argv[1:4]
 try:
     a, b = json.load(open(first)), json.load(open(second))
 except Exception as e:
-    print(f"{name}\t?\t?\t?\terror: {e}\t\t\t"); sys.exit()
+    print(f"{name}\t?\t?\t?\t\t\t\terror: {e}\t\t\t"); sys.exit()
 t = b.get("timing", {})
 ptx = b.get("ptxas") or {}
+st = {s["name"]: s.get("seconds", 0) for s in b.get("stages", [])}
 print(f"{name}\t{a['compile_seconds']:.2f}\t{b['total_seconds']:.2f}\t{b['sandbox']['seconds']:.2f}\t"
+      f"{b['sandbox'].get('startup_seconds', 0):.2f}\t{st.get('correctness', 0):.2f}\t{st.get('timing', 0):.2f}\t"
       f"{b['verdict']}\t{t.get('median_ms', 0):.3f}\t{t.get('tflops', 0):.0f}\t{ptx.get('max_registers', '')}")
+PY
+  # Where the runner's time went: seconds per correctness trial (stderr: this log).
+  python3 - "$name" "$second" >&2 <<'PY' || true
+import json, sys
+b = json.load(open(sys.argv[2]))
+print(sys.argv[1] + ": " + " ".join(f"{t['name']}={t.get('seconds', 0):.3f}" for t in b.get("trials", [])))
+marks = [l for l in b["sandbox"].get("stderr_tail", "").splitlines() if "timing" in l or "done" in l]
+print("\n".join("    " + l for l in marks))
 PY
 done
 tr '\t' ' ' <"$out"  # (column(1) is not on every machine)

@@ -74,42 +74,94 @@ __device__ __forceinline__ unsigned long long worst_key(float ratio, size_t idx)
   return (static_cast<unsigned long long>(__float_as_uint(r)) << 32) | static_cast<unsigned long long>(idx & 0xFFFFFFFFu);
 }
 
+// Per-thread comparison tallies, folded over the warp and added to the device counters once per
+// warp (one atomic per counter per warp, and none for a zero: a per-element atomic on one address
+// would serialise the whole comparison).
+struct Tally {
+  unsigned long long bad = 0, unwritten = 0, nonfinite = 0, clobbered = 0, worst = 0, max_err = 0;
+
+  __device__ void note_error(float err) {
+    if (isfinite(err) && __float_as_uint(err) > max_err) {
+      max_err = __float_as_uint(err);
+    }
+  }
+
+  __device__ void flush(unsigned long long* bad_c, unsigned long long* unwritten_c, unsigned long long* nonfinite_c,
+                        unsigned long long* clobbered_c, unsigned long long* worst_c, unsigned long long* max_err_c) {
+    for (int o = 16; o > 0; o >>= 1) {
+      bad += __shfl_xor_sync(0xffffffffu, bad, o);
+      unwritten += __shfl_xor_sync(0xffffffffu, unwritten, o);
+      nonfinite += __shfl_xor_sync(0xffffffffu, nonfinite, o);
+      clobbered += __shfl_xor_sync(0xffffffffu, clobbered, o);
+      const unsigned long long w = __shfl_xor_sync(0xffffffffu, worst, o);
+      worst = w > worst ? w : worst;
+      const unsigned long long e = __shfl_xor_sync(0xffffffffu, max_err, o);
+      max_err = e > max_err ? e : max_err;
+    }
+    if ((threadIdx.x & 31) != 0) {
+      return;
+    }
+    if (bad) atomicAdd(bad_c, bad);
+    if (unwritten_c && unwritten) atomicAdd(unwritten_c, unwritten);
+    if (nonfinite_c && nonfinite) atomicAdd(nonfinite_c, nonfinite);
+    if (clobbered) atomicAdd(clobbered_c, clobbered);
+    if (worst) atomicMax(worst_c, worst);
+    if (max_err) atomicMax(max_err_c, max_err);
+  }
+};
+
+// Grid-stride loops below keep every thread of a warp in the loop to the same trip count (the
+// bound is rounded up to whole grid strides), so the warp-wide folds see all 32 lanes.
+__device__ __forceinline__ size_t loop_end(size_t total) {
+  const size_t stride = size_t(gridDim.x) * blockDim.x;
+  return (total + stride - 1) / stride * stride;
+}
+
 __global__ void compare_out_kernel(const uint16_t* got, const uint16_t* want, size_t guard, size_t span, bool is_bf16,
                                    float abs_tol, float rel_tol, uint16_t poison, DeviceCompareCounts* c) {
   const size_t total = span + 2 * guard;
-  for (size_t j = blockIdx.x * size_t(blockDim.x) + threadIdx.x; j < total; j += size_t(gridDim.x) * blockDim.x) {
+  Tally t;
+  for (size_t j = blockIdx.x * size_t(blockDim.x) + threadIdx.x; j < loop_end(total);
+       j += size_t(gridDim.x) * blockDim.x) {
+    if (j >= total) {
+      continue;
+    }
     const uint16_t g = got[j];
     if (j < guard || j >= guard + span) {
-      if (g != poison) {
-        atomicAdd(&c->clobbered, 1ull);
-      }
+      t.clobbered += g != poison;
       continue;
     }
     const float gv = to_float(g, is_bf16), wv = to_float(want[j], is_bf16);
     const float allowed = abs_tol + rel_tol * fabsf(wv);
     const float err = fabsf(gv - wv);
     const bool finite = isfinite(gv) && isfinite(wv);
+    t.note_error(err);
     if (!(finite && err <= allowed)) {
-      atomicAdd(&c->bad, 1ull);
+      ++t.bad;
       if (g == poison) {
-        atomicAdd(&c->unwritten, 1ull);
+        ++t.unwritten;
       } else if (!isfinite(gv)) {
-        atomicAdd(&c->nonfinite, 1ull);
+        ++t.nonfinite;
       }
     }
-    atomicMax(&c->worst_key, worst_key(finite ? err / allowed : INFINITY, j - guard));
+    const unsigned long long key = worst_key(finite ? err / allowed : INFINITY, j - guard);
+    t.worst = key > t.worst ? key : t.worst;
   }
+  t.flush(&c->bad, &c->unwritten, &c->nonfinite, &c->clobbered, &c->worst_key, &c->max_err_bits);
 }
 
 __global__ void compare_lse_kernel(const float* got, const float* want, size_t guard, size_t span, float abs_tol,
                                    float rel_tol, uint32_t poison, DeviceCompareCounts* c) {
   const size_t total = span + 2 * guard;
-  for (size_t j = blockIdx.x * size_t(blockDim.x) + threadIdx.x; j < total; j += size_t(gridDim.x) * blockDim.x) {
+  Tally t;
+  for (size_t j = blockIdx.x * size_t(blockDim.x) + threadIdx.x; j < loop_end(total);
+       j += size_t(gridDim.x) * blockDim.x) {
+    if (j >= total) {
+      continue;
+    }
     const float g = got[j];
     if (j < guard || j >= guard + span) {
-      if (__float_as_uint(g) != poison) {
-        atomicAdd(&c->lse_clobbered, 1ull);
-      }
+      t.clobbered += __float_as_uint(g) != poison;
       continue;
     }
     const float w = want[j];
@@ -121,14 +173,15 @@ __global__ void compare_lse_kernel(const float* got, const float* want, size_t g
     } else {
       const float allowed = abs_tol + rel_tol * fabsf(w);
       const float err = fabsf(g - w);
+      t.note_error(err);
       pass = isfinite(g) && isfinite(w) && err <= allowed;
       ratio = isfinite(g) && isfinite(w) ? err / allowed : INFINITY;
     }
-    if (!pass) {
-      atomicAdd(&c->lse_bad, 1ull);
-    }
-    atomicMax(&c->lse_worst_key, worst_key(ratio, j - guard));
+    t.bad += !pass;
+    const unsigned long long key = worst_key(ratio, j - guard);
+    t.worst = key > t.worst ? key : t.worst;
   }
+  t.flush(&c->lse_bad, nullptr, nullptr, &c->lse_clobbered, &c->lse_worst_key, &c->lse_max_err_bits);
 }
 
 }  // namespace

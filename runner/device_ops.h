@@ -35,6 +35,9 @@ struct DeviceCompareCounts {
   // (float bits of error/allowed) << 32 | element index; the max over elements. Non-finite: +inf.
   unsigned long long worst_key;
   unsigned long long lse_worst_key;
+  // Float bits of the largest finite |got - want| (non-negative floats order like their bits).
+  unsigned long long max_err_bits;
+  unsigned long long lse_max_err_bits;
 };
 
 // Compares `got` with `want`, two allocations of the same layout: `guard` poisoned elements,

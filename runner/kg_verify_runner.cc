@@ -23,16 +23,20 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <future>
+#include <iomanip>
 #include <iostream>
 #include <memory>
+#include <numeric>
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "device_ops.h"
@@ -61,11 +65,24 @@ namespace kind = verify::kind;
 // estimate is off by up to 2x. Real kernels run well above the peak-rate floor anyway.
 constexpr double kFloorSafety = 0.5;
 
+using Clock = std::chrono::steady_clock;
+const Clock::time_point g_start = Clock::now();  // the runner's start
+Clock::time_point g_trial_start = g_start;        // the running trial's start
 std::string g_trial;  // the trial running now (for messages about CUDA errors)
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// A progress line within a trial ("kg_verify_runner: timing: references done [at 1.234 s]").
+void mark(const std::string& what) {
+  std::cerr << "kg_verify_runner: " << g_trial << ": " << what << " [at " << std::fixed << std::setprecision(3)
+            << seconds_since(g_start) << " s]" << std::defaultfloat << std::endl;
+}
 
 void announce(const std::string& trial, const std::string& shape) {
   g_trial = trial;
-  std::cerr << "kg_verify_runner: trial " << trial << ": " << shape << std::endl;
+  g_trial_start = Clock::now();
+  std::cerr << "kg_verify_runner: trial " << trial << ": " << shape << " [at " << std::fixed << std::setprecision(3)
+            << seconds_since(g_start) << " s]" << std::defaultfloat << std::endl;
 }
 
 struct NamedShape {
@@ -137,14 +154,17 @@ struct Runner {
     result.findings.push_back(std::move(f));
   }
 
-  // Runs the reference into `ref` (trusted: its failures are the verifier's problem).
-  void run_reference(const Problem& p, Outputs& ref) {
+  // Runs the reference into `ref` (trusted: its failures are the verifier's problem), and reads the
+  // result back unless it is only compared on the GPU.
+  void run_reference(const Problem& p, Outputs& ref, bool download = true) {
     ref.poison(stream);
     const cudaError_t e = gpu::run_kernel(reference, p, ref, stream);
     if (e != cudaSuccess) {
       throw std::runtime_error(std::string("the reference kernel rejected valid arguments: ") + cudaGetErrorName(e));
     }
-    ref.download(stream);
+    if (download) {
+      ref.download(stream);
+    }
   }
 
   // Calls the candidate into `got` and reads the result back on our stream only. False (with a
@@ -211,6 +231,7 @@ struct Runner {
     const gpu::Expected want = gpu::expected_from(p, ref);
     CompareReport r = gpu::compare(p, got, want, tol, "reference");
     verify::TrialSummary t{trial, p.shape.str(), r.ok, r.worst_err, r.worst_ratio, r.lse_worst_err};
+    t.seconds = seconds_since(g_trial_start);
     if (!r.ok) {
       // Did the work finish later, outside our stream? Then it ran on another stream.
       KG_CUDA(cudaDeviceSynchronize());
@@ -309,25 +330,38 @@ struct Runner {
     }
     const int Sq = p.shape.seqlen_q, Skv = p.shape.seqlen_kv;
     const int rows = std::min(Sq, 64);
-    uint64_t kept = 0, total = 0;
+    // Sampled rows (b, h, i), shared out over a few threads: the interpreter is pure.
+    std::vector<std::array<int, 3>> sampled;
     for (int b = 0; b < p.shape.batch; ++b) {
       for (int h : {0, p.shape.heads_q - 1}) {
         for (int r = 0; r <= rows; ++r) {
-          const int i = r == rows ? Sq - 1 : static_cast<int>((int64_t(r) * Sq) / rows);
-          for (int j = 0; j < Skv; ++j) {
-            kept += spec::eval_mask_mod(s, rt, b, h, i, j);
-            ++total;
-          }
+          sampled.push_back({b, h, r == rows ? Sq - 1 : static_cast<int>((int64_t(r) * Sq) / rows)});
         }
       }
     }
-    return total ? double(kept) / double(total) : 1.0;
+    const size_t n_threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
+    std::vector<uint64_t> kept(n_threads, 0);
+    std::vector<std::thread> threads;
+    for (size_t t = 0; t < n_threads; ++t) {
+      threads.emplace_back([&, t] {
+        for (size_t k = t; k < sampled.size(); k += n_threads) {
+          for (int j = 0; j < Skv; ++j) {
+            kept[t] += spec::eval_mask_mod(s, rt, sampled[k][0], sampled[k][1], sampled[k][2], j);
+          }
+        }
+      });
+    }
+    for (std::thread& t : threads) {
+      t.join();
+    }
+    const uint64_t total = uint64_t(sampled.size()) * uint64_t(std::max(Skv, 0));
+    return total ? double(std::accumulate(kept.begin(), kept.end(), uint64_t{0})) / double(total) : 1.0;
   }
 
   // Timed runs' outputs, compared on the GPU: the first failing run as a finding. `label` names the
   // loop ("event-timed", "host-timed", "warm-up").
   bool timed_counts_ok(const std::vector<gpu::DeviceCompareCounts>& counts, size_t first, size_t n,
-                       const Problem& p, const char* label, bool report) {
+                       const Problem& p, const char* label, bool report, const std::string& trial = "timing") {
     for (size_t r = first; r < first + n; ++r) {
       const gpu::DeviceCompareCounts& c = counts[r];
       if (c.bad == 0 && c.clobbered == 0 && c.lse_bad == 0 && c.lse_clobbered == 0) {
@@ -357,7 +391,7 @@ struct Runner {
          << ",h=" << cr.worst_h << ",i=" << cr.worst_i << ",d=" << cr.worst_d << ") with error/allowed " << ratio
          << "\n";
       cr.detail = os.str();
-      Finding f = compare_finding(cr, p, "timing", verify::kStageTiming);
+      Finding f = compare_finding(cr, p, trial, verify::kStageTiming);
       if (f.worst) {
         f.worst->got = f.worst->want = f.worst->abs_err = 0;  // not kept for GPU-compared runs
       }
@@ -383,8 +417,9 @@ struct Runner {
     auto kept_future = std::async(std::launch::async, [&] { return kept_fraction(*spec, *problems[0]); });
     for (int s = 0; s < sets; ++s) {
       refs.push_back(std::make_unique<Outputs>(*problems[s]));
-      run_reference(*problems[s], *refs[s]);
+      run_reference(*problems[s], *refs[s], /*download=*/false);
     }
+    mark("inputs and references ready");
     Outputs got(*problems[0]);
     std::vector<KgAttentionArgs> args;
     for (int s = 0; s < sets; ++s) {
@@ -393,8 +428,8 @@ struct Runner {
     const size_t flush_bytes = std::max<size_t>(2 * size_t(std::max(prop.l2CacheSize, 0)), size_t{64} << 20);
     DeviceBuffer flush(flush_bytes);
     const int warmup = std::max(0, st.warmup), runs = std::max(1, st.runs);
-    const size_t slots = size_t(warmup) + 2 * size_t(runs);
-    DeviceBuffer counts_dev(slots * sizeof(gpu::DeviceCompareCounts));
+    const size_t slots = size_t(warmup) + 2 * size_t(runs);  // + 2 for the refill check below
+    DeviceBuffer counts_dev((slots + 2) * sizeof(gpu::DeviceCompareCounts));
     KG_CUDA(cudaMemsetAsync(counts_dev.data(), 0, counts_dev.bytes(), stream));
     auto* counts = reinterpret_cast<gpu::DeviceCompareCounts*>(counts_dev.data());
     const bool bf16 = spec->dtype == spec::DType::BF16;
@@ -455,6 +490,7 @@ struct Runner {
       cudaEventDestroy(end[r]);
     }
 
+    mark("warm-up and event-timed runs done");
     // Host-timed runs: the host clock around the call and a device-wide synchronization.
     std::vector<double> host_ms(runs);
     for (int r = 0; r < runs; ++r) {
@@ -473,7 +509,7 @@ struct Runner {
     KG_CUDA(cudaGetLastError());
     KG_CUDA(cudaStreamSynchronize(stream));
     std::vector<gpu::DeviceCompareCounts> c(slots);
-    KG_CUDA(cudaMemcpy(c.data(), counts_dev.data(), counts_dev.bytes(), cudaMemcpyDeviceToHost));
+    KG_CUDA(cudaMemcpy(c.data(), counts_dev.data(), slots * sizeof(gpu::DeviceCompareCounts), cudaMemcpyDeviceToHost));
 
     auto median = [](std::vector<double> v) {
       std::sort(v.begin(), v.end());
@@ -487,7 +523,9 @@ struct Runner {
     t.max_ms = *std::max_element(ms.begin(), ms.end());
     t.host_median_ms = median(host_ms);
     t.flush_bytes = static_cast<double>(flush_bytes);
+    mark("host-timed runs done");
     t.kept_fraction = kept_future.get();
+    mark("kept fraction sampled");
     const double B = ts.batch, H = ts.heads_q, S = ts.seqlen_q, D = spec->head_dim;
     t.flops = 4.0 * B * H * S * S * D * t.kept_fraction;
     t.bytes = 4.0 * B * H * S * D * 2;  // q, k, v, out (MHA: all the same size), 2-byte elements
@@ -530,13 +568,54 @@ struct Runner {
     }
 
     // The timed shape once more, in the same buffers with new contents: a kernel that memoises
-    // results by pointer (or shape) returns what the timed runs computed, and fails here.
+    // results by pointer (or shape) returns what the timed runs computed, and fails here. Compared
+    // on the GPU like the timed runs, after synchronizing only our stream; when that fails, once
+    // more after a device-wide synchronization (work on another stream: wrong_stream).
     announce("timing.refill", ts.str());
-    problems[0]->refill(rng);
-    run_reference(*problems[0], *refs[0]);
-    if (run_candidate(*problems[0], got, "timing.refill", verify::kStageTiming)) {
-      check(*problems[0], *refs[0], got, "timing.refill");
+    Problem& rp = *problems[0];
+    rp.refill(rng);
+    run_reference(rp, *refs[0], /*download=*/false);
+    got.poison_async(stream);
+    if (!call(0)) {
+      return;
     }
+    compare_into(0, slots);
+    KG_CUDA(cudaGetLastError());
+    KG_CUDA(cudaStreamSynchronize(stream));
+    std::vector<gpu::DeviceCompareCounts> rc(2);
+    KG_CUDA(cudaMemcpy(rc.data(), counts + slots, sizeof(gpu::DeviceCompareCounts), cudaMemcpyDeviceToHost));
+    bool ok = timed_counts_ok(rc, 0, 1, rp, "refill", false);
+    if (!ok) {
+      KG_CUDA(cudaDeviceSynchronize());
+      compare_into(0, slots + 1);
+      KG_CUDA(cudaStreamSynchronize(stream));
+      KG_CUDA(cudaMemcpy(&rc[1], counts + slots + 1, sizeof(gpu::DeviceCompareCounts), cudaMemcpyDeviceToHost));
+      if (timed_counts_ok(rc, 1, 1, rp, "refill", false)) {
+        add(kind::kWrongStream, verify::kStageTiming,
+            "the output was incomplete when the stream passed to the entry point finished, and complete after a "
+            "device-wide synchronization: the kernel ran on another stream and returned early",
+            "timing.refill", ts.str());
+      } else {
+        timed_counts_ok(rc, 1, 1, rp, "refill", true, "timing.refill");
+      }
+    }
+    auto bits_to_float = [](unsigned long long bits) {
+      float x;
+      const uint32_t b = static_cast<uint32_t>(bits);
+      std::memcpy(&x, &b, 4);
+      return double(x);
+    };
+    const gpu::DeviceCompareCounts& last = rc[ok ? 0 : 1];
+    verify::TrialSummary s{"timing.refill", ts.str(), ok, bits_to_float(last.max_err_bits),
+                           bits_to_float(last.worst_key >> 32), bits_to_float(last.lse_max_err_bits)};
+    std::string what;
+    if (!rp.inputs_unchanged(what, stream)) {
+      s.ok = false;
+      add(kind::kInputModified, verify::kStageTiming, what + ": a kernel must not write to its inputs",
+          "timing.refill", ts.str());
+    }
+    s.seconds = seconds_since(g_trial_start);
+    result.trials.push_back(s);
   }
 };
 
@@ -660,10 +739,15 @@ int run(int argc, char** argv) {
     return write_result();
   }
 
+  r.result.startup_seconds = seconds_since(g_start);
   try {
+    const Clock::time_point c0 = Clock::now();
     r.correctness();
+    r.result.correctness_seconds = seconds_since(c0);
     if (!r.rejected() && r.settings.timing) {
+      const Clock::time_point t0 = Clock::now();
       r.timing(prop);
+      r.result.timing_seconds = seconds_since(t0);
     }
   } catch (const gpu::CudaError& e) {
     // A CUDA error surfacing in our calls while the candidate's work is in flight is the
@@ -672,7 +756,8 @@ int run(int argc, char** argv) {
     r.add(error_kind(msg), g_trial == "timing" ? verify::kStageTiming : verify::kStageCorrectness,
           "CUDA error while running the candidate: " + msg, g_trial);
   }
-  std::cerr << "kg_verify_runner: done, " << r.result.findings.size() << " finding(s)\n";
+  std::cerr << "kg_verify_runner: done, " << r.result.findings.size() << " finding(s) [at " << std::fixed
+            << std::setprecision(3) << seconds_since(g_start) << " s]\n";
   return write_result();
 }
 

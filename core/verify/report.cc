@@ -111,7 +111,8 @@ void to_json(nlohmann::json& j, const TrialSummary& t) {
        {"ok", t.ok},
        {"max_abs_err", number(t.max_abs_err)},
        {"worst_ratio", number(t.worst_ratio)},
-       {"lse_max_abs_err", number(t.lse_max_abs_err)}};
+       {"lse_max_abs_err", number(t.lse_max_abs_err)},
+       {"seconds", number(t.seconds)}};
 }
 
 void from_json(const nlohmann::json& j, TrialSummary& t) {
@@ -121,6 +122,7 @@ void from_json(const nlohmann::json& j, TrialSummary& t) {
   get_number(j, "max_abs_err", t.max_abs_err);
   get_number(j, "worst_ratio", t.worst_ratio);
   get_number(j, "lse_max_abs_err", t.lse_max_abs_err);
+  get_number(j, "seconds", t.seconds);
 }
 
 void to_json(nlohmann::json& j, const TimingResult& t) {
@@ -187,6 +189,7 @@ void to_json(nlohmann::json& j, const SandboxFacts& s) {
        {"signal", s.signal},
        {"timed_out", s.timed_out},
        {"seconds", s.seconds},
+       {"startup_seconds", s.startup_seconds},
        {"stderr_tail", s.stderr_tail}};
 }
 

@@ -88,6 +88,7 @@ struct TrialSummary {
   double max_abs_err = 0;  // out, over every element
   double worst_ratio = 0;  // max over elements of error / allowed (< 1 passes)
   double lse_max_abs_err = 0;
+  double seconds = 0;  // wall time: inputs, reference, candidate, comparisons
 };
 
 struct TimingResult {
@@ -127,6 +128,7 @@ struct SandboxFacts {
   int signal = 0;
   bool timed_out = false;
   double seconds = 0;
+  double startup_seconds = 0;  // runner start to its first trial: CUDA initialisation, loading both objects
   std::string stderr_tail;  // last lines of the runner's stderr (progress, candidate prints)
 };
 

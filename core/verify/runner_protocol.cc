@@ -76,8 +76,15 @@ Expected<RunnerRequest, Failure> parse_request(const std::string& text) {
 }
 
 std::string result_to_json(const RunnerResult& r) {
-  nlohmann::json j = {{"protocol", r.protocol}, {"nonce", r.nonce},       {"device", r.device},
-                      {"trials", r.trials},     {"findings", r.findings}, {"timing", r.timing}};
+  nlohmann::json j = {{"protocol", r.protocol},
+                      {"nonce", r.nonce},
+                      {"device", r.device},
+                      {"trials", r.trials},
+                      {"findings", r.findings},
+                      {"timing", r.timing},
+                      {"startup_seconds", r.startup_seconds},
+                      {"correctness_seconds", r.correctness_seconds},
+                      {"timing_seconds", r.timing_seconds}};
   return j.dump(2) + "\n";
 }
 
@@ -109,6 +116,9 @@ Expected<RunnerResult, Failure> parse_result(const std::string& text, const std:
     if (j.contains("timing")) {
       r.timing = j["timing"].get<TimingResult>();
     }
+    get_if(j, "startup_seconds", r.startup_seconds);
+    get_if(j, "correctness_seconds", r.correctness_seconds);
+    get_if(j, "timing_seconds", r.timing_seconds);
     return r;
   } catch (const std::exception& e) {
     return fail(std::string("malformed result: ") + e.what());

@@ -61,6 +61,9 @@ struct RunnerResult {
   std::vector<TrialSummary> trials;
   std::vector<Finding> findings;
   TimingResult timing;
+  // Wall time of the runner's parts: start to the first trial (CUDA initialisation, loading both
+  // objects), the correctness trials, the timing stage.
+  double startup_seconds = 0, correctness_seconds = 0, timing_seconds = 0;
 };
 
 std::string request_to_json(const RunnerRequest& r);

@@ -45,7 +45,8 @@ TEST(RunnerProtocol, ResultRoundTripAndNonce) {
   RunnerResult r;
   r.nonce = "n1";
   r.device.name = "NVIDIA H100 80GB HBM3";
-  r.trials.push_back(TrialSummary{"ragged", "B=1", true, 0.01, 0.4, 1e-6});
+  r.trials.push_back(TrialSummary{"ragged", "B=1", true, 0.01, 0.4, 1e-6, 0.031});
+  r.startup_seconds = 0.4, r.correctness_seconds = 0.5, r.timing_seconds = 0.25;
   Finding f;
   f.kind = kind::kUnwrittenOutput;
   f.stage = kStageCorrectness;
@@ -57,6 +58,10 @@ TEST(RunnerProtocol, ResultRoundTripAndNonce) {
   EXPECT_EQ(back->device.name, r.device.name);
   ASSERT_EQ(back->trials.size(), 1u);
   EXPECT_EQ(back->trials[0].name, "ragged");
+  EXPECT_DOUBLE_EQ(back->trials[0].seconds, 0.031);
+  EXPECT_DOUBLE_EQ(back->startup_seconds, 0.4);
+  EXPECT_DOUBLE_EQ(back->correctness_seconds, 0.5);
+  EXPECT_DOUBLE_EQ(back->timing_seconds, 0.25);
   ASSERT_EQ(back->findings.size(), 1u);
   EXPECT_EQ(back->findings[0].kind, "unwritten_output");
   EXPECT_DOUBLE_EQ(back->timing.median_ms, 0.42);

@@ -277,6 +277,7 @@ Expected<VerifyReport, Failure> Verifier::verify(const spec::Spec& spec, const s
     r.device = res.device;
     r.trials = std::move(res.trials);
     r.timing = res.timing;
+    sb.startup_seconds = res.startup_seconds;
     for (Finding& f : res.findings) {
       r.findings.push_back(std::move(f));
     }
@@ -285,10 +286,12 @@ Expected<VerifyReport, Failure> Verifier::verify(const spec::Spec& spec, const s
   const bool run_ok = !rejects_in(r.findings, kStageRun);
   r.stages.push_back(stage(kStageRun, run_ok ? "pass" : "fail", run_s));
   const bool correct = !rejects_in(r.findings, kStageCorrectness);
-  r.stages.push_back(stage(kStageCorrectness, !run_ok ? "skipped" : correct ? "pass" : "fail"));
+  const double correctness_s = outcome->result ? outcome->result->correctness_seconds : 0;
+  const double timing_s = outcome->result ? outcome->result->timing_seconds : 0;
+  r.stages.push_back(stage(kStageCorrectness, !run_ok ? "skipped" : correct ? "pass" : "fail", correctness_s));
   const bool timed_ok = !rejects_in(r.findings, kStageTiming);
   r.stages.push_back(stage(kStageTiming,
-                           !timed_ok ? "fail" : (r.timing.measured ? "pass" : "skipped"), 0,
+                           !timed_ok ? "fail" : (r.timing.measured ? "pass" : "skipped"), timing_s,
                            r.timing.measured || !timed_ok ? "" : (run_ok && correct ? "not requested" : "earlier stage failed")));
   finish(r, t0);
   return r;

@@ -4,14 +4,24 @@
 // and the generated spec section (kg_element, kg_head_dim, KgModArgs, kg_score_mod, kg_mask_mod,
 // kg_fill_mod_args; here lowered with precise math: expf, logf, tanhf).
 //
-// Obviously correct before fast: one CTA per (query row i, head h, batch b), fp32 throughout.
-//   pass 1:  m = max_j s_j,   s_j = mask_mod(b,h,i,j) ? score_mod(q_i·k_j · scale, b,h,i,j) : -inf
-//   pass 2:  l = Σ_j e^(s_j - m),  o = Σ_j e^(s_j - m) v_j     (scores recomputed, kv in chunks)
-//   out_i = o / l (0 when l = 0),  lse_i = m + ln l (-inf when l = 0)
-// Any seqlen_kv: kv is walked in chunks of kRefThreads, nothing is sized by a sequence length.
+// Plain before fast: fp32 throughout, two passes, no online rescaling. One CTA takes kRefRows query
+// rows of one (batch, head) and walks the keys in chunks of kRefKeys staged in shared memory, so
+// every k and v row read from memory serves kRefRows queries.
+//   pass 1:  m_i = max_j s_ij,   s_ij = mask_mod(b,h,i,j) ? score_mod(q_i·k_j · scale, b,h,i,j) : -inf
+//   pass 2:  l_i = Σ_j e^(s_ij - m_i),  o_i = Σ_j e^(s_ij - m_i) v_j   (scores recomputed the same way)
+//   out_i = o_i / l_i (0 when l_i = 0),  lse_i = m_i + ln l_i (-inf when l_i = 0)
+// mask_mod and score_mod are only evaluated for i < seqlen_q and j < seqlen_kv. Any lengths: the
+// last row block and key chunk are partial, and nothing is sized by a sequence length.
 
 constexpr int kRefThreads = 128;
-constexpr int kRefDimsPerThread = (kg_head_dim + kRefThreads - 1) / kRefThreads;
+constexpr int kRefRows = kg_head_dim <= 128 ? 16 : 8;                   // query rows per CTA
+constexpr int kRefKeys = kg_head_dim <= 128 ? 64 : 32;                  // keys per chunk
+constexpr int kRefPitch = kg_head_dim + 1;                              // padded: no bank conflicts
+constexpr int kRefScoresPerThread = kRefRows * kRefKeys / kRefThreads;  // (row, key) pairs per chunk
+constexpr int kRefOutsPerThread = kRefRows * kg_head_dim / kRefThreads; // (row, d) outputs
+constexpr int kRefRowStep = kRefThreads / kRefKeys;                     // rows between a thread's pairs
+static_assert(kRefThreads % kRefKeys == 0 && kRefRows % kRefRowStep == 0, "score pairs tile the block");
+static_assert((kRefRows * kg_head_dim) % kRefThreads == 0 && kg_head_dim % 32 == 0, "outputs tile the block");
 
 struct KgRefParams {
   // Inputs and outputs (device pointers; see kernelgen/attention_abi.h).
@@ -44,82 +54,138 @@ __device__ __forceinline__ void kg_ref_store(T* p, float x) {
   }
 }
 
-// Block-wide max / sum over kRefThreads threads; every thread gets the result.
-__device__ float kg_ref_block_reduce(float x, bool is_max, float* scratch) {
-  for (int o = 16; o > 0; o >>= 1) {
-    const float y = __shfl_xor_sync(0xffffffffu, x, o);
-    x = is_max ? fmaxf(x, y) : x + y;
+struct KgRefShared {
+  float q[kRefRows][kRefPitch];
+  float kv[kRefKeys][kRefPitch];  // the chunk's k rows, then its v rows
+  float p[kRefRows][kRefKeys];    // the chunk's probabilities; also per-thread partials to reduce
+  float row_max[kRefRows];
+  float row_sum[kRefRows];
+};
+
+// Rows j0 .. j0 + kRefKeys - 1 of one (batch, kv head) of k or v into sm.kv as fp32; rows at or past
+// seqlen_kv are zero (their scores are -inf and never read).
+__device__ void kg_ref_load_chunk(KgRefShared& sm, const kg_element* head, long long token_stride, int j0,
+                                  int seqlen_kv) {
+  for (int e = threadIdx.x; e < kRefKeys * kg_head_dim; e += kRefThreads) {
+    const int jj = e / kg_head_dim, d = e % kg_head_dim;
+    const int j = j0 + jj;
+    sm.kv[jj][d] = j < seqlen_kv ? kg_ref_to_float(head[j * token_stride + d]) : 0.0f;
   }
-  const int warp = threadIdx.x / 32;
-  if ((threadIdx.x & 31) == 0) scratch[warp] = x;
-  __syncthreads();
-  float r = scratch[0];
-  for (int w = 1; w < kRefThreads / 32; ++w) r = is_max ? fmaxf(r, scratch[w]) : r + scratch[w];
-  __syncthreads();  // scratch is reused by the next reduction
-  return r;
 }
 
-// s_ij: the masked, modded score of query row i (in shared memory, fp32) against key j.
-__device__ float kg_ref_score(const KgRefParams& p, const float* q_row, const kg_element* k_head, int b, int h,
-                              int i, int j) {
-  if (!kg_mask_mod(b, h, i, j, p.mod)) return -INFINITY;
-  const kg_element* k_row = k_head + j * p.k_stride[2];
-  float dot = 0.0f;
-  for (int d = 0; d < kg_head_dim; ++d) dot = fmaf(q_row[d], kg_ref_to_float(k_row[d]), dot);
-  return kg_score_mod(dot * p.scale, b, h, i, j, p.mod);
+// This thread's scores of the chunk in sm.kv: key jj = tid % kRefKeys against rows
+// r_t = tid / kRefKeys + t * kRefRowStep. Each dot product runs over d in order with fmaf.
+__device__ void kg_ref_scores(const KgRefShared& sm, const KgRefParams& p, int b, int h, int i0, int j0,
+                              float (&s)[kRefScoresPerThread]) {
+  const int jj = threadIdx.x % kRefKeys;
+  float dot[kRefScoresPerThread];
+  for (int t = 0; t < kRefScoresPerThread; ++t) dot[t] = 0.0f;
+  for (int d = 0; d < kg_head_dim; ++d) {
+    const float kd = sm.kv[jj][d];
+    for (int t = 0; t < kRefScoresPerThread; ++t) {
+      dot[t] = fmaf(sm.q[threadIdx.x / kRefKeys + t * kRefRowStep][d], kd, dot[t]);
+    }
+  }
+  const int j = j0 + jj;
+  for (int t = 0; t < kRefScoresPerThread; ++t) {
+    const int i = i0 + threadIdx.x / kRefKeys + t * kRefRowStep;
+    s[t] = -INFINITY;
+    if (i < p.mod.seqlen_q && j < p.mod.seqlen_kv && kg_mask_mod(b, h, i, j, p.mod)) {
+      s[t] = kg_score_mod(dot[t] * p.scale, b, h, i, j, p.mod);
+    }
+  }
+}
+
+// Combines the per-thread partials of each row (this thread's t-th row gets part[t]) into out[row]:
+// their maximum (is_max) or their sum.
+__device__ void kg_ref_reduce_rows(KgRefShared& sm, const float (&part)[kRefScoresPerThread], bool is_max,
+                                   float* out) {
+  __syncthreads();  // sm.p may still be read by the chunk loop
+  for (int t = 0; t < kRefScoresPerThread; ++t) {
+    sm.p[threadIdx.x / kRefKeys + t * kRefRowStep][threadIdx.x % kRefKeys] = part[t];
+  }
+  __syncthreads();
+  if (threadIdx.x < kRefRows) {
+    float x = sm.p[threadIdx.x][0];
+    for (int jj = 1; jj < kRefKeys; ++jj) x = is_max ? fmaxf(x, sm.p[threadIdx.x][jj]) : x + sm.p[threadIdx.x][jj];
+    out[threadIdx.x] = x;
+  }
+  __syncthreads();
 }
 
 __global__ void __launch_bounds__(kRefThreads) kg_reference_kernel(const KgRefParams p) {
-  __shared__ float q_row[kg_head_dim];
-  __shared__ float p_chunk[kRefThreads];
-  __shared__ float scratch[kRefThreads / 32];
-  const int i = blockIdx.x;  // query row
+  __shared__ KgRefShared sm;
+  const int i0 = blockIdx.x * kRefRows;  // first query row
   const int h = blockIdx.y;
   const int b = blockIdx.z;
   const int tid = threadIdx.x;
+  const int seqlen_q = p.mod.seqlen_q;
   const int seqlen_kv = p.mod.seqlen_kv;
 
-  const kg_element* q_src = p.q + b * p.q_stride[0] + h * p.q_stride[1] + i * p.q_stride[2];
+  const kg_element* q_head = p.q + b * p.q_stride[0] + h * p.q_stride[1];
   const kg_element* k_head = p.k + b * p.k_stride[0] + (h / p.group) * p.k_stride[1];
   const kg_element* v_head = p.v + b * p.v_stride[0] + (h / p.group) * p.v_stride[1];
-  for (int d = tid; d < kg_head_dim; d += kRefThreads) q_row[d] = kg_ref_to_float(q_src[d]);
-  __syncthreads();
+  for (int e = tid; e < kRefRows * kg_head_dim; e += kRefThreads) {
+    const int r = e / kg_head_dim, d = e % kg_head_dim;
+    sm.q[r][d] = i0 + r < seqlen_q ? kg_ref_to_float(q_head[(i0 + r) * p.q_stride[2] + d]) : 0.0f;
+  }
 
-  // Pass 1: m = max_j s_ij.
-  float m = -INFINITY;
-  for (int j = tid; j < seqlen_kv; j += kRefThreads) m = fmaxf(m, kg_ref_score(p, q_row, k_head, b, h, i, j));
-  m = kg_ref_block_reduce(m, true, scratch);
-  const float base = m == -INFINITY ? 0.0f : m;  // fully masked row: every e^(s - base) is 0
-
-  // Pass 2: l and o, one chunk of kRefThreads keys at a time.
-  float o[kRefDimsPerThread];
-  for (int t = 0; t < kRefDimsPerThread; ++t) o[t] = 0.0f;
-  float l_part = 0.0f;
-  for (int j0 = 0; j0 < seqlen_kv; j0 += kRefThreads) {
-    const int j = j0 + tid;
-    const float pj = j < seqlen_kv ? expf(kg_ref_score(p, q_row, k_head, b, h, i, j) - base) : 0.0f;
-    p_chunk[tid] = pj;
-    l_part += pj;
+  // Pass 1: m_i = max_j s_ij.
+  float s[kRefScoresPerThread];
+  float part[kRefScoresPerThread];
+  for (int t = 0; t < kRefScoresPerThread; ++t) part[t] = -INFINITY;
+  for (int j0 = 0; j0 < seqlen_kv; j0 += kRefKeys) {
+    __syncthreads();  // the previous chunk is no longer read (and sm.q is complete)
+    kg_ref_load_chunk(sm, k_head, p.k_stride[2], j0, seqlen_kv);
     __syncthreads();
-    const int n = min(kRefThreads, seqlen_kv - j0);
-    for (int jj = 0; jj < n; ++jj) {
-      const kg_element* v_row = v_head + (j0 + jj) * p.v_stride[2];
-      for (int t = 0; t < kRefDimsPerThread; ++t) {
-        const int d = tid + t * kRefThreads;
-        if (d < kg_head_dim) o[t] = fmaf(p_chunk[jj], kg_ref_to_float(v_row[d]), o[t]);
-      }
-    }
-    __syncthreads();  // p_chunk is rewritten by the next chunk
+    kg_ref_scores(sm, p, b, h, i0, j0, s);
+    for (int t = 0; t < kRefScoresPerThread; ++t) part[t] = fmaxf(part[t], s[t]);
   }
-  const float l = kg_ref_block_reduce(l_part, false, scratch);
+  kg_ref_reduce_rows(sm, part, true, sm.row_max);
+  float base[kRefScoresPerThread];  // fully masked row: every e^(s - base) is 0
+  for (int t = 0; t < kRefScoresPerThread; ++t) {
+    const float m = sm.row_max[tid / kRefKeys + t * kRefRowStep];
+    base[t] = m == -INFINITY ? 0.0f : m;
+  }
 
-  kg_element* out_row = p.out + b * p.out_stride[0] + h * p.out_stride[1] + i * p.out_stride[2];
-  for (int t = 0; t < kRefDimsPerThread; ++t) {
-    const int d = tid + t * kRefThreads;
-    if (d < kg_head_dim) kg_ref_store(&out_row[d], l > 0.0f ? o[t] / l : 0.0f);
+  // Pass 2: l_i and o_i, chunk by chunk. This thread owns outputs (r_u, d_u), u < kRefOutsPerThread.
+  float o[kRefOutsPerThread];
+  for (int u = 0; u < kRefOutsPerThread; ++u) o[u] = 0.0f;
+  for (int t = 0; t < kRefScoresPerThread; ++t) part[t] = 0.0f;
+  for (int j0 = 0; j0 < seqlen_kv; j0 += kRefKeys) {
+    __syncthreads();  // sm.kv and sm.p of the previous chunk are no longer read
+    kg_ref_load_chunk(sm, k_head, p.k_stride[2], j0, seqlen_kv);
+    __syncthreads();
+    kg_ref_scores(sm, p, b, h, i0, j0, s);
+    for (int t = 0; t < kRefScoresPerThread; ++t) {
+      const float pj = expf(s[t] - base[t]);
+      sm.p[tid / kRefKeys + t * kRefRowStep][tid % kRefKeys] = pj;
+      part[t] += pj;
+    }
+    __syncthreads();  // every score of the chunk is in sm.p; the k rows are no longer read
+    kg_ref_load_chunk(sm, v_head, p.v_stride[2], j0, seqlen_kv);
+    __syncthreads();
+    const int n = min(kRefKeys, seqlen_kv - j0);
+    for (int u = 0; u < kRefOutsPerThread; ++u) {
+      const int e = tid + u * kRefThreads;
+      const int r = e / kg_head_dim, d = e % kg_head_dim;
+      for (int jj = 0; jj < n; ++jj) o[u] = fmaf(sm.p[r][jj], sm.kv[jj][d], o[u]);
+    }
   }
-  if (p.lse != nullptr && tid == 0) {
-    const long long row = (static_cast<long long>(b) * p.mod.heads_q + h) * p.mod.seqlen_q + i;
+  kg_ref_reduce_rows(sm, part, false, sm.row_sum);
+
+  for (int u = 0; u < kRefOutsPerThread; ++u) {
+    const int e = tid + u * kRefThreads;
+    const int r = e / kg_head_dim, d = e % kg_head_dim;
+    if (i0 + r < seqlen_q) {
+      const float l = sm.row_sum[r];
+      kg_element* out_row = p.out + b * p.out_stride[0] + h * p.out_stride[1] + (i0 + r) * p.out_stride[2];
+      kg_ref_store(&out_row[d], l > 0.0f ? o[u] / l : 0.0f);
+    }
+  }
+  if (p.lse != nullptr && tid < kRefRows && i0 + tid < seqlen_q) {
+    const float m = sm.row_max[tid], l = sm.row_sum[tid];
+    const long long row = (static_cast<long long>(b) * p.mod.heads_q + h) * seqlen_q + i0 + tid;
     p.lse[row] = l > 0.0f ? m + logf(l) : -INFINITY;
   }
 }
@@ -143,7 +209,7 @@ inline cudaError_t kg_reference_fwd(const KgAttentionArgs* args, cudaStream_t st
   }
   p.group = args->heads_q / args->heads_kv;
   p.scale = args->softmax_scale;
-  const dim3 grid(args->seqlen_q, args->heads_q, args->batch);
+  const dim3 grid((args->seqlen_q + kRefRows - 1) / kRefRows, args->heads_q, args->batch);
   kg_reference_kernel<<<grid, kRefThreads, 0, stream>>>(p);
   return cudaGetLastError();
 }
