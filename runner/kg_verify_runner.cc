@@ -72,17 +72,28 @@ std::string g_trial;  // the trial running now (for messages about CUDA errors)
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// A progress line within a trial ("kg_verify_runner: timing: references done [at 1.234 s]").
-void mark(const std::string& what) {
-  std::cerr << "kg_verify_runner: " << g_trial << ": " << what << " [at " << std::fixed << std::setprecision(3)
-            << seconds_since(g_start) << " s]" << std::defaultfloat << std::endl;
+// " [at 1.234 s]": seconds since the runner started, closing every progress line.
+std::string at_now() {
+  std::ostringstream os;
+  os << " [at " << std::fixed << std::setprecision(3) << seconds_since(g_start) << " s]";
+  return os.str();
 }
+
+// A progress line within a trial ("kg_verify_runner: timing: references done [at 1.234 s]").
+void mark(const std::string& what) { std::cerr << "kg_verify_runner: " << g_trial << ": " << what << at_now() << std::endl; }
 
 void announce(const std::string& trial, const std::string& shape) {
   g_trial = trial;
   g_trial_start = Clock::now();
-  std::cerr << "kg_verify_runner: trial " << trial << ": " << shape << " [at " << std::fixed << std::setprecision(3)
-            << seconds_since(g_start) << " s]" << std::defaultfloat << std::endl;
+  std::cerr << "kg_verify_runner: trial " << trial << ": " << shape << at_now() << std::endl;
+}
+
+// The float whose bits are the low 32 bits of `bits` (the device comparison's packed values).
+float float_from_bits(unsigned long long bits) {
+  const uint32_t b = static_cast<uint32_t>(bits);
+  float x;
+  std::memcpy(&x, &b, 4);
+  return x;
 }
 
 struct NamedShape {
@@ -376,9 +387,7 @@ struct Runner {
       cr.lse_bad = c.lse_bad, cr.lse_clobbered = c.lse_clobbered;
       const int D = p.head_dim, S = p.shape.seqlen_q, H = p.shape.heads_q;
       const uint64_t idx = c.worst_key & 0xFFFFFFFFu;
-      float ratio;
-      const uint32_t rbits = static_cast<uint32_t>(c.worst_key >> 32);
-      std::memcpy(&ratio, &rbits, 4);
+      const float ratio = float_from_bits(c.worst_key >> 32);
       cr.worst_b = static_cast<int>(idx / (uint64_t(H) * S * D));
       cr.worst_h = static_cast<int>(idx / (uint64_t(S) * D) % H);
       cr.worst_i = static_cast<int>(idx / D % S);
@@ -599,15 +608,9 @@ struct Runner {
         timed_counts_ok(rc, 1, 1, rp, "refill", true, "timing.refill");
       }
     }
-    auto bits_to_float = [](unsigned long long bits) {
-      float x;
-      const uint32_t b = static_cast<uint32_t>(bits);
-      std::memcpy(&x, &b, 4);
-      return double(x);
-    };
     const gpu::DeviceCompareCounts& last = rc[ok ? 0 : 1];
-    verify::TrialSummary s{"timing.refill", ts.str(), ok, bits_to_float(last.max_err_bits),
-                           bits_to_float(last.worst_key >> 32), bits_to_float(last.lse_max_err_bits)};
+    verify::TrialSummary s{"timing.refill", ts.str(), ok, float_from_bits(last.max_err_bits),
+                           float_from_bits(last.worst_key >> 32), float_from_bits(last.lse_max_err_bits)};
     std::string what;
     if (!rp.inputs_unchanged(what, stream)) {
       s.ok = false;
@@ -756,8 +759,7 @@ int run(int argc, char** argv) {
     r.add(error_kind(msg), g_trial == "timing" ? verify::kStageTiming : verify::kStageCorrectness,
           "CUDA error while running the candidate: " + msg, g_trial);
   }
-  std::cerr << "kg_verify_runner: done, " << r.result.findings.size() << " finding(s) [at " << std::fixed
-            << std::setprecision(3) << seconds_since(g_start) << " s]\n";
+  std::cerr << "kg_verify_runner: done, " << r.result.findings.size() << " finding(s)" << at_now() << "\n";
   return write_result();
 }
 
