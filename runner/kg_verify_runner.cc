@@ -756,7 +756,7 @@ int run(int argc, char** argv) {
     // A CUDA error surfacing in our calls while the candidate's work is in flight is the
     // candidate's: faults inside its kernels are reported at the next synchronization.
     const std::string msg = e.what();
-    r.add(error_kind(msg), g_trial == "timing" ? verify::kStageTiming : verify::kStageCorrectness,
+    r.add(error_kind(msg), g_trial.rfind("timing", 0) == 0 ? verify::kStageTiming : verify::kStageCorrectness,
           "CUDA error while running the candidate: " + msg, g_trial);
   }
   std::cerr << "kg_verify_runner: done, " << r.result.findings.size() << " finding(s)" << at_now() << "\n";
