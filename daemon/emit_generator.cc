@@ -5,13 +5,18 @@
 #include <cstdlib>
 
 #include "emit/emit.h"
+#include "generate/template_generator.h"
+#include "storage/local_storage.h"
 #include "util/log.h"
 #include "verify/emit_gate.h"
 
 namespace kg::daemon {
 
-EmitGenerator::EmitGenerator(std::string cache_dir, cache::LocalCache::Options options)
-    : m_cache_dir(std::move(cache_dir)), m_options(std::move(options)) {}
+EmitGenerator::EmitGenerator(std::string cache_dir, cache::LocalCache::Options options,
+                             std::shared_ptr<generate::Generator> generator)
+    : m_cache_dir(std::move(cache_dir)),
+      m_options(std::move(options)),
+      m_generator(generator ? std::move(generator) : std::make_shared<generate::TemplateGenerator>()) {}
 
 Expected<cache::LocalCache*, Failure> EmitGenerator::cache() {
   std::lock_guard lock(m_mutex);
@@ -65,7 +70,8 @@ Expected<Generator::Done, Failure> EmitGenerator::lookup(const JobRequest& reque
   req.spec = request.spec.get();
   req.arch = request.arch;
   req.generate = false;
-  auto r = emit::emit_kernel(**c, req);
+  storage::LocalStorage storage(**c);
+  auto r = emit::emit_kernel(storage, *m_generator, req);
   if (!r) {
     return unexpected(r.error());
   }
@@ -90,7 +96,8 @@ Expected<Generator::Done, Failure> EmitGenerator::generate(const JobRequest& req
       return verify(spec, source);
     };
   }
-  auto r = emit::emit_kernel(**c, req);
+  storage::LocalStorage storage(**c);
+  auto r = emit::emit_kernel(storage, *m_generator, req);
   if (!r) {
     return unexpected(r.error());
   }

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "cache/local_cache.h"
+#include "generate/generator.h"
 #include "jobs.h"
 
 namespace kg::daemon {
@@ -18,7 +19,9 @@ class EmitGenerator : public Generator {
  public:
   // `cache_dir` is opened (created) on first use, and again on every request while it cannot be
   // opened, so a daemon started before the directory was fixed recovers without a restart.
-  explicit EmitGenerator(std::string cache_dir, cache::LocalCache::Options options = {});
+  // `generator` makes kernels on a miss (default: the template generator).
+  explicit EmitGenerator(std::string cache_dir, cache::LocalCache::Options options = {},
+                         std::shared_ptr<generate::Generator> generator = nullptr);
 
   Expected<Done, Failure> lookup(const JobRequest& request) override;
   // Verification is verify::emit_verifier (issue 3) run under gpus.device(0).
@@ -37,6 +40,7 @@ class EmitGenerator : public Generator {
 
   const std::string m_cache_dir;
   const cache::LocalCache::Options m_options;
+  const std::shared_ptr<generate::Generator> m_generator;
   std::mutex m_mutex;
   std::optional<cache::LocalCache> m_cache;
   dev_t m_data_dev = 0;  // identity of <cache_dir>/data.mdb when the cache was opened

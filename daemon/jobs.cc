@@ -122,7 +122,7 @@ void JobRunner::run(std::shared_ptr<Job> job, JobRequest request) {
     result.outcome = done->cache_hit ? Outcome::CacheHit : Outcome::Generated;
     result.verification = done->verification;
     KG_LOG_INFO("job " << job->key() << ": " << (done->cache_hit ? "found in the cache" : "stored") << " ("
-                       << done->verification << ")");
+                       << cache::verification_name(done->verification) << ")");
   } else {
     result.error = done.error().message;
     KG_LOG_ERROR("job " << job->key() << " (" << job->name() << ") failed: " << result.error);

@@ -47,7 +47,7 @@ class Generator {
  public:
   struct Done {
     bool cache_hit = false;    // found in the cache (by lookup, or by generate's own re-check)
-    std::string verification;  // the stored record's state
+    cache::Verification verification = cache::Verification::Unverified;  // the stored record's state
   };
   virtual ~Generator() = default;
   // A complete cache entry for the key? Errors: NotFound (a miss), Error (the cache cannot be

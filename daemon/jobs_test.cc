@@ -24,7 +24,7 @@ class FakeGenerator : public Generator {
     const std::string& key = request.key;
     std::lock_guard lock(m_mutex);
     if (m_stored.count(key) != 0) {
-      return Done{true, "unverified"};
+      return Done{true, cache::Verification::Unverified};
     }
     return fail("miss", Failure::Kind::NotFound);
   }
@@ -44,7 +44,7 @@ class FakeGenerator : public Generator {
     }
     const bool hit = m_stored.count(key) != 0;
     m_stored.insert(key);
-    return Done{hit, "unverified"};
+    return Done{hit, cache::Verification::Unverified};
   }
 
   int calls(const std::string& key) {

@@ -58,7 +58,7 @@ using gpu::Problem;
 using gpu::Shape;
 using gpu::Tolerance;
 using verify::Finding;
-namespace kind = verify::kind;
+using verify::FindingKind;
 
 // The FLOP floor counts only kFloorSafety of the estimated unmasked pairs: the kept fraction is
 // estimated from sampled rows, and this keeps the floor a lower bound for any mask whose sampled
@@ -153,10 +153,10 @@ struct Runner {
     return std::any_of(result.findings.begin(), result.findings.end(), [](const Finding& f) { return !f.warning; });
   }
 
-  void add(const char* kind_name, const char* stage, std::string message, const std::string& trial = "",
+  void add(FindingKind kind, const char* stage, std::string message, const std::string& trial = "",
            const std::string& shape = "", bool warning = false) {
     Finding f;
-    f.kind = kind_name;
+    f.kind = kind;
     f.stage = stage;
     f.message = std::move(message);
     f.trial = trial;
@@ -186,7 +186,7 @@ struct Runner {
     const cudaError_t e = candidate(&a, stream);
     if (e != cudaSuccess) {
       (void)cudaGetLastError();
-      add(kind::kRejectedValidArgs, stage,
+      add(FindingKind::RejectedValidArgs, stage,
           std::string("the entry point returned ") + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) +
               ") for valid arguments",
           trial, p.shape.str());
@@ -205,28 +205,28 @@ struct Runner {
     f.shape = p.shape.str();
     std::string hint;
     if (r.clobbered || r.lse_clobbered) {
-      f.kind = kind::kOutOfBoundsWrite;
+      f.kind = FindingKind::OutOfBoundsWrite;
       hint = "the kernel wrote outside out/lse (guard zones or padding between rows/heads changed)";
     } else if (r.unwritten) {
-      f.kind = kind::kUnwrittenOutput;
+      f.kind = FindingKind::UnwrittenOutput;
       hint = std::to_string(r.unwritten) + " output elements still hold the NaN poison written before the run: "
              "the kernel did not write them (or wrote them on another stream, after returning)";
     } else if (r.nonfinite) {
-      f.kind = kind::kNonfiniteOutput;
+      f.kind = FindingKind::NonfiniteOutput;
       hint = std::to_string(r.nonfinite) + " output elements are NaN/Inf where the reference is finite "
              "(overflow: e.g. exp of unshifted scores)";
     } else if (r.bad) {
-      f.kind = kind::kWrongOutput;
+      f.kind = FindingKind::WrongOutput;
       hint = std::to_string(r.bad) + " output elements differ from the reference beyond tolerance (abs " +
              std::to_string(tol.abs) + " + rel " + std::to_string(tol.rel) + ")";
     } else {
-      f.kind = kind::kWrongLse;
+      f.kind = FindingKind::WrongLse;
       hint = std::to_string(r.lse_bad) + " LSE values differ from the reference (tolerance abs " +
              std::to_string(tol.lse_abs) + " + rel " + std::to_string(tol.lse_rel) + "; -inf exactly where the "
              "reference has -inf)";
     }
     f.message = hint + "\n" + r.detail + (p.describe_params().empty() ? "" : "    params: " + p.describe_params() + "\n");
-    if (f.kind == kind::kWrongLse && r.lse_worst_b >= 0) {
+    if (f.kind == FindingKind::WrongLse && r.lse_worst_b >= 0) {
       f.worst = verify::WorstElement{"lse", r.lse_worst_b, r.lse_worst_h, r.lse_worst_i, -1, r.lse_worst_got,
                                      r.lse_worst_want, std::fabs(r.lse_worst_got - r.lse_worst_want),
                                      r.lse_worst_allowed};
@@ -249,7 +249,7 @@ struct Runner {
       got.download(stream);
       const CompareReport late = gpu::compare(p, got, want, tol, "reference");
       if (late.ok) {
-        add(kind::kWrongStream, verify::kStageCorrectness,
+        add(FindingKind::WrongStream, verify::kStageCorrectness,
             "the output was incomplete when the stream passed to the entry point finished, and complete after a "
             "device-wide synchronization: the kernel ran on another stream (its own, the legacy default stream "
             "or the per-thread stream) and returned early. Enqueue all work on `stream`.",
@@ -261,7 +261,7 @@ struct Runner {
     std::string what;
     if (!p.inputs_unchanged(what, stream)) {
       t.ok = false;
-      add(kind::kInputModified, verify::kStageCorrectness, what + ": a kernel must not write to its inputs", trial,
+      add(FindingKind::InputModified, verify::kStageCorrectness, what + ": a kernel must not write to its inputs", trial,
           p.shape.str());
     }
     result.trials.push_back(t);
@@ -285,7 +285,7 @@ struct Runner {
       if (ns.name == "ragged") {  // a second run on the same inputs must give the same bits
         Outputs again(p);
         if (run_candidate(p, again, ns.name, verify::kStageCorrectness) && !gpu::identical(got, again)) {
-          add(kind::kNondeterministic, verify::kStageCorrectness,
+          add(FindingKind::Nondeterministic, verify::kStageCorrectness,
               "two runs on the same inputs gave different bits (a race, an uninitialised read, or atomics in "
               "a varying order)",
               ns.name, ns.shape.str(), /*warning=*/true);
@@ -455,7 +455,7 @@ struct Runner {
       const cudaError_t e = candidate(&args[set], stream);
       if (e != cudaSuccess) {
         (void)cudaGetLastError();
-        add(kind::kRejectedValidArgs, verify::kStageTiming,
+        add(FindingKind::RejectedValidArgs, verify::kStageTiming,
             std::string("the entry point returned ") + cudaGetErrorName(e) + " for valid arguments", "timing",
             ts.str());
         return false;
@@ -548,7 +548,7 @@ struct Runner {
     const bool event_ok = timed_counts_ok(c, warmup, runs, *problems[0], "event-timed", false);
     const bool host_ok = timed_counts_ok(c, size_t(warmup) + runs, runs, *problems[0], "host-timed", false);
     if ((!warm_ok || !event_ok) && host_ok) {
-      add(kind::kWrongStream, verify::kStageTiming,
+      add(FindingKind::WrongStream, verify::kStageTiming,
           "timed runs left the output incomplete when the given stream finished, but complete after a device-wide "
           "synchronization: the kernel ran on another stream and returned early",
           "timing", ts.str());
@@ -564,7 +564,7 @@ struct Runner {
       os << "median " << t.median_ms << " ms is under the physical floor " << t.floor_ms << " ms (bytes "
          << t.bytes / 1e6 << " MB at " << st.peak_tbps << " TB/s; " << kFloorSafety << " x " << t.flops / 1e9
          << " GFLOP at " << st.peak_tflops << " TFLOP/s): the kernel skips work or the timing misses it";
-      add(kind::kBelowPhysicalFloor, verify::kStageTiming, os.str(), "timing", ts.str());
+      add(FindingKind::BelowPhysicalFloor, verify::kStageTiming, os.str(), "timing", ts.str());
     }
     // Host time covers launch and synchronization latency (tens of microseconds) on top of the kernel.
     if (t.host_median_ms > 2 * t.median_ms + 0.05 || t.median_ms > 1.25 * t.host_median_ms + 0.02) {
@@ -573,7 +573,7 @@ struct Runner {
       m << "CUDA events on the given stream measured " << t.median_ms << " ms per run, the host clock around a "
         << "device-wide synchronization " << t.host_median_ms << " ms: the work is not where the events are "
         << "(another stream?)";
-      add(kind::kTimingMismatch, verify::kStageTiming, m.str(), "timing", ts.str());
+      add(FindingKind::TimingMismatch, verify::kStageTiming, m.str(), "timing", ts.str());
     }
 
     // The timed shape once more, in the same buffers with new contents: a kernel that memoises
@@ -600,7 +600,7 @@ struct Runner {
       KG_CUDA(cudaStreamSynchronize(stream));
       KG_CUDA(cudaMemcpy(&rc[1], counts + slots + 1, sizeof(gpu::DeviceCompareCounts), cudaMemcpyDeviceToHost));
       if (timed_counts_ok(rc, 1, 1, rp, "refill", false)) {
-        add(kind::kWrongStream, verify::kStageTiming,
+        add(FindingKind::WrongStream, verify::kStageTiming,
             "the output was incomplete when the stream passed to the entry point finished, and complete after a "
             "device-wide synchronization: the kernel ran on another stream and returned early",
             "timing.refill", ts.str());
@@ -614,7 +614,7 @@ struct Runner {
     std::string what;
     if (!rp.inputs_unchanged(what, stream)) {
       s.ok = false;
-      add(kind::kInputModified, verify::kStageTiming, what + ": a kernel must not write to its inputs",
+      add(FindingKind::InputModified, verify::kStageTiming, what + ": a kernel must not write to its inputs",
           "timing.refill", ts.str());
     }
     s.seconds = seconds_since(g_trial_start);
@@ -638,14 +638,14 @@ bool have_device() {
   return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
 }
 
-const char* error_kind(const std::string& message) {
+FindingKind error_kind(const std::string& message) {
   for (const char* e : {"cudaErrorIllegalAddress", "cudaErrorMisalignedAddress", "cudaErrorInvalidAddressSpace",
                         "cudaErrorInvalidPc", "cudaErrorHardwareStackError"}) {
     if (message.find(e) != std::string::npos) {
-      return kind::kIllegalAddress;
+      return FindingKind::IllegalAddress;
     }
   }
-  return kind::kCudaError;
+  return FindingKind::CudaError;
 }
 
 int usage(const std::string& msg) {
@@ -733,12 +733,12 @@ int run(int argc, char** argv) {
   announce("load", req->candidate_library);
   void* lib = dlopen(req->candidate_library.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (lib == nullptr) {
-    r.add(kind::kLoadError, verify::kStageRun, std::string("dlopen failed: ") + dlerror());
+    r.add(FindingKind::LoadError, verify::kStageRun, std::string("dlopen failed: ") + dlerror());
     return write_result();
   }
   r.candidate = reinterpret_cast<ForwardFn>(dlsym(lib, req->candidate_symbol.c_str()));
   if (r.candidate == nullptr) {
-    r.add(kind::kMissingEntry, verify::kStageRun, "the shared object does not export " + req->candidate_symbol);
+    r.add(FindingKind::MissingEntry, verify::kStageRun, "the shared object does not export " + req->candidate_symbol);
     return write_result();
   }
 

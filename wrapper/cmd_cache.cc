@@ -90,7 +90,7 @@ int run_cache(const GlobalOptions& global, const CacheOptions& opts) {
       std::cout << arr.dump(2) << "\n";
     } else {
       for (const cache::AcRecord& r : *all) {
-        std::cout << r.key << "  " << r.name << "  " << r.arch << "  " << r.generator << "  " << r.verification
+        std::cout << r.key << "  " << r.name << "  " << r.arch << "  " << r.generator << "  " << cache::verification_name(r.verification)
                   << "\n";
       }
     }

@@ -5,8 +5,10 @@
 #include "commands.h"
 #include "emit_client.h"
 #include "emit/emit.h"
+#include "generate/template_generator.h"
 #include "spec/key.h"
 #include "spec/spec.h"
+#include "storage/local_storage.h"
 #include "util/file.h"
 #include "util/log.h"
 #include "verify/emit_gate.h"
@@ -38,6 +40,12 @@ int run_emit(const GlobalOptions& global, const EmitOptions& opts) {
                                    "configure time: re-run cmake)");
     return kExitFailure;
   }
+  // Refused at the door, before the cache or the daemon is asked: a target no generator can make.
+  generate::TemplateGenerator generator;
+  if (auto ok = generator.check(*spec, *arch); !ok) {
+    KG_LOG_ERROR(opts.spec_file << ": --arch " << *arch << ": " << ok.error().message);
+    return kExitUsage;
+  }
 
   if (!in_process_generation(opts)) {
     return emit_with_daemon(global, opts, *spec, *arch);
@@ -64,13 +72,14 @@ int run_emit(const GlobalOptions& global, const EmitOptions& opts) {
     }
     req.verify = verify::emit_verifier(*yaml, opts.spec_file, *arch);
   }
-  auto result = emit::emit_kernel(*cache, req);
+  storage::LocalStorage storage(*cache);
+  auto result = emit::emit_kernel(storage, generator, req);
   if (!result) {
     KG_LOG_ERROR(opts.spec_file << ": " << result.error().message << kMoreDetail);
     return kExitFailure;
   }
   KG_LOG_INFO(spec->name << ": " << (result->cache_hit ? "cache hit" : "generated") << ", key " << result->key
-                         << ", " << result->verification << ", " << result->written.size() << " of "
+                         << ", " << cache::verification_name(result->verification) << ", " << result->written.size() << " of "
                          << result->outputs.size() << " files written");
   return kExitOk;
 }

@@ -2,7 +2,7 @@
 #include <iostream>
 
 #include "commands.h"
-#include "emit/emit.h"
+#include "generate/template_generator.h"
 #include "spec/key.h"
 #include "spec/spec.h"
 #include "util/file.h"
@@ -39,7 +39,13 @@ int run_verify(const GlobalOptions& /*global*/, const VerifyOptions& opts) {
   }
   std::string source;
   if (opts.use_template) {
-    source = emit::generate_template(*spec, spec::spec_key(*spec, *arch), *arch).source;
+    generate::TemplateGenerator generator;
+    auto made = generator.generate(generate::Request{&*spec, spec::spec_key(*spec, *arch), *arch});
+    if (!made) {
+      KG_LOG_ERROR(opts.spec_file << ": " << made.error().message);
+      return kExitFailure;
+    }
+    source = std::move(made->source);
   } else {
     auto text = read_file(opts.kernel_file);
     if (!text) {
@@ -76,7 +82,7 @@ int run_verify(const GlobalOptions& /*global*/, const VerifyOptions& opts) {
     }
     last = std::move(*report);
     if (opts.repeat > 1) {
-      std::cerr << "kernelgen verify: " << n << "/" << opts.repeat << ": " << last.verdict << " ("
+      std::cerr << "kernelgen verify: " << n << "/" << opts.repeat << ": " << verify::verdict_name(last.verdict) << " ("
                 << last.total_seconds << " s, seed " << last.seed << ")";
       if (last.timing.measured) {
         std::cerr << ", " << last.timing.median_ms << " ms, " << last.timing.tflops << " TFLOP/s";
@@ -90,7 +96,7 @@ int run_verify(const GlobalOptions& /*global*/, const VerifyOptions& opts) {
         return kExitFailure;
       }
     }
-    if (last.verdict != "pass") {
+    if (!last.passed()) {
       break;
     }
     ++passed;
@@ -103,10 +109,10 @@ int run_verify(const GlobalOptions& /*global*/, const VerifyOptions& opts) {
       std::cout << passed << " of " << opts.repeat << " consecutive verifications passed\n";
     }
   }
-  if (last.verdict == "pass") {
+  if (last.passed()) {
     return kExitOk;
   }
-  if (last.verdict == "incomplete") {
+  if (last.verdict == verify::Verdict::Incomplete) {
     return opts.no_run ? kExitOk : kExitNoGpu;
   }
   return kExitFailure;

@@ -7,6 +7,8 @@
 #include "cache/local_cache.h"
 #include "daemon_client.h"
 #include "emit/emit.h"
+#include "generate/template_generator.h"
+#include "storage/local_storage.h"
 #include "progress.h"
 #include "util/file.h"
 #include "util/log.h"
@@ -42,11 +44,13 @@ Expected<emit::EmitResult, Failure> from_cache(const std::string& dir, const Emi
   req.reference = opts.reference;
   req.touch = opts.touch;
   req.generate = false;
-  return emit::emit_kernel(*cache, req);
+  storage::LocalStorage storage(*cache);
+  generate::TemplateGenerator generator;  // not asked: a miss returns NotFound
+  return emit::emit_kernel(storage, generator, req);
 }
 
 void report(const spec::Spec& spec, const emit::EmitResult& r, const char* how) {
-  KG_LOG_INFO(spec.name << ": " << how << ", key " << r.key << ", " << r.verification << ", "
+  KG_LOG_INFO(spec.name << ": " << how << ", key " << r.key << ", " << cache::verification_name(r.verification) << ", "
                         << r.written.size() << " of " << r.outputs.size() << " files written");
 }
 

@@ -375,7 +375,11 @@ Expected<AcRecord, Failure> parse_record(const std::string& key, std::string_vie
     r.header_digest = j.at("header_digest").get<std::string>();
     r.report_digest = j.at("report_digest").get<std::string>();
     r.canonical_digest = j.at("canonical_digest").get<std::string>();
-    r.verification = j.at("verification").get<std::string>();
+    const auto verification = parse_verification(j.at("verification").get<std::string>());
+    if (!verification) {
+      return fail("unknown verification state " + j.at("verification").dump());
+    }
+    r.verification = *verification;
     r.created_unix = j.at("created_unix").get<int64_t>();
     r.last_access_unix = j.at("last_access_unix").get<int64_t>();
     if (r.key != key) {
@@ -774,7 +778,7 @@ nlohmann::json record_json(const AcRecord& r) {
       {"header_digest", r.header_digest},
       {"report_digest", r.report_digest},
       {"canonical_digest", r.canonical_digest},
-      {"verification", r.verification},
+      {"verification", verification_name(r.verification)},
       {"created_unix", r.created_unix},
       {"last_access_unix", r.last_access_unix},
   };

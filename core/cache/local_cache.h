@@ -34,27 +34,10 @@
 #include <string>
 #include <vector>
 
+#include "cache/record.h"
 #include "util/expected.h"
 
 namespace kg::cache {
-
-// What a key resolved to. Serialised as JSON in `ac`, with a "format" field
-// (= kCacheFormatVersion) beside these.
-struct AcRecord {
-  std::string key;               // 32 hex
-  std::string name;              // spec name
-  std::string arch;              // e.g. sm_90a
-  std::string generator;         // kGeneratorVersion, or "llm:<model>" later
-  std::string source_digest;     // <name>.cu
-  std::string header_digest;     // <name>.h
-  std::string report_digest;     // verifier report JSON; empty when unverified
-  std::string canonical_digest;  // canonical spec text (also stored in cas)
-  std::string verification;      // "unverified" | "verified" | "failed"
-  int64_t created_unix = 0;      // informational; never emitted into build outputs
-  int64_t last_access_unix = 0;  // updated by touch(), at most once per kTouchIntervalSeconds
-
-  bool operator==(const AcRecord&) const = default;
-};
 
 struct Stats {
   uint64_t ac_entries = 0;

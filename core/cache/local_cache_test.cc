@@ -93,7 +93,7 @@ std::string header_of(int i) { return "#pragma once // " + std::to_string(i) + "
 std::string key_of(int i) { return xxh3_128_hex("key-" + std::to_string(i)); }
 
 // Stores the blobs and the record for item `i`; returns the record.
-AcRecord put_item(LocalCache& cache, int i, const std::string& verification = "verified") {
+AcRecord put_item(LocalCache& cache, int i, Verification verification = Verification::Verified) {
   AcRecord r;
   r.key = key_of(i);
   r.name = "kernel_" + std::to_string(i);
@@ -173,12 +173,12 @@ TEST(Cache, RecordAndBlobRoundTrip) {
   EXPECT_EQ(*rec, r);
 
   // Overwrite.
-  r.verification = "failed";
+  r.verification = Verification::Failed;
   r.report_digest = *digest;
   ASSERT_TRUE(cache->put_record(r));
   rec = cache->get_record(r.key);
   ASSERT_TRUE(rec);
-  EXPECT_EQ(rec->verification, "failed");
+  EXPECT_EQ(rec->verification, Verification::Failed);
   EXPECT_EQ(rec->report_digest, *digest);
 
   // Misses.
@@ -366,7 +366,7 @@ TEST(Cache, CorruptRecordIsEvicted) {
   raw_put(tmp.path(), "ac", wrong_key,
           R"({"format":1,"key":")" + good.key +
               R"(","name":"x","arch":"","generator":"","source_digest":"",)"
-              R"("header_digest":"","report_digest":"","canonical_digest":"","verification":"",)"
+              R"("header_digest":"","report_digest":"","canonical_digest":"","verification":"unverified",)"
               R"("created_unix":0,"last_access_unix":0})");
 
   std::vector<std::string> warnings;

@@ -66,6 +66,17 @@ Expected<Outcome, std::string> parse_outcome(const std::string& s) {
   return unexpected("unknown outcome '" + s + "'");
 }
 
+// "" (a failed result) reads as Unverified.
+Expected<cache::Verification, std::string> parse_verification_field(const std::string& s) {
+  if (s.empty()) {
+    return cache::Verification::Unverified;
+  }
+  if (auto v = cache::parse_verification(s)) {
+    return *v;
+  }
+  return unexpected("unknown verification state '" + s + "'");
+}
+
 Expected<ErrorCode, std::string> parse_error_code(const std::string& s) {
   for (ErrorCode c :
        {ErrorCode::FrameEmpty, ErrorCode::FrameTooLarge, ErrorCode::BadJson, ErrorCode::BadRequest,
@@ -120,7 +131,9 @@ Expected<Response, std::string> response_from_json(const json& j) {
     std::string outcome;
     KG_FIELD(outcome, field<std::string>(j, "outcome", ""));
     KG_FIELD(r.outcome, parse_outcome(outcome));
-    KG_FIELD(r.verification, field<std::string>(j, "verification", ""));
+    std::string verification;
+    KG_FIELD(verification, field<std::string>(j, "verification", ""));
+    KG_FIELD(r.verification, parse_verification_field(verification));
     KG_FIELD(r.error, field<std::string>(j, "error", ""));
     if (r.ok && r.key.empty()) {
       return unexpected(std::string("a successful result without a key"));
@@ -300,7 +313,7 @@ std::string encode(const Response& response) {
                         {"key", r.key},
                         {"name", r.name},
                         {"outcome", outcome_name(r.outcome)},
-                        {"verification", r.verification},
+                        {"verification", cache::verification_name(r.verification)},
                         {"error", r.error}};
           },
           [](const Status& s) {

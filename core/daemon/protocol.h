@@ -12,6 +12,7 @@
 #include <string_view>
 #include <variant>
 
+#include "cache/verification.h"
 #include "util/expected.h"
 
 namespace kg::daemon {
@@ -60,7 +61,7 @@ struct Result {
   std::string key;                  // "" when the spec did not parse
   std::string name;                 // "" when the spec did not parse
   Outcome outcome = Outcome::None;  // None exactly when !ok
-  std::string verification;         // "unverified" | "verified" | "failed"
+  cache::Verification verification = cache::Verification::Unverified;  // wire: verification_name()
   std::string error;                // when !ok: what failed (may be several lines)
 };
 

@@ -101,13 +101,14 @@ TEST(Protocol, ResponsesRoundTrip) {
   EXPECT_EQ(pb.elapsed_ms, 17);
 
   for (Outcome o : {Outcome::CacheHit, Outcome::Generated, Outcome::Joined}) {
-    Result r{true, std::string(32, 'a'), "causal", o, "unverified", ""};
+    Result r{true, std::string(32, 'a'), "causal", o, cache::Verification::Verified, ""};
     Result rb = response_round_trip<Result>(r);
     EXPECT_EQ(rb.outcome, o);
     EXPECT_EQ(rb.key, r.key);
-    EXPECT_EQ(rb.verification, "unverified");
+    EXPECT_EQ(rb.verification, cache::Verification::Verified);
   }
-  Result failed{false, "", "", Outcome::None, "", "spec.yaml:1:1: error: expected a mapping"};
+  Result failed{false, "", "", Outcome::None, cache::Verification::Unverified,
+                "spec.yaml:1:1: error: expected a mapping"};
   Result fb = response_round_trip<Result>(failed);
   EXPECT_FALSE(fb.ok);
   EXPECT_EQ(fb.error, failed.error);

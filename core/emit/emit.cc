@@ -11,13 +11,12 @@
 #include "util/file.h"
 #include "util/hash.h"
 #include "util/log.h"
-#include "version.h"
 
 namespace kg::emit {
 
 namespace {
 
-Expected<std::string, Failure> load_blob(cache::LocalCache& cache, const std::string& digest,
+Expected<std::string, Failure> load_blob(storage::Storage& cache, const std::string& digest,
                                          const char* what, const std::string& key) {
   auto blob = cache.get_blob(digest);
   if (!blob) {
@@ -29,7 +28,7 @@ Expected<std::string, Failure> load_blob(cache::LocalCache& cache, const std::st
 }
 
 // Looks the key up; NotFound when the record or any blob it needs is missing or corrupt.
-Expected<std::pair<cache::AcRecord, KernelSources>, Failure> lookup(cache::LocalCache& cache,
+Expected<std::pair<cache::AcRecord, KernelSources>, Failure> lookup(storage::Storage& cache,
                                                                     const std::string& key) {
   auto record = cache.get_record(key);
   if (!record) {
@@ -46,14 +45,14 @@ Expected<std::pair<cache::AcRecord, KernelSources>, Failure> lookup(cache::Local
   return std::make_pair(std::move(*record), KernelSources{std::move(*source), std::move(*header)});
 }
 
-Expected<cache::AcRecord, Failure> store(cache::LocalCache& cache, const spec::Spec& spec,
+Expected<cache::AcRecord, Failure> store(storage::Storage& cache, const spec::Spec& spec,
                                          const std::string& key, const std::string& arch,
-                                         const KernelSources& sources, const Verification& verification) {
+                                         const generate::Kernel& sources, const Verification& verification) {
   cache::AcRecord record;
   record.key = key;
   record.name = spec.name;
   record.arch = arch;
-  record.generator = kGeneratorVersion;
+  record.generator = sources.generator;
   auto src = cache.put_blob(sources.source);
   if (!src) {
     return unexpected(src.error());
@@ -70,7 +69,7 @@ Expected<cache::AcRecord, Failure> store(cache::LocalCache& cache, const spec::S
   record.header_digest = *hdr;
   record.canonical_digest = *canon;
   record.verification = verification.status;
-  if (!verification.report_json.empty() && verification.status == "verified") {
+  if (!verification.report_json.empty() && verification.status == cache::Verification::Verified) {
     auto report = cache.put_blob(verification.report_json);
     if (!report) {
       return unexpected(report.error());
@@ -100,12 +99,8 @@ Expected<void, Failure> write_output(const std::string& path, const std::string&
 
 }  // namespace
 
-KernelSources generate_template(const spec::Spec& spec, const std::string& key, const std::string& arch) {
-  codegen::Provenance prov{spec.name, key};
-  return KernelSources{codegen::emit_template_kernel(spec, prov, arch), codegen::emit_header(spec, prov)};
-}
-
-Expected<EmitResult, Failure> emit_kernel(cache::LocalCache& cache, const EmitRequest& req) {
+Expected<EmitResult, Failure> emit_kernel(storage::Storage& cache, generate::Generator& generator,
+                                          const EmitRequest& req) {
   const spec::Spec& spec = *req.spec;
   EmitResult result;
   result.key = spec::spec_key(spec, req.arch);
@@ -125,24 +120,29 @@ Expected<EmitResult, Failure> emit_kernel(cache::LocalCache& cache, const EmitRe
     if (!req.generate) {
       return unexpected(hit.error());
     }
-    sources = generate_template(spec, result.key, req.arch);
-    Verification verification{"unverified", "", ""};
-    if (req.verify) {
-      auto v = req.verify(spec, sources.source);
+    auto made = generator.generate(generate::Request{&spec, result.key, req.arch});
+    if (!made) {
+      return unexpected(made.error());
+    }
+    Verification verification;
+    if (made->verification) {
+      verification = std::move(*made->verification);
+    } else if (req.verify) {
+      auto v = req.verify(spec, made->source);
       if (!v) {
         return fail("cannot verify the generated kernel for " + spec.name + ": " + v.error().message);
       }
       verification = std::move(*v);
-      if (verification.status == "failed") {
-        return fail("the generated kernel for " + spec.name + " failed verification (not cached):\n" +
-                    verification.summary);
-      }
     }
-    auto record = store(cache, spec, result.key, req.arch, sources, verification);
+    if (verification.status == cache::Verification::Failed) {
+      return fail("the generated kernel for " + spec.name + " failed verification (not cached):\n" +
+                  verification.summary);
+    }
+    auto record = store(cache, spec, result.key, req.arch, *made, verification);
     if (!record) {
-      return fail("cannot store " + spec.name + " in the cache at " + cache.dir() + ": " +
-                  record.error().message);
+      return fail("cannot store " + spec.name + " in the cache (" + cache.describe() + "): " + record.error().message);
     }
+    sources = KernelSources{std::move(made->source), std::move(made->header)};
     result.verification = record->verification;
   }
 

@@ -1,7 +1,7 @@
 // Resolving a spec to kernel sources and writing them into a build (DESIGN §1, §7).
 //
-//   spec ─► key ─► local cache ─ hit ─► <name>.cu, <name>.h
-//                              └ miss ─► generate (template) ─► store ─► write
+//   spec ─► key ─► storage ─ hit ─► <name>.cu, <name>.h
+//                          └ miss ─► generator ─► verify ─► store ─► write
 //
 // The client (wrapper/) calls it with `generate = false` for the hit path and after the daemon
 // answered; kernelgend calls it with an empty out_dir to fill the cache (docs/protocol.md).
@@ -11,8 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "cache/local_cache.h"
+#include "generate/generator.h"
 #include "spec/ast.h"
+#include "storage/storage.h"
 #include "util/expected.h"
 
 namespace kg::emit {
@@ -23,15 +24,8 @@ struct KernelSources {
   std::string header;  // <name>.h
 };
 
-// Generates the template kernel for `spec` (no cache involved). `key` goes into the provenance line.
-KernelSources generate_template(const spec::Spec& spec, const std::string& key, const std::string& arch);
-
 // The outcome of verifying a newly generated kernel (emit stores it with the record).
-struct Verification {
-  std::string status;       // "verified" | "failed" | "unverified"
-  std::string report_json;  // the verifier's report; "" when none was made
-  std::string summary;      // a few lines for the error message when failed
-};
+using Verification = generate::Verification;
 
 // Verifies `source` for `spec` before it is stored. Failure: the verifier could not work (the
 // emit fails; nothing is stored).
@@ -47,22 +41,25 @@ struct EmitRequest {
   // stored (the client's hit path: the cache may be open read-only).
   bool generate = true;
   // Called on a generated kernel before it is stored (misses only: hits never verify, so the hit
-  // path stays fast). Unset: the kernel is stored as "unverified". A "failed" verification is an
-  // error: nothing is stored or written.
+  // path stays fast), unless the generator verified it itself. Unset: the kernel is stored as
+  // Unverified. A Failed verification is an error: nothing is stored or written.
   VerifyFn verify;
 };
 
 struct EmitResult {
   std::string key;
   bool cache_hit = false;
-  std::string verification;          // the record's: "unverified", "verified", …
+  cache::Verification verification = cache::Verification::Unverified;  // the record's
   std::vector<std::string> written;  // paths whose content changed
   std::vector<std::string> outputs;  // every output path
 };
 
-// Serves `req` from `cache`, generating and storing on a miss. Outputs are written atomically and
-// only when their content changed (so build tools with restat skip recompiling). Fails with a
-// message naming the spec and what went wrong.
-Expected<EmitResult, Failure> emit_kernel(cache::LocalCache& cache, const EmitRequest& req);
+// Serves `req` from `storage`, asking `generator` on a miss (req.generate) and storing what it
+// made. Outputs are written atomically and only when their content changed (so build tools with
+// restat skip recompiling). Fails with a message naming the spec and what went wrong; a miss with
+// !req.generate fails with Failure::Kind::NotFound.
+Expected<EmitResult, Failure> emit_kernel(storage::Storage& storage, generate::Generator& generator,
+                                          const EmitRequest& req);
+
 
 }  // namespace kg::emit

@@ -22,21 +22,21 @@ emit::VerifyFn emit_verifier(std::string spec_yaml, std::string spec_file, std::
     SandboxRunner runner("", vo.work_dir);
     if (::access(runner.path().c_str(), X_OK) != 0) {
       KG_LOG_DEBUG(spec.name << ": no verifier runner at " << runner.path() << "; cached as unverified");
-      return emit::Verification{"unverified", "", ""};
+      return emit::Verification{};
     }
     auto gpu = runner.probe(vo.limits);
     if (!gpu) {
       KG_LOG_WARN(spec.name << ": not verified: " << gpu.error().message);
-      return emit::Verification{"unverified", "", ""};
+      return emit::Verification{};
     }
     if (!*gpu) {
       KG_LOG_DEBUG(spec.name << ": no CUDA device; cached as unverified");
-      return emit::Verification{"unverified", "", ""};
+      return emit::Verification{};
     }
     NvccCompiler compiler;
     if (compiler.path().empty()) {
       KG_LOG_WARN(spec.name << ": not verified: nvcc not found (set KG_NVCC or put nvcc on PATH)");
-      return emit::Verification{"unverified", "", ""};
+      return emit::Verification{};
     }
     Verifier verifier(compiler, runner, vo);
     auto report = verifier.verify(spec, spec_yaml, source);
@@ -44,11 +44,12 @@ emit::VerifyFn emit_verifier(std::string spec_yaml, std::string spec_file, std::
       return unexpected(report.error());
     }
     report->sandbox.runner = runner.path();
-    const std::string status = report->passed()                   ? "verified"
-                               : report->verdict == "incomplete" ? "unverified"
-                                                                 : "failed";
-    KG_LOG_INFO(spec.name << ": verification " << report->verdict << " in " << report->total_seconds << " s");
-    return emit::Verification{status, status == "unverified" ? "" : report_json_text(*report),
+    using cache::Verification;
+    const Verification status = report->passed()                  ? Verification::Verified
+                                : report->verdict == Verdict::Incomplete ? Verification::Unverified
+                                                                  : Verification::Failed;
+    KG_LOG_INFO(spec.name << ": verification " << verdict_name(report->verdict) << " in " << report->total_seconds << " s");
+    return emit::Verification{status, status == Verification::Unverified ? "" : report_json_text(*report),
                               report_summary(*report)};
   };
 }

@@ -49,6 +49,86 @@ void get_number(const nlohmann::json& j, const char* key, double& out) {
 
 }  // namespace
 
+namespace {
+
+struct KindName {
+  FindingKind kind;
+  const char* name;
+};
+constexpr KindName kKindNames[] = {
+    {FindingKind::MissingEntry, "missing_entry"},
+    {FindingKind::ForbiddenCall, "forbidden_call"},
+    {FindingKind::ForbiddenHeader, "forbidden_header"},
+    {FindingKind::CompileError, "compile_error"},
+    {FindingKind::UndefinedSymbol, "undefined_symbol"},
+    {FindingKind::Timeout, "timeout"},
+    {FindingKind::Crash, "crash"},
+    {FindingKind::MemoryLimit, "memory_limit"},
+    {FindingKind::NoResult, "no_result"},
+    {FindingKind::BadResult, "bad_result"},
+    {FindingKind::LoadError, "load_error"},
+    {FindingKind::CudaError, "cuda_error"},
+    {FindingKind::IllegalAddress, "illegal_address"},
+    {FindingKind::RejectedValidArgs, "rejected_valid_args"},
+    {FindingKind::UnwrittenOutput, "unwritten_output"},
+    {FindingKind::NonfiniteOutput, "nonfinite_output"},
+    {FindingKind::WrongOutput, "wrong_output"},
+    {FindingKind::WrongLse, "wrong_lse"},
+    {FindingKind::OutOfBoundsWrite, "out_of_bounds_write"},
+    {FindingKind::InputModified, "input_modified"},
+    {FindingKind::WrongStream, "wrong_stream"},
+    {FindingKind::Nondeterministic, "nondeterministic"},
+    {FindingKind::BelowPhysicalFloor, "below_physical_floor"},
+    {FindingKind::TimingMismatch, "timing_mismatch"},
+};
+
+}  // namespace
+
+const char* finding_kind_name(FindingKind kind) {
+  for (const KindName& k : kKindNames) {
+    if (k.kind == kind) {
+      return k.name;
+    }
+  }
+  return "unknown";
+}
+
+std::optional<FindingKind> parse_finding_kind(std::string_view name) {
+  for (const KindName& k : kKindNames) {
+    if (name == k.name) {
+      return k.kind;
+    }
+  }
+  return std::nullopt;
+}
+
+const char* stage_status_name(StageStatus status) {
+  switch (status) {
+    case StageStatus::Pass:
+      return "pass";
+    case StageStatus::Fail:
+      return "fail";
+    case StageStatus::Skipped:
+      break;
+  }
+  return "skipped";
+}
+
+const char* verdict_name(std::optional<Verdict> verdict) {
+  if (!verdict) {
+    return "";
+  }
+  switch (*verdict) {
+    case Verdict::Pass:
+      return "pass";
+    case Verdict::Rejected:
+      return "rejected";
+    case Verdict::Incomplete:
+      break;
+  }
+  return "incomplete";
+}
+
 const Finding* VerifyReport::first_rejection() const {
   for (const Finding& f : findings) {
     if (!f.warning) {
@@ -86,7 +166,7 @@ void from_json(const nlohmann::json& j, WorstElement& w) {
 }
 
 void to_json(nlohmann::json& j, const Finding& f) {
-  j = {{"kind", f.kind}, {"stage", f.stage},     {"message", f.message},
+  j = {{"kind", finding_kind_name(f.kind)}, {"stage", f.stage},     {"message", f.message},
        {"trial", f.trial}, {"shape", f.shape},   {"warning", f.warning}};
   if (f.worst) {
     j["worst"] = *f.worst;
@@ -94,7 +174,12 @@ void to_json(nlohmann::json& j, const Finding& f) {
 }
 
 void from_json(const nlohmann::json& j, Finding& f) {
-  f.kind = j.at("kind").get<std::string>();
+  const std::string kind = j.at("kind").get<std::string>();
+  const std::optional<FindingKind> parsed = parse_finding_kind(kind);
+  if (!parsed) {
+    throw nlohmann::json::other_error::create(501, "unknown finding kind '" + kind + "'", &j);
+  }
+  f.kind = *parsed;
   get_if(j, "stage", f.stage);
   get_if(j, "message", f.message);
   get_if(j, "trial", f.trial);
@@ -194,12 +279,12 @@ void to_json(nlohmann::json& j, const SandboxFacts& s) {
 }
 
 void to_json(nlohmann::json& j, const StageResult& s) {
-  j = {{"name", s.name}, {"status", s.status}, {"seconds", s.seconds}, {"note", s.note}};
+  j = {{"name", s.name}, {"status", stage_status_name(s.status)}, {"seconds", s.seconds}, {"note", s.note}};
 }
 
 void to_json(nlohmann::json& j, const VerifyReport& r) {
   j = {{"schema", r.schema},
-       {"verdict", r.verdict},
+       {"verdict", verdict_name(r.verdict)},
        {"spec_name", r.spec_name},
        {"spec_file", r.spec_file},
        {"arch", r.arch},
@@ -227,9 +312,9 @@ std::string report_json_text(const VerifyReport& r) { return nlohmann::json(r).d
 
 std::string report_summary(const VerifyReport& r) {
   std::ostringstream os;
-  os << "verdict: " << r.verdict << " (" << r.spec_name << ", " << r.arch << ")\n";
+  os << "verdict: " << verdict_name(r.verdict) << " (" << r.spec_name << ", " << r.arch << ")\n";
   for (const StageResult& s : r.stages) {
-    os << "  " << s.name << ": " << s.status;
+    os << "  " << s.name << ": " << stage_status_name(s.status);
     if (s.seconds > 0) {
       os << " (" << s.seconds << " s)";
     }
@@ -239,7 +324,7 @@ std::string report_summary(const VerifyReport& r) {
     os << "\n";
   }
   for (const Finding& f : r.findings) {
-    os << (f.warning ? "  warning " : "  finding ") << f.kind << " [" << f.stage
+    os << (f.warning ? "  warning " : "  finding ") << finding_kind_name(f.kind) << " [" << f.stage
        << (f.trial.empty() ? "" : ", trial " + f.trial) << "]";
     if (!f.shape.empty()) {
       os << " " << f.shape;

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "verify/ptxas.h"
@@ -30,38 +31,45 @@ inline constexpr const char* kStageRun = "run";  // the sandboxed runner process
 inline constexpr const char* kStageCorrectness = "correctness";
 inline constexpr const char* kStageTiming = "timing";
 
-// Finding kinds (docs/verifier.md explains each; the adversarial tests assert them).
-namespace kind {
-// static
-inline constexpr const char* kMissingEntry = "missing_entry";      // no extern "C" kg_<name>_forward (source or .so)
-inline constexpr const char* kForbiddenCall = "forbidden_call";    // stream/thread/process/file/socket creation, ...
-inline constexpr const char* kForbiddenHeader = "forbidden_header";  // a header outside the allowlist
-// compile
-inline constexpr const char* kCompileError = "compile_error";        // nvcc failed
-inline constexpr const char* kUndefinedSymbol = "undefined_symbol";  // links against more than the CUDA runtime
-// run (the process)
-inline constexpr const char* kTimeout = "timeout";            // wall-clock limit: killed
-inline constexpr const char* kCrash = "crash";                // killed by a signal (abort, segfault, ...)
-inline constexpr const char* kMemoryLimit = "memory_limit";   // resident memory over the limit: killed
-inline constexpr const char* kNoResult = "no_result";         // exited without writing its result
-inline constexpr const char* kBadResult = "bad_result";       // result unreadable, or for another request
-inline constexpr const char* kLoadError = "load_error";       // dlopen of the candidate failed
-inline constexpr const char* kCudaError = "cuda_error";       // a CUDA error while the candidate ran
-inline constexpr const char* kIllegalAddress = "illegal_address";  // cudaErrorIllegalAddress (and kin)
-// correctness
-inline constexpr const char* kRejectedValidArgs = "rejected_valid_args";  // entry returned an error
-inline constexpr const char* kUnwrittenOutput = "unwritten_output";  // output elements still hold the poison
-inline constexpr const char* kNonfiniteOutput = "nonfinite_output";  // NaN/Inf where the reference is finite
-inline constexpr const char* kWrongOutput = "wrong_output";          // values outside tolerance
-inline constexpr const char* kWrongLse = "wrong_lse";                // LSE outside tolerance / -inf mismatch
-inline constexpr const char* kOutOfBoundsWrite = "out_of_bounds_write";  // guard zone or padding written
-inline constexpr const char* kInputModified = "input_modified";      // q, k, v or a tensor changed
-inline constexpr const char* kWrongStream = "wrong_stream";  // output complete only after a device-wide sync
-inline constexpr const char* kNondeterministic = "nondeterministic";  // warning: two runs differ bitwise
-// timing
-inline constexpr const char* kBelowPhysicalFloor = "below_physical_floor";  // faster than the hardware can be
-inline constexpr const char* kTimingMismatch = "timing_mismatch";  // events and host clock disagree
-}  // namespace kind
+// Finding kinds (docs/verifier.md explains each; the adversarial tests assert them). Their wire and
+// report spelling is finding_kind_name(): "missing_entry", ...
+enum class FindingKind {
+  // static
+  MissingEntry,      // no extern "C" kg_<name>_forward (source or .so)
+  ForbiddenCall,    // stream/thread/process/file/socket creation, ...
+  ForbiddenHeader,  // a header outside the allowlist
+  // compile
+  CompileError,        // nvcc failed
+  UndefinedSymbol,  // links against more than the CUDA runtime
+  // run (the process)
+  Timeout,            // wall-clock limit: killed
+  Crash,                // killed by a signal (abort, segfault, ...)
+  MemoryLimit,   // resident memory over the limit: killed
+  NoResult,         // exited without writing its result
+  BadResult,       // result unreadable, or for another request
+  LoadError,       // dlopen of the candidate failed
+  CudaError,       // a CUDA error while the candidate ran
+  IllegalAddress,  // cudaErrorIllegalAddress (and kin)
+  // correctness
+  RejectedValidArgs,  // entry returned an error
+  UnwrittenOutput,  // output elements still hold the poison
+  NonfiniteOutput,  // NaN/Inf where the reference is finite
+  WrongOutput,          // values outside tolerance
+  WrongLse,                // LSE outside tolerance / -inf mismatch
+  OutOfBoundsWrite,  // guard zone or padding written
+  InputModified,      // q, k, v or a tensor changed
+  WrongStream,  // output complete only after a device-wide sync
+  Nondeterministic,  // warning: two runs differ bitwise
+  // timing
+  BelowPhysicalFloor,  // faster than the hardware can be
+  TimingMismatch,  // events and host clock disagree
+};
+
+// "missing_entry", "forbidden_call", ...
+const char* finding_kind_name(FindingKind kind);
+// The inverse of finding_kind_name; nullopt for any other text.
+std::optional<FindingKind> parse_finding_kind(std::string_view name);
+
 
 // The element with the largest error relative to its tolerance.
 struct WorstElement {
@@ -71,7 +79,7 @@ struct WorstElement {
 };
 
 struct Finding {
-  std::string kind;     // a kind:: constant
+  FindingKind kind = FindingKind::Crash;
   std::string stage;    // a kStage* name
   std::string message;  // what was seen, in words (may span lines)
   std::string trial;    // trial name (runner), "" when not tied to one
@@ -132,18 +140,30 @@ struct SandboxFacts {
   std::string stderr_tail;  // last lines of the runner's stderr (progress, candidate prints)
 };
 
+// How a stage ended: "pass", "fail", "skipped" in reports.
+enum class StageStatus { Pass, Fail, Skipped };
+const char* stage_status_name(StageStatus status);
+
 struct StageResult {
-  std::string name;    // kStage*
-  std::string status;  // "pass" | "fail" | "skipped"
+  std::string name;  // kStage*
+  StageStatus status = StageStatus::Skipped;
   double seconds = 0;
   std::string note;    // e.g. "no CUDA device", "cached"
 };
 
+// The verifier's answer. Reports spell it verdict_name(): "pass", "rejected", "incomplete".
+enum class Verdict {
+  Pass,        // every stage ran and nothing rejecting was found
+  Rejected,    // a rejecting finding
+  Incomplete,  // static and compile passed but the kernel could not be run (no GPU)
+};
+const char* verdict_name(std::optional<Verdict> verdict);  // "" when unset
+
 struct VerifyReport {
   int schema = kReportSchema;
-  // "pass": every stage ran and nothing rejecting was found. "rejected": a rejecting finding.
-  // "incomplete": static and compile passed but the kernel could not be run (no GPU).
-  std::string verdict;
+  // Unset until the verification ends (finish() in verify.cc decides Pass or Rejected unless a
+  // stage already said Incomplete).
+  std::optional<Verdict> verdict;
   std::string spec_name;
   std::string spec_file;
   std::string arch;
@@ -164,7 +184,7 @@ struct VerifyReport {
   int abi_version = 0;
   double total_seconds = 0;
 
-  bool passed() const { return verdict == "pass"; }
+  bool passed() const { return verdict == Verdict::Pass; }
   // First rejecting finding, or nullptr.
   const Finding* first_rejection() const;
 };

@@ -9,12 +9,12 @@ namespace {
 
 TEST(Report, JsonHasTheDocumentedFields) {
   VerifyReport r;
-  r.verdict = "rejected";
+  r.verdict = Verdict::Rejected;
   r.spec_name = "causal";
   r.arch = "sm_90a";
-  r.stages.push_back({kStageStatic, "pass", 0.001, ""});
+  r.stages.push_back({kStageStatic, StageStatus::Pass, 0.001, ""});
   Finding f;
-  f.kind = kind::kWrongOutput;
+  f.kind = FindingKind::WrongOutput;
   f.stage = kStageCorrectness;
   f.message = "12 elements wrong";
   f.trial = "ragged";
@@ -48,15 +48,15 @@ TEST(Report, JsonHasTheDocumentedFields) {
 TEST(Report, FirstRejectionSkipsWarnings) {
   VerifyReport r;
   Finding w;
-  w.kind = kind::kNondeterministic;
+  w.kind = FindingKind::Nondeterministic;
   w.warning = true;
   r.findings.push_back(w);
   EXPECT_EQ(r.first_rejection(), nullptr);
   Finding f;
-  f.kind = kind::kTimeout;
+  f.kind = FindingKind::Timeout;
   r.findings.push_back(f);
   ASSERT_NE(r.first_rejection(), nullptr);
-  EXPECT_EQ(r.first_rejection()->kind, "timeout");
+  EXPECT_EQ(r.first_rejection()->kind, FindingKind::Timeout);
 }
 
 TEST(Report, TrimKeepsHeadAndTail) {
@@ -73,9 +73,9 @@ TEST(Report, TrimKeepsHeadAndTail) {
 
 TEST(Report, SummaryNamesVerdictAndFindings) {
   VerifyReport r;
-  r.verdict = "rejected";
+  r.verdict = Verdict::Rejected;
   Finding f;
-  f.kind = kind::kCrash;
+  f.kind = FindingKind::Crash;
   f.stage = kStageRun;
   f.message = "signal 6";
   r.findings.push_back(f);

@@ -166,26 +166,26 @@ std::vector<Finding> outcome_findings(const RunOutcome& o, const RunLimits& limi
   f.shape = shape;
   const std::string where = trial.empty() ? "" : " during trial " + trial;
   if (p.timed_out) {
-    f.kind = kind::kTimeout;
+    f.kind = FindingKind::Timeout;
     f.message = "the runner did not finish within " + std::to_string(static_cast<int>(limits.wall_limit_s)) +
                 " s" + where + " and was killed (a kernel that never terminates, or far too slow)";
   } else if (p.memory_exceeded) {
-    f.kind = kind::kMemoryLimit;
+    f.kind = FindingKind::MemoryLimit;
     f.message = "the runner's resident memory exceeded " + std::to_string(limits.memory_limit_bytes >> 20) +
                 " MiB" + where + " and it was killed";
   } else if (p.signal != 0) {
-    f.kind = kind::kCrash;
+    f.kind = FindingKind::Crash;
     f.message = std::string("the runner was killed by signal ") + std::to_string(p.signal) + " (" +
                 strsignal(p.signal) + ")" + where + ": the candidate crashed or aborted the process";
   } else if (p.exit_code != 0) {
-    f.kind = kind::kNoResult;
+    f.kind = FindingKind::NoResult;
     f.message = "the runner exited with status " + std::to_string(p.exit_code) + where +
                 " without a result (the candidate ended the process?)";
   } else if (!o.result_error.empty() && o.result_error.rfind("no result file", 0) == 0) {
-    f.kind = kind::kNoResult;
+    f.kind = FindingKind::NoResult;
     f.message = "the runner exited with status 0" + where + " but wrote no result (the candidate called exit?)";
   } else {
-    f.kind = kind::kBadResult;
+    f.kind = FindingKind::BadResult;
     f.message = "the runner's result is unusable" + where + ": " + o.result_error;
   }
   if (!context.empty()) {

@@ -48,7 +48,7 @@ TEST(RunnerProtocol, ResultRoundTripAndNonce) {
   r.trials.push_back(TrialSummary{"ragged", "B=1", true, 0.01, 0.4, 1e-6, 0.031});
   r.startup_seconds = 0.4, r.correctness_seconds = 0.5, r.timing_seconds = 0.25;
   Finding f;
-  f.kind = kind::kUnwrittenOutput;
+  f.kind = FindingKind::UnwrittenOutput;
   f.stage = kStageCorrectness;
   r.findings.push_back(f);
   r.timing.measured = true;
@@ -63,7 +63,7 @@ TEST(RunnerProtocol, ResultRoundTripAndNonce) {
   EXPECT_DOUBLE_EQ(back->correctness_seconds, 0.5);
   EXPECT_DOUBLE_EQ(back->timing_seconds, 0.25);
   ASSERT_EQ(back->findings.size(), 1u);
-  EXPECT_EQ(back->findings[0].kind, "unwritten_output");
+  EXPECT_EQ(back->findings[0].kind, FindingKind::UnwrittenOutput);
   EXPECT_DOUBLE_EQ(back->timing.median_ms, 0.42);
 
   auto wrong = parse_result(result_to_json(r), "n2");

@@ -82,7 +82,7 @@ int line_of(const std::string& text, size_t pos) {
   return 1 + static_cast<int>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(pos), '\n'));
 }
 
-Finding static_finding(const char* kind, std::string message) {
+Finding static_finding(FindingKind kind, std::string message) {
   Finding f;
   f.kind = kind;
   f.stage = kStageStatic;
@@ -213,12 +213,12 @@ std::vector<Finding> static_check(const std::string& source, const std::string& 
         }
         if (!ok_form) {
           findings.push_back(static_finding(
-              kind::kForbiddenHeader, "line " + std::to_string(line_no) + ": `#" + std::string(rest) +
+              FindingKind::ForbiddenHeader, "line " + std::to_string(line_no) + ": `#" + std::string(rest) +
                                           "`: only `#include <header>` of allowed headers and "
                                           "`#include \"kernelgen/attention_abi.h\"` are accepted"));
         } else if (!header_allowed(header, angle)) {
           findings.push_back(static_finding(
-              kind::kForbiddenHeader,
+              FindingKind::ForbiddenHeader,
               "line " + std::to_string(line_no) + ": header " + (angle ? "<" + header + ">" : "\"" + header + "\"") +
                   " is not allowed (only CUDA headers, C/C++ standard headers without file, thread or process "
                   "access, and \"kernelgen/attention_abi.h\"; the kernel must be one self-contained .cu file)"));
@@ -261,7 +261,7 @@ std::vector<Finding> static_check(const std::string& source, const std::string& 
       if (cuda_name || call || std_qualified) {
         reported.insert(id);
         findings.push_back(static_finding(
-            kind::kForbiddenCall,
+            FindingKind::ForbiddenCall,
             "line " + std::to_string(line_of(code, i)) + ": `" + id +
                 "` is not allowed in a kernel: no stream, graph, thread, process, file or socket creation, "
                 "device changes or dynamic loading; enqueue all work on the stream passed to the entry point"));
@@ -294,7 +294,7 @@ std::vector<Finding> static_check(const std::string& source, const std::string& 
     i = e;
   }
   if (code.find("##") != std::string::npos) {
-    findings.push_back(static_finding(kind::kForbiddenCall,
+    findings.push_back(static_finding(FindingKind::ForbiddenCall,
                                       "line " + std::to_string(line_of(code, code.find("##"))) +
                                           ": token pasting (`##`) is not allowed: it can assemble denied names"));
   }
@@ -302,7 +302,7 @@ std::vector<Finding> static_check(const std::string& source, const std::string& 
     for (std::string_view name : denied_driver_names()) {
       if (lit.find(name) != std::string::npos && !reported.count(std::string(name))) {
         reported.insert(std::string(name));
-        findings.push_back(static_finding(kind::kForbiddenCall,
+        findings.push_back(static_finding(FindingKind::ForbiddenCall,
                                           "string literal names the driver function `" + std::string(name) +
                                               "`, which a kernel may not reach (cudaGetDriverEntryPoint)"));
       }
@@ -310,7 +310,7 @@ std::vector<Finding> static_check(const std::string& source, const std::string& 
   }
   if (!entry_defined) {
     findings.insert(findings.begin(),
-                    static_finding(kind::kMissingEntry,
+                    static_finding(FindingKind::MissingEntry,
                                    "no definition of `extern \"C\" cudaError_t " + entry +
                                        "(const KgAttentionArgs* args, cudaStream_t stream)` (kernelgen/attention_abi.h): "
                                        "the entry point must be defined in this file with C linkage"));

@@ -24,8 +24,8 @@ extern "C" cudaError_t kg_causal_forward(const KgAttentionArgs* args, cudaStream
 }
 )";
 
-std::vector<std::string> kinds(const std::vector<Finding>& fs) {
-  std::vector<std::string> out;
+std::vector<FindingKind> kinds(const std::vector<Finding>& fs) {
+  std::vector<FindingKind> out;
   for (const Finding& f : fs) {
     out.push_back(f.kind);
     EXPECT_EQ(f.stage, kStageStatic);
@@ -53,14 +53,14 @@ TEST(StaticCheck, StripsCommentsAndLiteralsKeepingLines) {
 
 TEST(StaticCheck, MissingOrDeclaredOnlyEntry) {
   std::string src = kGood;
-  EXPECT_EQ(kinds(static_check(src, "other")), std::vector<std::string>{kind::kMissingEntry});
+  EXPECT_EQ(kinds(static_check(src, "other")), std::vector<FindingKind>{FindingKind::MissingEntry});
   const std::string decl_only =
       "#include <cuda_runtime.h>\n#include \"kernelgen/attention_abi.h\"\n"
       "extern \"C\" cudaError_t kg_causal_forward(const KgAttentionArgs* args, cudaStream_t stream);\n";
-  EXPECT_EQ(kinds(static_check(decl_only, "causal")), std::vector<std::string>{kind::kMissingEntry});
+  EXPECT_EQ(kinds(static_check(decl_only, "causal")), std::vector<FindingKind>{FindingKind::MissingEntry});
   const std::string cpp_linkage =
       "#include <cuda_runtime.h>\ncudaError_t kg_causal_forward(const void* a, cudaStream_t s) { return cudaSuccess; }\n";
-  EXPECT_EQ(kinds(static_check(cpp_linkage, "causal")), std::vector<std::string>{kind::kMissingEntry});
+  EXPECT_EQ(kinds(static_check(cpp_linkage, "causal")), std::vector<FindingKind>{FindingKind::MissingEntry});
   const std::string block =
       "#include <cuda_runtime.h>\nextern \"C\" {\ncudaError_t kg_causal_forward(const void* a, cudaStream_t s)\n{ "
       "return cudaSuccess; }\n}\n";
@@ -79,7 +79,7 @@ TEST(StaticCheck, DeniedCalls) {
     src += std::string("\nvoid evil() { ") + bad + " }\n";
     const auto fs = static_check(src, "causal");
     ASSERT_EQ(fs.size(), 1u) << bad;
-    EXPECT_EQ(fs[0].kind, kind::kForbiddenCall) << bad;
+    EXPECT_EQ(fs[0].kind, FindingKind::ForbiddenCall) << bad;
     EXPECT_NE(fs[0].message.find("line 13"), std::string::npos) << fs[0].message;
   }
   // Common words as plain names (not calls) are fine; member calls are fine.
@@ -92,7 +92,7 @@ TEST(StaticCheck, DeniedCalls) {
 TEST(StaticCheck, DriverNamesInStrings) {
   std::string src = kGood;
   src += "\nvoid g() { void* p; cudaGetDriverEntryPoint(\"cuStreamCreate\", &p, 0); }\n";
-  EXPECT_EQ(kinds(static_check(src, "causal")), std::vector<std::string>{kind::kForbiddenCall});
+  EXPECT_EQ(kinds(static_check(src, "causal")), std::vector<FindingKind>{FindingKind::ForbiddenCall});
 }
 
 TEST(StaticCheck, HeaderAllowlist) {
@@ -102,7 +102,7 @@ TEST(StaticCheck, HeaderAllowlist) {
     std::string src = std::string(bad) + "\n" + kGood;
     const auto fs = static_check(src, "causal");
     ASSERT_FALSE(fs.empty()) << bad;
-    EXPECT_EQ(fs[0].kind, kind::kForbiddenHeader) << bad;
+    EXPECT_EQ(fs[0].kind, FindingKind::ForbiddenHeader) << bad;
   }
   const std::string ok = "#include <cstdint>\n#include <cuda_fp16.h>\n#include <mma.h>\n#include <cuda/barrier>\n"
                          "// #include <unistd.h>\n" + std::string(kGood);
@@ -122,11 +122,11 @@ TEST(StaticCheck, EveryTemplateAndReferenceKernelPasses) {
     codegen::Provenance prov{spec->name, spec::spec_key(*spec, "sm_90a")};
     const std::string tmpl = codegen::emit_template_kernel(*spec, prov, "sm_90a");
     for (const Finding& f : static_check(tmpl, spec->name)) {
-      ADD_FAILURE() << e.path() << ": template: " << f.kind << ": " << f.message;
+      ADD_FAILURE() << e.path() << ": template: " << finding_kind_name(f.kind) << ": " << f.message;
     }
     const std::string ref = codegen::emit_reference_kernel(*spec, prov);
     for (const Finding& f : static_check(ref, spec->name + "_reference")) {
-      ADD_FAILURE() << e.path() << ": reference: " << f.kind << ": " << f.message;
+      ADD_FAILURE() << e.path() << ": reference: " << finding_kind_name(f.kind) << ": " << f.message;
     }
     ++n;
   }

@@ -40,7 +40,7 @@ uint64_t fresh_seed() {
   return s;
 }
 
-StageResult stage(const char* name, const char* status, double seconds = 0, std::string note = "") {
+StageResult stage(const char* name, StageStatus status, double seconds = 0, std::string note = "") {
   return StageResult{name, status, seconds, std::move(note)};
 }
 
@@ -54,8 +54,8 @@ bool rejects_in(const std::vector<Finding>& fs, const char* stage_name) {
 }
 
 void finish(VerifyReport& r, Clock::time_point t0) {
-  if (r.verdict.empty()) {
-    r.verdict = r.first_rejection() ? "rejected" : "pass";
+  if (!r.verdict) {
+    r.verdict = r.first_rejection() ? Verdict::Rejected : Verdict::Pass;
   }
   r.total_seconds = since(t0);
 }
@@ -139,11 +139,11 @@ Expected<VerifyReport, Failure> Verifier::verify(const spec::Spec& spec, const s
   // ---- static ----
   auto ts = Clock::now();
   std::vector<Finding> found = static_check(source, spec.name);
-  r.stages.push_back(stage(kStageStatic, found.empty() ? "pass" : "fail", since(ts)));
+  r.stages.push_back(stage(kStageStatic, found.empty() ? StageStatus::Pass : StageStatus::Fail, since(ts)));
   if (!found.empty()) {
     r.findings = std::move(found);
     for (const char* s : {kStageCompile, kStageRun, kStageCorrectness, kStageTiming}) {
-      r.stages.push_back(stage(s, "skipped", 0, "static checks failed"));
+      r.stages.push_back(stage(s, StageStatus::Skipped, 0, "static checks failed"));
     }
     finish(r, t0);
     return r;
@@ -167,7 +167,7 @@ Expected<VerifyReport, Failure> Verifier::verify(const spec::Spec& spec, const s
     f.stage = kStageCompile;
     const bool undefined = cr.output.find("undefined reference") != std::string::npos ||
                            cr.output.find("undefined symbol") != std::string::npos;
-    f.kind = undefined ? kind::kUndefinedSymbol : kind::kCompileError;
+    f.kind = undefined ? FindingKind::UndefinedSymbol : FindingKind::CompileError;
     std::string undefined_lines;
     {
       std::istringstream lines(cr.output);
@@ -192,26 +192,26 @@ Expected<VerifyReport, Failure> Verifier::verify(const spec::Spec& spec, const s
     if (std::find(symbols->begin(), symbols->end(), entry) == symbols->end()) {
       Finding f;
       f.stage = kStageCompile;
-      f.kind = kind::kMissingEntry;
+      f.kind = FindingKind::MissingEntry;
       f.message = "the compiled shared object does not export `" + entry +
                   "` (missing extern \"C\", a typo, or hidden visibility)";
       r.findings.push_back(std::move(f));
     }
   }
   const bool compile_ok = !rejects_in(r.findings, kStageCompile);
-  r.stages.push_back(stage(kStageCompile, compile_ok ? "pass" : "fail", since(ts), cached ? "cached" : ""));
+  r.stages.push_back(stage(kStageCompile, compile_ok ? StageStatus::Pass : StageStatus::Fail, since(ts), cached ? "cached" : ""));
   if (!compile_ok) {
     for (const char* s : {kStageRun, kStageCorrectness, kStageTiming}) {
-      r.stages.push_back(stage(s, "skipped", 0, "compilation failed"));
+      r.stages.push_back(stage(s, StageStatus::Skipped, 0, "compilation failed"));
     }
     finish(r, t0);
     return r;
   }
   if (!m_options.run) {
     for (const char* s : {kStageRun, kStageCorrectness, kStageTiming}) {
-      r.stages.push_back(stage(s, "skipped", 0, "not requested (static and compile only)"));
+      r.stages.push_back(stage(s, StageStatus::Skipped, 0, "not requested (static and compile only)"));
     }
-    r.verdict = "incomplete";
+    r.verdict = Verdict::Incomplete;
     finish(r, t0);
     return r;
   }
@@ -263,9 +263,9 @@ Expected<VerifyReport, Failure> Verifier::verify(const spec::Spec& spec, const s
   sb.stderr_tail = last_lines(p.err, 20);
   if (outcome->no_device()) {
     for (const char* s : {kStageRun, kStageCorrectness, kStageTiming}) {
-      r.stages.push_back(stage(s, "skipped", 0, "no CUDA device"));
+      r.stages.push_back(stage(s, StageStatus::Skipped, 0, "no CUDA device"));
     }
-    r.verdict = "incomplete";
+    r.verdict = Verdict::Incomplete;
     finish(r, t0);
     return r;
   }
@@ -284,14 +284,14 @@ Expected<VerifyReport, Failure> Verifier::verify(const spec::Spec& spec, const s
   }
   const double run_s = since(ts);
   const bool run_ok = !rejects_in(r.findings, kStageRun);
-  r.stages.push_back(stage(kStageRun, run_ok ? "pass" : "fail", run_s));
+  r.stages.push_back(stage(kStageRun, run_ok ? StageStatus::Pass : StageStatus::Fail, run_s));
   const bool correct = !rejects_in(r.findings, kStageCorrectness);
   const double correctness_s = outcome->result ? outcome->result->correctness_seconds : 0;
   const double timing_s = outcome->result ? outcome->result->timing_seconds : 0;
-  r.stages.push_back(stage(kStageCorrectness, !run_ok ? "skipped" : correct ? "pass" : "fail", correctness_s));
+  r.stages.push_back(stage(kStageCorrectness, !run_ok ? StageStatus::Skipped : correct ? StageStatus::Pass : StageStatus::Fail, correctness_s));
   const bool timed_ok = !rejects_in(r.findings, kStageTiming);
   r.stages.push_back(stage(kStageTiming,
-                           !timed_ok ? "fail" : (r.timing.measured ? "pass" : "skipped"), timing_s,
+                           !timed_ok ? StageStatus::Fail : (r.timing.measured ? StageStatus::Pass : StageStatus::Skipped), timing_s,
                            r.timing.measured || !timed_ok ? "" : (run_ok && correct ? "not requested" : "earlier stage failed")));
   finish(r, t0);
   return r;

@@ -151,16 +151,16 @@ std::string result_script(const std::string& findings) {
 }
 
 const Finding* only_rejection(const VerifyReport& r) {
-  EXPECT_EQ(r.verdict, "rejected");
+  EXPECT_EQ(r.verdict, Verdict::Rejected);
   return r.first_rejection();
 }
 
 TEST_F(VerifyTest, StaticRejectionStopsBeforeCompiling) {
   const VerifyReport r = verify(stand_in("exit 0"), std::string(kCandidate) + "void f() { fork(); }\n");
   ASSERT_NE(only_rejection(r), nullptr);
-  EXPECT_EQ(r.first_rejection()->kind, kind::kForbiddenCall);
+  EXPECT_EQ(r.first_rejection()->kind, FindingKind::ForbiddenCall);
   EXPECT_EQ(m_compiler.calls, 0);
-  EXPECT_EQ(r.stages.at(1).status, "skipped");
+  EXPECT_EQ(r.stages.at(1).status, StageStatus::Skipped);
 }
 
 TEST_F(VerifyTest, CompileErrorAndUndefinedSymbol) {
@@ -168,19 +168,19 @@ TEST_F(VerifyTest, CompileErrorAndUndefinedSymbol) {
   m_compiler.output = "x.cu(3): error: identifier \"foo\" is undefined\n";
   VerifyReport r = verify(stand_in("exit 0"));
   ASSERT_NE(only_rejection(r), nullptr);
-  EXPECT_EQ(r.first_rejection()->kind, kind::kCompileError);
+  EXPECT_EQ(r.first_rejection()->kind, FindingKind::CompileError);
   EXPECT_NE(r.compiler_output.find("identifier"), std::string::npos);
   m_compiler.output = "/usr/bin/ld: /tmp/x.o: in function `f': undefined reference to `cublasCreate_v2'\n";
   r = verify(stand_in("exit 0"));
   ASSERT_NE(only_rejection(r), nullptr);
-  EXPECT_EQ(r.first_rejection()->kind, kind::kUndefinedSymbol);
+  EXPECT_EQ(r.first_rejection()->kind, FindingKind::UndefinedSymbol);
 }
 
 TEST_F(VerifyTest, EntryMissingFromTheSharedObject) {
   m_compiler.exports = {"kg_causal_forwardx"};
   const VerifyReport r = verify(stand_in("exit 0"));
   ASSERT_NE(only_rejection(r), nullptr);
-  EXPECT_EQ(r.first_rejection()->kind, kind::kMissingEntry);
+  EXPECT_EQ(r.first_rejection()->kind, FindingKind::MissingEntry);
   EXPECT_EQ(r.first_rejection()->stage, kStageCompile);
 }
 
@@ -197,7 +197,7 @@ TEST_F(VerifyTest, CompiledObjectsAreCachedByContent) {
 
 TEST_F(VerifyTest, PassingResult) {
   const VerifyReport r = verify(stand_in(result_script("[]")));
-  EXPECT_EQ(r.verdict, "pass");
+  EXPECT_EQ(r.verdict, Verdict::Pass);
   EXPECT_TRUE(r.timing.measured);
   EXPECT_DOUBLE_EQ(r.timing.tflops, 300);
   ASSERT_EQ(r.trials.size(), 1u);
@@ -211,21 +211,21 @@ TEST_F(VerifyTest, RunnerFindingsAreReported) {
   const VerifyReport r = verify(stand_in(result_script(
       "[{\"kind\":\"unwritten_output\",\"stage\":\"correctness\",\"message\":\"m\",\"trial\":\"ragged\"}]")));
   ASSERT_NE(only_rejection(r), nullptr);
-  EXPECT_EQ(r.first_rejection()->kind, kind::kUnwrittenOutput);
+  EXPECT_EQ(r.first_rejection()->kind, FindingKind::UnwrittenOutput);
   EXPECT_EQ(r.first_rejection()->trial, "ragged");
 }
 
 TEST_F(VerifyTest, WarningsDoNotReject) {
   const VerifyReport r = verify(stand_in(result_script(
       "[{\"kind\":\"nondeterministic\",\"stage\":\"correctness\",\"message\":\"m\",\"warning\":true}]")));
-  EXPECT_EQ(r.verdict, "pass");
+  EXPECT_EQ(r.verdict, Verdict::Pass);
   EXPECT_EQ(r.findings.size(), 1u);
 }
 
 TEST_F(VerifyTest, HangIsATimeout) {
   const VerifyReport r = verify(stand_in("echo 'kg_verify_runner: trial long: B=1 Hq=2' >&2\nsleep 100"));
   ASSERT_NE(only_rejection(r), nullptr);
-  EXPECT_EQ(r.first_rejection()->kind, kind::kTimeout);
+  EXPECT_EQ(r.first_rejection()->kind, FindingKind::Timeout);
   EXPECT_EQ(r.first_rejection()->trial, "long");  // attributed to the trial announced last
   EXPECT_EQ(r.first_rejection()->shape, "B=1 Hq=2");
   EXPECT_TRUE(r.sandbox.timed_out);
@@ -237,7 +237,7 @@ TEST_F(VerifyTest, CrashAndAbort) {
     const VerifyReport r =
         verify(stand_in(std::string("echo 'kg_verify_runner: trial ragged: B=1' >&2\nkill -") + sig + " $$"));
     ASSERT_NE(only_rejection(r), nullptr) << sig;
-    EXPECT_EQ(r.first_rejection()->kind, kind::kCrash) << sig;
+    EXPECT_EQ(r.first_rejection()->kind, FindingKind::Crash) << sig;
     EXPECT_EQ(r.first_rejection()->trial, "ragged");
     EXPECT_NE(r.first_rejection()->message.find("signal"), std::string::npos);
   }
@@ -246,17 +246,17 @@ TEST_F(VerifyTest, CrashAndAbort) {
 TEST_F(VerifyTest, ExitWithoutResultAndGarbage) {
   VerifyReport r = verify(stand_in("exit 0"));
   ASSERT_NE(only_rejection(r), nullptr);
-  EXPECT_EQ(r.first_rejection()->kind, kind::kNoResult);
+  EXPECT_EQ(r.first_rejection()->kind, FindingKind::NoResult);
   r = verify(stand_in("exit 5"));
   ASSERT_NE(only_rejection(r), nullptr);
-  EXPECT_EQ(r.first_rejection()->kind, kind::kNoResult);
+  EXPECT_EQ(r.first_rejection()->kind, FindingKind::NoResult);
   r = verify(stand_in("echo '{\"garbage' > result.json; echo garbage on stdout"));
   ASSERT_NE(only_rejection(r), nullptr);
-  EXPECT_EQ(r.first_rejection()->kind, kind::kBadResult);
+  EXPECT_EQ(r.first_rejection()->kind, FindingKind::BadResult);
   // A result that is not for this request (a candidate writing a canned "pass").
   r = verify(stand_in("echo '{\"protocol\":1,\"nonce\":\"0123\",\"trials\":[],\"findings\":[]}' > result.json"));
   ASSERT_NE(only_rejection(r), nullptr);
-  EXPECT_EQ(r.first_rejection()->kind, kind::kBadResult);
+  EXPECT_EQ(r.first_rejection()->kind, FindingKind::BadResult);
   EXPECT_NE(r.first_rejection()->message.find("nonce"), std::string::npos);
 }
 
@@ -265,12 +265,12 @@ TEST_F(VerifyTest, MemoryLimit) {
   m_options.limits.wall_limit_s = 20;
   const VerifyReport r = verify(stand_in("dd if=/dev/zero of=/dev/null bs=400M count=50 2>/dev/null; sleep 5"));
   ASSERT_NE(only_rejection(r), nullptr);
-  EXPECT_EQ(r.first_rejection()->kind, kind::kMemoryLimit);
+  EXPECT_EQ(r.first_rejection()->kind, FindingKind::MemoryLimit);
 }
 
 TEST_F(VerifyTest, NoDeviceIsIncomplete) {
   const VerifyReport r = verify(stand_in("exit 77"));
-  EXPECT_EQ(r.verdict, "incomplete");
+  EXPECT_EQ(r.verdict, Verdict::Incomplete);
   EXPECT_EQ(r.first_rejection(), nullptr);
   EXPECT_EQ(r.stages.back().note, "no CUDA device");
 }
@@ -281,7 +281,7 @@ TEST_F(VerifyTest, RunnerSeesACleanEnvironmentAndItsOwnDirectory) {
   const std::string log = m_dir + "/env.txt";
   const VerifyReport r = verify(stand_in("env > " + log + "; pwd >> " + log + "\n" + result_script("[]")));
   ::unsetenv("CUDA_LAUNCH_BLOCKING");
-  EXPECT_EQ(r.verdict, "pass");
+  EXPECT_EQ(r.verdict, Verdict::Pass);
   auto env = read_file(log);
   ASSERT_TRUE(env);
   EXPECT_EQ(env->find("KG_VERIFY_TEST_SECRET"), std::string::npos);
@@ -294,7 +294,7 @@ TEST_F(VerifyTest, RunnerSeesACleanEnvironmentAndItsOwnDirectory) {
 TEST_F(VerifyTest, NoRunStopsAfterCompiling) {
   m_options.run = false;
   const VerifyReport r = verify(stand_in("exit 1"));
-  EXPECT_EQ(r.verdict, "incomplete");
+  EXPECT_EQ(r.verdict, Verdict::Incomplete);
   EXPECT_EQ(m_compiler.calls, 1);  // the reference is not needed
 }
 

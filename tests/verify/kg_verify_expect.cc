@@ -68,20 +68,20 @@ int main(int argc, char** argv) {
   std::cout << verify::report_summary(*report);
   const verify::Finding* first = report->first_rejection();
   if (expect == "pass") {
-    if (report->verdict == "incomplete" && opt.run) {
+    if (report->verdict == verify::Verdict::Incomplete && opt.run) {
       std::cout << "SKIP: no CUDA device to run on\n";
       return 77;
     }
-    const bool ok = report->passed() || (!opt.run && report->verdict == "incomplete");
+    const bool ok = report->passed() || (!opt.run && report->verdict == verify::Verdict::Incomplete);
     std::cout << (ok ? "OK: passed as expected\n" : "FAIL: expected the kernel to pass\n");
     return ok ? 0 : 1;
   }
   if (first == nullptr) {
-    if (report->verdict == "incomplete") {
+    if (report->verdict == verify::Verdict::Incomplete) {
       std::cout << "SKIP: the expected finding needs a GPU run (no CUDA device)\n";
       return 77;
     }
-    std::cout << "FAIL: expected finding " << expect << ", but the kernel " << report->verdict << "\n";
+    std::cout << "FAIL: expected finding " << expect << ", but the kernel " << verify::verdict_name(report->verdict) << "\n";
     return 1;
   }
   // `--expect a|b`: either finding is right (a kernel can be wrong in more than one visible way).
@@ -89,11 +89,11 @@ int main(int argc, char** argv) {
   for (size_t start = 0; start <= expect.size();) {
     const size_t bar = expect.find('|', start);
     const size_t end = bar == std::string::npos ? expect.size() : bar;
-    kind_ok = kind_ok || first->kind == expect.substr(start, end - start);
+    kind_ok = kind_ok || verify::finding_kind_name(first->kind) == expect.substr(start, end - start);
     start = end + 1;
   }
   const bool ok = kind_ok && (stage.empty() || stage == "-" || first->stage == stage);
   std::cout << (ok ? "OK: " : "FAIL: expected ") << expect << (stage.empty() ? "" : " [" + stage + "]")
-            << (ok ? " found" : ", first finding was " + first->kind + " [" + first->stage + "]") << "\n";
+            << (ok ? " found" : ", first finding was " + std::string(verify::finding_kind_name(first->kind)) + " [" + first->stage + "]") << "\n";
   return ok ? 0 : 1;
 }

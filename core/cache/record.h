@@ -1,0 +1,29 @@
+// The action-cache record (DESIGN §7): what a key resolved to. Every storage tier keeps the same
+// record; the local LMDB cache stores it as JSON in `ac` with a "format" field
+// (= kCacheFormatVersion) beside these (record_json in local_cache.h).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "cache/verification.h"
+
+namespace kg::cache {
+
+struct AcRecord {
+  std::string key;               // 32 hex
+  std::string name;              // spec name
+  std::string arch;              // e.g. sm_90a
+  std::string generator;         // Generator::version() of what made it: "tmpl-3", later "llm:<model>"
+  std::string source_digest;     // <name>.cu
+  std::string header_digest;     // <name>.h
+  std::string report_digest;     // verifier report JSON; empty when unverified
+  std::string canonical_digest;  // canonical spec text (also stored in cas)
+  Verification verification = Verification::Unverified;  // JSON: verification_name()
+  int64_t created_unix = 0;      // informational; never emitted into build outputs
+  int64_t last_access_unix = 0;  // updated by touch(), at most once per kTouchIntervalSeconds
+
+  bool operator==(const AcRecord&) const = default;
+};
+
+}  // namespace kg::cache

@@ -1,0 +1,59 @@
+// How a kernel is made for a spec (DESIGN §1): one interface, whose first implementation is the
+// built-in template generator (template_generator.h) and whose second will be the closed LLM loop.
+// emit (emit/emit.h) asks a Generator on a cache miss and stores what it returns.
+//
+// A generator never throws: every failure, including one of its own bugs, comes back as a
+// Failure whose message names the spec and what went wrong. That is what lets the daemon end a
+// failed job as an error for its waiters without taking other jobs down.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "cache/verification.h"
+#include "spec/ast.h"
+#include "util/expected.h"
+
+namespace kg::generate {
+
+// The outcome of verifying a kernel on a GPU, as stored with its record.
+struct Verification {
+  cache::Verification status = cache::Verification::Unverified;
+  std::string report_json;  // the verifier's report; "" when none was made
+  std::string summary;      // a few lines for an error message when Failed
+};
+
+// What a generator made.
+struct Kernel {
+  std::string source;     // <name>.cu
+  std::string header;     // <name>.h
+  std::string generator;  // AcRecord::generator: the version of what made it ("tmpl-3", ...)
+  // Set when the generator verified the kernel itself (the LLM loop keeps only verified
+  // candidates); unset: emit verifies it (or stores it as unverified).
+  std::optional<Verification> verification;
+};
+
+struct Request {
+  const spec::Spec* spec = nullptr;  // checked; not null
+  std::string key;                   // spec_key(*spec, arch): goes into the provenance line
+  std::string arch;                  // resolved (spec::resolve_arch), e.g. "sm_90a"
+};
+
+class Generator {
+ public:
+  virtual ~Generator() = default;
+
+  // Short name for messages and progress: "template".
+  virtual const char* name() const = 0;
+
+  // Whether this generator can make a kernel for `spec` on `arch` (resolved). Cheap and without
+  // effects, so that a request can be refused at the door. Errors (Error kind): the message says
+  // what is not supported and what would be, e.g. "the template kernels need sm_80 or newer
+  // (found sm_75)".
+  virtual Expected<void, Failure> check(const spec::Spec& spec, const std::string& arch) const = 0;
+
+  // Makes a kernel. Errors say what failed; check() failures come back the same way.
+  virtual Expected<Kernel, Failure> generate(const Request& request) = 0;
+};
+
+}  // namespace kg::generate
