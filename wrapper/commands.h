@@ -4,6 +4,10 @@
 #include <string>
 #include <vector>
 
+namespace kg::config {
+class Config;
+}
+
 namespace kg::cli {
 
 // Exit codes, as documented in `kernelgen --help`.
@@ -14,7 +18,8 @@ inline constexpr int kExitVerifierError = 3;  // verify: the verifier itself cou
 inline constexpr int kExitNoGpu = 77;   // verify: static and compile passed, no CUDA device to run on
 
 struct GlobalOptions {
-  std::string cache_dir;  // empty: kg::cache::default_cache_dir()
+  std::string cache_dir;                    // --cache-dir; main() then sets it from `config`
+  const config::Config* config = nullptr;   // set by main() before any command runs
 };
 
 struct SpecCheckOptions {
@@ -66,5 +71,10 @@ struct DaemonOptions {
   bool json = false;   // status
 };
 int run_daemon(const GlobalOptions& global, const DaemonOptions& opts);
+
+struct ConfigOptions {
+  bool json = false;
+};
+int run_config(const GlobalOptions& global, const ConfigOptions& opts);
 
 }  // namespace kg::cli

@@ -3,8 +3,12 @@
 
 #include <cstdio>
 #include <exception>
+#include <map>
+
+extern char** environ;
 
 #include "commands.h"
+#include "config/config.h"
 #include "util/log.h"
 #include "version.h"
 
@@ -27,13 +31,14 @@ constexpr const char* kFooter =
     "                                                  check and time a candidate kernel\n"
     "  kernelgen daemon status                         the daemon: running?, jobs, counters\n"
     "\n"
-    "Environment:\n"
+    "Configuration: command line > environment > config file > defaults. Every setting has an\n"
+    "environment variable KERNELGEN_<SETTING> and a `setting = value` line in the config file\n"
+    "($KERNELGEN_CONFIG, else $XDG_CONFIG_HOME/kernelgen/kernelgen.conf). The main ones:\n"
     "  KERNELGEN_CACHE_DIR  cache location (default $XDG_CACHE_HOME/kernelgen or ~/.cache/kernelgen)\n"
     "  KERNELGEN_LOG        error | warn (default) | info | debug\n"
-    "  KERNELGEN_RUNNER     verifier runner (default: kg_verify_runner beside kernelgen)\n"
-    "  KERNELGEN_VERIFY_DIR verifier work directory (default <cache dir>/verify)\n"
     "  KERNELGEN_NO_DAEMON  1: generate in the kernelgen process (as --no-daemon)\n"
-    "  KERNELGEN_DAEMON     the kernelgend to start (default: beside kernelgen)\n"
+    "  KERNELGEN_NVCC       the nvcc the verifier uses (default: nvcc on PATH)\n"
+    "`kernelgen config show` lists every setting, its value and where the value came from.\n"
     "\n"
     "Exit status: 0 success, 1 the work failed (message on stderr), 2 bad command line.\n"
     "In CMake, use kernelgen_add_attention() from cmake/KernelGen.cmake instead of calling this.\n";
@@ -154,6 +159,18 @@ int main(int argc, char** argv) {
   parts->add_flag_callback("--report", [&] { cache.part = "report"; }, "The verifier report");
   parts->require_option(0, 1);
 
+  // config
+  ConfigOptions config_opts;
+  CLI::App* config_cmd = app.add_subcommand("config", "Show the configuration");
+  config_cmd->require_subcommand(1);
+  CLI::App* config_show = config_cmd->add_subcommand(
+      "show", "Every setting with its value and where it came from (default, config file, environment, flag)");
+  config_show->add_flag("--json", config_opts.json, "JSON output");
+  config_cmd->footer(
+      "\nPrecedence: command line > environment (KERNELGEN_<SETTING>) > config file > defaults.\n"
+      "The config file is $KERNELGEN_CONFIG, else $XDG_CONFIG_HOME/kernelgen/kernelgen.conf\n"
+      "(~/.config/kernelgen/kernelgen.conf); each line is `setting = value`, # starts a comment.\n");
+
   // daemon
   DaemonOptions daemon;
   CLI::App* daemon_cmd = app.add_subcommand("daemon", "Control kernelgend, the daemon that generates kernels");
@@ -178,9 +195,22 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }
-  if (verbose) {
-    kg::log::set_level(kg::log::Level::Debug);
+  // The one place the environment is read: everything below gets its settings from `config`.
+  std::map<std::string, std::string> overrides;
+  if (!global.cache_dir.empty()) {
+    overrides["cache_dir"] = global.cache_dir;
   }
+  if (verbose) {
+    overrides["log"] = "debug";
+  }
+  auto config = kg::config::Config::load(kg::config::environment_from(environ), overrides);
+  if (!config) {
+    std::fprintf(stderr, "kernelgen: error: %s\n", config.error().message.c_str());
+    return kExitUsage;
+  }
+  kg::log::set_level(kg::log::parse_level(config->text("log")));
+  global.config = &*config;
+  global.cache_dir = config->cache_dir();
 
   try {
     if (spec_check->parsed()) {
@@ -194,6 +224,9 @@ int main(int argc, char** argv) {
     }
     if (daemon_cmd->parsed()) {
       return run_daemon(global, daemon);
+    }
+    if (config_cmd->parsed()) {
+      return run_config(global, config_opts);
     }
     if (cache_cmd->parsed()) {
       cache.action = cache_stats->parsed() ? "stats" : cache_ls->parsed() ? "ls" : "show";

@@ -1,17 +1,21 @@
-// Minimal leveled logging to stderr. Level from $KERNELGEN_LOG: error, warn (default), info, debug.
+// Minimal leveled logging to stderr. Levels: error, warn (default), info, debug; main() sets the
+// level from the configuration (the `log` setting, KERNELGEN_LOG).
 //
 //   KG_LOG_DEBUG("cache hit for " << key);
 #pragma once
 
 #include <sstream>
 #include <string>
+#include <string_view>
 
 namespace kg::log {
 
 enum class Level { Error = 0, Warn = 1, Info = 2, Debug = 3 };
 
-// The active level, read once from $KERNELGEN_LOG.
+// The active level (Warn until set_level).
 Level level();
+// "error", "info", "debug" → that level; anything else (including "warn") → Warn.
+Level parse_level(std::string_view text);
 // Overrides the level (tests, --verbose).
 void set_level(Level level);
 // Writes "kernelgen: <level>: <message>\n" to stderr in one write(2).

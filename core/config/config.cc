@@ -1,0 +1,364 @@
+#include "config/config.h"
+
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "spec/names.h"
+#include "util/file.h"
+#include "util/text.h"
+
+namespace kg::config {
+
+namespace {
+
+// Longest config file read (a config file is a few lines; anything larger is not one).
+constexpr size_t kMaxConfigFileBytes = 1 << 20;
+// Longest value accepted for any setting.
+constexpr size_t kMaxValueBytes = 4096;
+
+const std::vector<SettingInfo> kSettings = {
+    {"cache_dir", Kind::Path,
+     "kernel cache directory (default $XDG_CACHE_HOME/kernelgen, else ~/.cache/kernelgen)"},
+    {"daemon", Kind::Path, "the kernelgend that kernelgen starts (default: beside kernelgen)"},
+    {"idle_timeout", Kind::Seconds, "seconds a daemon waits without work before it exits (0: never)"},
+    {"jobs", Kind::Count, "generation jobs a daemon runs at once (0: the number of CPUs)"},
+    {"log", Kind::LogLevel, "error | warn | info | debug (the daemon's log defaults to info)"},
+    {"no_daemon", Kind::Bool, "generate in the kernelgen process instead of asking kernelgend"},
+    {"nvcc", Kind::Path, "nvcc used by the verifier (default: $CUDACXX, nvcc on PATH, /usr/local/cuda/bin/nvcc)"},
+    {"runner", Kind::Path, "the verifier's GPU runner (default: kg_verify_runner beside kernelgen)"},
+    {"runtime_dir", Kind::Path,
+     "where daemons keep sockets, locks and logs (default $XDG_RUNTIME_DIR/kernelgen, else "
+     "/tmp/kernelgen-<uid>)"},
+    {"verify_dir", Kind::Path, "verifier work directory: compiled objects, run directories (default <cache_dir>/verify)"},
+    {"verify_no_netns", Kind::Bool, "run the verifier's runner without a private network namespace"},
+};
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  return out;
+}
+
+std::string trim(std::string_view s) {
+  const size_t b = s.find_first_not_of(" \t\r");
+  if (b == std::string_view::npos) {
+    return "";
+  }
+  const size_t e = s.find_last_not_of(" \t\r");
+  return std::string(s.substr(b, e - b + 1));
+}
+
+const SettingInfo* find_setting(std::string_view key) {
+  for (const SettingInfo& s : kSettings) {
+    if (key == s.key) {
+      return &s;
+    }
+  }
+  return nullptr;
+}
+
+std::vector<std::string> setting_keys() {
+  std::vector<std::string> keys;
+  for (const SettingInfo& s : kSettings) {
+    keys.emplace_back(s.key);
+  }
+  return keys;
+}
+
+bool parse_count(std::string_view text, int64_t& out) {
+  if (text.empty() || text.size() > 18) {
+    return false;
+  }
+  const auto r = std::from_chars(text.data(), text.data() + text.size(), out);
+  return r.ec == std::errc() && r.ptr == text.data() + text.size() && out >= 0;
+}
+
+// Checks `text` against the setting's kind; the error says what was expected.
+Expected<void, Failure> check_value(const SettingInfo& s, const std::string& text) {
+  if (text.size() > kMaxValueBytes) {
+    return fail("expected a value of at most " + std::to_string(kMaxValueBytes) + " bytes for " + s.key +
+                ", found " + std::to_string(text.size()));
+  }
+  if (text.find('\0') != std::string::npos) {
+    return fail(std::string("expected text without NUL bytes for ") + s.key);
+  }
+  int64_t n = 0;
+  switch (s.kind) {
+    case Kind::String:
+    case Kind::Path:
+      return {};
+    case Kind::Bool:
+      if (!parse_bool(text)) {
+        return fail(std::string("expected true or false for ") + s.key + ", found '" + printable(text) +
+                    "'");
+      }
+      return {};
+    case Kind::Seconds:
+    case Kind::Count:
+      if (!parse_count(text, n)) {
+        return fail(std::string("expected a non-negative whole number") +
+                    (s.kind == Kind::Seconds ? " of seconds" : "") + " for " + s.key + ", found '" +
+                    printable(text) + "'");
+      }
+      return {};
+    case Kind::LogLevel: {
+      const std::string l = lower(text);
+      if (l != "error" && l != "warn" && l != "warning" && l != "info" && l != "debug") {
+        return fail(std::string("expected one of error, warn, info, debug for ") + s.key + ", found '" +
+                    printable(text) + "'");
+      }
+      return {};
+    }
+  }
+  return {};
+}
+
+std::string home_dir(const Environment& env) {
+  if (auto h = lookup(env, "HOME"); h && !h->empty()) {
+    return *h;
+  }
+  if (const passwd* pw = ::getpwuid(::getuid()); pw != nullptr && pw->pw_dir != nullptr) {
+    return pw->pw_dir;
+  }
+  return "/";
+}
+
+std::map<std::string, std::string> defaults(const Environment& env) {
+  std::map<std::string, std::string> d;
+  if (auto xdg = lookup(env, "XDG_CACHE_HOME"); xdg && !xdg->empty() && (*xdg)[0] == '/') {
+    d["cache_dir"] = *xdg + "/kernelgen";
+  } else {
+    d["cache_dir"] = home_dir(env) + "/.cache/kernelgen";
+  }
+  if (auto xdg = lookup(env, "XDG_RUNTIME_DIR"); xdg && !xdg->empty() && (*xdg)[0] == '/') {
+    d["runtime_dir"] = *xdg + "/kernelgen";
+  } else {
+    d["runtime_dir"] = "/tmp/kernelgen-" + std::to_string(::geteuid());
+  }
+  d["idle_timeout"] = "600";
+  d["jobs"] = "0";
+  d["log"] = "warn";
+  d["no_daemon"] = "false";
+  d["verify_no_netns"] = "false";
+  return d;
+}
+
+// The config file to read: $KERNELGEN_CONFIG, else $XDG_CONFIG_HOME/kernelgen/kernelgen.conf.
+std::string config_path(const Environment& env) {
+  if (auto f = lookup(env, "KERNELGEN_CONFIG"); f && !f->empty()) {
+    return *f;
+  }
+  if (auto xdg = lookup(env, "XDG_CONFIG_HOME"); xdg && !xdg->empty() && (*xdg)[0] == '/') {
+    return *xdg + "/kernelgen/kernelgen.conf";
+  }
+  return home_dir(env) + "/.config/kernelgen/kernelgen.conf";
+}
+
+}  // namespace
+
+Environment environment_from(const char* const* envp) {
+  Environment env;
+  for (const char* const* e = envp; e != nullptr && *e != nullptr; ++e) {
+    const char* eq = std::strchr(*e, '=');
+    if (eq == nullptr) {
+      continue;
+    }
+    env.emplace(std::string(*e, eq), std::string(eq + 1));
+  }
+  return env;
+}
+
+std::optional<std::string> lookup(const Environment& env, const std::string& name) {
+  const auto it = env.find(name);
+  if (it == env.end()) {
+    return std::nullopt;
+  }
+  return it->second;
+}
+
+const char* origin_name(Origin origin) {
+  switch (origin) {
+    case Origin::ConfigFile:
+      return "config file";
+    case Origin::Environment:
+      return "environment";
+    case Origin::CommandLine:
+      return "command line";
+    case Origin::Default:
+      break;
+  }
+  return "default";
+}
+
+const std::vector<SettingInfo>& settings() { return kSettings; }
+
+std::string env_name(std::string_view key) {
+  std::string s = "KERNELGEN_";
+  for (char c : key) {
+    s += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  return s;
+}
+
+std::optional<bool> parse_bool(std::string_view text) {
+  const std::string l = lower(trim(text));
+  if (l == "1" || l == "true" || l == "yes" || l == "on") {
+    return true;
+  }
+  if (l.empty() || l == "0" || l == "false" || l == "no" || l == "off") {
+    return false;
+  }
+  return std::nullopt;
+}
+
+Expected<Config, Failure> Config::load(const Environment& env, const std::map<std::string, std::string>& command_line) {
+  Config c;
+  c.m_env = env;
+  const auto d = defaults(env);
+  for (const SettingInfo& s : kSettings) {
+    Value v;
+    if (auto it = d.find(s.key); it != d.end()) {
+      v.text = it->second;
+    }
+    c.m_values.emplace(s.key, std::move(v));
+  }
+
+  // Config file.
+  c.m_file = config_path(env);
+  struct ::stat st;
+  if (::stat(c.m_file.c_str(), &st) == 0) {
+    c.m_file_found = true;
+    if (st.st_size > static_cast<off_t>(kMaxConfigFileBytes)) {
+      return fail(c.m_file + ": expected a config file of at most 1 MiB, found " + std::to_string(st.st_size) +
+                  " bytes");
+    }
+    auto text = read_file(c.m_file);
+    if (!text) {
+      return fail("cannot read the config file: " + text.error().message);
+    }
+    std::istringstream lines(*text);
+    std::string line;
+    int n = 0;
+    while (std::getline(lines, line)) {
+      ++n;
+      const std::string where = c.m_file + ":" + std::to_string(n);
+      const std::string t = trim(line);
+      if (t.empty() || t[0] == '#') {
+        continue;
+      }
+      const size_t eq = t.find('=');
+      if (eq == std::string::npos) {
+        return fail(where + ": expected 'key = value', found '" + printable(t) + "'");
+      }
+      const std::string key = trim(t.substr(0, eq));
+      const SettingInfo* s = find_setting(key);
+      if (s == nullptr) {
+        std::string hint = spec::did_you_mean(key, setting_keys());
+        return fail(where + ": unknown setting '" + printable(key) + "'" +
+                    (hint.empty() ? " (`kernelgen config show` lists them)" : hint));
+      }
+      const std::string value = trim(t.substr(eq + 1));
+      if (auto ok = check_value(*s, value); !ok) {
+        return fail(where + ": " + ok.error().message);
+      }
+      c.m_values[key] = Value{value, Origin::ConfigFile, where};
+    }
+  } else if (errno != ENOENT && errno != ENOTDIR) {
+    return fail("cannot read the config file " + c.m_file + ": " + std::strerror(errno));
+  }
+
+  // Environment.
+  for (const SettingInfo& s : kSettings) {
+    const std::string name = env_name(s.key);
+    auto v = lookup(env, name);
+    if (!v) {
+      continue;
+    }
+    // An empty variable means "unset" for paths (as KERNELGEN_CACHE_DIR= always did).
+    if (v->empty() && s.kind == Kind::Path) {
+      continue;
+    }
+    if (auto ok = check_value(s, *v); !ok) {
+      return fail(name + ": " + ok.error().message);
+    }
+    c.m_values[s.key] = Value{*v, Origin::Environment, name};
+  }
+
+  // Command line.
+  for (const auto& [key, v] : command_line) {
+    const SettingInfo* s = find_setting(key);
+    if (s == nullptr) {
+      return fail("internal error: unknown setting '" + key + "' from the command line");
+    }
+    std::string flag = "--" + key;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    if (auto ok = check_value(*s, v); !ok) {
+      return fail(flag + ": " + ok.error().message);
+    }
+    c.m_values[key] = Value{v, Origin::CommandLine, flag};
+  }
+  return c;
+}
+
+const Value& Config::value(std::string_view key) const {
+  const auto it = m_values.find(key);
+  if (it == m_values.end()) {
+    std::fprintf(stderr, "kernelgen: internal error: unknown setting '%.*s'\n", static_cast<int>(key.size()),
+                 key.data());
+    std::abort();
+  }
+  return it->second;
+}
+
+bool Config::flag(std::string_view key) const { return parse_bool(text(key)).value_or(false); }
+
+int64_t Config::number(std::string_view key) const {
+  int64_t n = 0;
+  return parse_count(text(key), n) ? n : 0;
+}
+
+std::string Config::show() const {
+  std::ostringstream os;
+  os << "config file: " << m_file << (m_file_found ? "" : " (not found)") << "\n";
+  for (const SettingInfo& s : kSettings) {
+    const Value& v = value(s.key);
+    std::string origin = std::string("(") + origin_name(v.origin);
+    if (!v.source.empty()) {
+      origin += ": " + v.source;
+    }
+    origin += ")";
+    os << origin << " " << s.key << " = " << printable(v.text) << "\n";
+  }
+  return os.str();
+}
+
+std::string Config::show_json() const {
+  nlohmann::json j;
+  j["config_file"] = m_file;
+  j["config_file_found"] = m_file_found;
+  nlohmann::json list = nlohmann::json::array();
+  for (const SettingInfo& s : kSettings) {
+    const Value& v = value(s.key);
+    list.push_back({{"key", s.key},
+                    {"value", v.text},
+                    {"origin", origin_name(v.origin)},
+                    {"source", v.source},
+                    {"env", env_name(s.key)},
+                    {"description", s.description}});
+  }
+  j["settings"] = list;
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+}  // namespace kg::config
