@@ -29,9 +29,14 @@ by ``add_subdirectory()`` / ``FetchContent`` of the KernelGen source tree. It pr
 
   ``CUDA_ARCHITECTURES``
     Targets to generate and compile for, as in the ``CUDA_ARCHITECTURES`` target property
-    (e.g. ``90a``); they become ``<target>``'s ``CUDA_ARCHITECTURES`` property. The first one
-    selects the generated kernel. Default: the target's property (initialised from
-    ``CMAKE_CUDA_ARCHITECTURES``), else ``90a``. Every architecture must be sm_80 or newer.
+    (e.g. ``90a``); they become ``<target>``'s ``CUDA_ARCHITECTURES`` property. Default: the
+    target's property (initialised from ``CMAKE_CUDA_ARCHITECTURES``), else ``90a``. Every
+    architecture must be sm_80 or newer. A generated kernel belongs to one family: ``90a``
+    (H100/H200, wgmma; runs only there) or sm_80-class (``80``, ``86``, ``89``, ``90``, ...;
+    mma.sync, runs on all of them). The list must stay within one family, and the first entry
+    selects the kernel; a list that mixes the families, ``all`` and ``all-major`` are refused
+    at configure time with a message saying how to split the target. ``native`` is resolved to
+    the build machine's GPU.
 
   ``OUT_DIR``
     Where generated files go. Default: ``${CMAKE_CURRENT_BINARY_DIR}/kernelgen/<target>``.
@@ -110,6 +115,61 @@ function(_kernelgen_spec_name spec_file out_var)
   set(${out_var} "${_name}" PARENT_SCOPE)
 endfunction()
 
+# Picks the one architecture the kernels are generated for from a target's CUDA_ARCHITECTURES,
+# refusing lists the generated kernels cannot serve. Each generated kernel belongs to one family:
+# sm_90a (wgmma, runs only on sm_90a) or sm_80-class (mma.sync, runs on sm_80 and newer: 80, 86,
+# 89, 90, 100, ...). A list that mixes the two would give one family's kernel to the other's
+# build: 90a;80 would trap on an A100, 80;90a would run the slower kernel on an H100. Until a
+# target can hold one kernel per family, such a list is an error that says what to do.
+function(_kernelgen_resolve_archs target archs out_var)
+  set(_list "${archs}")
+  if(_list STREQUAL "native")
+    if(CMAKE_CUDA_ARCHITECTURES_NATIVE)
+      set(_list "${CMAKE_CUDA_ARCHITECTURES_NATIVE}")
+    else()
+      message(FATAL_ERROR "kernelgen_add_attention(${target}): CUDA_ARCHITECTURES native could not be "
+                          "resolved by this CMake; name the architecture, e.g. CUDA_ARCHITECTURES 90a")
+    endif()
+  endif()
+  if(_list MATCHES "^all(-major)?$")
+    message(FATAL_ERROR "kernelgen_add_attention(${target}): CUDA_ARCHITECTURES ${_list} spans several kernel "
+                        "families, and a target holds one KernelGen kernel per spec for now. Use "
+                        "CUDA_ARCHITECTURES 90a for H100/H200, or a list of sm_80-class architectures "
+                        "such as 80;86;89 for the others (one target per family)")
+  endif()
+  set(_wgmma)
+  set(_mma)
+  foreach(_a IN LISTS _list)
+    string(REGEX REPLACE "-(real|virtual)$" "" _plain "${_a}")
+    if(NOT _plain MATCHES "^([0-9]+)([af]?)$")
+      message(FATAL_ERROR "kernelgen_add_attention(${target}): cannot read CUDA architecture '${_a}' "
+                          "(expected a number with an optional a or f suffix, such as 90a or 80)")
+    endif()
+    if(CMAKE_MATCH_1 LESS 80)
+      message(FATAL_ERROR "kernelgen_add_attention(${target}): the target builds for CUDA architecture "
+                          "'${_a}', but the kernels need sm_80 or newer (tensor-core mma.sync); pass "
+                          "CUDA_ARCHITECTURES 90a or set the target's CUDA_ARCHITECTURES")
+    endif()
+    if(_plain STREQUAL "90a")
+      list(APPEND _wgmma "${_a}")
+    else()
+      list(APPEND _mma "${_a}")
+    endif()
+  endforeach()
+  if(_wgmma AND _mma)
+    string(REPLACE ";" " " _w "${_wgmma}")
+    string(REPLACE ";" " " _m "${_mma}")
+    message(FATAL_ERROR "kernelgen_add_attention(${target}): CUDA_ARCHITECTURES '${archs}' mixes two kernel "
+                        "families: ${_w} gets the sm_90a (wgmma) kernel, which traps elsewhere, and ${_m} "
+                        "the sm_80-class (mma.sync) kernel. A target holds one kernel per spec for now: "
+                        "build the families in separate targets (CUDA_ARCHITECTURES 90a in one, ${_m} in "
+                        "the other), or list only one family")
+  endif()
+  list(GET _list 0 _first)
+  string(REGEX REPLACE "-(real|virtual)$" "" _first "${_first}")
+  set(${out_var} "${_first}" PARENT_SCOPE)
+endfunction()
+
 function(kernelgen_add_attention target)
   cmake_parse_arguments(PARSE_ARGV 1 _KG "REFERENCE" "OUT_DIR" "SPECS;CUDA_ARCHITECTURES")
   if(_KG_UNPARSED_ARGUMENTS)
@@ -150,16 +210,7 @@ function(kernelgen_add_attention target)
       set_property(TARGET ${target} PROPERTY CUDA_ARCHITECTURES ${_archs})
     endif()
   endif()
-  foreach(_a IN LISTS _archs)
-    if(_a MATCHES "^([0-9]+)" AND CMAKE_MATCH_1 LESS 80)
-      message(FATAL_ERROR "kernelgen_add_attention(${target}): the target builds for CUDA architecture "
-                          "'${_a}', but the kernels need sm_80 or newer (tensor-core mma.sync); pass "
-                          "CUDA_ARCHITECTURES 90a or set the target's CUDA_ARCHITECTURES")
-    endif()
-  endforeach()
-  list(GET _archs 0 _arch)
-  string(REGEX REPLACE "-(real|virtual)$" "" _arch "${_arch}")
-
+  _kernelgen_resolve_archs(${target} "${_archs}" _arch)
   set(_abi_include "${KERNELGEN_INCLUDE_DIR}")
   if(NOT _abi_include)
     get_property(_abi_include GLOBAL PROPERTY _KERNELGEN_INCLUDE_DIR)

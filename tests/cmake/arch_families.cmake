@@ -1,0 +1,57 @@
+# kernelgen_add_attention() refuses CUDA_ARCHITECTURES lists that mix kernel families, and
+# accepts lists within one family. Configures a tiny C++ project per case; CUDA is not enabled
+# (its compiler check takes a minute), so CMAKE_CUDA_COMPILER is set by hand and the generated
+# .cu sources are only listed. Nothing is built.
+#   cmake -DKG_SOURCE_DIR=... -DWORK_DIR=... -P arch_families.cmake
+cmake_minimum_required(VERSION 3.25)
+foreach(var KG_SOURCE_DIR WORK_DIR)
+  if(NOT DEFINED ${var})
+    message(FATAL_ERROR "arch_families.cmake: -D${var}=... is required")
+  endif()
+endforeach()
+
+file(REMOVE_RECURSE "${WORK_DIR}")
+file(MAKE_DIRECTORY "${WORK_DIR}/src")
+file(WRITE "${WORK_DIR}/src/main.cc" "int main() { return 0; }\n")
+file(WRITE "${WORK_DIR}/src/CMakeLists.txt" "
+cmake_minimum_required(VERSION 3.25)
+project(arch_case LANGUAGES CXX)
+set(CMAKE_CUDA_COMPILER /bin/true)
+add_executable(app main.cc)
+add_executable(kernelgen IMPORTED)
+set_target_properties(kernelgen PROPERTIES IMPORTED_LOCATION /bin/true)
+set(KERNELGEN_INCLUDE_DIR \"${KG_SOURCE_DIR}/core/include\")
+include(\"${KG_SOURCE_DIR}/cmake/KernelGen.cmake\")
+kernelgen_add_attention(app SPECS \"${KG_SOURCE_DIR}/specs/causal.yaml\" CUDA_ARCHITECTURES \${ARCHS})
+get_target_property(_a app CUDA_ARCHITECTURES)
+message(STATUS \"archs=\${_a}\")
+")
+
+set(n 0)
+function(expect archs want_ok want_text)
+  math(EXPR i "${n} + 1")
+  set(n ${i} PARENT_SCOPE)
+  execute_process(COMMAND ${CMAKE_COMMAND} -S "${WORK_DIR}/src" -B "${WORK_DIR}/b${i}" -G Ninja "-DARCHS=${archs}"
+                  OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+  set(all "${out}${err}")
+  string(REGEX REPLACE "[ \n]+" " " flat "${all}")
+  if(want_ok AND NOT rc EQUAL 0)
+    message(FATAL_ERROR "CUDA_ARCHITECTURES '${archs}' should configure, but failed:\n${all}")
+  elseif(NOT want_ok AND rc EQUAL 0)
+    message(FATAL_ERROR "CUDA_ARCHITECTURES '${archs}' should be refused, but configured:\n${all}")
+  endif()
+  string(FIND "${flat}" "${want_text}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "CUDA_ARCHITECTURES '${archs}': expected the text '${want_text}' in:\n${all}")
+  endif()
+  message(STATUS "ok: '${archs}' ${want_text}")
+endfunction()
+
+expect("90a" TRUE "archs=90a")
+expect("80;86;89" TRUE "archs=80;86;89")
+expect("90a-real" TRUE "archs=90a-real")
+expect("90a;80" FALSE "mixes two kernel families: 90a gets the sm_90a (wgmma) kernel")
+expect("80;90a" FALSE "build the families in separate targets (CUDA_ARCHITECTURES 90a in one, 80 in the other)")
+expect("all-major" FALSE "spans several kernel families")
+expect("75" FALSE "the kernels need sm_80 or newer")
+expect("sm90" FALSE "cannot read CUDA architecture 'sm90'")
