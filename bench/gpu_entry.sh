@@ -95,10 +95,10 @@ fi
 if [[ $phase == verify || $phase == verify-repeat ]]; then
   # The verifier compiles candidates with the device's nvcc and runs kg_verify_runner beside kernelgen.
   export KERNELGEN_RUNNER=$PWD/.gpu/bin/kg_verify_runner
-  export KG_NVCC=${KG_NVCC:-/usr/local/cuda/bin/nvcc}
+  export KERNELGEN_NVCC=${KERNELGEN_NVCC:-/usr/local/cuda/bin/nvcc}
   export KERNELGEN_VERIFY_DIR=${KERNELGEN_VERIFY_DIR:-$(mktemp -d /tmp/kg-verify.XXXXXX)}
   export KERNELGEN_CACHE_DIR=${KERNELGEN_CACHE_DIR:-$(mktemp -d /tmp/kg-cache.XXXXXX)}
-  echo "verifier: runner $KERNELGEN_RUNNER, nvcc $KG_NVCC ($("$KG_NVCC" --version | tail -1))" >>"$summary"
+  echo "verifier: runner $KERNELGEN_RUNNER, nvcc $KERNELGEN_NVCC ($("$KERNELGEN_NVCC" --version | tail -1))" >>"$summary"
 fi
 if [[ $phase == verify ]]; then
   vlog=$OUT/verify.log

@@ -11,7 +11,7 @@
 # correctness trial and the runner's timing-stage progress lines go to stderr.
 #
 #   bash bench/verify_bench.sh [kernelgen] [out.tsv]      (from the repository root)
-# Needs KERNELGEN_RUNNER (or kg_verify_runner beside kernelgen) and nvcc (KG_NVCC or PATH).
+# Needs KERNELGEN_RUNNER (or kg_verify_runner beside kernelgen) and nvcc (KERNELGEN_NVCC or PATH).
 set -uo pipefail
 kernelgen=${1:-.gpu/bin/kernelgen}
 out=${2:-${OUT:-.}/verify_bench.tsv}

@@ -13,9 +13,10 @@
 namespace kg::daemon {
 
 EmitGenerator::EmitGenerator(std::string cache_dir, cache::LocalCache::Options options,
-                             std::shared_ptr<generate::Generator> generator)
+                             verify::VerifierSetup verifier, std::shared_ptr<generate::Generator> generator)
     : m_cache_dir(std::move(cache_dir)),
       m_options(std::move(options)),
+      m_verifier(std::move(verifier)),
       m_generator(generator ? std::move(generator) : std::make_shared<generate::TemplateGenerator>()) {}
 
 Expected<cache::LocalCache*, Failure> EmitGenerator::cache() {
@@ -88,7 +89,7 @@ Expected<Generator::Done, Failure> EmitGenerator::generate(const JobRequest& req
   req.arch = request.arch;
   if (request.verify) {
     // The verifier runs on the default CUDA device: one verification at a time there.
-    emit::VerifyFn verify = verify::emit_verifier(request.spec_text, request.file, request.arch);
+    emit::VerifyFn verify = verify::emit_verifier(m_verifier, request.spec_text, request.file, request.arch);
     req.verify = [verify = std::move(verify), &gpus, key = request.key](const spec::Spec& spec,
                                                                         const std::string& source) {
       std::lock_guard gpu(gpus.device(0));

@@ -12,6 +12,7 @@
 #include "cache/local_cache.h"
 #include "generate/generator.h"
 #include "jobs.h"
+#include "verify/verify.h"
 
 namespace kg::daemon {
 
@@ -19,12 +20,13 @@ class EmitGenerator : public Generator {
  public:
   // `cache_dir` is opened (created) on first use, and again on every request while it cannot be
   // opened, so a daemon started before the directory was fixed recovers without a restart.
-  // `generator` makes kernels on a miss (default: the template generator).
-  explicit EmitGenerator(std::string cache_dir, cache::LocalCache::Options options = {},
-                         std::shared_ptr<generate::Generator> generator = nullptr);
+  // `generator` makes kernels on a miss (default: the template generator); `verifier` says where
+  // the verifier's tools are (verify::verifier_setup of the daemon's configuration).
+  EmitGenerator(std::string cache_dir, cache::LocalCache::Options options, verify::VerifierSetup verifier,
+                std::shared_ptr<generate::Generator> generator = nullptr);
 
   Expected<Done, Failure> lookup(const JobRequest& request) override;
-  // Verification is verify::emit_verifier (issue 3) run under gpus.device(0).
+  // Verification is verify::emit_verifier run under gpus.device(0).
   Expected<Done, Failure> generate(const JobRequest& request, DeviceLocks& gpus) override;
 
   // True when the cache was opened and its data file has since been removed or replaced (an
@@ -40,6 +42,7 @@ class EmitGenerator : public Generator {
 
   const std::string m_cache_dir;
   const cache::LocalCache::Options m_options;
+  const verify::VerifierSetup m_verifier;
   const std::shared_ptr<generate::Generator> m_generator;
   std::mutex m_mutex;
   std::optional<cache::LocalCache> m_cache;

@@ -17,12 +17,15 @@
 #include <thread>
 
 #include "cache/local_cache.h"
+#include "config/config.h"
 #include "daemon/paths.h"
 #include "emit_generator.h"
 #include "jobs.h"
 #include "server.h"
 #include "util/log.h"
 #include "version.h"
+
+extern char** environ;
 
 namespace {
 
@@ -184,9 +187,15 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }
-  if (std::getenv("KERNELGEN_LOG") == nullptr) {
-    kg::log::set_level(kg::log::Level::Info);
+  auto settings = kg::config::Config::load(kg::config::environment_from(environ));
+  if (!settings) {
+    std::cerr << "kernelgend: " << settings.error().message << "\n";
+    return kExitUsage;
   }
+  // A daemon logs at info unless configured otherwise.
+  kg::log::set_level(settings->value("log").origin == kg::config::Origin::Default
+                         ? kg::log::Level::Info
+                         : kg::log::parse_level(settings->text("log")));
 
   DaemonConfig config;
   config.cache_dir = absolute_path(cache_dir.empty() ? kg::cache::default_cache_dir() : cache_dir);
@@ -236,7 +245,7 @@ int main(int argc, char** argv) {
     cache_options.max_map_size = static_cast<uint64_t>(cap);
     cache_options.initial_map_size = std::min<uint64_t>(cache_options.initial_map_size, cap);
   }
-  EmitGenerator generator(config.cache_dir, cache_options);
+  EmitGenerator generator(config.cache_dir, cache_options, kg::verify::verifier_setup(*settings));
   JobRunner::Options runner_options;
   runner_options.jobs = static_cast<int>(jobs);
   runner_options.test_delay_ms = static_cast<int>(test_delay_ms);

@@ -70,7 +70,7 @@ int run_emit(const GlobalOptions& global, const EmitOptions& opts) {
       KG_LOG_ERROR(yaml.error().message);
       return kExitFailure;
     }
-    req.verify = verify::emit_verifier(*yaml, opts.spec_file, *arch);
+    req.verify = verify::emit_verifier(verify::verifier_setup(*global.config), *yaml, opts.spec_file, *arch);
   }
   storage::LocalStorage storage(*cache);
   auto result = emit::emit_kernel(storage, generator, req);

@@ -11,7 +11,7 @@
 
 namespace kg::cli {
 
-int run_verify(const GlobalOptions& /*global*/, const VerifyOptions& opts) {
+int run_verify(const GlobalOptions& global, const VerifyOptions& opts) {
   auto arch = spec::resolve_arch(opts.arch);
   if (!arch) {
     KG_LOG_ERROR(arch.error().message);
@@ -64,9 +64,7 @@ int run_verify(const GlobalOptions& /*global*/, const VerifyOptions& opts) {
   vo.settings.timing = !opts.no_timing;
   vo.limits.wall_limit_s = opts.timeout_s;
   vo.limits.keep_dir = opts.keep;
-  if (const char* no_netns = std::getenv("KERNELGEN_VERIFY_NO_NETNS"); no_netns && *no_netns && *no_netns != '0') {
-    vo.limits.private_network = false;
-  }
+  const verify::VerifierSetup setup = verify::verifier_setup(*global.config);
 
   verify::VerifyReport last;
   int passed = 0;
@@ -74,7 +72,7 @@ int run_verify(const GlobalOptions& /*global*/, const VerifyOptions& opts) {
     if (n > 1) {
       vo.seed = opts.seed ? opts.seed + n - 1 : 0;
     }
-    auto report = verify::verify_kernel(*spec, *yaml, source, vo);
+    auto report = verify::verify_kernel(*spec, *yaml, source, vo, setup);
     if (!report) {
       KG_LOG_ERROR("the verifier could not run: " << report.error().message
                                                    << " (rerun with KERNELGEN_LOG=debug for details)");

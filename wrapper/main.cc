@@ -139,7 +139,7 @@ int main(int argc, char** argv) {
       "\nExit status: 0 the kernel passed (or, with --no-run, passed static checks and compilation);\n"
       "1 it was rejected (findings on stdout); 2 bad command line; 3 the verifier could not work\n"
       "(no nvcc, no runner); 77 static and compile passed but there is no CUDA device to run on.\n"
-      "Environment: KERNELGEN_RUNNER, KERNELGEN_VERIFY_DIR, KERNELGEN_VERIFY_NO_NETNS=1, KG_NVCC.\n"
+      "Settings (kernelgen config show): runner, verify_dir, verify_no_netns, nvcc (KERNELGEN_RUNNER, ...).\n"
       "Tolerances, every check and the report schema: docs/verifier.md.\n");
 
   // cache

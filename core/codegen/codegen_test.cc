@@ -187,7 +187,7 @@ TEST(Codegen, FamilyFollowsArchAndHeadDim) {
 // ---- nvcc ---------------------------------------------------------------------------------------
 // Compiles every emitted file with nvcc for sm_90a and checks ptxas (no spills in the template
 // kernels), then builds and runs a host-only harness around one generated kernel (Python integer
-// semantics, argument validation). Slow; runs only with KG_NVCC set to an nvcc path (CTest test
+// semantics, argument validation). Slow; runs only with KERNELGEN_NVCC set to an nvcc path (CTest test
 // codegen_nvcc_compile does that). No GPU needed: nothing is launched.
 
 struct Compiled {
@@ -251,8 +251,8 @@ std::vector<std::string> ptxas_summary(const std::string& log, int* max_spill) {
 }
 
 TEST(NvccCompile, EmittedKernelsCompileWithoutSpills) {
-  const char* nvcc = std::getenv("KG_NVCC");
-  if (nvcc == nullptr || *nvcc == '\0') GTEST_SKIP() << "set KG_NVCC=<nvcc> (ctest -R codegen_nvcc_compile does)";
+  const char* nvcc = std::getenv("KERNELGEN_NVCC");
+  if (nvcc == nullptr || *nvcc == '\0') GTEST_SKIP() << "set KERNELGEN_NVCC=<nvcc> (ctest -R codegen_nvcc_compile does)";
   const fs::path dir = fs::temp_directory_path() / ("kg_codegen_nvcc_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   std::vector<std::string> files;

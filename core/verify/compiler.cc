@@ -12,15 +12,11 @@
 
 namespace kg::verify {
 
-std::string find_nvcc() {
-  for (const char* var : {"KG_NVCC", "CUDACXX"}) {
-    const char* v = std::getenv(var);
-    if (v != nullptr && *v != '\0' && ::access(v, X_OK) == 0) {
-      return v;
-    }
+std::string find_nvcc(const config::Environment& env) {
+  if (auto v = config::lookup(env, "CUDACXX"); v && !v->empty() && ::access(v->c_str(), X_OK) == 0) {
+    return *v;
   }
-  const char* path = std::getenv("PATH");
-  std::istringstream dirs(path ? path : "");
+  std::istringstream dirs(config::lookup(env, "PATH").value_or(""));
   std::string dir;
   while (std::getline(dirs, dir, ':')) {
     const std::string c = (dir.empty() ? "." : dir) + "/nvcc";
@@ -52,11 +48,11 @@ std::vector<std::string> nvcc_command(const std::string& nvcc, const CompileJob&
 }
 
 NvccCompiler::NvccCompiler(std::string nvcc, double timeout_s)
-    : m_nvcc(nvcc.empty() ? find_nvcc() : std::move(nvcc)), m_timeout_s(timeout_s) {}
+    : m_nvcc(std::move(nvcc)), m_timeout_s(timeout_s) {}
 
 Expected<CompileResult, Failure> NvccCompiler::compile(const CompileJob& job) {
   if (m_nvcc.empty()) {
-    return fail("nvcc not found (set KG_NVCC or put nvcc on PATH)");
+    return fail("nvcc not found (set KERNELGEN_NVCC or put nvcc on PATH)");
   }
   ProcessOptions o;
   o.argv = nvcc_command(m_nvcc, job);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "config/config.h"
 #include "util/expected.h"
 
 namespace kg::verify {
@@ -42,8 +43,9 @@ class Compiler {
 
 class NvccCompiler : public Compiler {
  public:
-  // `nvcc`: path of the nvcc executable; "" means find_nvcc(). `timeout_s`: per compile.
-  explicit NvccCompiler(std::string nvcc = "", double timeout_s = 600);
+  // `nvcc`: path of the nvcc executable ("": none; compile() then fails saying so).
+  // `timeout_s`: per compile.
+  explicit NvccCompiler(std::string nvcc, double timeout_s = 600);
   Expected<CompileResult, Failure> compile(const CompileJob& job) override;
   std::string version() override;  // last line of `nvcc --version` ("" when nvcc cannot run)
   const std::string& path() const { return m_nvcc; }
@@ -54,8 +56,9 @@ class NvccCompiler : public Compiler {
   std::string m_version;  // cached
 };
 
-// $KG_NVCC, else $CUDACXX, else `nvcc` on PATH, else /usr/local/cuda/bin/nvcc; "" when none exists.
-std::string find_nvcc();
+// $CUDACXX of `env`, else `nvcc` on its PATH, else /usr/local/cuda/bin/nvcc; "" when none exists.
+// (The `nvcc` setting, KERNELGEN_NVCC, is applied by the caller: VerifierSetup in verify.h.)
+std::string find_nvcc(const config::Environment& env);
 
 // The nvcc argument list for `job` (argv[0] = `nvcc`).
 std::vector<std::string> nvcc_command(const std::string& nvcc, const CompileJob& job);

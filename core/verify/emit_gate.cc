@@ -9,17 +9,16 @@
 
 namespace kg::verify {
 
-emit::VerifyFn emit_verifier(std::string spec_yaml, std::string spec_file, std::string arch) {
-  return [spec_yaml = std::move(spec_yaml), spec_file = std::move(spec_file), arch = std::move(arch)](
+emit::VerifyFn emit_verifier(VerifierSetup setup, std::string spec_yaml, std::string spec_file, std::string arch) {
+  return [setup = std::move(setup), spec_yaml = std::move(spec_yaml), spec_file = std::move(spec_file),
+          arch = std::move(arch)](
              const spec::Spec& spec, const std::string& source) -> Expected<emit::Verification, Failure> {
     VerifyOptions vo;
     vo.arch = arch;
     vo.spec_file = spec_file;
-    vo.work_dir = default_work_dir();
-    if (const char* v = std::getenv("KERNELGEN_VERIFY_NO_NETNS"); v != nullptr && *v != '\0' && *v != '0') {
-      vo.limits.private_network = false;
-    }
-    SandboxRunner runner("", vo.work_dir);
+    vo.work_dir = setup.work_dir;
+    vo.limits.private_network = setup.private_network;
+    SandboxRunner runner(setup.runner, vo.work_dir, setup.env);
     if (::access(runner.path().c_str(), X_OK) != 0) {
       KG_LOG_DEBUG(spec.name << ": no verifier runner at " << runner.path() << "; cached as unverified");
       return emit::Verification{};
@@ -33,9 +32,9 @@ emit::VerifyFn emit_verifier(std::string spec_yaml, std::string spec_file, std::
       KG_LOG_DEBUG(spec.name << ": no CUDA device; cached as unverified");
       return emit::Verification{};
     }
-    NvccCompiler compiler;
+    NvccCompiler compiler(setup.nvcc);
     if (compiler.path().empty()) {
-      KG_LOG_WARN(spec.name << ": not verified: nvcc not found (set KG_NVCC or put nvcc on PATH)");
+      KG_LOG_WARN(spec.name << ": not verified: nvcc not found (set KERNELGEN_NVCC or put nvcc on PATH)");
       return emit::Verification{};
     }
     Verifier verifier(compiler, runner, vo);

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "emit/emit.h"
+#include "verify/verify.h"
 
 namespace kg::verify {
 
@@ -20,8 +21,7 @@ namespace kg::verify {
 //   spec_yaml  the text the spec was parsed from (the runner parses it again)
 //   spec_file  for the report only
 //   arch       resolved target, e.g. "sm_90a"
-// Honours KERNELGEN_VERIFY_NO_NETNS=1 (run without a private network namespace) and
-// KERNELGEN_VERIFY_DIR (work directory).
-emit::VerifyFn emit_verifier(std::string spec_yaml, std::string spec_file, std::string arch);
+//   setup      nvcc, runner, work directory and environment (verifier_setup of the configuration)
+emit::VerifyFn emit_verifier(VerifierSetup setup, std::string spec_yaml, std::string spec_file, std::string arch);
 
 }  // namespace kg::verify

@@ -17,10 +17,6 @@ namespace kg::verify {
 namespace fs = std::filesystem;
 
 std::string locate_runner() {
-  const char* env = std::getenv("KERNELGEN_RUNNER");
-  if (env != nullptr && *env != '\0') {
-    return env;
-  }
   std::error_code ec;
   const fs::path self = fs::read_symlink("/proc/self/exe", ec);
   if (ec) {
@@ -29,13 +25,12 @@ std::string locate_runner() {
   return (self.parent_path() / "kg_verify_runner").string();
 }
 
-std::vector<std::string> runner_environment(const std::string& dir) {
+std::vector<std::string> runner_environment(const std::string& dir, const config::Environment& from) {
   std::vector<std::string> env;
   for (const char* name : {"PATH", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER",
                            "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES"}) {
-    const char* v = std::getenv(name);
-    if (v != nullptr) {
-      env.push_back(std::string(name) + "=" + v);
+    if (auto v = config::lookup(from, name)) {
+      env.push_back(std::string(name) + "=" + *v);
     }
   }
   env.push_back("HOME=" + dir);
@@ -61,8 +56,10 @@ std::string random_nonce() {
   return s;
 }
 
-SandboxRunner::SandboxRunner(std::string runner, std::string work_dir)
-    : m_runner(runner.empty() ? locate_runner() : std::move(runner)), m_work_dir(std::move(work_dir)) {}
+SandboxRunner::SandboxRunner(std::string runner, std::string work_dir, config::Environment env)
+    : m_runner(runner.empty() ? locate_runner() : std::move(runner)),
+      m_work_dir(std::move(work_dir)),
+      m_env(std::move(env)) {}
 
 Expected<RunOutcome, Failure> SandboxRunner::run(const RunnerRequest& request, const RunLimits& limits) {
   if (::access(m_runner.c_str(), X_OK) != 0) {
@@ -81,7 +78,7 @@ Expected<RunOutcome, Failure> SandboxRunner::run(const RunnerRequest& request, c
   ProcessOptions o;
   o.argv = {m_runner, "--request", "request.json", "--result", "result.json"};
   o.cwd = out.dir;
-  o.env = runner_environment(out.dir);
+  o.env = runner_environment(out.dir, m_env);
   o.wall_limit_s = limits.wall_limit_s;
   o.memory_limit_bytes = limits.memory_limit_bytes;
   o.private_network = limits.private_network;
@@ -121,7 +118,7 @@ Expected<bool, Failure> SandboxRunner::probe(const RunLimits& limits) {
   }
   ProcessOptions o;
   o.argv = {m_runner, "--probe"};
-  o.env = runner_environment("/tmp");
+  o.env = runner_environment("/tmp", m_env);
   o.wall_limit_s = std::min(limits.wall_limit_s, 60.0);
   o.memory_limit_bytes = limits.memory_limit_bytes;
   o.private_network = limits.private_network;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "config/config.h"
 #include "util/expected.h"
 #include "verify/process.h"
 #include "verify/runner_protocol.h"
@@ -42,8 +43,9 @@ class Runner {
 class SandboxRunner : public Runner {
  public:
   // `runner`: the executable (locate_runner() when ""); `work_dir`: run directories go in
-  // <work_dir>/run/ (created).
-  SandboxRunner(std::string runner, std::string work_dir);
+  // <work_dir>/run/ (created); `env`: what the runner's environment draws on
+  // (runner_environment).
+  SandboxRunner(std::string runner, std::string work_dir, config::Environment env);
   Expected<RunOutcome, Failure> run(const RunnerRequest& request, const RunLimits& limits) override;
   Expected<bool, Failure> probe(const RunLimits& limits) override;
   const std::string& path() const { return m_runner; }
@@ -51,16 +53,17 @@ class SandboxRunner : public Runner {
  private:
   std::string m_runner;
   std::string m_work_dir;
+  config::Environment m_env;
 };
 
-// $KERNELGEN_RUNNER when set, else kg_verify_runner in the directory of the running executable
-// (/proc/self/exe), which is where the build and the install put it.
+// kg_verify_runner in the directory of the running executable (/proc/self/exe), which is where
+// the build and the install put it. (The `runner` setting, KERNELGEN_RUNNER, overrides it.)
 std::string locate_runner();
 
 // The runner's environment, built from scratch: PATH, LD_LIBRARY_PATH, CUDA_VISIBLE_DEVICES,
-// CUDA_DEVICE_ORDER and NVIDIA_* from the caller when set; HOME, TMPDIR = `dir`. Nothing else
+// CUDA_DEVICE_ORDER and NVIDIA_* from `env` when set there; HOME, TMPDIR = `dir`. Nothing else
 // (in particular not CUDA_LAUNCH_BLOCKING, which would hide stream misuse, nor LD_PRELOAD).
-std::vector<std::string> runner_environment(const std::string& dir);
+std::vector<std::string> runner_environment(const std::string& dir, const config::Environment& env);
 
 // Findings for a process that did not produce a usable result (signal, timeout, memory, exit
 // status, missing or bad result), stage "run"; empty when `o.result` is set or on no_device().

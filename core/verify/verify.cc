@@ -62,20 +62,18 @@ void finish(VerifyReport& r, Clock::time_point t0) {
 
 }  // namespace
 
-std::string default_work_dir() {
-  const char* env = std::getenv("KERNELGEN_VERIFY_DIR");
-  if (env != nullptr && *env != '\0') {
-    return env;
-  }
-  return cache::default_cache_dir() + "/verify";
+VerifierSetup verifier_setup(const config::Config& config) {
+  VerifierSetup s;
+  s.env = config.environment();
+  s.nvcc = config.text("nvcc").empty() ? find_nvcc(s.env) : config.text("nvcc");
+  s.runner = config.text("runner").empty() ? locate_runner() : config.text("runner");
+  s.work_dir = config.text("verify_dir").empty() ? config.cache_dir() + "/verify" : config.text("verify_dir");
+  s.private_network = !config.flag("verify_no_netns");
+  return s;
 }
 
 Verifier::Verifier(Compiler& compiler, Runner& runner, VerifyOptions options)
-    : m_compiler(compiler), m_runner(runner), m_options(std::move(options)) {
-  if (m_options.work_dir.empty()) {
-    m_options.work_dir = default_work_dir();
-  }
-}
+    : m_compiler(compiler), m_runner(runner), m_options(std::move(options)) {}
 
 Expected<std::string, Failure> Verifier::compile_cached(const std::string& source, CompileResult& result,
                                                         bool& cached) {
@@ -298,13 +296,17 @@ Expected<VerifyReport, Failure> Verifier::verify(const spec::Spec& spec, const s
 }
 
 Expected<VerifyReport, Failure> verify_kernel(const spec::Spec& spec, const std::string& spec_yaml,
-                                              const std::string& source, const VerifyOptions& options) {
-  NvccCompiler compiler;
+                                              const std::string& source, const VerifyOptions& options,
+                                              const VerifierSetup& setup) {
+  NvccCompiler compiler(setup.nvcc);
   VerifyOptions opt = options;
   if (opt.work_dir.empty()) {
-    opt.work_dir = default_work_dir();
+    opt.work_dir = setup.work_dir;
   }
-  SandboxRunner runner("", opt.work_dir);
+  if (!setup.private_network) {
+    opt.limits.private_network = false;
+  }
+  SandboxRunner runner(setup.runner, opt.work_dir, setup.env);
   Verifier verifier(compiler, runner, opt);
   auto r = verifier.verify(spec, spec_yaml, source);
   if (r && r->sandbox.ran) {

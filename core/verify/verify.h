@@ -17,6 +17,7 @@
 #include <string>
 
 #include "spec/ast.h"
+#include "config/config.h"
 #include "util/expected.h"
 #include "verify/compiler.h"
 #include "verify/report.h"
@@ -28,7 +29,7 @@ struct VerifyOptions {
   std::string arch = "sm_90a";  // resolved target (spec::resolve_arch)
   std::string spec_file;        // for the report only
   // Compiled objects (so/, keyed by digest: compiling the same text again is free), the ABI
-  // include directory and run directories. "": default_work_dir().
+  // include directory and run directories. Required (VerifierSetup::work_dir).
   std::string work_dir;
   RunnerSettings settings;
   RunLimits limits;
@@ -36,8 +37,16 @@ struct VerifyOptions {
   bool run = true;    // false: static checks and compilation only (verdict "incomplete" if they pass)
 };
 
-// $KERNELGEN_VERIFY_DIR when set, else <default cache dir>/verify (cache::default_cache_dir()).
-std::string default_work_dir();
+// The verifier's tools and surroundings, taken from the configuration: no part of the verifier
+// reads the environment itself.
+struct VerifierSetup {
+  std::string nvcc;              // the nvcc setting, else find_nvcc(env); "" when there is none
+  std::string runner;            // the runner setting, else locate_runner()
+  std::string work_dir;          // the verify_dir setting, else <cache_dir>/verify
+  bool private_network = true;   // false with verify_no_netns
+  config::Environment env;       // what child processes draw on (PATH, CUDA_VISIBLE_DEVICES, ...)
+};
+VerifierSetup verifier_setup(const config::Config& config);
 
 class Verifier {
  public:
@@ -64,8 +73,10 @@ class Verifier {
   VerifyOptions m_options;
 };
 
-// verify with NvccCompiler (find_nvcc()) and SandboxRunner (locate_runner()).
+// verify with NvccCompiler and SandboxRunner as `setup` says; options.work_dir "" means
+// setup.work_dir, and options.limits.private_network is cleared when setup says so.
 Expected<VerifyReport, Failure> verify_kernel(const spec::Spec& spec, const std::string& spec_yaml,
-                                              const std::string& source, const VerifyOptions& options);
+                                              const std::string& source, const VerifyOptions& options,
+                                              const VerifierSetup& setup);
 
 }  // namespace kg::verify

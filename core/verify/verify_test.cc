@@ -17,6 +17,9 @@
 namespace kg::verify {
 namespace {
 
+// What the stand-in runners may inherit: they are shell scripts.
+const config::Environment kTestEnv = {{"PATH", "/usr/bin:/bin"}};
+
 namespace fs = std::filesystem;
 
 const char* kSpecYaml = "name: causal\ndtype: bf16\nhead_dim: 128\nmask_mod: q_idx >= kv_idx\n";
@@ -128,7 +131,7 @@ class VerifyTest : public testing::Test {
   }
 
   VerifyReport verify(const std::string& runner_script, const std::string& source = kCandidate) {
-    SandboxRunner runner(runner_script, m_options.work_dir);
+    SandboxRunner runner(runner_script, m_options.work_dir, kTestEnv);
     Verifier v(m_compiler, runner, m_options);
     auto r = v.verify(m_spec, kSpecYaml, source);
     EXPECT_TRUE(r) << (r ? "" : r.error().message);
@@ -299,7 +302,7 @@ TEST_F(VerifyTest, NoRunStopsAfterCompiling) {
 }
 
 TEST_F(VerifyTest, MissingRunnerIsTheVerifiersFailure) {
-  SandboxRunner runner(m_dir + "/no_such_runner", m_options.work_dir);
+  SandboxRunner runner(m_dir + "/no_such_runner", m_options.work_dir, kTestEnv);
   Verifier v(m_compiler, runner, m_options);
   auto r = v.verify(m_spec, kSpecYaml, kCandidate);
   ASSERT_FALSE(r);
@@ -307,15 +310,15 @@ TEST_F(VerifyTest, MissingRunnerIsTheVerifiersFailure) {
 }
 
 TEST_F(VerifyTest, Probe) {
-  SandboxRunner yes(stand_in("echo '{}'"), m_options.work_dir);
+  SandboxRunner yes(stand_in("echo '{}'"), m_options.work_dir, kTestEnv);
   auto y = yes.probe(m_options.limits);
   ASSERT_TRUE(y);
   EXPECT_TRUE(*y);
-  SandboxRunner no(stand_in("exit 77"), m_options.work_dir);
+  SandboxRunner no(stand_in("exit 77"), m_options.work_dir, kTestEnv);
   auto n = no.probe(m_options.limits);
   ASSERT_TRUE(n);
   EXPECT_FALSE(*n);
-  SandboxRunner broken(stand_in("kill -SEGV $$"), m_options.work_dir);
+  SandboxRunner broken(stand_in("kill -SEGV $$"), m_options.work_dir, kTestEnv);
   EXPECT_FALSE(broken.probe(m_options.limits));
 }
 

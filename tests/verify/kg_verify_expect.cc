@@ -15,7 +15,10 @@
 
 #include "spec/spec.h"
 #include "util/file.h"
+#include "config/config.h"
 #include "verify/verify.h"
+
+extern char** environ;
 
 int main(int argc, char** argv) {
   using namespace kg;
@@ -57,10 +60,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   opt.spec_file = spec_file;
-  if (const char* v = std::getenv("KERNELGEN_VERIFY_NO_NETNS"); v != nullptr && *v != '\0' && *v != '0') {
-    opt.limits.private_network = false;
+  auto settings = config::Config::load(config::environment_from(environ));
+  if (!settings) {
+    std::cerr << "kg_verify_expect: " << settings.error().message << "\n";
+    return 2;
   }
-  auto report = verify::verify_kernel(*spec, *yaml, *source, opt);
+  auto report = verify::verify_kernel(*spec, *yaml, *source, opt, verify::verifier_setup(*settings));
   if (!report) {
     std::cerr << "kg_verify_expect: the verifier could not work: " << report.error().message << "\n";
     return 2;
