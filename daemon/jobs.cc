@@ -51,8 +51,8 @@ void Slots::release() {
   m_freed.notify_one();
 }
 
-JobRunner::JobRunner(Generator& generator, Options options)
-    : m_generator(generator),
+JobRunner::JobRunner(JobBackend& backend, Options options)
+    : m_backend(backend),
       m_options(options),
       m_slots(options.jobs > 0 ? options.jobs : 1),
       m_devices(options.gpus) {}
@@ -73,7 +73,7 @@ JobRunner::Ticket JobRunner::submit(JobRequest request) {
   // The hit path reads the cache outside the lock, so hits never wait behind a job's bookkeeping.
   // A job that stores this key between here and the insert below is harmless: the new job's
   // generate() finds the entry again and reports a cache hit.
-  auto hit = m_generator.lookup(request);
+  auto hit = m_backend.lookup(request);
   if (hit || hit.error().kind != Failure::Kind::NotFound) {
     ticket.immediate.key = key;
     ticket.immediate.name = request.spec->name;
@@ -111,7 +111,7 @@ void JobRunner::run(std::shared_ptr<Job> job, JobRequest request) {
   if (m_options.test_delay_ms > 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(m_options.test_delay_ms));
   }
-  Expected<Generator::Done, Failure> done = m_generator.generate(request, m_devices);
+  Expected<JobBackend::Done, Failure> done = m_backend.generate(request, m_devices);
   m_slots.release();
 
   Result result;

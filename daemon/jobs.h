@@ -12,11 +12,16 @@
 #include <string>
 #include <vector>
 
-#include "daemon/protocol.h"
+#include "protocol/protocol.h"
 #include "spec/ast.h"
 #include "util/expected.h"
 
 namespace kg::daemon {
+
+// The protocol types a job reports in (core/protocol/protocol.h).
+using protocol::Outcome;
+using protocol::Progress;
+using protocol::Result;
 
 // One mutex per GPU: held around each verification on that device, so verifications never
 // share a GPU (their timings would be wrong) while everything else in the jobs runs in parallel.
@@ -43,13 +48,13 @@ struct JobRequest {
 
 // What serving a key takes, behind an interface so that the job logic is tested without a cache,
 // a code generator or a GPU (jobs_test.cc). Called from several threads at once.
-class Generator {
+class JobBackend {
  public:
   struct Done {
     bool cache_hit = false;    // found in the cache (by lookup, or by generate's own re-check)
     std::string verification;  // the stored record's state
   };
-  virtual ~Generator() = default;
+  virtual ~JobBackend() = default;
   // A complete cache entry for the key? Errors: NotFound (a miss), Error (the cache cannot be
   // read; the message says why).
   virtual Expected<Done, Failure> lookup(const JobRequest& request) = 0;
@@ -109,7 +114,7 @@ class JobRunner {
     int gpus = 1;           // GPUs (one lock each; at least one)
     int test_delay_ms = 0;  // testing knob: every job sleeps this long before generating
   };
-  JobRunner(Generator& generator, Options options);
+  JobRunner(JobBackend& backend, Options options);
   // Waits for running jobs (their threads use this object).
   ~JobRunner();
 
@@ -133,7 +138,7 @@ class JobRunner {
  private:
   void run(std::shared_ptr<Job> job, JobRequest request);
 
-  Generator& m_generator;
+  JobBackend& m_backend;
   const Options m_options;
   Slots m_slots;
   DeviceLocks m_devices;

@@ -14,11 +14,11 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// A Generator without cache, codegen or GPU: "stores" keys in a set, takes `delay` per generation,
+// A JobBackend without cache, codegen or GPU: "stores" keys in a set, takes `delay` per generation,
 // and records how many generations ran and how many overlapped at most.
-class FakeGenerator : public Generator {
+class FakeBackend : public JobBackend {
  public:
-  explicit FakeGenerator(std::chrono::milliseconds delay) : m_delay(delay) {}
+  explicit FakeBackend(std::chrono::milliseconds delay) : m_delay(delay) {}
 
   Expected<Done, Failure> lookup(const JobRequest& request) override {
     const std::string& key = request.key;
@@ -105,7 +105,7 @@ Result wait_for(const JobRunner::Ticket& t) {
 }
 
 TEST(Jobs, OneJobPerKeyOthersJoin) {
-  FakeGenerator gen(200ms);
+  FakeBackend gen(200ms);
   JobRunner runner(gen, {.jobs = 4});
   std::vector<std::thread> threads;
   std::atomic<int> joined{0}, ok{0};
@@ -132,7 +132,7 @@ TEST(Jobs, OneJobPerKeyOthersJoin) {
 }
 
 TEST(Jobs, ConcurrencyIsBounded) {
-  FakeGenerator gen(50ms);
+  FakeBackend gen(50ms);
   JobRunner runner(gen, {.jobs = 2});
   std::vector<JobRunner::Ticket> tickets;
   for (int i = 0; i < 8; ++i) {
@@ -148,7 +148,7 @@ TEST(Jobs, ConcurrencyIsBounded) {
 }
 
 TEST(Jobs, ProgressStartsQueuedThenGenerating) {
-  FakeGenerator gen(50ms);
+  FakeBackend gen(50ms);
   JobRunner runner(gen, {.jobs = 1});
   auto t = runner.submit(request("causal", "key-p"));
   ASSERT_TRUE(t.job);
@@ -164,7 +164,7 @@ TEST(Jobs, ProgressStartsQueuedThenGenerating) {
 }
 
 TEST(Jobs, FailuresAreNotRemembered) {
-  FakeGenerator gen(10ms);
+  FakeBackend gen(10ms);
   JobRunner runner(gen, {.jobs = 1});
   gen.fail_next();
   Result first = wait_for(runner.submit(request("causal", "key-f")));
@@ -178,7 +178,7 @@ TEST(Jobs, FailuresAreNotRemembered) {
 }
 
 TEST(Jobs, AJobFinishesWithoutWaiters) {
-  FakeGenerator gen(100ms);
+  FakeBackend gen(100ms);
   JobRunner runner(gen, {.jobs = 1});
   runner.submit(request("orphan", "key-o"));  // ticket dropped at once
   EXPECT_EQ(runner.active(), 1);
@@ -189,7 +189,7 @@ TEST(Jobs, AJobFinishesWithoutWaiters) {
 }
 
 TEST(Jobs, VerificationsShareNoGpuButGenerationOverlaps) {
-  FakeGenerator gen(50ms);
+  FakeBackend gen(50ms);
   JobRunner runner(gen, {.jobs = 4, .gpus = 1});
   std::vector<JobRunner::Ticket> tickets;
   for (int i = 0; i < 4; ++i) {

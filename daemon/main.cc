@@ -17,8 +17,8 @@
 #include <thread>
 
 #include "cache/local_cache.h"
-#include "daemon/paths.h"
-#include "emit_generator.h"
+#include "protocol/paths.h"
+#include "emit_backend.h"
 #include "jobs.h"
 #include "server.h"
 #include "util/log.h"
@@ -27,6 +27,7 @@
 namespace {
 
 using namespace kg::daemon;
+using namespace kg::protocol;
 
 // Exit statuses (documented in --help).
 constexpr int kExitOk = 0;
@@ -236,11 +237,11 @@ int main(int argc, char** argv) {
     cache_options.max_map_size = static_cast<uint64_t>(cap);
     cache_options.initial_map_size = std::min<uint64_t>(cache_options.initial_map_size, cap);
   }
-  EmitGenerator generator(config.cache_dir, cache_options);
+  EmitBackend backend(config.cache_dir, cache_options);
   JobRunner::Options runner_options;
   runner_options.jobs = static_cast<int>(jobs);
   runner_options.test_delay_ms = static_cast<int>(test_delay_ms);
-  JobRunner runner(generator, runner_options);
+  JobRunner runner(backend, runner_options);
   ServerOptions options;
   options.config = config;
   options.config_id = id;
@@ -248,7 +249,7 @@ int main(int argc, char** argv) {
   options.log = foreground ? "" : paths->log;
   options.idle_timeout_s = idle_timeout_s;
   options.announce_version = announce_version;
-  options.cache_gone = [&generator] { return generator.cache_gone(); };
+  options.cache_gone = [&backend] { return backend.cache_gone(); };
   Server server(options, runner);
   if (auto started = server.start(); !started) {
     const bool running = started.error().kind == kg::Failure::Kind::NotFound;

@@ -11,13 +11,15 @@
 #include <cstring>
 #include <thread>
 
-#include "daemon/framing.h"
+#include "protocol/framing.h"
 #include "spec/key.h"
 #include "spec/spec.h"
 #include "util/log.h"
 #include "version.h"
 
 namespace kg::daemon {
+
+using namespace protocol;  // frames, sockets and messages (core/protocol/)
 
 namespace {
 

@@ -12,12 +12,27 @@
 #include <set>
 #include <string>
 
-#include "daemon/paths.h"
-#include "daemon/protocol.h"
-#include "daemon/unix_socket.h"
+#include "protocol/paths.h"
+#include "protocol/protocol.h"
+#include "protocol/unix_socket.h"
 #include "jobs.h"
 
 namespace kg::daemon {
+
+// What the server speaks and where it lives (core/protocol/).
+using protocol::DaemonConfig;
+using protocol::DaemonPaths;
+using protocol::Error;
+using protocol::ErrorCode;
+using protocol::Fd;
+using protocol::FileLock;
+using protocol::GenerateRequest;
+using protocol::Hello;
+using protocol::Request;
+using protocol::Response;
+using protocol::ShutdownAck;
+using protocol::Stats;
+using protocol::Status;
 
 struct ServerOptions {
   DaemonConfig config;

@@ -13,7 +13,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "daemon/framing.h"
+#include "protocol/framing.h"
 #include "util/log.h"
 #include "version.h"
 
@@ -33,7 +33,7 @@ constexpr auto kPollInterval = std::chrono::milliseconds(5);
 
 bool executable(const std::string& path) { return !path.empty() && ::access(path.c_str(), X_OK) == 0; }
 
-std::string describe(const daemon::Hello& h) {
+std::string describe(const protocol::Hello& h) {
   return h.program + " " + h.version + " (protocol " + std::to_string(h.protocol) + ", config " + h.config +
          ", pid " + std::to_string(h.pid) + ")";
 }
@@ -99,8 +99,8 @@ Expected<void, Failure> start_daemon(const DaemonTarget& target, Clock::time_poi
 void retire(DaemonConnection conn, const DaemonTarget& target) {
   const int64_t old_pid = conn.hello().pid;
   KG_LOG_WARN("replacing " << describe(conn.hello()) << " with kernelgend " << kVersion << " (protocol "
-                           << daemon::kProtocolVersion << ", config " << target.id << ")");
-  if (conn.send(daemon::ShutdownRequest{})) {
+                           << protocol::kProtocolVersion << ", config " << target.id << ")");
+  if (conn.send(protocol::ShutdownRequest{})) {
     conn.receive(kGreetingTimeoutMs);  // the acknowledgement (or the close)
   }
   const auto deadline = Clock::now() + kRetireTimeout;
@@ -121,11 +121,11 @@ void retire(DaemonConnection conn, const DaemonTarget& target) {
 
 Expected<DaemonTarget, Failure> daemon_target(const std::string& cache_dir) {
   DaemonTarget t;
-  t.config.cache_dir = daemon::absolute_path(cache_dir);
-  t.id = daemon::config_id(t.config);
-  const std::string runtime = daemon::default_runtime_dir();
-  KG_TRY(daemon::ensure_private_dir(runtime));
-  auto paths = daemon::daemon_paths(runtime, t.id);
+  t.config.cache_dir = protocol::absolute_path(cache_dir);
+  t.id = protocol::config_id(t.config);
+  const std::string runtime = protocol::default_runtime_dir();
+  KG_TRY(protocol::ensure_private_dir(runtime));
+  auto paths = protocol::daemon_paths(runtime, t.id);
   if (!paths) {
     return unexpected(paths.error());
   }
@@ -133,8 +133,8 @@ Expected<DaemonTarget, Failure> daemon_target(const std::string& cache_dir) {
   return t;
 }
 
-Expected<void, Failure> DaemonConnection::send(const daemon::Request& request) {
-  auto sent = daemon::write_frame(m_fd.get(), daemon::encode(request));
+Expected<void, Failure> DaemonConnection::send(const protocol::Request& request) {
+  auto sent = protocol::write_frame(m_fd.get(), protocol::encode(request));
   if (!sent) {
     return fail("cannot send to kernelgend (pid " + std::to_string(m_hello.pid) +
                 "): " + sent.error().message);
@@ -144,9 +144,9 @@ Expected<void, Failure> DaemonConnection::send(const daemon::Request& request) {
 
 Incoming DaemonConnection::receive(int timeout_ms) {
   Incoming in;
-  auto frame = daemon::read_frame(m_fd.get(), timeout_ms, 10'000);
+  auto frame = protocol::read_frame(m_fd.get(), timeout_ms, 10'000);
   if (!frame) {
-    using K = daemon::FrameError::Kind;
+    using K = protocol::FrameError::Kind;
     switch (frame.error().kind) {
       case K::Timeout:
         in.kind = Incoming::Kind::Timeout;
@@ -164,7 +164,7 @@ Incoming DaemonConnection::receive(int timeout_ms) {
     in.error = frame.error().message;
     return in;
   }
-  auto response = daemon::parse_response(*frame);
+  auto response = protocol::parse_response(*frame);
   if (!response) {
     in.kind = Incoming::Kind::Garbage;
     in.error = response.error().message;
@@ -175,30 +175,30 @@ Incoming DaemonConnection::receive(int timeout_ms) {
   return in;
 }
 
-bool compatible(const daemon::Hello& hello, const DaemonTarget& target) {
-  return hello.program == "kernelgend" && hello.protocol == daemon::kProtocolVersion &&
+bool compatible(const protocol::Hello& hello, const DaemonTarget& target) {
+  return hello.program == "kernelgend" && hello.protocol == protocol::kProtocolVersion &&
          hello.version == kVersion && hello.config == target.id;
 }
 
 Expected<DaemonConnection, Failure> connect_daemon(const DaemonTarget& target) {
-  auto fd = daemon::connect_unix(target.paths.socket);
+  auto fd = protocol::connect_unix(target.paths.socket);
   if (!fd) {
     return unexpected(fd.error());
   }
-  auto frame = daemon::read_frame(fd->get(), kGreetingTimeoutMs, kGreetingTimeoutMs);
+  auto frame = protocol::read_frame(fd->get(), kGreetingTimeoutMs, kGreetingTimeoutMs);
   if (!frame) {
     // A daemon that closes at once is draining (its listener is going away): same as none.
-    if (frame.error().kind == daemon::FrameError::Kind::Closed) {
+    if (frame.error().kind == protocol::FrameError::Kind::Closed) {
       return fail("the daemon on " + target.paths.socket + " closed the connection", Failure::Kind::NotFound);
     }
     return fail("no greeting from the daemon on " + target.paths.socket + ": " + frame.error().message);
   }
-  auto response = daemon::parse_response(*frame);
+  auto response = protocol::parse_response(*frame);
   if (!response) {
     return fail("the daemon on " + target.paths.socket +
                 " greeted with something unreadable: " + response.error().message);
   }
-  auto* hello = std::get_if<daemon::Hello>(&*response);
+  auto* hello = std::get_if<protocol::Hello>(&*response);
   if (hello == nullptr) {
     return fail("the daemon on " + target.paths.socket + " did not greet first");
   }
@@ -218,9 +218,9 @@ Expected<DaemonConnection, Failure> connect_or_start_daemon(const DaemonTarget& 
   }
 
   // Start one, under the spawn lock so that parallel clients start one daemon between them.
-  daemon::FileLock lock;
+  protocol::FileLock lock;
   for (;;) {
-    auto l = daemon::FileLock::acquire(target.paths.spawn_lock, /*wait=*/false);
+    auto l = protocol::FileLock::acquire(target.paths.spawn_lock, /*wait=*/false);
     if (l) {
       lock = std::move(*l);
       break;

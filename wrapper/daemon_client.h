@@ -4,18 +4,18 @@
 
 #include <string>
 
-#include "daemon/paths.h"
-#include "daemon/protocol.h"
-#include "daemon/unix_socket.h"
+#include "protocol/paths.h"
+#include "protocol/protocol.h"
+#include "protocol/unix_socket.h"
 #include "util/expected.h"
 
 namespace kg::cli {
 
 // The daemon serving one configuration: its identity and its files.
 struct DaemonTarget {
-  daemon::DaemonConfig config;
+  protocol::DaemonConfig config;
   std::string id;  // config_id(config)
-  daemon::DaemonPaths paths;
+  protocol::DaemonPaths paths;
 };
 
 // The target for cache directory `cache_dir` (made absolute). Creates and checks the runtime
@@ -31,27 +31,27 @@ struct Incoming {
     Garbage,  // an unreadable frame or message; `error` says what
   };
   Kind kind = Kind::Lost;
-  daemon::Response response;
+  protocol::Response response;
   std::string error;
 };
 
 // A connection to a daemon whose greeting has been read.
 class DaemonConnection {
  public:
-  DaemonConnection(daemon::Fd fd, daemon::Hello hello) : m_fd(std::move(fd)), m_hello(std::move(hello)) {}
-  const daemon::Hello& hello() const { return m_hello; }
+  DaemonConnection(protocol::Fd fd, protocol::Hello hello) : m_fd(std::move(fd)), m_hello(std::move(hello)) {}
+  const protocol::Hello& hello() const { return m_hello; }
   // Errors: the daemon is gone (the message says so).
-  Expected<void, Failure> send(const daemon::Request& request);
+  Expected<void, Failure> send(const protocol::Request& request);
   // Waits up to `timeout_ms` (-1: forever) for the next message.
   Incoming receive(int timeout_ms);
 
  private:
-  daemon::Fd m_fd;
-  daemon::Hello m_hello;
+  protocol::Fd m_fd;
+  protocol::Hello m_hello;
 };
 
 // True when `hello` is a daemon this client may use: same program, protocol, release and config.
-bool compatible(const daemon::Hello& hello, const DaemonTarget& target);
+bool compatible(const protocol::Hello& hello, const DaemonTarget& target);
 
 // Connects to the daemon of `target` without starting one. Errors: NotFound when none listens;
 // Error when the socket answers but not with a greeting. A daemon of another version is returned

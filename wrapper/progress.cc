@@ -32,7 +32,7 @@ bool ProgressDisplay::interactive() {
 ProgressDisplay::ProgressDisplay(std::string what)
     : m_what(std::move(what)), m_interactive(interactive()), m_start(Clock::now()), m_last_line(m_start) {}
 
-void ProgressDisplay::update(const daemon::Progress& progress) {
+void ProgressDisplay::update(const protocol::Progress& progress) {
   m_stage = progress.stage;
   m_message = progress.message.empty() ? progress.stage : progress.message;
   show();

@@ -1,4 +1,4 @@
-#include "daemon/paths.h"
+#include "protocol/paths.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -11,7 +11,7 @@
 
 #include "util/hash.h"
 
-namespace kg::daemon {
+namespace kg::protocol {
 namespace {
 
 class TempDir {
@@ -110,4 +110,4 @@ TEST(DaemonPaths, RuntimeDirFollowsXdg) {
 }
 
 }  // namespace
-}  // namespace kg::daemon
+}  // namespace kg::protocol

@@ -14,7 +14,7 @@
 
 #include "util/expected.h"
 
-namespace kg::daemon {
+namespace kg::protocol {
 
 // docs/protocol.md's version; bump on any incompatible change. Part of the daemon's config id.
 inline constexpr int kProtocolVersion = 1;
@@ -125,4 +125,4 @@ Expected<Response, Failure> parse_response(std::string_view json);
 const char* outcome_name(Outcome outcome);
 const char* error_code_name(ErrorCode code);
 
-}  // namespace kg::daemon
+}  // namespace kg::protocol

@@ -1,4 +1,4 @@
-#include "emit_generator.h"
+#include "emit_backend.h"
 
 #include <sys/stat.h>
 
@@ -10,10 +10,10 @@
 
 namespace kg::daemon {
 
-EmitGenerator::EmitGenerator(std::string cache_dir, cache::LocalCache::Options options)
+EmitBackend::EmitBackend(std::string cache_dir, cache::LocalCache::Options options)
     : m_cache_dir(std::move(cache_dir)), m_options(std::move(options)) {}
 
-Expected<cache::LocalCache*, Failure> EmitGenerator::cache() {
+Expected<cache::LocalCache*, Failure> EmitBackend::cache() {
   std::lock_guard lock(m_mutex);
   if (!m_cache) {
     auto opened = cache::LocalCache::open(m_cache_dir, m_options);
@@ -40,12 +40,12 @@ Expected<cache::LocalCache*, Failure> EmitGenerator::cache() {
   return &*m_cache;
 }
 
-bool EmitGenerator::cache_gone() {
+bool EmitBackend::cache_gone() {
   std::lock_guard lock(m_mutex);
   return cache_gone_locked();
 }
 
-bool EmitGenerator::cache_gone_locked() const {
+bool EmitBackend::cache_gone_locked() const {
   if (!m_cache || m_data_ino == 0) {
     return false;
   }
@@ -56,7 +56,7 @@ bool EmitGenerator::cache_gone_locked() const {
   return st.st_dev != m_data_dev || st.st_ino != m_data_ino;
 }
 
-Expected<Generator::Done, Failure> EmitGenerator::lookup(const JobRequest& request) {
+Expected<JobBackend::Done, Failure> EmitBackend::lookup(const JobRequest& request) {
   auto c = cache();
   if (!c) {
     return unexpected(c.error());
@@ -72,7 +72,7 @@ Expected<Generator::Done, Failure> EmitGenerator::lookup(const JobRequest& reque
   return Done{true, r->verification};
 }
 
-Expected<Generator::Done, Failure> EmitGenerator::generate(const JobRequest& request, DeviceLocks& gpus) {
+Expected<JobBackend::Done, Failure> EmitBackend::generate(const JobRequest& request, DeviceLocks& gpus) {
   auto c = cache();
   if (!c) {
     return unexpected(c.error());

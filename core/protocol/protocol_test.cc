@@ -1,10 +1,10 @@
-#include "daemon/protocol.h"
+#include "protocol/protocol.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 
-namespace kg::daemon {
+namespace kg::protocol {
 namespace {
 
 template <typename T>
@@ -147,4 +147,4 @@ TEST(Protocol, MalformedResponses) {
 }
 
 }  // namespace
-}  // namespace kg::daemon
+}  // namespace kg::protocol

@@ -1,8 +1,8 @@
-#include "daemon/protocol.h"
+#include "protocol/protocol.h"
 
 #include <nlohmann/json.hpp>
 
-namespace kg::daemon {
+namespace kg::protocol {
 
 namespace {
 
@@ -364,4 +364,4 @@ Expected<Response, Failure> parse_response(std::string_view text) {
   return std::move(*r);
 }
 
-}  // namespace kg::daemon
+}  // namespace kg::protocol

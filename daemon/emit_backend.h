@@ -1,4 +1,4 @@
-// The daemon's Generator (jobs.h): the template generation path of core/emit on the local cache,
+// The daemon's JobBackend (jobs.h): the template generation path of core/emit on the local cache,
 // which this daemon is the only writer of.
 #pragma once
 
@@ -14,11 +14,11 @@
 
 namespace kg::daemon {
 
-class EmitGenerator : public Generator {
+class EmitBackend : public JobBackend {
  public:
   // `cache_dir` is opened (created) on first use, and again on every request while it cannot be
   // opened, so a daemon started before the directory was fixed recovers without a restart.
-  explicit EmitGenerator(std::string cache_dir, cache::LocalCache::Options options = {});
+  explicit EmitBackend(std::string cache_dir, cache::LocalCache::Options options = {});
 
   Expected<Done, Failure> lookup(const JobRequest& request) override;
   // Verification is verify::emit_verifier (issue 3) run under gpus.device(0).

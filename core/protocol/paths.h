@@ -6,7 +6,7 @@
 
 #include "util/expected.h"
 
-namespace kg::daemon {
+namespace kg::protocol {
 
 // Every setting that changes what a daemon produces. Clients and daemons with different configs
 // must never share a daemon, so each field here feeds config_id().
@@ -43,4 +43,4 @@ struct DaemonPaths {
 // in a sockaddr_un, with a message saying to set XDG_RUNTIME_DIR to a shorter directory.
 Expected<DaemonPaths, Failure> daemon_paths(const std::string& dir, const std::string& id);
 
-}  // namespace kg::daemon
+}  // namespace kg::protocol

@@ -1,4 +1,4 @@
-#include "daemon/paths.h"
+#include "protocol/paths.h"
 
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -10,11 +10,11 @@
 #include <cstring>
 #include <filesystem>
 
-#include "daemon/protocol.h"
+#include "protocol/protocol.h"
 #include "util/hash.h"
 #include "version.h"
 
-namespace kg::daemon {
+namespace kg::protocol {
 
 std::string config_id(const DaemonConfig& config) {
   const std::string protocol = std::to_string(kProtocolVersion);
@@ -89,4 +89,4 @@ Expected<DaemonPaths, Failure> daemon_paths(const std::string& dir, const std::s
   return p;
 }
 
-}  // namespace kg::daemon
+}  // namespace kg::protocol

@@ -1,4 +1,4 @@
-#include "daemon/framing.h"
+#include "protocol/framing.h"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -7,7 +7,7 @@
 #include <chrono>
 #include <cstring>
 
-namespace kg::daemon {
+namespace kg::protocol {
 
 namespace {
 
@@ -152,4 +152,4 @@ Expected<void, FrameError> write_frame(int fd, std::string_view payload) {
   return {};
 }
 
-}  // namespace kg::daemon
+}  // namespace kg::protocol

@@ -1,4 +1,4 @@
-#include "daemon/framing.h"
+#include "protocol/framing.h"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -7,7 +7,7 @@
 #include <string>
 #include <thread>
 
-namespace kg::daemon {
+namespace kg::protocol {
 namespace {
 
 // A connected pair of Unix stream sockets, closed on destruction.
@@ -165,4 +165,4 @@ TEST(Framing, WriteRefusesOversizedPayload) {
 }
 
 }  // namespace
-}  // namespace kg::daemon
+}  // namespace kg::protocol
