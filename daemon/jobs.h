@@ -48,6 +48,10 @@ struct JobRequest {
 
 // What serving a key takes, behind an interface so that the job logic is tested without a cache,
 // a code generator or a GPU (jobs_test.cc). Called from several threads at once.
+//
+// Implementations report failures as values; an exception of any type that escapes lookup() or
+// generate() is caught by JobRunner and ends that request or job as an error for all its waiters
+// (it never reaches other jobs or the daemon).
 class JobBackend {
  public:
   struct Done {
@@ -98,11 +102,14 @@ class Slots {
   void acquire();
   void release();
   int limit() const { return m_limit; }
+  // Callers blocked in acquire() now.
+  int waiting() const;
 
  private:
-  std::mutex m_mutex;
+  mutable std::mutex m_mutex;
   std::condition_variable m_freed;
   int m_free;
+  int m_waiting = 0;
   const int m_limit;
 };
 
@@ -110,9 +117,8 @@ class Slots {
 class JobRunner {
  public:
   struct Options {
-    int jobs = 1;           // generation slots
-    int gpus = 1;           // GPUs (one lock each; at least one)
-    int test_delay_ms = 0;  // testing knob: every job sleeps this long before generating
+    int jobs = 1;  // generation slots
+    int gpus = 1;  // GPUs (one lock each; at least one)
   };
   JobRunner(JobBackend& backend, Options options);
   // Waits for running jobs (their threads use this object).
@@ -125,10 +131,14 @@ class JobRunner {
     Result immediate;          // a cache hit, or an error finding out
   };
   // Joins the running job for the request's key, or answers from the cache, or starts a job.
+  // Never throws: a backend that throws in lookup(), or a job thread that cannot be started, is
+  // an immediate error (and the job's waiters, if any joined meanwhile, get it too).
   Ticket submit(JobRequest request);
 
   // Jobs running or queued.
   int active() const;
+  // Jobs waiting for a generation slot.
+  int queued() const { return m_slots.waiting(); }
   // Jobs that generated and stored a kernel.
   int64_t generations() const;
   int jobs_limit() const { return m_slots.limit(); }
@@ -136,7 +146,12 @@ class JobRunner {
   void wait_idle();
 
  private:
-  void run(std::shared_ptr<Job> job, JobRequest request);
+  // The job's thread: runs it and completes it whatever happens.
+  void run(std::shared_ptr<Job> job, JobRequest request) noexcept;
+  // Takes a slot, calls the backend; may throw (run() catches).
+  Result execute(Job& job, const JobRequest& request);
+  // Ends `job` with `result`: out of the job table, counted, waiters woken, no longer active.
+  void complete(const std::shared_ptr<Job>& job, Result result) noexcept;
 
   JobBackend& m_backend;
   const Options m_options;

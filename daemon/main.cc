@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -20,7 +21,9 @@
 #include "protocol/paths.h"
 #include "emit_backend.h"
 #include "jobs.h"
+#include "protocol/request_check.h"
 #include "server.h"
+#include "test_backend.h"
 #include "util/log.h"
 #include "version.h"
 
@@ -52,8 +55,17 @@ constexpr const char* kFooter =
     "  KERNELGEN_LOG           error | warn | info (default for the daemon) | debug\n"
     "  XDG_RUNTIME_DIR         the socket, lock and log go in $XDG_RUNTIME_DIR/kernelgen\n"
     "                          (else /tmp/kernelgen-<uid>)\n"
-    "  KERNELGEN_TEST_JOB_DELAY_MS  testing only: every job sleeps this long first\n"
-    "  KERNELGEN_TEST_CACHE_MAX_MAP_BYTES  testing only: the cache cannot grow past this (a full disk)\n"
+    "\n"
+    "Testing only (the daemon's test suites; never set them otherwise):\n"
+    "  KERNELGEN_TEST_JOB_DELAY_MS   every job sleeps this long before generating\n"
+    "  KERNELGEN_TEST_JOB_GATE       every job waits until this file exists before generating\n"
+    "  KERNELGEN_TEST_JOB_THROW      NAME: the job of the spec named NAME throws a std::runtime_error;\n"
+    "                                NAME:int: it throws an int (a faulty job ends as an error for its\n"
+    "                                waiters; every other job and the daemon go on)\n"
+    "  KERNELGEN_TEST_HEARTBEAT_MS   progress heartbeat to waiting clients (default 5000)\n"
+    "  KERNELGEN_TEST_CONNECTION_IDLE_MS  a connection without a request is closed after this\n"
+    "                                (default 60000)\n"
+    "  KERNELGEN_TEST_CACHE_MAX_MAP_BYTES  the cache cannot grow past this (a full disk)\n"
     "\n"
     "Exit status: 0 stopped normally (or, detaching, started); 1 failed (see the log);\n"
     "2 bad command line; 3 another kernelgend serves this configuration already.\n"
@@ -159,6 +171,7 @@ int main(int argc, char** argv) {
   std::string cache_dir;
   int64_t idle_timeout_s = env_int("KERNELGEN_IDLE_TIMEOUT", 600);
   int64_t jobs = env_int("KERNELGEN_JOBS", std::max(1u, std::thread::hardware_concurrency()));
+  int64_t max_connections = 1024;
   int64_t test_delay_ms = env_int("KERNELGEN_TEST_JOB_DELAY_MS", 0);
   bool foreground = false;
   std::string announce_version;
@@ -173,6 +186,10 @@ int main(int argc, char** argv) {
   app.add_option("--jobs", jobs, "Generation jobs at once")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--max-connections", max_connections,
+                 "Connections served at once; a client beyond them is told the daemon is busy")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   app.add_flag("--foreground", foreground,
                "Stay attached and log to stderr (for service managers and debugging)");
   app.add_option("--test-job-delay-ms", test_delay_ms,
@@ -237,10 +254,19 @@ int main(int argc, char** argv) {
     cache_options.max_map_size = static_cast<uint64_t>(cap);
     cache_options.initial_map_size = std::min<uint64_t>(cache_options.initial_map_size, cap);
   }
-  EmitBackend backend(config.cache_dir, cache_options);
+  EmitBackend emit_backend(config.cache_dir, cache_options);
+  TestKnobs knobs;
+  knobs.delay_ms = static_cast<int>(std::min<int64_t>(test_delay_ms, 3'600'000));
+  if (const char* gate = std::getenv("KERNELGEN_TEST_JOB_GATE")) {
+    knobs.gate_file = gate;
+  }
+  if (const char* name = std::getenv("KERNELGEN_TEST_JOB_THROW")) {
+    knobs.throw_for = name;
+  }
+  TestKnobBackend knob_backend(emit_backend, knobs);
+  JobBackend& backend = knobs.any() ? static_cast<JobBackend&>(knob_backend) : emit_backend;
   JobRunner::Options runner_options;
   runner_options.jobs = static_cast<int>(jobs);
-  runner_options.test_delay_ms = static_cast<int>(test_delay_ms);
   JobRunner runner(backend, runner_options);
   ServerOptions options;
   options.config = config;
@@ -249,7 +275,11 @@ int main(int argc, char** argv) {
   options.log = foreground ? "" : paths->log;
   options.idle_timeout_s = idle_timeout_s;
   options.announce_version = announce_version;
-  options.cache_gone = [&backend] { return backend.cache_gone(); };
+  options.max_connections = static_cast<int>(max_connections);
+  options.heartbeat_ms = static_cast<int>(std::clamp<int64_t>(env_int("KERNELGEN_TEST_HEARTBEAT_MS", 5000), 1, 600'000));
+  options.connection_idle_ms =
+      static_cast<int>(std::clamp<int64_t>(env_int("KERNELGEN_TEST_CONNECTION_IDLE_MS", 60'000), 1, 3'600'000));
+  options.cache_gone = [&emit_backend] { return emit_backend.cache_gone(); };
   Server server(options, runner);
   if (auto started = server.start(); !started) {
     const bool running = started.error().kind == kg::Failure::Kind::NotFound;
@@ -264,8 +294,8 @@ int main(int argc, char** argv) {
     report_ready(ready_fd, running ? 'a' : 'f');
     return running ? kExitAlreadyRunning : kExitFailure;
   }
-  if (runner_options.test_delay_ms > 0) {
-    KG_LOG_WARN("testing knob: every job waits " << runner_options.test_delay_ms << " ms");
+  if (knobs.any()) {
+    KG_LOG_WARN("testing knobs:" << kg::protocol::printable(knobs.describe()));
   }
   report_ready(ready_fd, 'r');
   if (!server.run(signal_fd)) {

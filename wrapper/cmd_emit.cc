@@ -5,6 +5,7 @@
 #include "commands.h"
 #include "emit_client.h"
 #include "emit/emit.h"
+#include "protocol/request_check.h"
 #include "spec/key.h"
 #include "spec/spec.h"
 #include "util/file.h"
@@ -43,6 +44,11 @@ int run_emit(const GlobalOptions& global, const EmitOptions& opts) {
     return emit_with_daemon(global, opts, *spec, *arch);
   }
   // --no-daemon: generate and store in this process (the cache is written here, not by kernelgend).
+  // The daemon's door check, so that an architecture the generator refuses is a clear error.
+  if (auto supported = protocol::check_arch(*arch); !supported) {
+    KG_LOG_ERROR(opts.spec_file << ": " << supported.error());
+    return kExitFailure;
+  }
   const std::string dir = global.cache_dir.empty() ? cache::default_cache_dir() : global.cache_dir;
   auto cache = cache::LocalCache::open(dir);
   if (!cache) {
