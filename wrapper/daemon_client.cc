@@ -7,13 +7,16 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <iostream>
 #include <thread>
 
 #include "protocol/framing.h"
+#include "verify/process.h"
 #include "util/log.h"
 #include "version.h"
 
@@ -25,8 +28,6 @@ using Clock = std::chrono::steady_clock;
 
 // How long starting a daemon may take, spawn lock wait included.
 constexpr auto kStartTimeout = std::chrono::seconds(10);
-// How long a daemon has to greet a new connection (it does so before anything else).
-constexpr int kGreetingTimeoutMs = 5000;
 // How long a daemon of another version gets to stop listening once asked to shut down.
 constexpr auto kRetireTimeout = std::chrono::seconds(5);
 constexpr auto kPollInterval = std::chrono::milliseconds(5);
@@ -38,6 +39,36 @@ std::string describe(const protocol::Hello& h) {
          ", pid " + std::to_string(h.pid) + ")";
 }
 
+// The first kernelgend process while this client waits for its verdict: killed and reaped if the
+// client gives up (or leaves by any other path) before it exited by itself.
+class Starting {
+ public:
+  explicit Starting(pid_t pid) : m_pid(pid) {}
+  ~Starting() {
+    if (!m_reaped) {
+      ::kill(m_pid, SIGKILL);
+      int status;
+      while (::waitpid(m_pid, &status, 0) < 0 && errno == EINTR) {
+      }
+    }
+  }
+  Starting(const Starting&) = delete;
+  Starting& operator=(const Starting&) = delete;
+  // Non-blocking; true once reaped (status set). Errors of waitpid other than EINTR: -1.
+  int poll(int& status) {
+    pid_t done = ::waitpid(m_pid, &status, WNOHANG);
+    if (done == m_pid) {
+      m_reaped = true;
+      return 1;
+    }
+    return done < 0 && errno != EINTR ? -1 : 0;
+  }
+
+ private:
+  const pid_t m_pid;
+  bool m_reaped = false;
+};
+
 // Runs kernelgend and waits for its verdict: it detaches and exits 0 once it listens (3 when
 // another daemon holds the configuration already). Errors name the program and the log.
 Expected<void, Failure> start_daemon(const DaemonTarget& target, Clock::time_point deadline) {
@@ -48,13 +79,21 @@ Expected<void, Failure> start_daemon(const DaemonTarget& target, Clock::time_poi
         "kernelgen, set KERNELGEN_DAEMON, or generate in-process with --no-daemon");
   }
   KG_LOG_DEBUG("starting " << exe << " --cache-dir " << target.config.cache_dir);
+  // Everything the child needs is built before fork: after it, only async-signal-safe calls.
+  const std::vector<std::string> env = daemon_environment(environ);
+  std::vector<char*> envp;
+  for (const std::string& e : env) {
+    envp.push_back(const_cast<char*>(e.c_str()));
+  }
+  envp.push_back(nullptr);
+  const char* argv[] = {exe.c_str(), "--cache-dir", target.config.cache_dir.c_str(), nullptr};
   pid_t pid = ::fork();
   if (pid < 0) {
     return fail(std::string("cannot fork to start kernelgend: ") + std::strerror(errno));
   }
   if (pid == 0) {
-    // Child: only async-signal-safe calls until exec. A new session, no terminal, no inherited
-    // descriptors besides stdio (which go to /dev/null): the daemon outlives this build step.
+    // Child: a new session, no terminal, stdio on /dev/null, no other inherited descriptor, a
+    // clean environment: the daemon outlives this build step and owes it nothing.
     ::setsid();
     int null = ::open("/dev/null", O_RDWR);
     if (null >= 0) {
@@ -62,18 +101,18 @@ Expected<void, Failure> start_daemon(const DaemonTarget& target, Clock::time_poi
       ::dup2(null, STDOUT_FILENO);
       ::dup2(null, STDERR_FILENO);
     }
-    ::syscall(SYS_close_range, 3U, ~0U, 0U);
-    const char* argv[] = {exe.c_str(), "--cache-dir", target.config.cache_dir.c_str(), nullptr};
-    ::execv(exe.c_str(), const_cast<char* const*>(argv));
+    verify::set_cloexec_from(3);
+    ::execve(exe.c_str(), const_cast<char* const*>(argv), envp.data());
     ::_exit(127);
   }
+  Starting starting(pid);
   int status = 0;
   for (;;) {
-    pid_t done = ::waitpid(pid, &status, WNOHANG);
-    if (done == pid) {
+    int done = starting.poll(status);
+    if (done == 1) {
       break;
     }
-    if (done < 0 && errno != EINTR) {
+    if (done < 0) {
       return fail(std::string("cannot wait for kernelgend: ") + std::strerror(errno));
     }
     if (Clock::now() > deadline) {
@@ -101,7 +140,7 @@ void retire(DaemonConnection conn, const DaemonTarget& target) {
   KG_LOG_WARN("replacing " << describe(conn.hello()) << " with kernelgend " << kVersion << " (protocol "
                            << protocol::kProtocolVersion << ", config " << target.id << ")");
   if (conn.send(protocol::ShutdownRequest{})) {
-    conn.receive(kGreetingTimeoutMs);  // the acknowledgement (or the close)
+    conn.receive(target.timeouts.greeting_ms);  // the acknowledgement (or the close)
   }
   const auto deadline = Clock::now() + kRetireTimeout;
   while (Clock::now() < deadline) {
@@ -117,10 +156,78 @@ void retire(DaemonConnection conn, const DaemonTarget& target) {
                              << " s");
 }
 
+// A non-negative number of seconds from `name`, in milliseconds; `fallback` when unset or bad.
+int64_t env_seconds_ms(const char* name, int64_t fallback) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') {
+    return fallback;
+  }
+  char* end = nullptr;
+  const double s = std::strtod(v, &end);
+  if (*end != '\0' || !(s >= 0) || s > 1e9) {
+    KG_LOG_WARN("ignoring " << name << "=" << v << " (not a number of seconds)");
+    return fallback;
+  }
+  return static_cast<int64_t>(s * 1000);
+}
+
 }  // namespace
+
+std::string seconds_text(int64_t ms) {
+  std::string s = std::to_string(ms / 1000);
+  if (ms % 1000 != 0) {
+    char frac[8];
+    std::snprintf(frac, sizeof frac, ".%03d", static_cast<int>(ms % 1000));
+    std::string f = frac;
+    while (f.back() == '0') {
+      f.pop_back();
+    }
+    s += f;
+  }
+  return s + " s";
+}
+
+ClientTimeouts client_timeouts_from_env() {
+  ClientTimeouts t;
+  t.total_ms = env_seconds_ms("KERNELGEN_DAEMON_TIMEOUT", t.total_ms);
+  t.silence_ms = std::max<int64_t>(1, env_seconds_ms("KERNELGEN_DAEMON_SILENCE_TIMEOUT", t.silence_ms));
+  t.greeting_ms = static_cast<int>(std::min<int64_t>(t.greeting_ms, t.silence_ms));
+  return t;
+}
+
+bool daemon_environment_allowed(std::string_view entry) {
+  const size_t eq = entry.find('=');
+  if (eq == std::string_view::npos || eq == 0) {
+    return false;
+  }
+  const std::string_view name = entry.substr(0, eq);
+  for (const char* exact : {"PATH", "HOME", "USER", "LOGNAME", "LANG", "TMPDIR", "CUDA_VISIBLE_DEVICES",
+                            "KG_NVCC", "CUDACXX"}) {
+    if (name == exact) {
+      return true;
+    }
+  }
+  for (const char* prefix : {"LC_", "XDG_", "KERNELGEN_"}) {
+    if (name.rfind(prefix, 0) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::vector<std::string> daemon_environment(char** env) {
+  std::vector<std::string> out;
+  for (char** e = env; e != nullptr && *e != nullptr; ++e) {
+    if (daemon_environment_allowed(*e)) {
+      out.emplace_back(*e);
+    }
+  }
+  return out;
+}
 
 Expected<DaemonTarget, Failure> daemon_target(const std::string& cache_dir) {
   DaemonTarget t;
+  t.timeouts = client_timeouts_from_env();
   t.config.cache_dir = protocol::absolute_path(cache_dir);
   t.id = protocol::config_id(t.config);
   const std::string runtime = protocol::default_runtime_dir();
@@ -144,7 +251,7 @@ Expected<void, Failure> DaemonConnection::send(const protocol::Request& request)
 
 Incoming DaemonConnection::receive(int timeout_ms) {
   Incoming in;
-  auto frame = protocol::read_frame(m_fd.get(), timeout_ms, 10'000);
+  auto frame = protocol::read_frame(m_fd.get(), timeout_ms, m_rest_ms);
   if (!frame) {
     using K = protocol::FrameError::Kind;
     switch (frame.error().kind) {
@@ -185,11 +292,18 @@ Expected<DaemonConnection, Failure> connect_daemon(const DaemonTarget& target) {
   if (!fd) {
     return unexpected(fd.error());
   }
-  auto frame = protocol::read_frame(fd->get(), kGreetingTimeoutMs, kGreetingTimeoutMs);
+  const int greeting_ms = target.timeouts.greeting_ms;
+  auto frame = protocol::read_frame(fd->get(), greeting_ms, greeting_ms);
   if (!frame) {
     // A daemon that closes at once is draining (its listener is going away): same as none.
     if (frame.error().kind == protocol::FrameError::Kind::Closed) {
       return fail("the daemon on " + target.paths.socket + " closed the connection", Failure::Kind::NotFound);
+    }
+    if (frame.error().kind == protocol::FrameError::Kind::Timeout) {
+      return fail("the daemon on " + target.paths.socket + " accepted the connection but sent no greeting within " +
+                      seconds_text(greeting_ms) + ": it is stopped (SIGSTOP) or hung; end it (kill it by the pid `kernelgen daemon "
+                      "status` or its log names) and run again",
+                  Failure::Kind::Timeout);
     }
     return fail("no greeting from the daemon on " + target.paths.socket + ": " + frame.error().message);
   }
@@ -202,7 +316,8 @@ Expected<DaemonConnection, Failure> connect_daemon(const DaemonTarget& target) {
   if (hello == nullptr) {
     return fail("the daemon on " + target.paths.socket + " did not greet first");
   }
-  return DaemonConnection(std::move(*fd), std::move(*hello));
+  return DaemonConnection(std::move(*fd), std::move(*hello), static_cast<int>(std::min<int64_t>(
+                                                                 target.timeouts.silence_ms, 10'000)));
 }
 
 Expected<DaemonConnection, Failure> connect_or_start_daemon(const DaemonTarget& target) {

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "protocol/request_check.h"
 #include "util/log.h"
 
 namespace kg::cli {
@@ -33,8 +34,9 @@ ProgressDisplay::ProgressDisplay(std::string what)
     : m_what(std::move(what)), m_interactive(interactive()), m_start(Clock::now()), m_last_line(m_start) {}
 
 void ProgressDisplay::update(const protocol::Progress& progress) {
-  m_stage = progress.stage;
-  m_message = progress.message.empty() ? progress.stage : progress.message;
+  // Text from the daemon goes to a terminal: control bytes escaped.
+  m_stage = protocol::printable(progress.stage);
+  m_message = protocol::printable(progress.message.empty() ? progress.stage : progress.message);
   show();
 }
 
