@@ -3,6 +3,7 @@
 #include <exception>
 #include <thread>
 
+#include "protocol/request_check.h"
 #include "util/log.h"
 
 namespace kg::daemon {
@@ -124,7 +125,7 @@ JobRunner::Ticket JobRunner::submit(JobRequest request) {
       ticket.immediate.verification = hit->verification;
     } else {
       ticket.immediate.error = hit.error().message;
-      KG_LOG_ERROR("lookup of " << key << " failed: " << ticket.immediate.error);
+      KG_LOG_ERROR("lookup of " << key << " failed: " << protocol::printable(ticket.immediate.error));
     }
     return ticket;
   }
@@ -190,7 +191,7 @@ void JobRunner::run(std::shared_ptr<Job> job, JobRequest request) noexcept {
   result.key = job->key();
   result.name = job->name();
   if (!result.ok) {
-    KG_LOG_ERROR("job " << job->key() << " (" << job->name() << ") failed: " << result.error);
+    KG_LOG_ERROR("job " << job->key() << " (" << job->name() << ") failed: " << protocol::printable(result.error));
   }
   complete(job, std::move(result));
 }
