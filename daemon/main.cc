@@ -46,7 +46,9 @@ constexpr int kReadyTimeoutMs = 30'000;
 constexpr const char* kFooter =
     "\nWithout --foreground the daemon detaches (new session, stdio on /dev/null, log in the runtime\n"
     "directory) and the command returns once it listens. `kernelgen` starts it by itself when a\n"
-    "kernel is not in the cache; `kernelgen daemon status|stop` shows and stops it.\n"
+    "kernel is not in the cache; `kernelgen daemon status|stop` shows and stops it. Started that\n"
+    "way it gets a clean environment: PATH, HOME, USER, LOGNAME, LANG, LC_*, TMPDIR, XDG_*,\n"
+    "CUDA_VISIBLE_DEVICES, KG_NVCC, CUDACXX, LD_LIBRARY_PATH and KERNELGEN_* (docs/protocol.md §6).\n"
     "\n"
     "Environment (the command line wins):\n"
     "  KERNELGEN_CACHE_DIR     cache directory (default $XDG_CACHE_HOME/kernelgen)\n"

@@ -201,8 +201,10 @@ bool daemon_environment_allowed(std::string_view entry) {
     return false;
   }
   const std::string_view name = entry.substr(0, eq);
+  // LD_LIBRARY_PATH: kernelgend itself may need it to start (its libraries from a non-system
+  // prefix: conda, spack, a staged lib/ directory). LD_PRELOAD and the rest never pass.
   for (const char* exact : {"PATH", "HOME", "USER", "LOGNAME", "LANG", "TMPDIR", "CUDA_VISIBLE_DEVICES",
-                            "KG_NVCC", "CUDACXX"}) {
+                            "KG_NVCC", "CUDACXX", "LD_LIBRARY_PATH"}) {
     if (name == exact) {
       return true;
     }

@@ -94,7 +94,8 @@ Expected<DaemonConnection, Failure> connect_or_start_daemon(const DaemonTarget& 
 // daemon_environment_allowed(), never the rest of the client's (a build's secrets, LD_PRELOAD).
 std::vector<std::string> daemon_environment(char** env);
 // PATH, HOME, USER, LOGNAME, LANG, LC_*, TMPDIR, XDG_*, CUDA_VISIBLE_DEVICES, KG_NVCC,
-// CUDACXX and KERNELGEN_*. `entry` is "NAME=value".
+// CUDACXX, LD_LIBRARY_PATH (the daemon's own libraries may need it) and KERNELGEN_*.
+// `entry` is "NAME=value".
 bool daemon_environment_allowed(std::string_view entry);
 
 // The kernelgend executable: $KERNELGEN_DAEMON, else kernelgend beside this program (where the
