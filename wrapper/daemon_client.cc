@@ -1,23 +1,22 @@
 #include "daemon_client.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <iostream>
 #include <thread>
 
 #include "protocol/framing.h"
-#include "verify/process.h"
 #include "util/log.h"
+#include "verify/process.h"
 #include "version.h"
 
 namespace kg::cli {
