@@ -91,7 +91,8 @@ def main():
     env = dict(os.environ)
     env.update(XDG_RUNTIME_DIR=os.path.join(work, "run"), KERNELGEN_CACHE_DIR=os.path.join(work, "cache"),
                KERNELGEN_IDLE_TIMEOUT="600")
-    for k in ("KERNELGEN_LOG", "KERNELGEN_NO_DAEMON", "KERNELGEN_TEST_JOB_DELAY_MS"):
+    for k in ("KERNELGEN_LOG", "KERNELGEN_NO_DAEMON", "KERNELGEN_TEST_JOB_DELAY_MS", "KERNELGEN_TEST_JOB_GATE",
+              "KERNELGEN_TEST_JOB_THROW", "KERNELGEN_DAEMON_TIMEOUT", "KERNELGEN_DAEMON_SILENCE_TIMEOUT"):
         env.pop(k, None)
     os.mkdir(env["XDG_RUNTIME_DIR"], 0o700)
 

@@ -12,11 +12,16 @@
 #include <string>
 #include <vector>
 
-#include "daemon/protocol.h"
+#include "protocol/protocol.h"
 #include "spec/ast.h"
 #include "util/expected.h"
 
 namespace kg::daemon {
+
+// The protocol types a job reports in (core/protocol/protocol.h).
+using protocol::Outcome;
+using protocol::Progress;
+using protocol::Result;
 
 // One mutex per GPU: held around each verification on that device, so verifications never
 // share a GPU (their timings would be wrong) while everything else in the jobs runs in parallel.
@@ -43,13 +48,23 @@ struct JobRequest {
 
 // What serving a key takes, behind an interface so that the job logic is tested without a cache,
 // a code generator or a GPU (jobs_test.cc). Called from several threads at once.
-class Generator {
+//
+// Implementations report failures as values; an exception of any type that escapes lookup() or
+// generate() is caught by JobRunner and ends that request or job as an error for all its waiters
+// (it never reaches other jobs or the daemon).
+class JobBackend {
  public:
   struct Done {
     bool cache_hit = false;    // found in the cache (by lookup, or by generate's own re-check)
     cache::Verification verification = cache::Verification::Unverified;  // the stored record's state
   };
-  virtual ~Generator() = default;
+  virtual ~JobBackend() = default;
+  // Whether the request can be served at all (the generator builds for its arch). Called before
+  // lookup; an error is the request's answer and no job starts. Default: everything can.
+  virtual Expected<void, Failure> check(const JobRequest& request) {
+    (void)request;
+    return {};
+  }
   // A complete cache entry for the key? Errors: NotFound (a miss), Error (the cache cannot be
   // read; the message says why).
   virtual Expected<Done, Failure> lookup(const JobRequest& request) = 0;
@@ -93,11 +108,14 @@ class Slots {
   void acquire();
   void release();
   int limit() const { return m_limit; }
+  // Callers blocked in acquire() now.
+  int waiting() const;
 
  private:
-  std::mutex m_mutex;
+  mutable std::mutex m_mutex;
   std::condition_variable m_freed;
   int m_free;
+  int m_waiting = 0;
   const int m_limit;
 };
 
@@ -105,11 +123,10 @@ class Slots {
 class JobRunner {
  public:
   struct Options {
-    int jobs = 1;           // generation slots
-    int gpus = 1;           // GPUs (one lock each; at least one)
-    int test_delay_ms = 0;  // testing knob: every job sleeps this long before generating
+    int jobs = 1;  // generation slots
+    int gpus = 1;  // GPUs (one lock each; at least one)
   };
-  JobRunner(Generator& generator, Options options);
+  JobRunner(JobBackend& backend, Options options);
   // Waits for running jobs (their threads use this object).
   ~JobRunner();
 
@@ -120,10 +137,14 @@ class JobRunner {
     Result immediate;          // a cache hit, or an error finding out
   };
   // Joins the running job for the request's key, or answers from the cache, or starts a job.
+  // Never throws: a backend that throws in lookup(), or a job thread that cannot be started, is
+  // an immediate error (and the job's waiters, if any joined meanwhile, get it too).
   Ticket submit(JobRequest request);
 
   // Jobs running or queued.
   int active() const;
+  // Jobs waiting for a generation slot.
+  int queued() const { return m_slots.waiting(); }
   // Jobs that generated and stored a kernel.
   int64_t generations() const;
   int jobs_limit() const { return m_slots.limit(); }
@@ -131,9 +152,14 @@ class JobRunner {
   void wait_idle();
 
  private:
-  void run(std::shared_ptr<Job> job, JobRequest request);
+  // The job's thread: runs it and completes it whatever happens.
+  void run(std::shared_ptr<Job> job, JobRequest request) noexcept;
+  // Takes a slot, calls the backend; may throw (run() catches).
+  Result execute(Job& job, const JobRequest& request);
+  // Ends `job` with `result`: out of the job table, counted, waiters woken, no longer active.
+  void complete(const std::shared_ptr<Job>& job, Result result) noexcept;
 
-  Generator& m_generator;
+  JobBackend& m_backend;
   const Options m_options;
   Slots m_slots;
   DeviceLocks m_devices;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -18,10 +19,12 @@
 
 #include "cache/local_cache.h"
 #include "config/config.h"
-#include "daemon/paths.h"
-#include "emit_generator.h"
+#include "protocol/paths.h"
+#include "emit_backend.h"
 #include "jobs.h"
+#include "protocol/request_check.h"
 #include "server.h"
+#include "test_backend.h"
 #include "util/log.h"
 #include "version.h"
 
@@ -30,6 +33,7 @@ extern char** environ;
 namespace {
 
 using namespace kg::daemon;
+using namespace kg::protocol;
 
 // Exit statuses (documented in --help).
 constexpr int kExitOk = 0;
@@ -45,17 +49,29 @@ constexpr int kReadyTimeoutMs = 30'000;
 constexpr const char* kFooter =
     "\nWithout --foreground the daemon detaches (new session, stdio on /dev/null, log in the runtime\n"
     "directory) and the command returns once it listens. `kernelgen` starts it by itself when a\n"
-    "kernel is not in the cache; `kernelgen daemon status|stop` shows and stops it.\n"
+    "kernel is not in the cache; `kernelgen daemon status|stop` shows and stops it. Started that\n"
+    "way it gets a clean environment: PATH, HOME, USER, LOGNAME, LANG, LC_*, TMPDIR, XDG_*,\n"
+    "CUDA_VISIBLE_DEVICES, KG_NVCC, CUDACXX, LD_LIBRARY_PATH and KERNELGEN_* (docs/protocol.md §6).\n"
     "\n"
-    "Environment (the command line wins):\n"
+    "Settings (`kernelgen config show`; the command line wins over them):\n"
     "  KERNELGEN_CACHE_DIR     cache directory (default $XDG_CACHE_HOME/kernelgen)\n"
     "  KERNELGEN_IDLE_TIMEOUT  seconds without work before exiting (default 600; 0 = never)\n"
-    "  KERNELGEN_JOBS          generation jobs at once (default: the number of CPUs)\n"
+    "  KERNELGEN_JOBS          generation jobs at once (default 0: the number of CPUs)\n"
     "  KERNELGEN_LOG           error | warn | info (default for the daemon) | debug\n"
-    "  XDG_RUNTIME_DIR         the socket, lock and log go in $XDG_RUNTIME_DIR/kernelgen\n"
-    "                          (else /tmp/kernelgen-<uid>)\n"
-    "  KERNELGEN_TEST_JOB_DELAY_MS  testing only: every job sleeps this long first\n"
-    "  KERNELGEN_TEST_CACHE_MAX_MAP_BYTES  testing only: the cache cannot grow past this (a full disk)\n"
+    "  KERNELGEN_RUNTIME_DIR   the socket, lock and log (default $XDG_RUNTIME_DIR/kernelgen,\n"
+    "                          else /tmp/kernelgen-<uid>)\n"
+    "  KERNELGEN_CONFIG        the config file (default $XDG_CONFIG_HOME/kernelgen/kernelgen.conf)\n"
+    "\n"
+    "Testing only (the daemon's test suites; never set them otherwise):\n"
+    "  KERNELGEN_TEST_JOB_DELAY_MS   every job sleeps this long before generating\n"
+    "  KERNELGEN_TEST_JOB_GATE       every job waits until this file exists before generating\n"
+    "  KERNELGEN_TEST_JOB_THROW      NAME: the job of the spec named NAME throws a std::runtime_error;\n"
+    "                                NAME:int: it throws an int (a faulty job ends as an error for its\n"
+    "                                waiters; every other job and the daemon go on)\n"
+    "  KERNELGEN_TEST_HEARTBEAT_MS   progress heartbeat to waiting clients (default 5000)\n"
+    "  KERNELGEN_TEST_CONNECTION_IDLE_MS  a connection without a request is closed after this\n"
+    "                                (default 60000)\n"
+    "  KERNELGEN_TEST_CACHE_MAX_MAP_BYTES  the cache cannot grow past this (a full disk)\n"
     "\n"
     "Exit status: 0 stopped normally (or, detaching, started); 1 failed (see the log);\n"
     "2 bad command line; 3 another kernelgend serves this configuration already.\n"
@@ -158,15 +174,25 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("kernelgend ") + kg::kVersion + " (generator " +
                                         kg::kGeneratorVersion + ", protocol " +
                                         std::to_string(kProtocolVersion) + ")");
-  std::string cache_dir;
-  int64_t idle_timeout_s = env_int("KERNELGEN_IDLE_TIMEOUT", 600);
-  int64_t jobs = env_int("KERNELGEN_JOBS", std::max(1u, std::thread::hardware_concurrency()));
+  // Settings first: they are the defaults the command line overrides.
+  auto settings = kg::config::Config::load(kg::config::environment_from(environ));
+  if (!settings) {
+    std::cerr << "kernelgend: " << settings.error().message << "\n";
+    return kExitUsage;
+  }
+  std::string cache_dir = settings->cache_dir();
+  // Whole seconds, rounded up: a fraction must not become 0 (never).
+  int64_t idle_timeout_s = (settings->milliseconds("idle_timeout") + 999) / 1000;
+  int64_t jobs = settings->number("jobs");
+  if (jobs == 0) {
+    jobs = std::max(1u, std::thread::hardware_concurrency());
+  }
+  int64_t max_connections = 1024;
   int64_t test_delay_ms = env_int("KERNELGEN_TEST_JOB_DELAY_MS", 0);
   bool foreground = false;
   std::string announce_version;
   app.add_option("--cache-dir", cache_dir,
-                 "Cache directory (default: KERNELGEN_CACHE_DIR, else "
-                 "$XDG_CACHE_HOME/kernelgen)");
+                 "Cache directory (default: the cache_dir setting, KERNELGEN_CACHE_DIR)");
   app.add_option("--idle-timeout", idle_timeout_s,
                  "Exit after this many seconds without jobs or generate "
                  "requests; 0 = never")
@@ -175,6 +201,10 @@ int main(int argc, char** argv) {
   app.add_option("--jobs", jobs, "Generation jobs at once")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--max-connections", max_connections,
+                 "Connections served at once; a client beyond them is told the daemon is busy")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   app.add_flag("--foreground", foreground,
                "Stay attached and log to stderr (for service managers and debugging)");
   app.add_option("--test-job-delay-ms", test_delay_ms,
@@ -187,20 +217,15 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }
-  auto settings = kg::config::Config::load(kg::config::environment_from(environ));
-  if (!settings) {
-    std::cerr << "kernelgend: " << settings.error().message << "\n";
-    return kExitUsage;
-  }
   // A daemon logs at info unless configured otherwise.
   kg::log::set_level(settings->value("log").origin == kg::config::Origin::Default
                          ? kg::log::Level::Info
                          : kg::log::parse_level(settings->text("log")));
 
   DaemonConfig config;
-  config.cache_dir = absolute_path(cache_dir.empty() ? kg::cache::default_cache_dir() : cache_dir);
+  config.cache_dir = absolute_path(cache_dir);
   const std::string id = config_id(config);
-  const std::string runtime = default_runtime_dir();
+  const std::string runtime = absolute_path(settings->runtime_dir());
   if (auto ok = ensure_private_dir(runtime); !ok) {
     std::cerr << "kernelgend: " << ok.error().message << "\n";
     return kExitFailure;
@@ -245,11 +270,20 @@ int main(int argc, char** argv) {
     cache_options.max_map_size = static_cast<uint64_t>(cap);
     cache_options.initial_map_size = std::min<uint64_t>(cache_options.initial_map_size, cap);
   }
-  EmitGenerator generator(config.cache_dir, cache_options, kg::verify::verifier_setup(*settings));
+  EmitBackend emit_backend(config.cache_dir, cache_options, kg::verify::verifier_setup(*settings));
+  TestKnobs knobs;
+  knobs.delay_ms = static_cast<int>(std::min<int64_t>(test_delay_ms, 3'600'000));
+  if (const char* gate = std::getenv("KERNELGEN_TEST_JOB_GATE")) {
+    knobs.gate_file = gate;
+  }
+  if (const char* name = std::getenv("KERNELGEN_TEST_JOB_THROW")) {
+    knobs.throw_for = name;
+  }
+  TestKnobBackend knob_backend(emit_backend, knobs);
+  JobBackend& backend = knobs.any() ? static_cast<JobBackend&>(knob_backend) : emit_backend;
   JobRunner::Options runner_options;
   runner_options.jobs = static_cast<int>(jobs);
-  runner_options.test_delay_ms = static_cast<int>(test_delay_ms);
-  JobRunner runner(generator, runner_options);
+  JobRunner runner(backend, runner_options);
   ServerOptions options;
   options.config = config;
   options.config_id = id;
@@ -257,7 +291,11 @@ int main(int argc, char** argv) {
   options.log = foreground ? "" : paths->log;
   options.idle_timeout_s = idle_timeout_s;
   options.announce_version = announce_version;
-  options.cache_gone = [&generator] { return generator.cache_gone(); };
+  options.max_connections = static_cast<int>(max_connections);
+  options.heartbeat_ms = static_cast<int>(std::clamp<int64_t>(env_int("KERNELGEN_TEST_HEARTBEAT_MS", 5000), 1, 600'000));
+  options.connection_idle_ms =
+      static_cast<int>(std::clamp<int64_t>(env_int("KERNELGEN_TEST_CONNECTION_IDLE_MS", 60'000), 1, 3'600'000));
+  options.cache_gone = [&emit_backend] { return emit_backend.cache_gone(); };
   Server server(options, runner);
   if (auto started = server.start(); !started) {
     const bool running = started.error().kind == kg::Failure::Kind::NotFound;
@@ -272,8 +310,8 @@ int main(int argc, char** argv) {
     report_ready(ready_fd, running ? 'a' : 'f');
     return running ? kExitAlreadyRunning : kExitFailure;
   }
-  if (runner_options.test_delay_ms > 0) {
-    KG_LOG_WARN("testing knob: every job waits " << runner_options.test_delay_ms << " ms");
+  if (knobs.any()) {
+    KG_LOG_WARN("testing knobs:" << kg::printable(knobs.describe()));
   }
   report_ready(ready_fd, 'r');
   if (!server.run(signal_fd)) {

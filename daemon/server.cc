@@ -11,7 +11,8 @@
 #include <cstring>
 #include <thread>
 
-#include "daemon/framing.h"
+#include "protocol/framing.h"
+#include "protocol/request_check.h"
 #include "spec/key.h"
 #include "spec/spec.h"
 #include "util/log.h"
@@ -19,12 +20,12 @@
 
 namespace kg::daemon {
 
+using namespace protocol;  // frames, sockets and messages (core/protocol/)
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A connection with nothing running for it is closed after this long without a request.
-constexpr int kConnectionIdleMs = 60'000;
 // Once a frame has started, the rest of it must arrive within this.
 constexpr int kFrameRestMs = 10'000;
 // A client that reads nothing for this long is given up (its job goes on).
@@ -164,22 +165,35 @@ void Server::accept_ready() {
     }
     set_socket_timeouts(fd, kSendTimeoutMs, 0);
     bool busy;
+    int64_t open_now;
     {
       std::lock_guard lock(m_connections_mutex);
-      busy = static_cast<int>(m_connections.size()) >= m_options.max_connections;
+      open_now = static_cast<int64_t>(m_connections.size());
+      busy = open_now >= m_options.max_connections;
       if (!busy) {
         m_connections.insert(fd);
       }
     }
     if (busy) {
-      KG_LOG_WARN("refusing a connection: " << m_options.max_connections << " connections are open");
+      // Two small frames into an empty socket buffer: these sends do not block.
+      KG_LOG_WARN("refusing a connection: " << open_now << " connections are open (the limit)");
       send(fd, hello());
-      send(fd, Error{ErrorCode::Busy, "the daemon serves " + std::to_string(m_options.max_connections) +
-                                          " connections already; try again"});
+      send(fd, Error{ErrorCode::Busy,
+                     "the daemon serves " + std::to_string(open_now) + " connections already (its limit); try again",
+                     open_now});
       ::close(fd);
       continue;
     }
-    std::thread(&Server::serve, this, fd).detach();
+    try {
+      std::thread(&Server::serve, this, fd).detach();
+    } catch (const std::exception& e) {
+      // Out of threads: this connection is refused, the daemon goes on.
+      KG_LOG_WARN("cannot start a thread for a connection: " << e.what() << "; closed");
+      std::lock_guard lock(m_connections_mutex);
+      m_connections.erase(fd);
+      ::close(fd);
+      m_connections_changed.notify_all();
+    }
   }
 }
 
@@ -201,45 +215,16 @@ bool Server::send(int fd, const Response& response) {
   return static_cast<bool>(sent);
 }
 
-void Server::serve(int fd) {
-  if (send(fd, hello())) {
-    for (;;) {
-      auto frame = read_frame(fd, kConnectionIdleMs, kFrameRestMs);
-      if (!frame) {
-        const FrameError& e = frame.error();
-        switch (e.kind) {
-          case FrameError::Kind::Closed:
-          case FrameError::Kind::Timeout:
-            break;
-          case FrameError::Kind::Empty:
-            ++m_protocol_errors;
-            send(fd, Error{ErrorCode::FrameEmpty, e.message});
-            break;
-          case FrameError::Kind::TooLarge:
-            ++m_protocol_errors;
-            send(fd, Error{ErrorCode::FrameTooLarge, e.message});
-            break;
-          case FrameError::Kind::Truncated:
-          case FrameError::Kind::Io:
-            ++m_protocol_errors;
-            KG_LOG_WARN("connection " << fd << ": " << e.message << "; closed");
-            break;
-        }
-        break;
-      }
-      auto request = parse_request(*frame);
-      if (!request) {
-        ++m_protocol_errors;
-        KG_LOG_WARN("connection " << fd << ": " << error_code_name(request.error().code) << ": "
-                                  << request.error().message << "; closed");
-        send(fd, request.error());
-        break;
-      }
-      ++m_requests;
-      if (!answer(fd, *request)) {
-        break;
-      }
-    }
+void Server::serve(int fd) noexcept {
+  try {
+    serve_requests(fd);
+  } catch (const std::exception& e) {
+    // Whatever went wrong (memory for a large request, say) ends this connection only.
+    ++m_protocol_errors;
+    KG_LOG_ERROR("connection " << fd << ": " << e.what() << "; closed");
+  } catch (...) {
+    ++m_protocol_errors;
+    KG_LOG_ERROR("connection " << fd << ": an unknown exception; closed");
   }
   std::lock_guard lock(m_connections_mutex);
   m_connections.erase(fd);
@@ -248,6 +233,52 @@ void Server::serve(int fd) {
   // is done with the server.
   ::close(fd);
   m_connections_changed.notify_all();
+}
+
+void Server::serve_requests(int fd) {
+  if (!send(fd, hello())) {
+    return;
+  }
+  for (;;) {
+    auto frame = read_frame(fd, m_options.connection_idle_ms, kFrameRestMs);
+    if (!frame) {
+      const FrameError& e = frame.error();
+      switch (e.kind) {
+        case FrameError::Kind::Closed:
+          break;
+        case FrameError::Kind::Timeout:
+          KG_LOG_DEBUG("connection " << fd << ": no request for " << m_options.connection_idle_ms
+                                     << " ms; closed");
+          break;
+        case FrameError::Kind::Empty:
+          ++m_protocol_errors;
+          send(fd, Error{ErrorCode::FrameEmpty, e.message});
+          break;
+        case FrameError::Kind::TooLarge:
+          ++m_protocol_errors;
+          send(fd, Error{ErrorCode::FrameTooLarge, e.message});
+          break;
+        case FrameError::Kind::Truncated:
+        case FrameError::Kind::Io:
+          ++m_protocol_errors;
+          KG_LOG_WARN("connection " << fd << ": " << e.message << "; closed");
+          break;
+      }
+      return;
+    }
+    auto request = parse_request(*frame);
+    if (!request) {
+      ++m_protocol_errors;
+      KG_LOG_WARN("connection " << fd << ": " << error_code_name(request.error().code) << ": "
+                                << printable(request.error().message) << "; closed");
+      send(fd, request.error());
+      return;
+    }
+    ++m_requests;
+    if (!answer(fd, *request)) {
+      return;
+    }
+  }
 }
 
 bool Server::answer(int fd, const Request& request) {
@@ -279,21 +310,30 @@ bool Server::generate_counted(int fd, const GenerateRequest& request) {
     return false;
   }
   Result result;
+  // For diagnostics and logs only; control bytes escaped (a request cannot forge log lines).
+  const std::string file = printable(request.file.empty() ? "<request>" : request.file);
   auto finish = [&](Result r) {
+    r.error = printable_lines(r.error);
     if (!r.ok) {
       ++m_failures;
-      KG_LOG_DEBUG("generate " << (r.name.empty() ? request.file : r.name) << ": failed: " << r.error);
+      KG_LOG_DEBUG("generate " << (r.name.empty() ? file : r.name) << ": failed: " << printable(r.error));
     } else if (r.outcome == Outcome::CacheHit) {
       ++m_cache_hits;
     }
     return send(fd, r);
   };
+  // The door: every field bounded and the target one the generator builds for, before any parsing
+  // or job.
+  if (auto checked = check_generate(request); !checked) {
+    result.error = checked.error();
+    return finish(std::move(result));
+  }
   auto arch = spec::resolve_arch(request.arch);
   if (!arch) {
     result.error = arch.error().message;
     return finish(std::move(result));
   }
-  auto parsed = spec::parse_spec(request.spec, request.file.empty() ? "<request>" : request.file);
+  auto parsed = spec::parse_spec(request.spec, file);
   if (!parsed) {
     for (const spec::Diagnostic& d : parsed.error()) {
       if (!result.error.empty()) {
@@ -303,10 +343,14 @@ bool Server::generate_counted(int fd, const GenerateRequest& request) {
     }
     return finish(std::move(result));
   }
+  if (auto named = check_name(parsed->name); !named) {
+    result.error = file + ": " + named.error();
+    return finish(std::move(result));
+  }
   JobRequest job;
   job.spec = std::make_shared<const spec::Spec>(std::move(*parsed));
   job.spec_text = request.spec;
-  job.file = request.file;
+  job.file = file;
   job.arch = *arch;
   job.key = spec::spec_key(*job.spec, job.arch);
   job.verify = request.verify;
@@ -319,20 +363,43 @@ bool Server::generate_counted(int fd, const GenerateRequest& request) {
   }
   size_t seen = 0;
   std::vector<Progress> events;
+  const auto heartbeat = std::chrono::milliseconds(std::max(1, m_options.heartbeat_ms));
+  std::optional<Progress> last;  // the last event sent
+  auto last_sent = Clock::now();
   for (;;) {
     events.clear();
-    std::optional<Result> done = ticket.job->wait(seen, events, std::chrono::seconds(1));
-    for (const Progress& p : events) {
-      if (!send(fd, p)) {
-        return false;  // the client is gone; the job goes on
-      }
-    }
+    const auto wait = std::max<Clock::duration>(Clock::duration::zero(), last_sent + heartbeat - Clock::now());
+    std::optional<Result> done =
+        ticket.job->wait(seen, events, std::chrono::duration_cast<std::chrono::milliseconds>(wait));
     if (done) {
+      // The events posted before the result first.
+      for (const Progress& p : events) {
+        if (!send(fd, p)) {
+          return false;
+        }
+      }
       result = std::move(*done);
       if (ticket.joined && result.ok) {
         result.outcome = Outcome::Joined;
       }
       return finish(std::move(result));
+    }
+    if (events.empty() && Clock::now() - last_sent >= heartbeat) {
+      if (!last) {
+        last_sent = Clock::now();  // nothing to repeat yet (a job posts "queued" first, so never)
+        continue;
+      }
+      // Nothing new: the last stage again, so the client knows this daemon is alive.
+      Progress beat = *last;
+      beat.elapsed_ms += std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - last_sent).count();
+      events.push_back(std::move(beat));
+    }
+    for (Progress& p : events) {
+      if (!send(fd, p)) {
+        return false;  // the client is gone; the job goes on
+      }
+      last = std::move(p);
+      last_sent = Clock::now();
     }
   }
 }

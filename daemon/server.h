@@ -12,12 +12,27 @@
 #include <set>
 #include <string>
 
-#include "daemon/paths.h"
-#include "daemon/protocol.h"
-#include "daemon/unix_socket.h"
+#include "protocol/paths.h"
+#include "protocol/protocol.h"
+#include "protocol/unix_socket.h"
 #include "jobs.h"
 
 namespace kg::daemon {
+
+// What the server speaks and where it lives (core/protocol/).
+using protocol::DaemonConfig;
+using protocol::DaemonPaths;
+using protocol::Error;
+using protocol::ErrorCode;
+using protocol::Fd;
+using protocol::FileLock;
+using protocol::GenerateRequest;
+using protocol::Hello;
+using protocol::Request;
+using protocol::Response;
+using protocol::ShutdownAck;
+using protocol::Stats;
+using protocol::Status;
 
 struct ServerOptions {
   DaemonConfig config;
@@ -25,7 +40,12 @@ struct ServerOptions {
   DaemonPaths paths;
   std::string log;               // log file path; "" when logging to stderr
   int64_t idle_timeout_s = 600;  // 0: never
-  int max_connections = 1024;
+  int max_connections = 1024;  // beyond it a new connection gets hello, then error busy
+  // A connection with nothing running for it is closed after this long without a request.
+  int connection_idle_ms = 60'000;
+  // While a job runs, a waiting connection gets a progress event at least this often (the last
+  // one again, elapsed time updated), so that a client can tell a silent daemon from a busy one.
+  int heartbeat_ms = 5'000;
   std::string announce_version;  // testing knob: the version the greeting claims ("" = kVersion)
   // True once the cache the daemon writes was removed or replaced (checked every 5 s; the daemon
   // then drains and exits). Empty: never checked.
@@ -50,7 +70,8 @@ class Server {
 
  private:
   void accept_ready();
-  void serve(int fd);                           // a connection's thread
+  void serve(int fd) noexcept;                  // a connection's thread
+  void serve_requests(int fd);                  // serve()'s loop; may throw (serve() catches)
   bool answer(int fd, const Request& request);  // false: close the connection
   bool generate(int fd, const GenerateRequest& request);
   bool generate_counted(int fd, const GenerateRequest& request);

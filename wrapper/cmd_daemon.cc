@@ -23,7 +23,7 @@ constexpr auto kStopWait = std::chrono::seconds(60);
 
 // Sends `request` and returns the response of type T. Errors say what came instead.
 template <typename T>
-Expected<T, Failure> call(DaemonConnection& conn, const daemon::Request& request) {
+Expected<T, Failure> call(DaemonConnection& conn, const protocol::Request& request) {
   KG_TRY(conn.send(request));
   Incoming in = conn.receive(10'000);
   if (in.kind != Incoming::Kind::Message) {
@@ -33,8 +33,8 @@ Expected<T, Failure> call(DaemonConnection& conn, const daemon::Request& request
   if (auto* t = std::get_if<T>(&in.response)) {
     return *t;
   }
-  if (auto* e = std::get_if<daemon::Error>(&in.response)) {
-    return fail(std::string("kernelgend answered ") + daemon::error_code_name(e->code) + ": " + e->message);
+  if (auto* e = std::get_if<protocol::Error>(&in.response)) {
+    return fail(std::string("kernelgend answered ") + protocol::error_code_name(e->code) + ": " + e->message);
   }
   return fail("kernelgend answered with an unexpected message");
 }
@@ -73,17 +73,17 @@ int status(const DaemonTarget& target, const DaemonOptions& opts) {
               << "); the next generation request replaces it\n";
     return kExitOk;
   }
-  auto st = call<daemon::Status>(*conn, daemon::StatusRequest{});
-  auto stats = st ? call<daemon::Stats>(*conn, daemon::StatsRequest{})
-                  : Expected<daemon::Stats, Failure>(daemon::Stats{});
+  auto st = call<protocol::Status>(*conn, protocol::StatusRequest{});
+  auto stats = st ? call<protocol::Stats>(*conn, protocol::StatsRequest{})
+                  : Expected<protocol::Stats, Failure>(protocol::Stats{});
   if (!st || !stats) {
     KG_LOG_ERROR((!st ? st.error() : stats.error()).message);
     return kExitFailure;
   }
   if (opts.json) {
-    nlohmann::json j = nlohmann::json::parse(daemon::encode(*st));
+    nlohmann::json j = nlohmann::json::parse(protocol::encode(*st));
     j.erase("type");
-    nlohmann::json s = nlohmann::json::parse(daemon::encode(*stats));
+    nlohmann::json s = nlohmann::json::parse(protocol::encode(*stats));
     s.erase("type");
     j["running"] = true;
     j["stats"] = s;
@@ -128,7 +128,7 @@ int stop(const DaemonTarget& target) {
     return kExitFailure;
   }
   const int64_t pid = conn->hello().pid;
-  auto ack = call<daemon::ShutdownAck>(*conn, daemon::ShutdownRequest{});
+  auto ack = call<protocol::ShutdownAck>(*conn, protocol::ShutdownRequest{});
   if (!ack) {
     KG_LOG_ERROR(ack.error().message);
     return kExitFailure;
@@ -153,7 +153,7 @@ int stop(const DaemonTarget& target) {
 
 int run_daemon(const GlobalOptions& global, const DaemonOptions& opts) {
   const std::string dir = global.cache_dir.empty() ? cache::default_cache_dir() : global.cache_dir;
-  auto target = daemon_target(dir);
+  auto target = daemon_target(dir, *global.config);
   if (!target) {
     KG_LOG_ERROR(target.error().message);
     return kExitFailure;

@@ -44,10 +44,10 @@ int run_emit(const GlobalOptions& global, const EmitOptions& opts) {
   generate::TemplateGenerator generator;
   if (auto ok = generator.check(*spec, *arch); !ok) {
     KG_LOG_ERROR(opts.spec_file << ": --arch " << *arch << ": " << ok.error().message);
-    return kExitUsage;
+    return kExitFailure;
   }
 
-  if (!in_process_generation(opts)) {
+  if (!in_process_generation(global, opts)) {
     return emit_with_daemon(global, opts, *spec, *arch);
   }
   // --no-daemon: generate and store in this process (the cache is written here, not by kernelgend).

@@ -1,20 +1,22 @@
 #include "daemon_client.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <thread>
 
-#include "daemon/framing.h"
+#include "protocol/framing.h"
 #include "util/log.h"
+#include "verify/process.h"
 #include "version.h"
 
 namespace kg::cli {
@@ -25,36 +27,72 @@ using Clock = std::chrono::steady_clock;
 
 // How long starting a daemon may take, spawn lock wait included.
 constexpr auto kStartTimeout = std::chrono::seconds(10);
-// How long a daemon has to greet a new connection (it does so before anything else).
-constexpr int kGreetingTimeoutMs = 5000;
 // How long a daemon of another version gets to stop listening once asked to shut down.
 constexpr auto kRetireTimeout = std::chrono::seconds(5);
 constexpr auto kPollInterval = std::chrono::milliseconds(5);
 
 bool executable(const std::string& path) { return !path.empty() && ::access(path.c_str(), X_OK) == 0; }
 
-std::string describe(const daemon::Hello& h) {
+std::string describe(const protocol::Hello& h) {
   return h.program + " " + h.version + " (protocol " + std::to_string(h.protocol) + ", config " + h.config +
          ", pid " + std::to_string(h.pid) + ")";
 }
 
+// The first kernelgend process while this client waits for its verdict: killed and reaped if the
+// client gives up (or leaves by any other path) before it exited by itself.
+class Starting {
+ public:
+  explicit Starting(pid_t pid) : m_pid(pid) {}
+  ~Starting() {
+    if (!m_reaped) {
+      ::kill(m_pid, SIGKILL);
+      int status;
+      while (::waitpid(m_pid, &status, 0) < 0 && errno == EINTR) {
+      }
+    }
+  }
+  Starting(const Starting&) = delete;
+  Starting& operator=(const Starting&) = delete;
+  // Non-blocking; true once reaped (status set). Errors of waitpid other than EINTR: -1.
+  int poll(int& status) {
+    pid_t done = ::waitpid(m_pid, &status, WNOHANG);
+    if (done == m_pid) {
+      m_reaped = true;
+      return 1;
+    }
+    return done < 0 && errno != EINTR ? -1 : 0;
+  }
+
+ private:
+  const pid_t m_pid;
+  bool m_reaped = false;
+};
+
 // Runs kernelgend and waits for its verdict: it detaches and exits 0 once it listens (3 when
 // another daemon holds the configuration already). Errors name the program and the log.
 Expected<void, Failure> start_daemon(const DaemonTarget& target, Clock::time_point deadline) {
-  const std::string exe = locate_daemon();
+  const std::string& exe = target.daemon;
   if (exe.empty()) {
     return fail(
         "cannot find kernelgend beside this kernelgen (nor at $KERNELGEN_DAEMON); install it next to "
         "kernelgen, set KERNELGEN_DAEMON, or generate in-process with --no-daemon");
   }
   KG_LOG_DEBUG("starting " << exe << " --cache-dir " << target.config.cache_dir);
+  // Everything the child needs is built before fork: after it, only async-signal-safe calls.
+  const std::vector<std::string> env = daemon_environment(target.env);
+  std::vector<char*> envp;
+  for (const std::string& e : env) {
+    envp.push_back(const_cast<char*>(e.c_str()));
+  }
+  envp.push_back(nullptr);
+  const char* argv[] = {exe.c_str(), "--cache-dir", target.config.cache_dir.c_str(), nullptr};
   pid_t pid = ::fork();
   if (pid < 0) {
     return fail(std::string("cannot fork to start kernelgend: ") + std::strerror(errno));
   }
   if (pid == 0) {
-    // Child: only async-signal-safe calls until exec. A new session, no terminal, no inherited
-    // descriptors besides stdio (which go to /dev/null): the daemon outlives this build step.
+    // Child: a new session, no terminal, stdio on /dev/null, no other inherited descriptor, a
+    // clean environment: the daemon outlives this build step and owes it nothing.
     ::setsid();
     int null = ::open("/dev/null", O_RDWR);
     if (null >= 0) {
@@ -62,18 +100,18 @@ Expected<void, Failure> start_daemon(const DaemonTarget& target, Clock::time_poi
       ::dup2(null, STDOUT_FILENO);
       ::dup2(null, STDERR_FILENO);
     }
-    ::syscall(SYS_close_range, 3U, ~0U, 0U);
-    const char* argv[] = {exe.c_str(), "--cache-dir", target.config.cache_dir.c_str(), nullptr};
-    ::execv(exe.c_str(), const_cast<char* const*>(argv));
+    verify::set_cloexec_from(3);
+    ::execve(exe.c_str(), const_cast<char* const*>(argv), envp.data());
     ::_exit(127);
   }
+  Starting starting(pid);
   int status = 0;
   for (;;) {
-    pid_t done = ::waitpid(pid, &status, WNOHANG);
-    if (done == pid) {
+    int done = starting.poll(status);
+    if (done == 1) {
       break;
     }
-    if (done < 0 && errno != EINTR) {
+    if (done < 0) {
       return fail(std::string("cannot wait for kernelgend: ") + std::strerror(errno));
     }
     if (Clock::now() > deadline) {
@@ -99,9 +137,9 @@ Expected<void, Failure> start_daemon(const DaemonTarget& target, Clock::time_poi
 void retire(DaemonConnection conn, const DaemonTarget& target) {
   const int64_t old_pid = conn.hello().pid;
   KG_LOG_WARN("replacing " << describe(conn.hello()) << " with kernelgend " << kVersion << " (protocol "
-                           << daemon::kProtocolVersion << ", config " << target.id << ")");
-  if (conn.send(daemon::ShutdownRequest{})) {
-    conn.receive(kGreetingTimeoutMs);  // the acknowledgement (or the close)
+                           << protocol::kProtocolVersion << ", config " << target.id << ")");
+  if (conn.send(protocol::ShutdownRequest{})) {
+    conn.receive(target.timeouts.greeting_ms);  // the acknowledgement (or the close)
   }
   const auto deadline = Clock::now() + kRetireTimeout;
   while (Clock::now() < deadline) {
@@ -117,15 +155,74 @@ void retire(DaemonConnection conn, const DaemonTarget& target) {
                              << " s");
 }
 
+
 }  // namespace
 
-Expected<DaemonTarget, Failure> daemon_target(const std::string& cache_dir) {
+std::string seconds_text(int64_t ms) {
+  std::string s = std::to_string(ms / 1000);
+  if (ms % 1000 != 0) {
+    char frac[8];
+    std::snprintf(frac, sizeof frac, ".%03d", static_cast<int>(ms % 1000));
+    std::string f = frac;
+    while (f.back() == '0') {
+      f.pop_back();
+    }
+    s += f;
+  }
+  return s + " s";
+}
+
+ClientTimeouts client_timeouts(const config::Config& config) {
+  ClientTimeouts t;
+  t.total_ms = config.milliseconds("daemon_timeout");
+  t.silence_ms = std::max<int64_t>(1, config.milliseconds("daemon_silence_timeout"));
+  t.greeting_ms = static_cast<int>(std::min<int64_t>(t.greeting_ms, t.silence_ms));
+  return t;
+}
+
+bool daemon_environment_allowed(std::string_view entry) {
+  const size_t eq = entry.find('=');
+  if (eq == std::string_view::npos || eq == 0) {
+    return false;
+  }
+  const std::string_view name = entry.substr(0, eq);
+  // LD_LIBRARY_PATH: kernelgend itself may need it to start (its libraries from a non-system
+  // prefix: conda, spack, a staged lib/ directory). LD_PRELOAD and the rest never pass.
+  for (const char* exact : {"PATH", "HOME", "USER", "LOGNAME", "LANG", "TMPDIR", "CUDA_VISIBLE_DEVICES",
+                            "CUDACXX", "LD_LIBRARY_PATH"}) {
+    if (name == exact) {
+      return true;
+    }
+  }
+  for (const char* prefix : {"LC_", "XDG_", "KERNELGEN_"}) {
+    if (name.rfind(prefix, 0) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::vector<std::string> daemon_environment(const config::Environment& env) {
+  std::vector<std::string> out;
+  for (const auto& [name, value] : env) {
+    std::string entry = name + "=" + value;
+    if (daemon_environment_allowed(entry)) {
+      out.push_back(std::move(entry));
+    }
+  }
+  return out;
+}
+
+Expected<DaemonTarget, Failure> daemon_target(const std::string& cache_dir, const config::Config& config) {
   DaemonTarget t;
-  t.config.cache_dir = daemon::absolute_path(cache_dir);
-  t.id = daemon::config_id(t.config);
-  const std::string runtime = daemon::default_runtime_dir();
-  KG_TRY(daemon::ensure_private_dir(runtime));
-  auto paths = daemon::daemon_paths(runtime, t.id);
+  t.timeouts = client_timeouts(config);
+  t.daemon = locate_daemon(config.text("daemon"));
+  t.env = config.environment();
+  t.config.cache_dir = protocol::absolute_path(cache_dir);
+  t.id = protocol::config_id(t.config);
+  const std::string runtime = protocol::absolute_path(config.runtime_dir());
+  KG_TRY(protocol::ensure_private_dir(runtime));
+  auto paths = protocol::daemon_paths(runtime, t.id);
   if (!paths) {
     return unexpected(paths.error());
   }
@@ -133,8 +230,8 @@ Expected<DaemonTarget, Failure> daemon_target(const std::string& cache_dir) {
   return t;
 }
 
-Expected<void, Failure> DaemonConnection::send(const daemon::Request& request) {
-  auto sent = daemon::write_frame(m_fd.get(), daemon::encode(request));
+Expected<void, Failure> DaemonConnection::send(const protocol::Request& request) {
+  auto sent = protocol::write_frame(m_fd.get(), protocol::encode(request));
   if (!sent) {
     return fail("cannot send to kernelgend (pid " + std::to_string(m_hello.pid) +
                 "): " + sent.error().message);
@@ -144,9 +241,9 @@ Expected<void, Failure> DaemonConnection::send(const daemon::Request& request) {
 
 Incoming DaemonConnection::receive(int timeout_ms) {
   Incoming in;
-  auto frame = daemon::read_frame(m_fd.get(), timeout_ms, 10'000);
+  auto frame = protocol::read_frame(m_fd.get(), timeout_ms, m_rest_ms);
   if (!frame) {
-    using K = daemon::FrameError::Kind;
+    using K = protocol::FrameError::Kind;
     switch (frame.error().kind) {
       case K::Timeout:
         in.kind = Incoming::Kind::Timeout;
@@ -164,7 +261,7 @@ Incoming DaemonConnection::receive(int timeout_ms) {
     in.error = frame.error().message;
     return in;
   }
-  auto response = daemon::parse_response(*frame);
+  auto response = protocol::parse_response(*frame);
   if (!response) {
     in.kind = Incoming::Kind::Garbage;
     in.error = response.error().message;
@@ -175,34 +272,42 @@ Incoming DaemonConnection::receive(int timeout_ms) {
   return in;
 }
 
-bool compatible(const daemon::Hello& hello, const DaemonTarget& target) {
-  return hello.program == "kernelgend" && hello.protocol == daemon::kProtocolVersion &&
+bool compatible(const protocol::Hello& hello, const DaemonTarget& target) {
+  return hello.program == "kernelgend" && hello.protocol == protocol::kProtocolVersion &&
          hello.version == kVersion && hello.config == target.id;
 }
 
 Expected<DaemonConnection, Failure> connect_daemon(const DaemonTarget& target) {
-  auto fd = daemon::connect_unix(target.paths.socket);
+  auto fd = protocol::connect_unix(target.paths.socket);
   if (!fd) {
     return unexpected(fd.error());
   }
-  auto frame = daemon::read_frame(fd->get(), kGreetingTimeoutMs, kGreetingTimeoutMs);
+  const int greeting_ms = target.timeouts.greeting_ms;
+  auto frame = protocol::read_frame(fd->get(), greeting_ms, greeting_ms);
   if (!frame) {
     // A daemon that closes at once is draining (its listener is going away): same as none.
-    if (frame.error().kind == daemon::FrameError::Kind::Closed) {
+    if (frame.error().kind == protocol::FrameError::Kind::Closed) {
       return fail("the daemon on " + target.paths.socket + " closed the connection", Failure::Kind::NotFound);
+    }
+    if (frame.error().kind == protocol::FrameError::Kind::Timeout) {
+      return fail("the daemon on " + target.paths.socket + " accepted the connection but sent no greeting within " +
+                      seconds_text(greeting_ms) + ": it is stopped (SIGSTOP) or hung; end it (kill it by the pid `kernelgen daemon "
+                      "status` or its log names) and run again",
+                  Failure::Kind::Timeout);
     }
     return fail("no greeting from the daemon on " + target.paths.socket + ": " + frame.error().message);
   }
-  auto response = daemon::parse_response(*frame);
+  auto response = protocol::parse_response(*frame);
   if (!response) {
     return fail("the daemon on " + target.paths.socket +
                 " greeted with something unreadable: " + response.error().message);
   }
-  auto* hello = std::get_if<daemon::Hello>(&*response);
+  auto* hello = std::get_if<protocol::Hello>(&*response);
   if (hello == nullptr) {
     return fail("the daemon on " + target.paths.socket + " did not greet first");
   }
-  return DaemonConnection(std::move(*fd), std::move(*hello));
+  return DaemonConnection(std::move(*fd), std::move(*hello), static_cast<int>(std::min<int64_t>(
+                                                                 target.timeouts.silence_ms, 10'000)));
 }
 
 Expected<DaemonConnection, Failure> connect_or_start_daemon(const DaemonTarget& target) {
@@ -218,9 +323,9 @@ Expected<DaemonConnection, Failure> connect_or_start_daemon(const DaemonTarget& 
   }
 
   // Start one, under the spawn lock so that parallel clients start one daemon between them.
-  daemon::FileLock lock;
+  protocol::FileLock lock;
   for (;;) {
-    auto l = daemon::FileLock::acquire(target.paths.spawn_lock, /*wait=*/false);
+    auto l = protocol::FileLock::acquire(target.paths.spawn_lock, /*wait=*/false);
     if (l) {
       lock = std::move(*l);
       break;
@@ -264,9 +369,9 @@ Expected<DaemonConnection, Failure> connect_or_start_daemon(const DaemonTarget& 
   }
 }
 
-std::string locate_daemon() {
-  if (const char* env = std::getenv("KERNELGEN_DAEMON"); env != nullptr && *env != '\0') {
-    return executable(env) ? env : "";
+std::string locate_daemon(const std::string& configured) {
+  if (!configured.empty()) {
+    return executable(configured) ? configured : "";
   }
   std::error_code ec;
   auto self = std::filesystem::read_symlink("/proc/self/exe", ec);

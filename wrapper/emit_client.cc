@@ -1,5 +1,7 @@
 #include "emit_client.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <variant>
@@ -10,6 +12,7 @@
 #include "generate/template_generator.h"
 #include "storage/local_storage.h"
 #include "progress.h"
+#include "protocol/request_check.h"
 #include "util/file.h"
 #include "util/log.h"
 
@@ -58,24 +61,62 @@ void report(const spec::Spec& spec, const emit::EmitResult& r, const char* how) 
 struct Answer {
   bool lost = false;
   int64_t daemon_pid = 0;
-  daemon::Result result;
+  protocol::Result result;
 };
 
-Expected<Answer, Failure> ask(const DaemonTarget& target, const daemon::GenerateRequest& request,
+// The daemon's refusal of a connection beyond its limit, as the client says it.
+Failure busy_failure(int64_t pid, const protocol::Error& e) {
+  const std::string count = e.connections > 0 ? std::to_string(e.connections) + " connections" : e.message;
+  return Failure{Failure::Kind::Error, "the kernelgen daemon (pid " + std::to_string(pid) + ") is busy (" + count +
+                                           "); try again later, or start it with a higher --max-connections"};
+}
+
+Expected<Answer, Failure> ask(const DaemonTarget& target, const protocol::GenerateRequest& request,
                               ProgressDisplay& progress) {
   auto conn = connect_or_start_daemon(target);
   if (!conn) {
-    return fail("cannot start the kernelgen daemon: " + conn.error().message);
+    return fail("cannot reach the kernelgen daemon: " + conn.error().message, conn.error().kind);
   }
   Answer answer;
   answer.daemon_pid = conn->hello().pid;
-  KG_LOG_DEBUG("asking kernelgend (pid " << answer.daemon_pid << ") to generate " << request.file);
+  const std::string who = "kernelgend (pid " + std::to_string(answer.daemon_pid) + ")";
+  KG_LOG_DEBUG("asking " << who << " to generate " << request.file);
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  auto last_frame = start;
+  const ClientTimeouts& limits = target.timeouts;
   if (!conn->send(request)) {
+    // A daemon at its connection limit greets, says busy and closes: read what it said.
+    Incoming in = conn->receive(limits.greeting_ms);
+    if (in.kind == Incoming::Kind::Message) {
+      if (auto* e = std::get_if<protocol::Error>(&in.response); e && e->code == protocol::ErrorCode::Busy) {
+        return unexpected(busy_failure(answer.daemon_pid, *e));
+      }
+    }
     answer.lost = true;
     return answer;
   }
   for (;;) {
-    Incoming in = conn->receive(kTickMs);
+    const auto now = Clock::now();
+    const int64_t total_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - start).count();
+    const int64_t silent_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - last_frame).count();
+    if (limits.total_ms > 0 && total_ms >= limits.total_ms) {
+      return fail(who + " gave no result within " + seconds_text(limits.total_ms) +
+                      " (KERNELGEN_DAEMON_TIMEOUT; 0 = no limit); its job may still finish and be cached",
+                  Failure::Kind::Timeout);
+    }
+    if (silent_ms >= limits.silence_ms) {
+      return fail(who + " sent nothing for " + seconds_text(limits.silence_ms) +
+                      " (not even its progress heartbeat): it is stopped or hung "
+                      "(KERNELGEN_DAEMON_SILENCE_TIMEOUT)",
+                  Failure::Kind::Timeout);
+    }
+    int wait_ms = kTickMs;
+    wait_ms = static_cast<int>(std::min<int64_t>(wait_ms, limits.silence_ms - silent_ms));
+    if (limits.total_ms > 0) {
+      wait_ms = static_cast<int>(std::min<int64_t>(wait_ms, limits.total_ms - total_ms));
+    }
+    Incoming in = conn->receive(std::max(wait_ms, 1));
     switch (in.kind) {
       case Incoming::Kind::Timeout:
         progress.tick();
@@ -85,23 +126,27 @@ Expected<Answer, Failure> ask(const DaemonTarget& target, const daemon::Generate
         answer.lost = true;
         return answer;
       case Incoming::Kind::Garbage:
-        return fail("kernelgend (pid " + std::to_string(answer.daemon_pid) + ") sent " + in.error);
+        return fail(who + " sent " + in.error);
       case Incoming::Kind::Message:
         break;
     }
-    if (auto* p = std::get_if<daemon::Progress>(&in.response)) {
-      KG_LOG_DEBUG("progress: " << p->stage << ": " << p->message);
+    last_frame = Clock::now();
+    if (auto* p = std::get_if<protocol::Progress>(&in.response)) {
+      KG_LOG_DEBUG("progress: " << p->stage << ": " << printable(p->message));
       progress.update(*p);
-    } else if (auto* r = std::get_if<daemon::Result>(&in.response)) {
+    } else if (auto* r = std::get_if<protocol::Result>(&in.response)) {
       answer.result = std::move(*r);
       return answer;
-    } else if (auto* e = std::get_if<daemon::Error>(&in.response)) {
-      if (e->code == daemon::ErrorCode::Draining) {
+    } else if (auto* e = std::get_if<protocol::Error>(&in.response)) {
+      if (e->code == protocol::ErrorCode::Draining) {
         answer.lost = true;  // it is going away: the next attempt starts a new one
         return answer;
       }
-      return fail("kernelgend refused the request: " + std::string(daemon::error_code_name(e->code)) + ": " +
-                  e->message);
+      if (e->code == protocol::ErrorCode::Busy) {
+        return unexpected(busy_failure(answer.daemon_pid, *e));
+      }
+      return fail("kernelgend refused the request: " + std::string(protocol::error_code_name(e->code)) + ": " +
+                  printable(e->message));
     } else {
       return fail("kernelgend answered a generate request with an unexpected message");
     }
@@ -110,9 +155,8 @@ Expected<Answer, Failure> ask(const DaemonTarget& target, const daemon::Generate
 
 }  // namespace
 
-bool in_process_generation(const EmitOptions& opts) {
-  const char* env = std::getenv("KERNELGEN_NO_DAEMON");
-  return opts.no_daemon || (env != nullptr && *env != '\0' && std::strcmp(env, "0") != 0);
+bool in_process_generation(const GlobalOptions& global, const EmitOptions& opts) {
+  return opts.no_daemon || global.config->flag("no_daemon");
 }
 
 int emit_with_daemon(const GlobalOptions& global, const EmitOptions& opts, const spec::Spec& spec,
@@ -132,7 +176,7 @@ int emit_with_daemon(const GlobalOptions& global, const EmitOptions& opts, const
   }
   KG_LOG_DEBUG("not in the cache: " << hit.error().message);
 
-  auto target = daemon_target(dir);
+  auto target = daemon_target(dir, *global.config);
   if (!target) {
     KG_LOG_ERROR(opts.spec_file << ": cannot reach the kernelgen daemon: " << target.error().message
                                 << more_detail(""));
@@ -143,12 +187,15 @@ int emit_with_daemon(const GlobalOptions& global, const EmitOptions& opts, const
     KG_LOG_ERROR(text.error().message);
     return kExitFailure;
   }
-  daemon::GenerateRequest request;
+  protocol::GenerateRequest request;
   request.spec = std::move(*text);
   request.file = opts.spec_file;
   request.arch = arch;
   request.verify = !opts.no_verify;
-  request.verify = !opts.no_verify;
+  if (auto checked = protocol::check_generate(request); !checked) {
+    KG_LOG_ERROR(opts.spec_file << ": " << checked.error());
+    return kExitFailure;
+  }
 
   ProgressDisplay progress(spec.name);
   Expected<Answer, Failure> answer = fail("not asked");
@@ -175,7 +222,8 @@ int emit_with_daemon(const GlobalOptions& global, const EmitOptions& opts, const
                                 << answer->daemon_pid << " last)" << more_detail(target->paths.log));
     return kExitFailure;
   }
-  const daemon::Result& result = answer->result;
+  protocol::Result result = answer->result;
+  result.error = printable_lines(result.error);
   if (!result.ok) {
     // Spec diagnostics are complete lines of their own; other errors get the spec file in front.
     const bool diagnostics = result.key.empty() && result.error.find(": error: ") != std::string::npos;
@@ -198,8 +246,8 @@ int emit_with_daemon(const GlobalOptions& global, const EmitOptions& opts, const
     KG_LOG_WARN(spec.name << ": the daemon's key " << result.key << " differs from this client's "
                           << written->key << "; the spec file changed while it was generated?");
   }
-  const char* how = result.outcome == daemon::Outcome::Generated ? "generated by the daemon"
-                    : result.outcome == daemon::Outcome::Joined
+  const char* how = result.outcome == protocol::Outcome::Generated ? "generated by the daemon"
+                    : result.outcome == protocol::Outcome::Joined
                         ? "generated by the daemon (joined a running job)"
                         : "cache hit (daemon)";
   report(spec, *written, how);

@@ -9,9 +9,9 @@
 
 namespace kg::cli {
 
-// True when generation should happen in this process: --no-daemon, or KERNELGEN_NO_DAEMON set to
-// anything but "" or "0".
-bool in_process_generation(const EmitOptions& opts);
+// True when generation should happen in this process: --no-daemon, or the no_daemon setting
+// (KERNELGEN_NO_DAEMON=1).
+bool in_process_generation(const GlobalOptions& global, const EmitOptions& opts);
 
 // Serves `spec` (already parsed from opts.spec_file and checked) for resolved `arch`: writes the
 // outputs from the cache when it holds the kernel, else has the daemon generate it (starting the

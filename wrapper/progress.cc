@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "protocol/request_check.h"
 #include "util/log.h"
 
 namespace kg::cli {
@@ -32,9 +33,10 @@ bool ProgressDisplay::interactive() {
 ProgressDisplay::ProgressDisplay(std::string what)
     : m_what(std::move(what)), m_interactive(interactive()), m_start(Clock::now()), m_last_line(m_start) {}
 
-void ProgressDisplay::update(const daemon::Progress& progress) {
-  m_stage = progress.stage;
-  m_message = progress.message.empty() ? progress.stage : progress.message;
+void ProgressDisplay::update(const protocol::Progress& progress) {
+  // Text from the daemon goes to a terminal: control bytes escaped.
+  m_stage = printable(progress.stage);
+  m_message = printable(progress.message.empty() ? progress.stage : progress.message);
   show();
 }
 

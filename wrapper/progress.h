@@ -10,7 +10,7 @@
 #include <chrono>
 #include <string>
 
-#include "daemon/protocol.h"
+#include "protocol/protocol.h"
 
 namespace kg::cli {
 
@@ -21,7 +21,7 @@ class ProgressDisplay {
   ~ProgressDisplay() { finish(); }
 
   // A progress event arrived.
-  void update(const daemon::Progress& progress);
+  void update(const protocol::Progress& progress);
   // Time passed without an event (call about every 250 ms).
   void tick();
   // Erases the updating line (terminal mode); idempotent.

@@ -31,6 +31,10 @@ const std::vector<SettingInfo> kSettings = {
     {"cache_dir", Kind::Path,
      "kernel cache directory (default $XDG_CACHE_HOME/kernelgen, else ~/.cache/kernelgen)"},
     {"daemon", Kind::Path, "the kernelgend that kernelgen starts (default: beside kernelgen)"},
+    {"daemon_silence_timeout", Kind::Seconds,
+     "seconds the client waits for any message from the daemon before it gives up (it sends one "
+     "every 5 s while it works)"},
+    {"daemon_timeout", Kind::Seconds, "seconds the client waits for a daemon's answer in all (0: no limit)"},
     {"idle_timeout", Kind::Seconds, "seconds a daemon waits without work before it exits (0: never)"},
     {"jobs", Kind::Count, "generation jobs a daemon runs at once (0: the number of CPUs)"},
     {"log", Kind::LogLevel, "error | warn | info | debug (the daemon's log defaults to info)"},
@@ -76,6 +80,14 @@ std::vector<std::string> setting_keys() {
   return keys;
 }
 
+bool parse_seconds(std::string_view text, double& out) {
+  if (text.empty() || text.size() > 24) {
+    return false;
+  }
+  const auto r = std::from_chars(text.data(), text.data() + text.size(), out);
+  return r.ec == std::errc() && r.ptr == text.data() + text.size() && out >= 0 && out <= 1e9;
+}
+
 bool parse_count(std::string_view text, int64_t& out) {
   if (text.empty() || text.size() > 18) {
     return false;
@@ -94,6 +106,7 @@ Expected<void, Failure> check_value(const SettingInfo& s, const std::string& tex
     return fail(std::string("expected text without NUL bytes for ") + s.key);
   }
   int64_t n = 0;
+  double seconds = 0;
   switch (s.kind) {
     case Kind::String:
     case Kind::Path:
@@ -105,10 +118,14 @@ Expected<void, Failure> check_value(const SettingInfo& s, const std::string& tex
       }
       return {};
     case Kind::Seconds:
+      if (!parse_seconds(text, seconds)) {
+        return fail(std::string("expected a non-negative number of seconds for ") + s.key + ", found '" +
+                    printable(text) + "'");
+      }
+      return {};
     case Kind::Count:
       if (!parse_count(text, n)) {
-        return fail(std::string("expected a non-negative whole number") +
-                    (s.kind == Kind::Seconds ? " of seconds" : "") + " for " + s.key + ", found '" +
+        return fail(std::string("expected a non-negative whole number for ") + s.key + ", found '" +
                     printable(text) + "'");
       }
       return {};
@@ -147,6 +164,8 @@ std::map<std::string, std::string> defaults(const Environment& env) {
     d["runtime_dir"] = "/tmp/kernelgen-" + std::to_string(::geteuid());
   }
   d["idle_timeout"] = "600";
+  d["daemon_timeout"] = "7200";
+  d["daemon_silence_timeout"] = "60";
   d["jobs"] = "0";
   d["log"] = "warn";
   d["no_daemon"] = "false";
@@ -322,6 +341,11 @@ const Value& Config::value(std::string_view key) const {
 }
 
 bool Config::flag(std::string_view key) const { return parse_bool(text(key)).value_or(false); }
+
+int64_t Config::milliseconds(std::string_view key) const {
+  double s = 0;
+  return parse_seconds(text(key), s) ? static_cast<int64_t>(s * 1000) : 0;
+}
 
 int64_t Config::number(std::string_view key) const {
   int64_t n = 0;

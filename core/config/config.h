@@ -43,7 +43,7 @@ enum class Kind {
   String,   // any text
   Path,     // a file or directory; "" means the documented default
   Bool,     // true/false, 1/0, yes/no, on/off (any case)
-  Seconds,  // a non-negative integer
+  Seconds,  // a non-negative number of seconds, fractions allowed ("1.5")
   Count,    // a non-negative integer
   LogLevel  // error | warn | info | debug
 };
@@ -83,6 +83,8 @@ class Config {
   const std::string& text(std::string_view key) const { return value(key).text; }
   bool flag(std::string_view key) const;
   int64_t number(std::string_view key) const;
+  // A Seconds setting in milliseconds.
+  int64_t milliseconds(std::string_view key) const;
 
   // Typed accessors for what several parts need.
   const std::string& cache_dir() const { return text("cache_dir"); }

@@ -41,7 +41,8 @@ TEST(Config, DefaultsComeFromTheEnvironmentsDirectories) {
   EXPECT_EQ(c->cache_dir(), "/home/u/.cache/kernelgen");
   EXPECT_EQ(c->value("cache_dir").origin, Origin::Default);
   EXPECT_EQ(c->text("log"), "warn");
-  EXPECT_EQ(c->number("idle_timeout"), 600);
+  EXPECT_EQ(c->milliseconds("idle_timeout"), 600'000);
+  EXPECT_EQ(c->milliseconds("daemon_silence_timeout"), 60'000);
   EXPECT_FALSE(c->flag("no_daemon"));
   EXPECT_FALSE(c->config_file_found());
 
@@ -107,7 +108,7 @@ TEST(Config, BadInputIsAnErrorThatSaysWhere) {
   const std::vector<Case> cases = {
       {"cache_dri = /x\n", ":1: unknown setting 'cache_dri' (did you mean 'cache_dir'?)"},
       {"\n\njust words\n", ":3: expected 'key = value', found 'just words'"},
-      {"idle_timeout = soon\n", ":1: expected a non-negative whole number of seconds for idle_timeout, found 'soon'"},
+      {"idle_timeout = soon\n", ":1: expected a non-negative number of seconds for idle_timeout, found 'soon'"},
       {"jobs = -1\n", ":1: expected a non-negative whole number for jobs"},
       {"no_daemon = maybe\n", ":1: expected true or false for no_daemon"},
       {"log = loud\n", ":1: expected one of error, warn, info, debug for log, found 'loud'"},

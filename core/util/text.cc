@@ -54,20 +54,15 @@ void hex_byte(std::string& out, uint8_t b) {
   out += buf;
 }
 
-}  // namespace
-
-std::string printable(std::string_view text, size_t limit) {
+std::string render(std::string_view text, size_t limit, bool keep_newlines) {
   std::string out;
   const std::string_view shown = text.substr(0, limit);
   out.reserve(shown.size());
   size_t i = 0;
   while (i < shown.size()) {
     const auto b = static_cast<uint8_t>(shown[i]);
-    if (b == '\\') {
-      out += "\\\\";
-      ++i;
-    } else if (b == '\n') {
-      out += "\\n";
+    if (b == '\n') {
+      out += keep_newlines ? "\n" : "\\n";
       ++i;
     } else if (b == '\t') {
       out += "\\t";
@@ -94,5 +89,11 @@ std::string printable(std::string_view text, size_t limit) {
   }
   return out;
 }
+
+}  // namespace
+
+std::string printable(std::string_view text, size_t limit) { return render(text, limit, false); }
+
+std::string printable_lines(std::string_view text, size_t limit) { return render(text, limit, true); }
 
 }  // namespace kg

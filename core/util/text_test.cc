@@ -10,7 +10,7 @@ TEST(Printable, EscapesWhatCouldActOnATerminal) {
   EXPECT_EQ(printable("a\x1b[2Jb"), "a\\x1b[2Jb");
   EXPECT_EQ(printable(std::string("nul\0x", 5)), "nul\\x00x");
   EXPECT_EQ(printable("tab\tnl\ncr\r"), "tab\\tnl\\ncr\\r");
-  EXPECT_EQ(printable("back\\slash"), "back\\\\slash");
+  EXPECT_EQ(printable("back\\slash"), "back\\slash");
   EXPECT_EQ(printable("del\x7f"), "del\\x7f");
   // Valid UTF-8 passes; invalid bytes and C1 controls (U+009B is CSI) are escaped.
   EXPECT_EQ(printable("q·kᵀ → ✓"), "q·kᵀ → ✓");
@@ -19,6 +19,11 @@ TEST(Printable, EscapesWhatCouldActOnATerminal) {
   EXPECT_EQ(printable("\xe2\x82"), "\\xe2\\x82");          // truncated sequence
   EXPECT_EQ(printable("\xc0\xaf"), "\\xc0\\xaf");          // overlong '/'
   EXPECT_EQ(printable("\xed\xa0\x80"), "\\xed\\xa0\\x80");  // surrogate
+}
+
+TEST(Printable, LinesKeepTheirBreaks) {
+  EXPECT_EQ(printable_lines("a.yaml:1:1: error: x\nb.yaml:2:3: error: \x1b[2J"),
+            "a.yaml:1:1: error: x\nb.yaml:2:3: error: \\x1b[2J");
 }
 
 TEST(Printable, BoundsTheOutput) {

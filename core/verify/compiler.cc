@@ -47,8 +47,23 @@ std::vector<std::string> nvcc_command(const std::string& nvcc, const CompileJob&
           job.source_path};
 }
 
-NvccCompiler::NvccCompiler(std::string nvcc, double timeout_s)
-    : m_nvcc(std::move(nvcc)), m_timeout_s(timeout_s) {}
+namespace {
+
+std::vector<std::string> entries(const config::Environment& env) {
+  std::vector<std::string> out;
+  for (const auto& [name, value] : env) {
+    out.push_back(name + "=" + value);
+  }
+  if (env.count("PATH") == 0) {
+    out.push_back("PATH=/usr/bin:/bin");
+  }
+  return out;
+}
+
+}  // namespace
+
+NvccCompiler::NvccCompiler(std::string nvcc, config::Environment env, double timeout_s)
+    : m_nvcc(std::move(nvcc)), m_env(std::move(env)), m_timeout_s(timeout_s) {}
 
 Expected<CompileResult, Failure> NvccCompiler::compile(const CompileJob& job) {
   if (m_nvcc.empty()) {
@@ -56,6 +71,7 @@ Expected<CompileResult, Failure> NvccCompiler::compile(const CompileJob& job) {
   }
   ProcessOptions o;
   o.argv = nvcc_command(m_nvcc, job);
+  o.env = entries(m_env);
   o.wall_limit_s = m_timeout_s;
   auto r = run_process(o);
   if (!r) {
@@ -79,6 +95,7 @@ std::string NvccCompiler::version() {
   if (m_version.empty() && !m_nvcc.empty()) {
     ProcessOptions o;
     o.argv = {m_nvcc, "--version"};
+    o.env = entries(m_env);
     o.wall_limit_s = 60;
     auto r = run_process(o);
     if (r && r->exited_ok()) {

@@ -45,13 +45,15 @@ class NvccCompiler : public Compiler {
  public:
   // `nvcc`: path of the nvcc executable ("": none; compile() then fails saying so).
   // `timeout_s`: per compile.
-  explicit NvccCompiler(std::string nvcc, double timeout_s = 600);
+  // `env`: nvcc's environment (it needs PATH for the host compiler, TMPDIR, ...).
+  explicit NvccCompiler(std::string nvcc, config::Environment env = {}, double timeout_s = 600);
   Expected<CompileResult, Failure> compile(const CompileJob& job) override;
   std::string version() override;  // last line of `nvcc --version` ("" when nvcc cannot run)
   const std::string& path() const { return m_nvcc; }
 
  private:
   std::string m_nvcc;
+  config::Environment m_env;
   double m_timeout_s;
   std::string m_version;  // cached
 };

@@ -32,7 +32,7 @@ emit::VerifyFn emit_verifier(VerifierSetup setup, std::string spec_yaml, std::st
       KG_LOG_DEBUG(spec.name << ": no CUDA device; cached as unverified");
       return emit::Verification{};
     }
-    NvccCompiler compiler(setup.nvcc);
+    NvccCompiler compiler(setup.nvcc, setup.env);
     if (compiler.path().empty()) {
       KG_LOG_WARN(spec.name << ": not verified: nvcc not found (set KERNELGEN_NVCC or put nvcc on PATH)");
       return emit::Verification{};

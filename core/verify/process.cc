@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -79,12 +80,20 @@ uint64_t group_rss_bytes(pid_t pgrp) {
   return total;
 }
 
-std::string resolve_program(const std::string& name) {
+// `name` looked up in the PATH of `env` (the child's environment), else in /usr/bin:/bin.
+std::string resolve_program(const std::string& name, const std::optional<std::vector<std::string>>& env) {
   if (name.find('/') != std::string::npos) {
     return name;
   }
-  const char* path = std::getenv("PATH");
-  std::istringstream dirs(path ? path : "/usr/bin:/bin");
+  std::string path = "/usr/bin:/bin";
+  if (env) {
+    for (const std::string& e : *env) {
+      if (e.rfind("PATH=", 0) == 0) {
+        path = e.substr(5);
+      }
+    }
+  }
+  std::istringstream dirs(path);
   std::string dir;
   while (std::getline(dirs, dir, ':')) {
     const std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
@@ -94,6 +103,54 @@ std::string resolve_program(const std::string& name) {
   }
   return name;
 }
+
+// A started child and its process group, killed and reaped on destruction unless reaped before:
+// no path out of run_process (an error, an exception) leaves a process behind or a zombie.
+class ChildGroup {
+ public:
+  explicit ChildGroup(pid_t pid) : m_pid(pid) {}
+  ~ChildGroup() {
+    if (!m_reaped) {
+      kill_group();
+      int status;
+      while (::waitpid(m_pid, &status, 0) < 0 && errno == EINTR) {
+      }
+    }
+  }
+  ChildGroup(const ChildGroup&) = delete;
+  ChildGroup& operator=(const ChildGroup&) = delete;
+
+  void kill_group() const {
+    ::kill(-m_pid, SIGKILL);
+    ::kill(m_pid, SIGKILL);
+  }
+  // waitpid(WNOHANG or 0); true once the child was reaped (its status in `status`).
+  bool reap(int& status, bool block) {
+    if (!m_reaped) {
+      pid_t w;
+      do {
+        w = ::waitpid(m_pid, &status, block ? 0 : WNOHANG);
+      } while (w < 0 && errno == EINTR);
+      m_reaped = w == m_pid;
+    }
+    return m_reaped;
+  }
+
+ private:
+  const pid_t m_pid;
+  bool m_reaped = false;
+};
+
+// Closes a descriptor on destruction unless it was closed (set to -1) before.
+struct FdCloser {
+  int& fd;
+  ~FdCloser() {
+    if (fd >= 0) {
+      ::close(fd);
+      fd = -1;
+    }
+  }
+};
 
 void drain(int& fd, std::string& into, size_t& dropped, size_t limit) {
   char buf[65536];
@@ -118,6 +175,61 @@ void drain(int& fd, std::string& into, size_t& dropped, size_t limit) {
 
 }  // namespace
 
+bool set_cloexec_from(int first) noexcept {
+#ifdef SYS_close_range
+  constexpr unsigned kCloexec = 1U << 2;  // CLOSE_RANGE_CLOEXEC (linux/close_range.h)
+  if (::syscall(SYS_close_range, static_cast<unsigned>(first), ~0U, kCloexec) == 0) {
+    return true;
+  }
+#endif
+  // /proc/self/fd, read with the raw system call: opendir/readdir may allocate.
+  const int dir = ::open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    struct LinuxDirent64 {
+      uint64_t d_ino;
+      int64_t d_off;
+      unsigned short d_reclen;
+      unsigned char d_type;
+      char d_name[1];
+    };
+    alignas(8) char buf[4096];
+    bool ok = true;
+    for (;;) {
+      const long n = ::syscall(SYS_getdents64, dir, buf, sizeof buf);
+      if (n <= 0) {
+        ok = n == 0;
+        break;
+      }
+      for (long off = 0; off < n;) {
+        const auto* e = reinterpret_cast<const LinuxDirent64*>(buf + off);
+        int fd = 0;
+        bool number = e->d_name[0] != '\0';
+        for (const char* c = e->d_name; *c != '\0'; ++c) {
+          number = number && *c >= '0' && *c <= '9';
+          fd = fd * 10 + (*c - '0');
+        }
+        if (number && fd >= first && fd != dir) {
+          ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+        }
+        off += e->d_reclen;
+      }
+    }
+    ::close(dir);
+    if (ok) {
+      return true;
+    }
+  }
+  struct rlimit files;
+  if (::getrlimit(RLIMIT_NOFILE, &files) != 0) {
+    return false;
+  }
+  const rlim_t end = files.rlim_cur == RLIM_INFINITY ? rlim_t{1} << 20 : files.rlim_cur;
+  for (rlim_t fd = static_cast<rlim_t>(first); fd < end; ++fd) {
+    ::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+  }
+  return true;
+}
+
 std::string last_lines(const std::string& text, int max_lines) {
   size_t end = text.size();
   while (end > 0 && text[end - 1] == '\n') {
@@ -139,7 +251,7 @@ Expected<ProcessResult, Failure> run_process(const ProcessOptions& o) {
     return fail("run_process: empty argv");
   }
   // Everything the child needs is prepared before fork: after it, only async-signal-safe calls.
-  const std::string program = resolve_program(o.argv[0]);
+  const std::string program = resolve_program(o.argv[0], o.env);
   std::vector<char*> argv;
   for (const std::string& a : o.argv) {
     argv.push_back(const_cast<char*>(a.c_str()));
@@ -201,11 +313,11 @@ Expected<ProcessResult, Failure> run_process(const ProcessOptions& o) {
       write_status(status_pipe[1], 'E', errno, 'o');
       ::_exit(127);
     }
-    // Every other descriptor: close-on-exec (the status pipe closes at exec, telling the parent).
-    for (int fd = 3; fd < 4096; ++fd) {
-      if (fd != status_pipe[1]) {
-        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-      }
+    // Every other descriptor: close-on-exec (the status pipe too: it closes at exec, telling the
+    // parent that exec succeeded).
+    if (!set_cloexec_from(3)) {
+      write_status(status_pipe[1], 'E', errno, 'o');
+      ::_exit(127);
     }
     ::signal(SIGPIPE, SIG_DFL);
     ::execve(program.c_str(), argv.data(), child_env);
@@ -213,6 +325,7 @@ Expected<ProcessResult, Failure> run_process(const ProcessOptions& o) {
     ::_exit(127);
   }
   // ---- parent ----
+  ChildGroup child(pid);  // from here on, every way out kills and reaps what is still running
   ::setpgid(pid, pid);  // also here, so the group exists before any kill below (races with the child's call)
   ::close(out_pipe[1]);
   ::close(err_pipe[1]);
@@ -220,6 +333,8 @@ Expected<ProcessResult, Failure> run_process(const ProcessOptions& o) {
   if (dev_null >= 0) {
     ::close(dev_null);
   }
+  int out_fd = out_pipe[0], err_fd = err_pipe[0], status_fd = status_pipe[0];
+  FdCloser close_out{out_fd}, close_err{err_fd}, close_status{status_fd};
 
   ProcessResult r;
   // Child setup status: read until EOF (exec or exit closes the pipe).
@@ -227,7 +342,7 @@ Expected<ProcessResult, Failure> run_process(const ProcessOptions& o) {
   char setup_what = 0;
   for (;;) {
     ChildStatus s;
-    const ssize_t n = ::read(status_pipe[0], &s, sizeof s);
+    const ssize_t n = ::read(status_fd, &s, sizeof s);
     if (n < 0 && errno == EINTR) {
       continue;
     }
@@ -243,29 +358,22 @@ Expected<ProcessResult, Failure> run_process(const ProcessOptions& o) {
       setup_what = s.what;
     }
   }
-  ::close(status_pipe[0]);
+  int status = 0;
   if (setup_errno != 0) {
-    ::close(out_pipe[0]);
-    ::close(err_pipe[0]);
-    int st;
-    while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
+    child.reap(status, /*block=*/true);
     if (setup_what == 'c') {
       return fail("cannot enter directory " + o.cwd + " for " + o.argv[0] + ": " + std::strerror(setup_errno));
     }
     return fail("cannot run " + program + ": " + std::strerror(setup_errno));
   }
 
-  ::fcntl(out_pipe[0], F_SETFL, O_NONBLOCK);
-  ::fcntl(err_pipe[0], F_SETFL, O_NONBLOCK);
-  int out_fd = out_pipe[0], err_fd = err_pipe[0];
+  ::fcntl(out_fd, F_SETFL, O_NONBLOCK);
+  ::fcntl(err_fd, F_SETFL, O_NONBLOCK);
   const auto deadline = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.wall_limit_s));
   const int poll_ms = std::max(1, static_cast<int>(o.poll_interval_s * 1000));
-  int status = 0;
-  bool reaped = false;
   bool killed = false;
   uint64_t polls = 0;
-  while (!reaped) {
+  for (;;) {
     pollfd fds[2];
     int nfds = 0;
     if (out_fd >= 0) {
@@ -285,9 +393,7 @@ Expected<ProcessResult, Failure> run_process(const ProcessOptions& o) {
     if (err_fd >= 0) {
       drain(err_fd, r.err, r.err_dropped, o.output_limit);
     }
-    const pid_t w = ::waitpid(pid, &status, WNOHANG);
-    if (w == pid) {
-      reaped = true;
+    if (child.reap(status, /*block=*/false)) {
       break;
     }
     if (killed) {
@@ -299,38 +405,23 @@ Expected<ProcessResult, Failure> run_process(const ProcessOptions& o) {
       r.peak_rss_bytes = std::max(r.peak_rss_bytes, rss);
       if (rss > o.memory_limit_bytes) {
         r.memory_exceeded = true;
-        ::kill(-pid, SIGKILL);
-        ::kill(pid, SIGKILL);
+        child.kill_group();
         killed = true;
       }
     }
     if (!killed && o.wall_limit_s > 0 && Clock::now() >= deadline) {
       r.timed_out = true;
-      ::kill(-pid, SIGKILL);
-      ::kill(pid, SIGKILL);
+      child.kill_group();
       killed = true;
     }
   }
   ::kill(-pid, SIGKILL);  // anything the child left behind in its group
   // Output still buffered in the pipes (writers in the group are gone now).
-  for (int fd : {out_fd, err_fd}) {
-    if (fd >= 0) {
-      ::fcntl(fd, F_SETFL, 0);
-    }
-  }
   if (out_fd >= 0) {
-    ::fcntl(out_fd, F_SETFL, O_NONBLOCK);
     drain(out_fd, r.out, r.out_dropped, o.output_limit);
-    if (out_fd >= 0) {
-      ::close(out_fd);
-    }
   }
   if (err_fd >= 0) {
-    ::fcntl(err_fd, F_SETFL, O_NONBLOCK);
     drain(err_fd, r.err, r.err_dropped, o.output_limit);
-    if (err_fd >= 0) {
-      ::close(err_fd);
-    }
   }
   r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   if (WIFEXITED(status)) {

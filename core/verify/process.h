@@ -11,7 +11,8 @@
 //     after the child exits any process left in its group is killed too;
 //   - PR_SET_PDEATHSIG = SIGKILL: it dies with the caller;
 //   - stdin from /dev/null; stdout and stderr captured (up to output_limit bytes each, the rest
-//     counted and dropped); every other descriptor closed;
+//     counted and dropped); every other descriptor closed at exec (set_cloexec_from(3)), whatever
+//     the caller opened without O_CLOEXEC and however high its numbers;
 //   - RLIMIT_CORE = 0 (no core files);
 //   - with private_network: a new, empty network namespace (unshare(CLONE_NEWNET): loopback only,
 //     down). Needs CAP_SYS_ADMIN (root) or a kernel allowing it; when refused the child runs in the
@@ -38,7 +39,7 @@
 namespace kg::verify {
 
 struct ProcessOptions {
-  std::vector<std::string> argv;  // argv[0]: a path, or a name looked up in the caller's PATH
+  std::vector<std::string> argv;  // argv[0]: a path, or a name looked up in env's PATH (else /usr/bin:/bin)
   std::string cwd;                // "" : the caller's
   std::optional<std::vector<std::string>> env;  // "NAME=value" entries; nullopt: the caller's environment
   double wall_limit_s = 0;        // 0: none
@@ -67,6 +68,13 @@ struct ProcessResult {
 // empty argv, pipe/fork failure, or argv[0] not executable / cwd unusable (the message names the
 // program and the OS error). Whatever the child does is a result, never an error.
 Expected<ProcessResult, Failure> run_process(const ProcessOptions& options);
+
+// Marks every descriptor numbered `first` or above close-on-exec, however high RLIMIT_NOFILE is:
+// close_range(CLOSE_RANGE_CLOEXEC) where the kernel has it (5.11), else the entries of
+// /proc/self/fd (read with getdents64), else every number below the soft RLIMIT_NOFILE.
+// Async-signal-safe (no allocation): meant for a child between fork and exec, so that the
+// program it runs inherits stdio and nothing else. Returns false when no method worked.
+bool set_cloexec_from(int first) noexcept;
 
 // Last `max_lines` lines of `text` (for messages).
 std::string last_lines(const std::string& text, int max_lines);

@@ -5,7 +5,15 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
 
 namespace kg::verify {
 namespace {
@@ -36,32 +44,94 @@ TEST(Process, Signal) {
   EXPECT_EQ(a->signal, SIGABRT);
 }
 
+// True when `pid` is gone, a zombie, or has SIGKILL pending (about to die): /proc/<pid>/status.
+// Checked right after run_process returns, so no waiting is involved.
+bool dead_or_dying(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  bool zombie = false, kill_pending = false;
+  bool any = false;
+  while (std::getline(status, line)) {
+    any = true;
+    if (line.rfind("State:", 0) == 0) {
+      zombie = line.find('Z') != std::string::npos || line.find('X') != std::string::npos;
+    }
+    if (line.rfind("SigPnd:", 0) == 0 || line.rfind("ShdPnd:", 0) == 0) {
+      const unsigned long long mask = std::stoull(line.substr(line.find(':') + 1), nullptr, 16);
+      kill_pending = kill_pending || (mask & (1ULL << (SIGKILL - 1))) != 0;
+    }
+  }
+  return !any || zombie || kill_pending;
+}
+
 TEST(Process, WallClockLimitKillsTheGroup) {
-  // The child starts a grandchild that would outlive it; both must go.
-  const std::string marker = testing::TempDir() + "/kg_process_marker";
-  std::filesystem::remove(marker);
-  ProcessOptions o = sh("(sleep 3; touch " + marker + ") & sleep 100");
+  // The child starts a grandchild that would outlive it and says its pid; both must go.
+  ProcessOptions o = sh("sleep 100000 & echo $!; exec sleep 100000");
   o.wall_limit_s = 0.5;
   auto r = run_process(o);
   ASSERT_TRUE(r);
   EXPECT_TRUE(r->timed_out);
   EXPECT_EQ(r->signal, SIGKILL);
-  EXPECT_LT(r->seconds, 5.0);
-  ::sleep(4);
-  EXPECT_FALSE(std::filesystem::exists(marker)) << "a process of the group survived";
+  const pid_t grandchild = std::stoi(r->out);
+  ASSERT_GT(grandchild, 0);
+  const bool gone = dead_or_dying(grandchild);
+  EXPECT_TRUE(gone) << "a process of the group survived";
+  if (!gone) {
+    ::kill(grandchild, SIGKILL);
+  }
 }
 
 TEST(Process, MemoryWatchdog) {
-  // dd holds a 400 MB buffer (touched by every read) for a while.
-  ProcessOptions o = sh("dd if=/dev/zero of=/dev/null bs=400M count=50 2>/dev/null; sleep 5");
+  // The shell holds a 200 MB string until it is killed; without the watchdog the wall limit
+  // would end it (timed_out), so the outcome does not depend on timing.
+  ProcessOptions o = sh("x=$(head -c 200000000 /dev/zero | tr '\\0' a); sleep 100000; echo ${#x}");
   o.memory_limit_bytes = 100u << 20;
-  o.wall_limit_s = 20;
+  o.wall_limit_s = 120;
   auto r = run_process(o);
   ASSERT_TRUE(r);
   EXPECT_TRUE(r->memory_exceeded);
   EXPECT_FALSE(r->timed_out);
   EXPECT_GT(r->peak_rss_bytes, 100u << 20);
   EXPECT_NE(r->signal, 0);
+}
+
+// Descriptors the caller opened without O_CLOEXEC, at low and very high numbers (beyond any fixed
+// loop bound), never reach the child: it sees 0, 1 and 2 only.
+TEST(Process, ChildInheritsNoDescriptorsBeyondStdio) {
+  const int leaked = ::open("/dev/null", O_RDONLY);  // no O_CLOEXEC on purpose
+  ASSERT_GE(leaked, 3);
+  std::vector<int> fds = {leaked};
+  rlimit files{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &files), 0);
+  if (files.rlim_cur < files.rlim_max) {  // room for the high numbers, as the daemon does
+    files.rlim_cur = std::min<rlim_t>(files.rlim_max, 100000);
+    ::setrlimit(RLIMIT_NOFILE, &files);
+  }
+  for (int high : {1000, 5000, 70000}) {
+    if (static_cast<rlim_t>(high) < files.rlim_cur && ::dup2(leaked, high) == high) {
+      fds.push_back(high);
+    }
+  }
+  std::string script = "for n in 0 1 2";
+  for (int fd : fds) {
+    script += " " + std::to_string(fd);
+  }
+  // `[ -e ]` is a shell builtin: the check opens nothing itself.
+  script += "; do [ -e /proc/self/fd/$n ] && echo $n; done; true";
+  auto r = run_process(sh(script));
+  for (int fd : fds) {
+    ::close(fd);
+  }
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->out, "0\n1\n2\n") << "fds tried: " << fds.size();
+  EXPECT_GE(fds.size(), 2u) << "no descriptor above 4096 could be tried (RLIMIT_NOFILE)";
+  // set_cloexec_from itself, in this process: a descriptor without the flag gets it.
+  const int fd = ::open("/dev/null", O_RDONLY);
+  ASSERT_GE(fd, 3);
+  EXPECT_EQ(::fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
+  EXPECT_TRUE(set_cloexec_from(fd));
+  EXPECT_NE(::fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
+  ::close(fd);
 }
 
 TEST(Process, CleanEnvironmentAndDirectory) {

@@ -298,7 +298,7 @@ Expected<VerifyReport, Failure> Verifier::verify(const spec::Spec& spec, const s
 Expected<VerifyReport, Failure> verify_kernel(const spec::Spec& spec, const std::string& spec_yaml,
                                               const std::string& source, const VerifyOptions& options,
                                               const VerifierSetup& setup) {
-  NvccCompiler compiler(setup.nvcc);
+  NvccCompiler compiler(setup.nvcc, setup.env);
   VerifyOptions opt = options;
   if (opt.work_dir.empty()) {
     opt.work_dir = setup.work_dir;

@@ -1,4 +1,4 @@
-// The daemon's Generator (jobs.h): the template generation path of core/emit on the local cache,
+// The daemon's JobBackend (jobs.h): the template generation path of core/emit on the local cache,
 // which this daemon is the only writer of.
 #pragma once
 
@@ -16,15 +16,17 @@
 
 namespace kg::daemon {
 
-class EmitGenerator : public Generator {
+class EmitBackend : public JobBackend {
  public:
   // `cache_dir` is opened (created) on first use, and again on every request while it cannot be
   // opened, so a daemon started before the directory was fixed recovers without a restart.
   // `generator` makes kernels on a miss (default: the template generator); `verifier` says where
   // the verifier's tools are (verify::verifier_setup of the daemon's configuration).
-  EmitGenerator(std::string cache_dir, cache::LocalCache::Options options, verify::VerifierSetup verifier,
+  EmitBackend(std::string cache_dir, cache::LocalCache::Options options, verify::VerifierSetup verifier,
                 std::shared_ptr<generate::Generator> generator = nullptr);
 
+  // The generator's check of the request's spec and arch.
+  Expected<void, Failure> check(const JobRequest& request) override;
   Expected<Done, Failure> lookup(const JobRequest& request) override;
   // Verification is verify::emit_verifier run under gpus.device(0).
   Expected<Done, Failure> generate(const JobRequest& request, DeviceLocks& gpus) override;

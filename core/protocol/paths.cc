@@ -1,4 +1,4 @@
-#include "daemon/paths.h"
+#include "protocol/paths.h"
 
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -10,11 +10,11 @@
 #include <cstring>
 #include <filesystem>
 
-#include "daemon/protocol.h"
+#include "protocol/protocol.h"
 #include "util/hash.h"
 #include "version.h"
 
-namespace kg::daemon {
+namespace kg::protocol {
 
 std::string config_id(const DaemonConfig& config) {
   const std::string protocol = std::to_string(kProtocolVersion);
@@ -37,13 +37,6 @@ std::string absolute_path(const std::string& path) {
   return s;
 }
 
-std::string default_runtime_dir() {
-  const char* xdg = std::getenv("XDG_RUNTIME_DIR");
-  if (xdg != nullptr && xdg[0] == '/') {
-    return absolute_path(std::string(xdg) + "/kernelgen");
-  }
-  return "/tmp/kernelgen-" + std::to_string(::geteuid());
-}
 
 Expected<void, Failure> ensure_private_dir(const std::string& dir) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
@@ -89,4 +82,4 @@ Expected<DaemonPaths, Failure> daemon_paths(const std::string& dir, const std::s
   return p;
 }
 
-}  // namespace kg::daemon
+}  // namespace kg::protocol

@@ -1,10 +1,10 @@
-#include "daemon/protocol.h"
+#include "protocol/protocol.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 
-namespace kg::daemon {
+namespace kg::protocol {
 namespace {
 
 template <typename T>
@@ -147,5 +147,50 @@ TEST(Protocol, MalformedResponses) {
   EXPECT_FALSE(parse_response(R"({"type":"teapot"})"));
 }
 
+TEST(Protocol, BusyCarriesTheConnectionCount) {
+  Error busy = response_round_trip<Error>(Error{ErrorCode::Busy, "full", 1024});
+  EXPECT_EQ(busy.connections, 1024);
+  EXPECT_EQ(encode(Error{ErrorCode::BadJson, "x"}).find("connections"), std::string::npos);
+}
+
+// Hostile input: deep nesting and huge value counts are refused before nlohmann parses them (its
+// recursion and allocations would otherwise be the attacker's to choose); brackets inside strings
+// do not count.
+TEST(Protocol, DeepOrWideJsonIsRefusedBeforeParsing) {
+  for (size_t depth : {size_t{17}, size_t{10'000}, size_t{4'000'000}}) {
+    const std::string deep = R"({"type":"status","x":)" + std::string(depth, '[') + std::string(depth, ']') + "}";
+    auto r = parse_request(deep);
+    ASSERT_FALSE(r) << depth;
+    EXPECT_EQ(r.error().code, ErrorCode::BadJson);
+    EXPECT_NE(r.error().message.find("nests deeper than 16"), std::string::npos) << r.error().message;
+    EXPECT_FALSE(parse_response(deep));
+  }
+  const std::string unbalanced(1'000'000, '{');
+  EXPECT_EQ(parse_request(unbalanced).error().code, ErrorCode::BadJson);
+  std::string wide = R"({"type":"status","x":[)";
+  for (int i = 0; i < 5000; ++i) {
+    wide += "1,";
+  }
+  wide += "1]}";
+  auto w = parse_request(wide);
+  ASSERT_FALSE(w);
+  EXPECT_NE(w.error().message.find("more than 4096 values"), std::string::npos) << w.error().message;
+  // Within the bounds, and brackets inside strings (with escaped quotes) are text.
+  EXPECT_TRUE(parse_request(R"({"type":"status","x":[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]})"));
+  const std::string in_string = R"({"type":"generate","spec":")" + std::string(100'000, '[') + R"(\"[[[["})";
+  auto g = parse_request(in_string);
+  ASSERT_TRUE(g) << g.error().message;
+  EXPECT_EQ(std::get<GenerateRequest>(*g).spec.size(), 100'005u);
+}
+
+TEST(Protocol, EchoedNamesAreBoundedAndEscaped) {
+  auto r = parse_request(R"({"type":"\u001b[2J)" + std::string(10'000, 'x') + R"("})");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::UnknownRequest);
+  EXPECT_LT(r.error().message.size(), 200u);
+  EXPECT_EQ(r.error().message.find('\x1b'), std::string::npos);
+  EXPECT_NE(r.error().message.find("\\x1b[2J"), std::string::npos) << r.error().message;
+}
+
 }  // namespace
-}  // namespace kg::daemon
+}  // namespace kg::protocol

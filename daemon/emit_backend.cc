@@ -1,4 +1,4 @@
-#include "emit_generator.h"
+#include "emit_backend.h"
 
 #include <sys/stat.h>
 
@@ -12,14 +12,14 @@
 
 namespace kg::daemon {
 
-EmitGenerator::EmitGenerator(std::string cache_dir, cache::LocalCache::Options options,
+EmitBackend::EmitBackend(std::string cache_dir, cache::LocalCache::Options options,
                              verify::VerifierSetup verifier, std::shared_ptr<generate::Generator> generator)
     : m_cache_dir(std::move(cache_dir)),
       m_options(std::move(options)),
       m_verifier(std::move(verifier)),
       m_generator(generator ? std::move(generator) : std::make_shared<generate::TemplateGenerator>()) {}
 
-Expected<cache::LocalCache*, Failure> EmitGenerator::cache() {
+Expected<cache::LocalCache*, Failure> EmitBackend::cache() {
   std::lock_guard lock(m_mutex);
   if (!m_cache) {
     auto opened = cache::LocalCache::open(m_cache_dir, m_options);
@@ -46,12 +46,12 @@ Expected<cache::LocalCache*, Failure> EmitGenerator::cache() {
   return &*m_cache;
 }
 
-bool EmitGenerator::cache_gone() {
+bool EmitBackend::cache_gone() {
   std::lock_guard lock(m_mutex);
   return cache_gone_locked();
 }
 
-bool EmitGenerator::cache_gone_locked() const {
+bool EmitBackend::cache_gone_locked() const {
   if (!m_cache || m_data_ino == 0) {
     return false;
   }
@@ -62,7 +62,11 @@ bool EmitGenerator::cache_gone_locked() const {
   return st.st_dev != m_data_dev || st.st_ino != m_data_ino;
 }
 
-Expected<Generator::Done, Failure> EmitGenerator::lookup(const JobRequest& request) {
+Expected<void, Failure> EmitBackend::check(const JobRequest& request) {
+  return m_generator->check(*request.spec, request.arch);
+}
+
+Expected<JobBackend::Done, Failure> EmitBackend::lookup(const JobRequest& request) {
   auto c = cache();
   if (!c) {
     return unexpected(c.error());
@@ -79,7 +83,7 @@ Expected<Generator::Done, Failure> EmitGenerator::lookup(const JobRequest& reque
   return Done{true, r->verification};
 }
 
-Expected<Generator::Done, Failure> EmitGenerator::generate(const JobRequest& request, DeviceLocks& gpus) {
+Expected<JobBackend::Done, Failure> EmitBackend::generate(const JobRequest& request, DeviceLocks& gpus) {
   auto c = cache();
   if (!c) {
     return unexpected(c.error());

@@ -1,4 +1,4 @@
-#include "daemon/framing.h"
+#include "protocol/framing.h"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -7,7 +7,7 @@
 #include <string>
 #include <thread>
 
-namespace kg::daemon {
+namespace kg::protocol {
 namespace {
 
 // A connected pair of Unix stream sockets, closed on destruction.
@@ -164,5 +164,26 @@ TEST(Framing, WriteRefusesOversizedPayload) {
   EXPECT_EQ(w.error().kind, FrameError::Kind::TooLarge);
 }
 
+// Payloads longer than the read chunk arrive whole; a peer that announces the maximum and sends a
+// little is a truncation, not a 16 MiB allocation that waits.
+TEST(Framing, LargePayloadsAndShortOnesThatClaimTheMaximum) {
+  SocketPair p;
+  std::string big(300'000, 'x');
+  for (size_t i = 0; i < big.size(); i += 997) {
+    big[i] = static_cast<char>('a' + i % 26);
+  }
+  std::thread writer([&] { ASSERT_TRUE(write_frame(p.a, big)); });
+  auto got = read_frame(p.b, 5000, 5000);
+  writer.join();
+  ASSERT_TRUE(got) << got.error().message;
+  EXPECT_EQ(*got, big);
+
+  p.raw(header(kMaxMessageBytes) + "only a few bytes");
+  p.close_a();
+  auto short_frame = read_frame(p.b, 5000, 5000);
+  ASSERT_FALSE(short_frame);
+  EXPECT_EQ(short_frame.error().kind, FrameError::Kind::Truncated);
+}
+
 }  // namespace
-}  // namespace kg::daemon
+}  // namespace kg::protocol

@@ -7,7 +7,7 @@
 
 #include "util/expected.h"
 
-namespace kg::daemon {
+namespace kg::protocol {
 
 // Owns a file descriptor; -1: none.
 class Fd {
@@ -57,4 +57,4 @@ class FileLock {
   Fd m_fd;
 };
 
-}  // namespace kg::daemon
+}  // namespace kg::protocol

@@ -1,8 +1,10 @@
-#include "daemon/protocol.h"
+#include "protocol/protocol.h"
 
 #include <nlohmann/json.hpp>
 
-namespace kg::daemon {
+#include "protocol/request_check.h"
+
+namespace kg::protocol {
 
 namespace {
 
@@ -63,7 +65,7 @@ Expected<Outcome, std::string> parse_outcome(const std::string& s) {
       return o;
     }
   }
-  return unexpected("unknown outcome '" + s + "'");
+  return unexpected("unknown outcome '" + printable(s.substr(0, 64)) + "'");
 }
 
 // "" (a failed result) reads as Unverified.
@@ -85,11 +87,54 @@ Expected<ErrorCode, std::string> parse_error_code(const std::string& s) {
       return c;
     }
   }
-  return unexpected("unknown error code '" + s + "'");
+  return unexpected("unknown error code '" + printable(s.substr(0, 64)) + "'");
 }
 
 // Assigns `out` from field `name`, or returns the field's error from the enclosing function
 // (which returns Expected<…, std::string>).
+// Refuses text nested deeper than kMaxJsonDepth or with more than kMaxJsonValues values, without
+// parsing it. Strings are skipped (with their escapes), so brackets inside them do not count.
+Expected<void, std::string> check_json_shape(std::string_view text) {
+  int depth = 0;
+  size_t values = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        in_string = true;
+        break;
+      case '[':
+      case '{':
+        if (++depth > kMaxJsonDepth) {
+          return unexpected("the message nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+        }
+        [[fallthrough]];
+      case ',':
+      case ':':
+        if (++values > kMaxJsonValues) {
+          return unexpected("the message has more than " + std::to_string(kMaxJsonValues) + " values");
+        }
+        break;
+      case ']':
+      case '}':
+        --depth;
+        break;
+      default:
+        break;
+    }
+  }
+  return {};
+}
+
 #define KG_FIELD(out, expr)                 \
   do {                                      \
     auto kg_field_ = (expr);                \
@@ -184,9 +229,10 @@ Expected<Response, std::string> response_from_json(const json& j) {
     KG_FIELD(code, required<std::string>(j, "code"));
     KG_FIELD(e.code, parse_error_code(code));
     KG_FIELD(e.message, field<std::string>(j, "message", ""));
+    KG_FIELD(e.connections, field<int64_t>(j, "connections", 0));
     return Response{e};
   }
-  return unexpected("unknown response type '" + type + "'");
+  return unexpected("unknown response type '" + printable(type.substr(0, 64)) + "'");
 }
 
 Expected<Request, Error> request_from_json(const json& j) {
@@ -227,7 +273,8 @@ Expected<Request, Error> request_from_json(const json& j) {
   if (*type == "shutdown") {
     return Request{ShutdownRequest{}};
   }
-  return unexpected(Error{ErrorCode::UnknownRequest, "unknown request type '" + *type +
+  // The type is echoed: at most 64 bytes of it, control bytes escaped.
+  return unexpected(Error{ErrorCode::UnknownRequest, "unknown request type '" + printable(type->substr(0, 64)) +
                                                          "' (expected generate, status, stats or shutdown)"});
 }
 
@@ -349,7 +396,11 @@ std::string encode(const Response& response) {
             return json{{"type", "shutdown"}, {"ok", true}, {"active_jobs", a.active_jobs}};
           },
           [](const Error& e) {
-            return json{{"type", "error"}, {"code", error_code_name(e.code)}, {"message", e.message}};
+            json j{{"type", "error"}, {"code", error_code_name(e.code)}, {"message", e.message}};
+            if (e.connections > 0) {
+              j["connections"] = e.connections;
+            }
+            return j;
           },
       },
       response);
@@ -357,6 +408,9 @@ std::string encode(const Response& response) {
 }
 
 Expected<Request, Error> parse_request(std::string_view text) {
+  if (auto shape = check_json_shape(text); !shape) {
+    return unexpected(Error{ErrorCode::BadJson, shape.error()});
+  }
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
     return unexpected(Error{ErrorCode::BadJson, j.is_discarded() ? "the message is not JSON"
@@ -366,6 +420,9 @@ Expected<Request, Error> parse_request(std::string_view text) {
 }
 
 Expected<Response, Failure> parse_response(std::string_view text) {
+  if (auto shape = check_json_shape(text); !shape) {
+    return fail("the daemon sent a message that is too complex: " + shape.error());
+  }
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
     return fail("the daemon sent a message that is not a JSON object");
@@ -377,4 +434,4 @@ Expected<Response, Failure> parse_response(std::string_view text) {
   return std::move(*r);
 }
 
-}  // namespace kg::daemon
+}  // namespace kg::protocol

@@ -15,7 +15,7 @@
 #include "cache/verification.h"
 #include "util/expected.h"
 
-namespace kg::daemon {
+namespace kg::protocol {
 
 // docs/protocol.md's version; bump on any incompatible change. Part of the daemon's config id.
 inline constexpr int kProtocolVersion = 1;
@@ -104,6 +104,7 @@ enum class ErrorCode { FrameEmpty, FrameTooLarge, BadJson, BadRequest, UnknownRe
 struct Error {
   ErrorCode code = ErrorCode::BadRequest;
   std::string message;
+  int64_t connections = 0;  // busy: the connections the daemon serves (its limit); 0 otherwise
 };
 
 using Response = std::variant<Hello, Progress, Result, Status, Stats, ShutdownAck, Error>;
@@ -114,16 +115,24 @@ using Response = std::variant<Hello, Progress, Result, Status, Stats, ShutdownAc
 std::string encode(const Request& request);
 std::string encode(const Response& response);
 
+// Bounds on a message's JSON, checked on the raw text before it is parsed (a parser given
+// 16 MiB of "[[[[..." or of "1,1,1,..." would recurse deeply or allocate hundreds of MiB): the
+// nesting depth of arrays and objects, and the number of values (every ',' ':' '[' '{' outside
+// strings counts one). Every message of this protocol has depth ≤ 3 and a few dozen values.
+inline constexpr int kMaxJsonDepth = 16;
+inline constexpr size_t kMaxJsonValues = 4096;
+
 // Parses a request. The error carries the code to answer with (BadJson, BadRequest,
-// UnknownRequest) and a message naming the offending field.
+// UnknownRequest) and a message naming the offending field. JSON beyond kMaxJsonDepth or
+// kMaxJsonValues is BadJson, refused before parsing.
 Expected<Request, Error> parse_request(std::string_view json);
 
 // Parses a response (client side). Errors (Failure::Kind::Error) name what is wrong: not JSON,
-// unknown type, a missing or mistyped field.
+// beyond the bounds above, unknown type, a missing or mistyped field.
 Expected<Response, Failure> parse_response(std::string_view json);
 
 // Wire names: "cache_hit", "generated", "joined", "" (None); "frame_empty", ….
 const char* outcome_name(Outcome outcome);
 const char* error_code_name(ErrorCode code);
 
-}  // namespace kg::daemon
+}  // namespace kg::protocol

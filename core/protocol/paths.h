@@ -6,7 +6,7 @@
 
 #include "util/expected.h"
 
-namespace kg::daemon {
+namespace kg::protocol {
 
 // Every setting that changes what a daemon produces. Clients and daemons with different configs
 // must never share a daemon, so each field here feeds config_id().
@@ -21,10 +21,6 @@ std::string config_id(const DaemonConfig& config);
 // `path` made absolute against the working directory and lexically normalised ("a/../b" → "b",
 // no trailing slash). Does not touch the file system beyond getcwd().
 std::string absolute_path(const std::string& path);
-
-// The runtime directory: $XDG_RUNTIME_DIR/kernelgen when XDG_RUNTIME_DIR is an absolute path, else
-// /tmp/kernelgen-<euid>. Never fails; creates nothing.
-std::string default_runtime_dir();
 
 // Makes sure `dir` is a private directory of this user: creates it (mode 0700) when missing, then
 // checks it is a real directory (not a symlink), owned by the effective user, with no group or
@@ -43,4 +39,4 @@ struct DaemonPaths {
 // in a sockaddr_un, with a message saying to set XDG_RUNTIME_DIR to a shorter directory.
 Expected<DaemonPaths, Failure> daemon_paths(const std::string& dir, const std::string& id);
 
-}  // namespace kg::daemon
+}  // namespace kg::protocol

@@ -1,4 +1,4 @@
-#include "daemon/unix_socket.h"
+#include "protocol/unix_socket.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -11,7 +11,7 @@
 
 #include "util/file.h"
 
-namespace kg::daemon {
+namespace kg::protocol {
 
 namespace {
 
@@ -116,4 +116,4 @@ Expected<FileLock, Failure> FileLock::acquire(const std::string& path, bool wait
   return FileLock(std::move(fd));
 }
 
-}  // namespace kg::daemon
+}  // namespace kg::protocol

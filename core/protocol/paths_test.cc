@@ -1,4 +1,4 @@
-#include "daemon/paths.h"
+#include "protocol/paths.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -11,7 +11,7 @@
 
 #include "util/hash.h"
 
-namespace kg::daemon {
+namespace kg::protocol {
 namespace {
 
 class TempDir {
@@ -95,19 +95,6 @@ TEST(DaemonPaths, PrivateDirIsCreatedAndChecked) {
   EXPECT_NE(below_file.error().message.find("cannot create"), std::string::npos);
 }
 
-TEST(DaemonPaths, RuntimeDirFollowsXdg) {
-  const char* old = std::getenv("XDG_RUNTIME_DIR");
-  std::string saved = old ? old : "";
-  ::setenv("XDG_RUNTIME_DIR", "/run/user/77", 1);
-  EXPECT_EQ(default_runtime_dir(), "/run/user/77/kernelgen");
-  ::setenv("XDG_RUNTIME_DIR", "relative", 1);
-  EXPECT_EQ(default_runtime_dir(), "/tmp/kernelgen-" + std::to_string(::geteuid()));
-  if (old) {
-    ::setenv("XDG_RUNTIME_DIR", saved.c_str(), 1);
-  } else {
-    ::unsetenv("XDG_RUNTIME_DIR");
-  }
-}
 
 }  // namespace
-}  // namespace kg::daemon
+}  // namespace kg::protocol

@@ -1,13 +1,14 @@
-#include "daemon/framing.h"
+#include "protocol/framing.h"
 
 #include <poll.h>
 #include <sys/socket.h>
 
 #include <cerrno>
 #include <chrono>
+#include <algorithm>
 #include <cstring>
 
-namespace kg::daemon {
+namespace kg::protocol {
 
 namespace {
 
@@ -121,8 +122,23 @@ Expected<std::string, FrameError> read_frame(int fd, int idle_ms, int rest_ms, u
   if (!size) {
     return unexpected(size.error());
   }
-  std::string payload(*size, '\0');
-  KG_TRY(read_exact(fd, payload.data(), payload.size(), /*started=*/true, idle_ms, rest_ms));
+  // The buffer grows with what arrives, not with what the header claims: a peer that announces
+  // 16 MiB and sends nothing costs one chunk, not 16 MiB (a flood of such connections would
+  // otherwise reserve gigabytes). The rest-of-frame deadline covers the whole payload.
+  constexpr size_t kChunk = size_t{64} << 10;
+  const auto deadline = rest_ms >= 0 ? Clock::now() + std::chrono::milliseconds(rest_ms) : Clock::time_point::max();
+  std::string payload;
+  while (payload.size() < *size) {
+    const size_t n = std::min(kChunk, *size - payload.size());
+    const size_t at = payload.size();
+    payload.resize(at + n);
+    const int left = rest_ms >= 0 ? remaining_ms(&deadline) : -1;
+    if (rest_ms >= 0 && left == 0) {
+      return unexpected(error(FrameError::Kind::Truncated, "the rest of a frame did not arrive within " +
+                                                               std::to_string(rest_ms) + " ms"));
+    }
+    KG_TRY(read_exact(fd, payload.data() + at, n, /*started=*/true, idle_ms, left));
+  }
   return payload;
 }
 
@@ -152,4 +168,4 @@ Expected<void, FrameError> write_frame(int fd, std::string_view payload) {
   return {};
 }
 
-}  // namespace kg::daemon
+}  // namespace kg::protocol

@@ -8,7 +8,7 @@
 
 #include "util/expected.h"
 
-namespace kg::daemon {
+namespace kg::protocol {
 
 // Largest payload either side sends or accepts: 16 MiB.
 inline constexpr uint32_t kMaxMessageBytes = uint32_t{16} << 20;
@@ -47,4 +47,4 @@ Expected<std::string, FrameError> read_frame(int fd, int idle_ms, int rest_ms,
 // with SO_SNDTIMEO).
 Expected<void, FrameError> write_frame(int fd, std::string_view payload);
 
-}  // namespace kg::daemon
+}  // namespace kg::protocol
