@@ -80,6 +80,9 @@ class LocalCache {
     // from whichever thread made the call that found the problem.
     // Empty: KG_LOG_WARN (util/log.h), i.e. "kernelgen: warning: <line>" on stderr.
     std::function<void(const std::string&)> on_warning;
+    // The clock touch() uses when not given a time: seconds since the epoch. Empty: time(2).
+    // Testing knob (a fake clock).
+    std::function<int64_t()> now;
   };
 
   // Opens the cache in `dir`, creating the directory (and its parents, mode 0700) and an empty
