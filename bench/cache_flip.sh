@@ -13,7 +13,8 @@
 #   gen  `kernelgen emit --no-daemon --no-verify` (reads, regenerates on a miss, stores)
 # and checks: no signal death (crash), no timeout (hang), every .cu/.h written identical to the
 # pristine emission (wrong kernel), and gen succeeds (error). Prints the counts; exits 1 when
-# any crash, hang, wrong kernel or gen error happened.
+# any crash, hang, wrong kernel or gen error happened. KG_FLIP_KEEP=DIR keeps a copy of each
+# trial that crashed there.
 set -u
 
 KG=${1:?usage: cache_flip.sh KERNELGEN SOURCE_DIR [TRIALS] [SEED]}
@@ -101,7 +102,7 @@ for ((t = 1; t <= TRIALS; t++)); do
     elif ((rc > 128)); then
       crashes=$((crashes + 1))
       echo "trial $t ($kind, $name, $mode): killed by signal $((rc - 128))" >&2
-      cp -a "$trial_dir" "$WORK/../kg-cache-flip-crash-$t" 2>/dev/null
+      [ -n "${KG_FLIP_KEEP:-}" ] && cp -a "$trial_dir" "$KG_FLIP_KEEP/crash-$t"
     elif ((rc == 0)); then
       [ "$mode" = hit ] && hits=$((hits + 1))
       for f in "$WORK/expect/$name"/*; do

@@ -661,8 +661,6 @@ Expected<void, Failure> Env::init_databases() {
   const std::string& dir = m_dir;
   const std::string want = format_string();
   const bool read_only = m_read_only;
-  Txn txn;
-  int rc = txn.begin(m_env, read_only ? MDB_RDONLY : 0);
   Failure failure;
   auto body = [&](MDB_txn* t) -> int {
     const unsigned create = read_only ? 0 : MDB_CREATE;
@@ -718,13 +716,39 @@ Expected<void, Failure> Env::init_databases() {
     }
     return mdb_dbi_open(t, "cas", create, &cas);
   };
-  if (rc == 0) {
-    rc = body(txn.get());
-  }
-  // Database handles opened in a transaction survive it only when it commits: commit read-only
-  // transactions too (no resize can be pending right after mdb_env_open).
-  if (rc == 0) {
-    rc = txn.commit();
+  int rc = 0;
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    Txn txn;
+    rc = txn.begin(m_env, read_only ? MDB_RDONLY : 0);
+    if (rc == MDB_MAP_RESIZED) {
+      // Another process grew the map since mdb_env_open: adopt its size. No transaction of this
+      // environment is open (it is not shared yet).
+      rc = mdb_env_set_mapsize(m_env, 0);
+      if (rc != 0) {
+        break;
+      }
+      continue;
+    }
+    if (rc == 0) {
+      rc = body(txn.get());
+    }
+    // Database handles opened in a transaction survive it only when it commits: commit
+    // read-only transactions too.
+    if (rc == 0) {
+      rc = txn.commit();
+    }
+    if (rc == MDB_MAP_FULL) {
+      txn.abort();
+      MDB_envinfo info;
+      mdb_env_info(m_env, &info);
+      rc = mdb_env_set_mapsize(m_env, std::min<uint64_t>(info.me_mapsize * 2, m_max_map_size));
+      if (rc != 0 || info.me_mapsize >= m_max_map_size) {
+        rc = rc != 0 ? rc : MDB_MAP_FULL;
+        break;
+      }
+      continue;
+    }
+    break;
   }
   if (rc == 0) {
     return {};
