@@ -238,6 +238,26 @@ TEST(CacheDamage, LockFileWithImpossibleReaderCountIsMovedAside) {
   EXPECT_NE(warnings[0].find("lock.mdb"), std::string::npos) << warnings[0];
 }
 
+// A file that passed the full check is stamped; a later change to it (which moves its times)
+// brings the full check back, which finds damage in pages the meta-page check does not read.
+TEST(CacheDamage, ChangedFileIsCheckedInFullAgain) {
+  TempDir tmp;
+  populate(tmp.path(), 30);
+  { ASSERT_TRUE(LocalCache::open(tmp.path(), true)); }
+  ASSERT_TRUE(fs::exists(tmp.path() + "/checked"));
+  const std::string data = tmp.path() + "/data.mdb";
+  const uint64_t pages = file_size(data) / 4096;
+  const uint16_t lower = 0xffff;
+  for (uint64_t page = 2; page < pages; ++page) {
+    patch(data, page * 4096 + 12, &lower, sizeof lower);
+  }
+  std::vector<std::string> warnings;
+  auto cache = LocalCache::open(tmp.path(), quiet(&warnings));
+  ASSERT_TRUE(cache) << cache.error().message;
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("was damaged"), std::string::npos) << warnings[0];
+}
+
 // ---- hostile directories ------------------------------------------------------------------
 
 TEST(CacheDamage, DirectoryWritableByOthersIsRefused) {

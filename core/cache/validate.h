@@ -53,9 +53,11 @@ struct DataFileCheck {
 };
 
 // Checks the LMDB data file open on `fd` (read access; `path` only names it in messages).
+//   walk  false: the meta pages and the file size only (for a file that passed the full check
+//         and has not changed since).
 // Returns the verdict. Errors: Error when reading the file fails (message names `path` and the
 // OS error).
-Expected<DataFileCheck, Failure> check_data_file(int fd, const std::string& path);
+Expected<DataFileCheck, Failure> check_data_file(int fd, const std::string& path, bool walk = true);
 
 // Checks the header of the LMDB lock file open on `fd` (size `size` bytes): an initialised
 // header (magic set) must name LMDB's lock format and a reader count that fits the file; a
