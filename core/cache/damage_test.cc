@@ -258,6 +258,71 @@ TEST(CacheDamage, ChangedFileIsCheckedInFullAgain) {
   EXPECT_NE(warnings[0].find("was damaged"), std::string::npos) << warnings[0];
 }
 
+// The root page number of the named database `name`, read from the file as LMDB would.
+uint64_t root_of(const std::string& data, const std::string& name) {
+  std::string bytes = *read_file(data);
+  auto u64 = [&](size_t off) {
+    uint64_t v;
+    std::memcpy(&v, bytes.data() + off, sizeof v);
+    return v;
+  };
+  auto u16 = [&](size_t off) {
+    uint16_t v;
+    std::memcpy(&v, bytes.data() + off, sizeof v);
+    return v;
+  };
+  const size_t meta = u64(0x90) >= u64(4096 + 0x90) ? 0 : 4096;
+  const uint64_t main_root = u64(meta + 0x80);
+  const size_t page = main_root * 4096;
+  const size_t keys = (u16(page + 12) - 16) / 2;
+  for (size_t i = 0; i < keys; ++i) {
+    const size_t node = page + u16(page + 16 + 2 * i);
+    const size_t ksize = u16(node + 6);
+    if (bytes.compare(node + 8, ksize, name) == 0) {
+      return u64(node + 8 + ksize + 40);
+    }
+  }
+  return 0;
+}
+
+// Damage that appears while the cache is open: LMDB reports it (here MDB_CORRUPTED, a page of
+// the wrong type), the files are moved aside once, and the cache carries on empty.
+TEST(CacheDamage, DamageFoundByLmdbLaterIsMovedAsideAndTheCacheCarriesOn) {
+  TempDir tmp;
+  populate(tmp.path(), 10);
+  std::vector<std::string> warnings;
+  auto cache = LocalCache::open(tmp.path(), quiet(&warnings));
+  ASSERT_TRUE(cache);
+  ASSERT_TRUE(cache->get_record(record_of(3, "").key));
+  const std::string data = tmp.path() + "/data.mdb";
+  const uint64_t root = root_of(data, "ac");
+  ASSERT_GE(root, 2u);
+  const uint16_t overflow = 0x04;
+  patch(data, root * 4096 + 10, &overflow, sizeof overflow);
+
+  auto got = cache->get_record(record_of(3, "").key);
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error().kind, Failure::Kind::NotFound) << got.error().message;
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("was damaged"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("MDB_CORRUPTED"), std::string::npos) << warnings[0];
+  EXPECT_EQ(aside_dirs(tmp.path()).size(), 1u);
+  // The cache works on, for this handle and for the next process.
+  auto d = cache->put_blob(blob_of(3));
+  ASSERT_TRUE(d) << d.error().message;
+  ASSERT_TRUE(cache->put_record(record_of(3, *d)));
+  ASSERT_TRUE(cache->get_record(record_of(3, "").key));
+  EXPECT_EQ(warnings.size(), 1u);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    auto other = LocalCache::open(tmp.path(), true);
+    ::_exit(other && other->get_record(record_of(3, "").key) && !other->get_record(record_of(4, "").key) ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 // ---- hostile directories ------------------------------------------------------------------
 
 TEST(CacheDamage, DirectoryWritableByOthersIsRefused) {
