@@ -313,8 +313,11 @@ class Env {
         return unexpected(lock.error());
       }
       auto opened = open_locked(*lock);
-      if (opened || attempt > 0 || opened.error().kind != Failure::Kind::Timeout) {
+      if (opened || opened.error().kind != Failure::Kind::Timeout) {
         return opened;
+      }
+      if (attempt > 0) {
+        return fail(opened.error().message);
       }
       // Timeout here means: LMDB found damage the check did not; the files were moved aside.
     }
@@ -388,9 +391,8 @@ class Env {
       return fail("no kernelgen cache in " + m_dir + " (" + m_dir + "/data.mdb: No such file or directory)",
                   Failure::Kind::NotFound);
     }
-    if (!m_read_only) {
-      KG_TRY(allocate_lock_file(m_dir, lock.fd(), *lock_exists, lock_st));
-    }
+    // Read-only too: LMDB creates a missing lock.mdb for readers as well.
+    KG_TRY(allocate_lock_file(m_dir, lock.fd(), *lock_exists, lock_st));
 
     int rc = mdb_env_create(&m_env);
     if (rc != 0) {
@@ -451,7 +453,8 @@ class Env {
     if (!moved->empty()) {
       warn("cache: " + m_dir + " was damaged (" + why + "); moved it to " + *moved + " and starting an empty cache");
     }
-    return fail("moved aside", Failure::Kind::Timeout);
+    return fail("the cache " + m_dir + " was damaged (" + why + ") and moved aside; opening an empty one failed",
+                Failure::Kind::Timeout);
   }
 
   // Checks data.mdb and lock.mdb before LMDB maps them. Returns true when they may be opened,

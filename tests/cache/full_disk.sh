@@ -5,7 +5,8 @@
 #   2. the same with room for the lock file but not for the data file's first pages;
 #   3. a write into an existing cache that runs out of space says "no space left on device"
 #      (naming the directory); once space is freed the same write succeeds;
-#   4. the kernel emitted each time is the one a fresh cache gives.
+#   4. the read-only hit path, lock.mdb missing, on a full disk: an error, no crash;
+#   5. the kernel emitted each time is the one a fresh cache gives.
 # Needs root (or user namespaces) for mount; exits 77 (skipped) where mounting is not allowed.
 #
 #   tests/cache/full_disk.sh KERNELGEN SOURCE_DIR
@@ -107,6 +108,20 @@ rm -f "$MNT/fill"
 emit full "$MNT/c1"
 check "after freeing space the store succeeds (exit $rc)" test "$rc" = 0
 check "and emits the right kernel" same_as_reference full
+
+# 4. The read-only hit path when lock.mdb is missing and the disk is full: LMDB would create it
+#    sparse and fault writing it through its map.
+rm -f "$MNT/c1/lock.mdb"
+fill
+rm -rf "$WORK/out"
+"$KG" --cache-dir "$MNT/c1" emit --spec "$SRC/specs/causal.yaml" --out-dir "$WORK/out" >"$WORK/emit.out" 2>"$WORK/emit.err"
+rc=$?
+check "the hit path without lock.mdb on a full disk fails without a crash (exit $rc)" test "$rc" = 1
+check "and says no space left on device" says_no_space "$MNT/c1"
+rm -f "$MNT/fill"
+emit causal "$MNT/c1"
+check "after freeing space it is a hit again (exit $rc)" test "$rc" = 0
+check "and emits the right kernel" same_as_reference causal
 
 if [ "$failures" -ne 0 ]; then
   echo "full_disk: $failures checks failed; last kernelgen stderr:"
