@@ -6,8 +6,9 @@
 #
 # Builds a cache with the real kernelgen (every spec in SOURCE_DIR/specs, template kernels,
 # --no-daemon --no-verify) and keeps the pristine emission of each spec. Then, per trial, on a
-# fresh copy of that cache: damages it one way (flips 1-8 bytes anywhere in data.mdb, in page
-# headers, in the meta pages or in lock.mdb; truncates data.mdb; zero-fills one of its pages),
+# fresh copy of that cache: damages it one way (flips 1-8 bytes anywhere in data.mdb, anywhere
+# in its B-tree pages, in page headers, in the meta pages or in lock.mdb; truncates data.mdb;
+# zero-fills one of its pages),
 # then runs, under a timeout, for one spec:
 #   hit  `kernelgen emit` (the read-only hit path; no daemon can start: a miss exits non-zero)
 #   gen  `kernelgen emit --no-daemon --no-verify` (reads, regenerates on a miss, stores)
@@ -42,7 +43,15 @@ for spec in "${SPECS[@]}"; do
 done
 DATA_SIZE=$(stat -c %s "$PRISTINE/data.mdb")
 PAGES=$((DATA_SIZE / 4096))
-echo "cache_flip: ${#SPECS[@]} specs, data.mdb $DATA_SIZE bytes ($PAGES pages), $TRIALS trials"
+# The B-tree pages (branch 0x01, leaf 0x02 in the page header's flags): where LMDB follows
+# page numbers and node offsets. Most other pages hold blob bytes.
+TREE_PAGES=()
+for ((p = 2; p < PAGES; p++)); do
+  flags=$(od -An -tu2 -j $((p * 4096 + 10)) -N2 "$PRISTINE/data.mdb" | tr -d ' ')
+  if [ "$flags" = 1 ] || [ "$flags" = 2 ]; then TREE_PAGES+=("$p"); fi
+done
+echo "cache_flip: ${#SPECS[@]} specs, data.mdb $DATA_SIZE bytes ($PAGES pages, ${#TREE_PAGES[@]} B-tree pages)," \
+     "$TRIALS trials"
 
 rand() { echo $(((RANDOM << 15 | RANDOM) % $1)); }  # 0 .. $1-1
 
@@ -66,9 +75,14 @@ for ((t = 1; t <= TRIALS; t++)); do
   lock="$trial_dir/cache/lock.mdb"
   pick=$(rand 100)
   n=$((1 + $(rand 8)))
-  if ((pick < 35)); then
+  if ((pick < 20)); then
     kind=flip-anywhere
     for ((i = 0; i < n; i++)); do flip_byte "$data" "$(rand "$DATA_SIZE")"; done
+  elif ((pick < 45)); then
+    kind=flip-tree-page
+    for ((i = 0; i < n; i++)); do
+      flip_byte "$data" $((TREE_PAGES[$(rand ${#TREE_PAGES[@]})] * 4096 + $(rand 4096)))
+    done
   elif ((pick < 60)); then
     kind=flip-page-header
     for ((i = 0; i < n; i++)); do flip_byte "$data" $(($(rand "$PAGES") * 4096 + $(rand 48))); done

@@ -57,15 +57,16 @@ bool is_damage(int rc) {
          rc == MDB_CURSOR_FULL || rc == MDB_BAD_TXN || rc == MDB_BAD_DBI || rc == MDB_INCOMPATIBLE;
 }
 
-// "<what> in cache <dir>: <LMDB or OS error>", saying "no space left on device" plainly when that
+// "<what> in cache <dir>: <LMDB or OS error>", saying "No space left on device" plainly when that
 // is the cause (LMDB reports a short write as EIO: `data_fd` >= 0 lets that be told apart).
 std::string lmdb_error(const std::string& what, const std::string& dir, int rc, int data_fd = -1) {
   if (rc == EIO && data_fd >= 0 && out_of_space(data_fd)) {
     rc = ENOSPC;
   }
   if (rc == ENOSPC || rc == EDQUOT) {
-    return what + " in cache " + dir + ": no space left on device (" +
-           (rc == EDQUOT ? "disk quota exceeded" : "the file system is full") + "); free space in " + dir +
+    // strerror(ENOSPC) even for EDQUOT, so that every out-of-space failure reads the same.
+    return what + " in cache " + dir + ": " + std::strerror(ENOSPC) + " (" +
+           (rc == EDQUOT ? "the disk quota is exceeded" : "the file system is full") + "); free space in " + dir +
            " or set KERNELGEN_CACHE_DIR to a directory on another file system";
   }
   return what + " in cache " + dir + ": " + mdb_strerror(rc);
@@ -232,7 +233,7 @@ Expected<void, Failure> allocate_lock_file(const std::string& dir, int dirfd, bo
       if (!exists) {
         ::unlinkat(dirfd, "lock.mdb", 0);
       }
-      return fail("cannot create the lock file of cache " + dir + ": no space left on device (" + path +
+      return fail("cannot create the lock file of cache " + dir + ": " + std::strerror(ENOSPC) + " (" + path +
                   "); free space in " + dir + " or set KERNELGEN_CACHE_DIR to a directory on another file system");
     }
   }

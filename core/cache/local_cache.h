@@ -48,7 +48,7 @@
 // hard links) not writable by others. Otherwise open() fails with "refusing to use ...".
 //
 // Full disks: a failure whose cause is ENOSPC or EDQUOT (also when LMDB reports a short write as
-// EIO) says "no space left on device" and names the directory.
+// EIO) says "No space left on device" and names the directory.
 //
 // Transactions: each lives in a Txn (lmdb_txn.h) that aborts unless committed: no error,
 // early return or exception leaves the write lock held.

@@ -65,7 +65,7 @@ emit() {  # emit SPEC CACHE: runs kernelgen, output in $WORK/emit.err, status in
   rc=$?
 }
 same_as_reference() { cmp -s "$WORK/out/$1.cu" "$WORK/expect/$1.cu" && cmp -s "$WORK/out/$1.h" "$WORK/expect/$1.h"; }
-says_no_space() { grep -q "no space left on device" "$WORK/emit.err" && grep -q "$1" "$WORK/emit.err"; }
+says_no_space() { grep -qi "no space left on device" "$WORK/emit.err" && grep -q "$1" "$WORK/emit.err"; }
 fill() {  # fill [KiB left free]
   rm -f "$MNT/fill"
   dd if=/dev/zero of="$MNT/fill" bs=4k status=none 2>/dev/null
