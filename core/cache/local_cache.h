@@ -41,7 +41,11 @@
 // before LMDB maps it. Not covered: bytes that change after the check without changing the
 // file's times (a failing disk under a long-running process), or another program writing the
 // file while it is open; and a blob's or record's contents, which are checked on every read
-// instead (digests, parsing).
+// instead (digests, parsing). There is deliberately no SIGSEGV/SIGBUS handler that longjmps out
+// of LMDB: the jump would skip C++ destructors of the transaction bodies (undefined behaviour),
+// leave LMDB's writer mutex in lock.mdb held by a thread that goes on living, and take the
+// process's signal dispositions from the program that links the library; checking before
+// mapping leaves LMDB nothing to fault on.
 //
 // Hostile directories: the directory must belong to this user and not be writable by group or
 // others; data.mdb and lock.mdb must be regular files of this user with one name (no symbolic or
