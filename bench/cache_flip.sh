@@ -4,8 +4,9 @@
 #
 #   bench/cache_flip.sh KERNELGEN SOURCE_DIR [TRIALS=1000] [SEED=1]
 #
-# Builds a cache with the real kernelgen (every spec in SOURCE_DIR/specs, template kernels,
-# --no-daemon --no-verify) and keeps the pristine emission of each spec. Then, per trial, on a
+# Builds a cache with the real kernelgen (every spec in SOURCE_DIR/specs and KG_FLIP_VARIANTS=3
+# renamed copies of each, template kernels, --no-daemon --no-verify) and keeps the pristine
+# emission of each spec. Then, per trial, on a
 # fresh copy of that cache: damages it one way (flips 1-8 bytes anywhere in data.mdb, anywhere
 # in its B-tree pages, in page headers, in the meta pages or in lock.mdb; truncates data.mdb;
 # zero-fills one of its pages),
@@ -30,7 +31,18 @@ mkdir -m 700 "$WORK/run"
 export XDG_RUNTIME_DIR="$WORK/run" KERNELGEN_DAEMON=/nonexistent KERNELGEN_LOG=warn
 unset KERNELGEN_CACHE_DIR KERNELGEN_NO_DAEMON
 
-mapfile -t SPECS < <(ls "$SRC"/specs/*.yaml)
+# Every spec of the project, and VARIANTS renamed copies of each (another name is another key):
+# enough records and blobs for B-trees with branch pages.
+VARIANTS=${KG_FLIP_VARIANTS:-3}
+mkdir -p "$WORK/specs"
+for spec in "$SRC"/specs/*.yaml; do
+  base=$(basename "$spec" .yaml)
+  cp "$spec" "$WORK/specs/$base.yaml"
+  for ((v = 1; v <= VARIANTS; v++)); do
+    sed "s/^name: .*/name: ${base}_v$v/" "$spec" >"$WORK/specs/${base}_v$v.yaml"
+  done
+done
+mapfile -t SPECS < <(ls "$WORK"/specs/*.yaml)
 PRISTINE="$WORK/pristine"
 for spec in "${SPECS[@]}"; do
   name=$(basename "$spec" .yaml)
