@@ -40,7 +40,7 @@ Expected<cache::AcRecord, Failure> find_record(cache::LocalCache& cache, const s
 }  // namespace
 
 int run_cache(const GlobalOptions& global, const CacheOptions& opts) {
-  const std::string dir = global.cache_dir.empty() ? cache::default_cache_dir() : global.cache_dir;
+  const std::string& dir = global.cache_dir;  // from the configuration (main.cc)
   auto cache = cache::LocalCache::open(dir, /*read_only=*/true);
   if (!cache) {
     if (cache.error().kind == Failure::Kind::NotFound && opts.action != "show") {

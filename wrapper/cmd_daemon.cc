@@ -152,7 +152,7 @@ int stop(const DaemonTarget& target) {
 }  // namespace
 
 int run_daemon(const GlobalOptions& global, const DaemonOptions& opts) {
-  const std::string dir = global.cache_dir.empty() ? cache::default_cache_dir() : global.cache_dir;
+  const std::string& dir = global.cache_dir;  // from the configuration (main.cc)
   auto target = daemon_target(dir, *global.config);
   if (!target) {
     KG_LOG_ERROR(target.error().message);

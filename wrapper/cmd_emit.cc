@@ -51,7 +51,7 @@ int run_emit(const GlobalOptions& global, const EmitOptions& opts) {
     return emit_with_daemon(global, opts, *spec, *arch);
   }
   // --no-daemon: generate and store in this process (the cache is written here, not by kernelgend).
-  const std::string dir = global.cache_dir.empty() ? cache::default_cache_dir() : global.cache_dir;
+  const std::string& dir = global.cache_dir;  // from the configuration (main.cc)
   auto cache = cache::LocalCache::open(dir);
   if (!cache) {
     KG_LOG_ERROR("cannot open the kernel cache: " << cache.error().message << kMoreDetail);

@@ -161,7 +161,7 @@ bool in_process_generation(const GlobalOptions& global, const EmitOptions& opts)
 
 int emit_with_daemon(const GlobalOptions& global, const EmitOptions& opts, const spec::Spec& spec,
                      const std::string& arch) {
-  const std::string dir = global.cache_dir.empty() ? cache::default_cache_dir() : global.cache_dir;
+  const std::string& dir = global.cache_dir;  // from the configuration (main.cc)
 
   // The hit path: no socket, no daemon. Lean on purpose — this is what every build step runs.
   auto hit = from_cache(dir, opts, spec, arch);

@@ -1,24 +1,32 @@
 #include "cache/local_cache.h"
 
+#include <fcntl.h>
 #include <lmdb.h>
 #include <pwd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <shared_mutex>
 #include <string_view>
 #include <tuple>
 #include <utility>
 
+#include "cache/cache_dir.h"
+#include "cache/lmdb_txn.h"
+#include "cache/validate.h"
 #include "util/file.h"
 #include "util/hash.h"
 #include "util/log.h"
@@ -34,24 +42,52 @@ constexpr int kBodyFailed = INT_MIN;
 // Resizes and reader-table cleanups are retried; a loop that never settles is a bug, not a wait.
 constexpr int kMaxAttempts = 64;
 
+// A data file that changes under every check (a writer committing all the time) is opened after
+// this many tries without the full check (the file is in use by writers, which have checked it).
+constexpr int kMaxCheckAttempts = 8;
+
 MDB_val as_val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
 
 std::string_view as_view(const MDB_val& v) { return {static_cast<const char*>(v.mv_data), v.mv_size}; }
 
 std::string format_string() { return std::to_string(kCacheFormatVersion); }
 
+// LMDB results that mean the files are damaged, not that the call was wrong.
+bool is_damage(int rc) {
+  return rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH ||
+         rc == MDB_CURSOR_FULL || rc == MDB_BAD_TXN || rc == MDB_BAD_DBI || rc == MDB_INCOMPATIBLE;
+}
+
+// "<what> in cache <dir>: <LMDB or OS error>", saying "No space left on device" plainly when that
+// is the cause (LMDB reports a short write as EIO: `data_fd` >= 0 lets that be told apart).
+std::string lmdb_error(const std::string& what, const std::string& dir, int rc, int data_fd = -1) {
+  if (rc == EIO && data_fd >= 0 && out_of_space(data_fd)) {
+    rc = ENOSPC;
+  }
+  if (rc == ENOSPC || rc == EDQUOT) {
+    // strerror(ENOSPC) even for EDQUOT, so that every out-of-space failure reads the same.
+    return what + " in cache " + dir + ": " + std::strerror(ENOSPC) + " (" +
+           (rc == EDQUOT ? "the disk quota is exceeded" : "the file system is full") + "); free space in " + dir +
+           " or set KERNELGEN_CACHE_DIR to a directory on another file system";
+  }
+  return what + " in cache " + dir + ": " + mdb_strerror(rc);
+}
+
 // One open LMDB environment. Shared by every LocalCache on the same directory in this process,
 // because LMDB must not open one environment twice in a process (closing the second copy would
 // drop the first one's POSIX locks).
 class Env {
  public:
-  Env(MDB_env* env, std::string dir, bool read_only, uint64_t max_map_size)
-      : m_env(env), m_dir(std::move(dir)), m_read_only(read_only), m_max_map_size(max_map_size) {}
+  Env(std::string dir, const LocalCache::Options& options)
+      : m_dir(std::move(dir)),
+        m_read_only(options.read_only),
+        m_initial_map_size(options.initial_map_size),
+        m_max_map_size(options.max_map_size),
+        m_on_warning(options.on_warning) {}
   Env(const Env&) = delete;
   Env& operator=(const Env&) = delete;
-  ~Env() { mdb_env_close(m_env); }
+  ~Env() { close(); }
 
-  MDB_env* handle() const { return m_env; }
   const std::string& dir() const { return m_dir; }
   bool read_only() const { return m_read_only; }
 
@@ -59,9 +95,35 @@ class Env {
   MDB_dbi cas = 0;
   MDB_dbi meta = 0;
 
+  void warn(const std::string& line) const {
+    if (m_on_warning) {
+      m_on_warning(line);
+    } else {
+      KG_LOG_WARN(line);
+    }
+  }
+
   // "<what> in cache <dir>: <LMDB or OS error>".
-  std::string error(const std::string& what, int rc) const {
-    return what + " in cache " + m_dir + ": " + mdb_strerror(rc);
+  std::string error(const std::string& what, int rc) const { return lmdb_error(what, m_dir, rc, data_fd()); }
+
+  // Opens the environment: checks the directory and its files, moves damaged files aside (one
+  // warning), then lets LMDB map them. Called once, before the Env is shared.
+  // Errors: NotFound (read-only and no cache), Error (see LocalCache::open).
+  Expected<void, Failure> open() {
+    for (int attempt = 0;; ++attempt) {
+      auto lock = DirLock::take(m_dir);
+      if (!lock) {
+        return unexpected(lock.error());
+      }
+      auto opened = open_locked(*lock);
+      if (opened || opened.error().kind != Failure::Kind::Timeout) {
+        return opened;
+      }
+      if (attempt > 0) {
+        return fail(opened.error().message);
+      }
+      // Timeout here means: LMDB found damage the check did not; the files were moved aside.
+    }
   }
 
   // Runs body(txn, failure) in a read-only transaction, adopting a grown map and retrying when
@@ -78,100 +140,474 @@ class Env {
     return run(what, 0, std::forward<Body>(body));
   }
 
- private:
-  template <typename Body>
-  Expected<void, Failure> run(const char* what, unsigned flags, Body&& body) {
-    bool readers_checked = false;
-    for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
-      std::shared_lock lock(m_resize_mutex);
-      MDB_envinfo info;
-      mdb_env_info(m_env, &info);
-      const uint64_t map_size = info.me_mapsize;
-      MDB_txn* txn = nullptr;
-      int rc = mdb_txn_begin(m_env, nullptr, flags, &txn);
-      if (rc == MDB_MAP_RESIZED) {
-        lock.unlock();
-        KG_TRY(adopt_map_size());
-        continue;
-      }
-      if (rc == MDB_READERS_FULL && !readers_checked) {
-        // Slots may be held by crashed processes.
-        int dead = 0;
-        mdb_reader_check(m_env, &dead);
-        readers_checked = true;
-        continue;
-      }
-      if (rc != 0) {
-        return fail(error(std::string(what) + ": cannot begin a transaction", rc));
-      }
-      Failure failure;
-      rc = body(txn, failure);
-      if (rc == 0 && (flags & MDB_RDONLY) == 0) {
-        rc = mdb_txn_commit(txn);  // frees txn, whatever it returns
-      } else {
-        mdb_txn_abort(txn);
-      }
-      if (rc == 0) {
-        return {};
-      }
-      if (rc == kBodyFailed) {
-        return unexpected(std::move(failure));
-      }
-      if (rc == MDB_MAP_FULL) {
-        lock.unlock();
-        KG_TRY(grow_map(map_size));
-        continue;
-      }
-      return fail(error(what, rc));
-    }
-    return fail(std::string(what) + " in cache " + m_dir + ": the map size does not settle; giving up");
-  }
-
-  // Doubles the map unless another thread already grew it past `seen`. No transaction of this
-  // process may be open meanwhile (LMDB's rule for mdb_env_set_mapsize): the exclusive lock
-  // waits for them.
-  Expected<void, Failure> grow_map(uint64_t seen) {
-    std::unique_lock lock(m_resize_mutex);
+  // The map size and used bytes, for stats(). Caller is inside a transaction (shared lock held).
+  std::pair<uint64_t, uint64_t> sizes() const {
     MDB_envinfo info;
     mdb_env_info(m_env, &info);
-    if (info.me_mapsize > seen) {
-      return {};
+    MDB_stat st;
+    mdb_env_stat(m_env, &st);
+    return {info.me_mapsize, (static_cast<uint64_t>(info.me_last_pgno) + 1) * st.ms_psize};
+  }
+
+ private:
+  int data_fd() const {
+    int fd = -1;
+    if (m_env == nullptr || mdb_env_get_fd(m_env, &fd) != 0) {
+      return -1;
     }
-    if (seen >= m_max_map_size) {
-      return fail("cache " + m_dir + " is full: it needs more than " + std::to_string(m_max_map_size >> 20) +
-                  " MiB of map; run `kernelgen cache gc` or use another cache directory");
+    return fd;
+  }
+
+  void close() {
+    if (m_env != nullptr) {
+      mdb_env_close(m_env);
+      m_env = nullptr;
     }
-    const uint64_t next = std::min(std::max<uint64_t>(seen * 2, 1 << 20), m_max_map_size);
-    int rc = mdb_env_set_mapsize(m_env, next);
+  }
+
+  // open() with the directory lock held. Timeout kind: damage found by LMDB; moved aside, retry.
+  Expected<void, Failure> open_locked(const DirLock& lock) {
+    struct stat data_st, lock_st;
+    auto data_exists = check_own_file(m_dir, lock.fd(), "data.mdb", data_st);
+    if (!data_exists) {
+      return unexpected(data_exists.error());
+    }
+    auto lock_exists = check_own_file(m_dir, lock.fd(), "lock.mdb", lock_st);
+    if (!lock_exists) {
+      return unexpected(lock_exists.error());
+    }
+    std::optional<FileId> checked;
+    if (*data_exists) {
+      auto verdict = check_files(lock, *lock_exists, lock_st);
+      if (!verdict) {
+        return unexpected(verdict.error());
+      }
+      if (*verdict) {
+        checked = FileId{data_st.st_dev, data_st.st_ino};
+      } else {
+        // Moved aside or removed: there is no cache now.
+        data_exists = false;
+        lock_exists = false;
+      }
+    }
+    if (!*data_exists && m_read_only) {
+      return fail("no kernelgen cache in " + m_dir + " (" + m_dir + "/data.mdb: No such file or directory)",
+                  Failure::Kind::NotFound);
+    }
+    // Read-only too: LMDB creates a missing lock.mdb for readers as well.
+    KG_TRY(allocate_lock_file(m_dir, lock.fd(), *lock_exists, lock_st));
+
+    int rc = mdb_env_create(&m_env);
     if (rc != 0) {
-      return fail(error("cannot grow the map to " + std::to_string(next) + " bytes", rc));
+      m_env = nullptr;
+      return fail("cannot create an LMDB environment for cache " + m_dir + ": " + mdb_strerror(rc));
+    }
+    mdb_env_set_maxdbs(m_env, 4);
+    mdb_env_set_mapsize(m_env, m_initial_map_size);
+    // No MDB_WRITEMAP: LMDB writes with pwrite(), so a full disk is an error code, never a fault
+    // through the map; readers map only pages the check above found inside the file.
+    const unsigned flags = MDB_NOTLS | (m_read_only ? MDB_RDONLY : 0);
+    rc = mdb_env_open(m_env, m_dir.c_str(), flags, 0600);
+    if (rc != 0) {
+      close();  // mdb_env_open requires it on failure
+      if (is_damage(rc) && checked) {
+        return aside_after_lmdb(lock, *checked, std::string("LMDB cannot open it: ") + mdb_strerror(rc));
+      }
+      return fail(lmdb_error("cannot open the LMDB environment", m_dir, rc));
+    }
+    if (checked) {
+      // LMDB opened the file by name: it must be the one checked.
+      struct stat st;
+      int fd = data_fd();
+      if (fd < 0 || ::fstat(fd, &st) != 0 || !(FileId{st.st_dev, st.st_ino} == *checked)) {
+        close();
+        return fail("the cache " + m_dir + " changed while it was opened; try again");
+      }
+    }
+    int dead = 0;
+    mdb_reader_check(m_env, &dead);  // reader slots of crashed processes
+    auto init = init_databases();
+    if (!init) {
+      close();
+      if (init.error().kind == Failure::Kind::Timeout && checked) {
+        return aside_after_lmdb(lock, *checked, init.error().message);
+      }
+      if (init.error().kind == Failure::Kind::Timeout) {
+        return fail(init.error().message);
+      }
+      return unexpected(init.error());
+    }
+    m_id = checked.value_or(FileId{});
+    if (!checked) {
+      struct stat st;
+      if (int fd = data_fd(); fd >= 0 && ::fstat(fd, &st) == 0) {
+        m_id = FileId{st.st_dev, st.st_ino};
+      }
     }
     return {};
   }
 
-  // Another process wrote beyond our map: take the size it recorded, never shrinking ours.
-  Expected<void, Failure> adopt_map_size() {
-    std::unique_lock lock(m_resize_mutex);
-    MDB_envinfo before;
-    mdb_env_info(m_env, &before);
-    int rc = mdb_env_set_mapsize(m_env, 0);
-    if (rc != 0) {
-      return fail(error("cannot adopt the map size grown by another process", rc));
+  Expected<void, Failure> aside_after_lmdb(const DirLock& lock, const FileId& id, const std::string& why) {
+    auto moved = move_aside(m_dir, lock, &id);
+    if (!moved) {
+      return fail("the cache " + m_dir + " is damaged (" + why + ") and cannot be moved aside: " +
+                  moved.error().message);
     }
-    MDB_envinfo after;
-    mdb_env_info(m_env, &after);
-    if (after.me_mapsize < before.me_mapsize) {
-      mdb_env_set_mapsize(m_env, before.me_mapsize);  // rounds up to the data in use
+    if (!moved->empty()) {
+      warn("cache: " + m_dir + " was damaged (" + why + "); moved it to " + *moved + " and starting an empty cache");
     }
-    return {};
+    return fail("the cache " + m_dir + " was damaged (" + why + ") and moved aside; opening an empty one failed",
+                Failure::Kind::Timeout);
   }
 
-  MDB_env* m_env;
+  // Checks data.mdb and lock.mdb before LMDB maps them. Returns true when they may be opened,
+  // false when they were moved aside (damage; one warning) or removed (an incomplete creation).
+  Expected<bool, Failure> check_files(const DirLock& lock, bool lock_exists, const struct stat& lock_st) {
+    const std::string path = m_dir + "/data.mdb";
+    int fd = ::openat(lock.fd(), "data.mdb", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+      return fail(os_error("cannot open", path));
+    }
+    // The full walk costs about 4 ms per thousand kernels cached; a file that passed it and has
+    // not changed since gets the meta-page check only.
+    struct stat before;
+    const bool have_before = ::fstat(fd, &before) == 0;
+    const bool walk = !have_before || !stamp_matches(lock.fd(), before);
+    Expected<DataFileCheck, Failure> check = fail("not checked");
+    for (int attempt = 0; attempt < kMaxCheckAttempts; ++attempt) {
+      check = check_data_file(fd, path, walk);
+      if (!check || check->verdict != DataFileCheck::Verdict::Busy) {
+        break;
+      }
+    }
+    struct stat st;
+    const bool have_id = ::fstat(fd, &st) == 0;
+    ::close(fd);
+    if (check && check->verdict == DataFileCheck::Verdict::Sound && walk && have_before && have_id &&
+        stamp_of(before) == stamp_of(st)) {
+      // Best effort: a directory this process cannot write just means checking again next time.
+      (void)write_file_atomic(m_dir + "/" + kCheckedStamp, stamp_of(st));
+    }
+    if (!check) {
+      return unexpected(check.error());
+    }
+    const FileId id{have_id ? st.st_dev : 0, have_id ? st.st_ino : 0};
+    std::string why;
+    switch (check->verdict) {
+      case DataFileCheck::Verdict::Empty:
+      case DataFileCheck::Verdict::Busy:  // in constant use by writers: they opened it after a check
+        break;
+      case DataFileCheck::Verdict::Sound:
+        KG_LOG_DEBUG("cache " << m_dir << ": data.mdb checked (" << (walk ? "full, " : "meta pages, ")
+                              << check->pages_read << " pages read)");
+        break;
+      case DataFileCheck::Verdict::Incomplete:
+        // Its creation failed (a full disk): nothing was ever committed to it. Start again.
+        if (m_read_only) {
+          return false;
+        }
+        KG_LOG_DEBUG("cache " << m_dir << ": removing data.mdb, " << check->why);
+        if (::unlinkat(lock.fd(), "data.mdb", 0) != 0) {
+          return fail(os_error("cannot remove the incomplete", path));
+        }
+        ::unlinkat(lock.fd(), "lock.mdb", 0);
+        return false;
+      case DataFileCheck::Verdict::Damaged:
+        why = "data.mdb: " + check->why;
+        break;
+    }
+    if (why.empty() && lock_exists) {
+      int lfd = ::openat(lock.fd(), "lock.mdb", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      if (lfd < 0) {
+        return fail(os_error("cannot open", m_dir + "/lock.mdb"));
+      }
+      auto lock_why = check_lock_file(lfd, static_cast<uint64_t>(lock_st.st_size), m_dir + "/lock.mdb");
+      ::close(lfd);
+      if (!lock_why) {
+        return unexpected(lock_why.error());
+      }
+      if (!lock_why->empty()) {
+        why = "lock.mdb: " + *lock_why;
+      }
+    }
+    if (why.empty()) {
+      return true;
+    }
+    auto moved = move_aside(m_dir, lock, &id);
+    if (!moved) {
+      return fail("the cache " + m_dir + " is damaged (" + why + ") and cannot be moved aside: " +
+                  moved.error().message);
+    }
+    if (!moved->empty()) {
+      warn("cache: " + m_dir + " was damaged (" + why + "); moved it to " + *moved +
+           (m_read_only ? "" : " and starting an empty cache"));
+    }
+    return false;
+  }
+
+  // Creates the named databases (unless read-only) and checks the format. Timeout kind: LMDB
+  // reported damage.
+  Expected<void, Failure> init_databases();
+
+  template <typename Body>
+  Expected<void, Failure> run(const char* what, unsigned flags, Body&& body);
+
+  Expected<void, Failure> grow_map(uint64_t seen);
+  Expected<void, Failure> adopt_map_size();
+  // LMDB reported damage (`rc`) in a transaction begun at generation `seen`: unless another
+  // thread did it already, close the environment, move its files aside (one warning) and, unless
+  // read-only, open an empty cache in their place.
+  void recover(uint64_t seen, const std::string& what, int rc);
+
+  MDB_env* m_env = nullptr;  // null: read-only and moved aside (every read is a miss)
+  FileId m_id;               // the data file LMDB has open
+  uint64_t m_generation = 0;  // counts recoveries
   std::string m_dir;
   bool m_read_only;
+  uint64_t m_initial_map_size;
   uint64_t m_max_map_size;
-  std::shared_mutex m_resize_mutex;  // shared: a transaction is open; exclusive: resizing
+  std::function<void(const std::string&)> m_on_warning;
+  std::shared_mutex m_resize_mutex;  // shared: a transaction is open; exclusive: resizing, recovering
 };
+
+template <typename Body>
+Expected<void, Failure> Env::run(const char* what, unsigned flags, Body&& body) {
+  bool readers_checked = false;
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    std::shared_lock lock(m_resize_mutex);
+    if (m_env == nullptr) {
+      return fail(std::string(what) + ": the cache " + m_dir + " was damaged and moved aside",
+                  Failure::Kind::NotFound);
+    }
+    const uint64_t generation = m_generation;
+    MDB_envinfo info;
+    mdb_env_info(m_env, &info);
+    const uint64_t map_size = info.me_mapsize;
+    Txn txn;
+    int rc = txn.begin(m_env, flags);
+    if (rc == MDB_MAP_RESIZED) {
+      lock.unlock();
+      KG_TRY(adopt_map_size());
+      continue;
+    }
+    if (rc == MDB_READERS_FULL && !readers_checked) {
+      // Slots may be held by crashed processes.
+      int dead = 0;
+      mdb_reader_check(m_env, &dead);
+      readers_checked = true;
+      continue;
+    }
+    if (rc != 0 && !is_damage(rc)) {
+      return fail(error(std::string(what) + ": cannot begin a transaction", rc));
+    }
+    Failure failure;
+    if (rc == 0) {
+      rc = body(txn.get(), failure);
+      if (rc == 0 && (flags & MDB_RDONLY) == 0) {
+        rc = txn.commit();
+      }
+    }
+    txn.abort();  // before any resize or recovery below; a no-op after commit
+    if (rc == 0) {
+      return {};
+    }
+    if (rc == kBodyFailed) {
+      return unexpected(std::move(failure));
+    }
+    if (rc == MDB_MAP_FULL) {
+      lock.unlock();
+      KG_TRY(grow_map(map_size));
+      continue;
+    }
+    if (is_damage(rc)) {
+      lock.unlock();
+      recover(generation, what, rc);
+      continue;  // on the empty cache now (or a miss, read-only)
+    }
+    return fail(error(what, rc));
+  }
+  return fail(std::string(what) + " in cache " + m_dir + ": the map size does not settle; giving up");
+}
+
+// Doubles the map unless another thread already grew it past `seen`. No transaction of this
+// process may be open meanwhile (LMDB's rule for mdb_env_set_mapsize): the exclusive lock
+// waits for them.
+Expected<void, Failure> Env::grow_map(uint64_t seen) {
+  std::unique_lock lock(m_resize_mutex);
+  if (m_env == nullptr) {
+    return {};
+  }
+  MDB_envinfo info;
+  mdb_env_info(m_env, &info);
+  if (info.me_mapsize > seen) {
+    return {};
+  }
+  if (seen >= m_max_map_size) {
+    return fail("cache " + m_dir + " is full: it needs more than " + std::to_string(m_max_map_size >> 20) +
+                " MiB of map; point KERNELGEN_CACHE_DIR at another directory, or remove this one to start afresh");
+  }
+  const uint64_t next = std::min(std::max<uint64_t>(seen * 2, 1 << 20), m_max_map_size);
+  int rc = mdb_env_set_mapsize(m_env, next);
+  if (rc != 0) {
+    return fail(error("cannot grow the map to " + std::to_string(next) + " bytes", rc));
+  }
+  return {};
+}
+
+// Another process wrote beyond our map: take the size it recorded, never shrinking ours.
+Expected<void, Failure> Env::adopt_map_size() {
+  std::unique_lock lock(m_resize_mutex);
+  if (m_env == nullptr) {
+    return {};
+  }
+  MDB_envinfo before;
+  mdb_env_info(m_env, &before);
+  int rc = mdb_env_set_mapsize(m_env, 0);
+  if (rc != 0) {
+    return fail(error("cannot adopt the map size grown by another process", rc));
+  }
+  MDB_envinfo after;
+  mdb_env_info(m_env, &after);
+  if (after.me_mapsize < before.me_mapsize) {
+    mdb_env_set_mapsize(m_env, before.me_mapsize);  // rounds up to the data in use
+  }
+  return {};
+}
+
+void Env::recover(uint64_t seen, const std::string& what, int rc) {
+  std::unique_lock guard(m_resize_mutex);
+  if (m_generation != seen || m_env == nullptr) {
+    return;  // another thread recovered already
+  }
+  ++m_generation;
+  const std::string why = what + ": " + mdb_strerror(rc);
+  close();
+  auto lock = DirLock::take(m_dir);
+  if (!lock) {
+    warn("cache: " + m_dir + " is damaged (" + why + "); " + lock.error().message);
+    return;
+  }
+  auto moved = move_aside(m_dir, *lock, &m_id);
+  if (!moved) {
+    warn("cache: " + m_dir + " is damaged (" + why + ") and cannot be moved aside: " + moved.error().message);
+  } else if (!moved->empty()) {
+    warn("cache: " + m_dir + " was damaged (" + why + "); moved it to " + *moved +
+         (m_read_only ? "" : " and starting an empty cache"));
+  }
+  if (m_read_only) {
+    return;  // every read is a miss from now on
+  }
+  auto opened = open_locked(*lock);
+  if (!opened) {
+    close();
+    warn("cache: cannot open a new cache in " + m_dir + ": " + opened.error().message);
+  }
+}
+
+Expected<void, Failure> Env::init_databases() {
+  const std::string& dir = m_dir;
+  const std::string want = format_string();
+  const bool read_only = m_read_only;
+  Failure failure;
+  auto body = [&](MDB_txn* t) -> int {
+    const unsigned create = read_only ? 0 : MDB_CREATE;
+    MDB_dbi main_dbi;
+    int rc = mdb_dbi_open(t, nullptr, 0, &main_dbi);
+    if (rc != 0) {
+      return rc;
+    }
+    rc = mdb_dbi_open(t, "meta", create, &meta);
+    if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE) {
+      MDB_stat st;
+      mdb_stat(t, main_dbi, &st);
+      if (rc == MDB_INCOMPATIBLE || st.ms_entries > 0) {
+        failure = {Failure::Kind::Error,
+                   "the LMDB environment in " + dir + " is not a kernelgen cache; use another cache directory"};
+      } else {
+        failure = {Failure::Kind::NotFound, "no kernelgen cache in " + dir + " (it is empty)"};
+      }
+      return kBodyFailed;
+    }
+    if (rc != 0) {
+      return rc;
+    }
+    MDB_val key = as_val("format");
+    MDB_val val;
+    rc = mdb_get(t, meta, &key, &val);
+    if (rc == MDB_NOTFOUND && !read_only) {
+      MDB_stat st;
+      mdb_stat(t, main_dbi, &st);
+      if (st.ms_entries > 1) {  // anything besides the `meta` we just created
+        failure = {Failure::Kind::Error,
+                   "the LMDB environment in " + dir + " is not a kernelgen cache; use another cache directory"};
+        return kBodyFailed;
+      }
+      MDB_val v = as_val(want);
+      rc = mdb_put(t, meta, &key, &v, 0);
+      if (rc != 0) {
+        return rc;
+      }
+    } else if (rc == MDB_NOTFOUND) {
+      failure = {Failure::Kind::Error, "the cache in " + dir + " has no format version; it is not a kernelgen cache"};
+      return kBodyFailed;
+    } else if (rc != 0) {
+      return rc;
+    } else if (as_view(val) != want) {
+      failure = {Failure::Kind::Error, "the cache in " + dir + " has format " + std::string(as_view(val)) +
+                                           ", but kernelgen " + kVersion + " uses format " + want +
+                                           "; set KERNELGEN_CACHE_DIR to another directory or remove " + dir};
+      return kBodyFailed;
+    }
+    if ((rc = mdb_dbi_open(t, "ac", create, &ac)) != 0) {
+      return rc;
+    }
+    return mdb_dbi_open(t, "cas", create, &cas);
+  };
+  int rc = 0;
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    Txn txn;
+    rc = txn.begin(m_env, read_only ? MDB_RDONLY : 0);
+    if (rc == MDB_MAP_RESIZED) {
+      // Another process grew the map since mdb_env_open: adopt its size. No transaction of this
+      // environment is open (it is not shared yet).
+      rc = mdb_env_set_mapsize(m_env, 0);
+      if (rc != 0) {
+        break;
+      }
+      continue;
+    }
+    if (rc == 0) {
+      rc = body(txn.get());
+    }
+    // Database handles opened in a transaction survive it only when it commits: commit
+    // read-only transactions too.
+    if (rc == 0) {
+      rc = txn.commit();
+    }
+    if (rc == MDB_MAP_FULL) {
+      txn.abort();
+      MDB_envinfo info;
+      mdb_env_info(m_env, &info);
+      rc = mdb_env_set_mapsize(m_env, std::min<uint64_t>(info.me_mapsize * 2, m_max_map_size));
+      if (rc != 0 || info.me_mapsize >= m_max_map_size) {
+        rc = rc != 0 ? rc : MDB_MAP_FULL;
+        break;
+      }
+      continue;
+    }
+    break;
+  }
+  if (rc == 0) {
+    return {};
+  }
+  if (rc == kBodyFailed) {
+    return unexpected(std::move(failure));
+  }
+  if (is_damage(rc)) {
+    return fail(std::string("LMDB cannot read it: ") + mdb_strerror(rc), Failure::Kind::Timeout);
+  }
+  return fail(error("cannot open the databases", rc));
+}
 
 // Open environments of this process, by directory identity, with the number of LocalCache
 // handles on each. Counting and closing happen under one mutex so that a close never overlaps
@@ -202,99 +638,12 @@ void release_env(const EnvId& id) {
   }
 }
 
-// Creates the named databases (unless read-only) and checks the format.
-Expected<void, Failure> init_databases(Env& env) {
-  const std::string& dir = env.dir();
-  const std::string want = format_string();
-  auto body = [&](MDB_txn* txn, Failure& failure) -> int {
-    const unsigned create = env.read_only() ? 0 : MDB_CREATE;
-    MDB_dbi main_dbi;
-    int rc = mdb_dbi_open(txn, nullptr, 0, &main_dbi);
-    if (rc != 0) {
-      return rc;
-    }
-    rc = mdb_dbi_open(txn, "meta", create, &env.meta);
-    if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE) {
-      MDB_stat st;
-      mdb_stat(txn, main_dbi, &st);
-      if (rc == MDB_INCOMPATIBLE || st.ms_entries > 0) {
-        failure = {Failure::Kind::Error, "the LMDB environment in " + dir +
-                                             " is not a kernelgen cache; use another cache directory"};
-      } else {
-        failure = {Failure::Kind::NotFound, "no kernelgen cache in " + dir + " (it is empty)"};
-      }
-      return kBodyFailed;
-    }
-    if (rc != 0) {
-      return rc;
-    }
-    MDB_val key = as_val("format");
-    MDB_val val;
-    rc = mdb_get(txn, env.meta, &key, &val);
-    if (rc == MDB_NOTFOUND && !env.read_only()) {
-      MDB_stat st;
-      mdb_stat(txn, main_dbi, &st);
-      if (st.ms_entries > 1) {  // anything besides the `meta` we just created
-        failure = {Failure::Kind::Error, "the LMDB environment in " + dir +
-                                             " is not a kernelgen cache; use another cache directory"};
-        return kBodyFailed;
-      }
-      MDB_val v = as_val(want);
-      rc = mdb_put(txn, env.meta, &key, &v, 0);
-      if (rc != 0) {
-        return rc;
-      }
-    } else if (rc == MDB_NOTFOUND) {
-      failure = {Failure::Kind::Error,
-                 "the cache in " + dir + " has no format version; it is not a kernelgen cache"};
-      return kBodyFailed;
-    } else if (rc != 0) {
-      return rc;
-    } else if (as_view(val) != want) {
-      failure = {Failure::Kind::Error, "the cache in " + dir + " has format " + std::string(as_view(val)) +
-                                           ", but kernelgen " + kVersion + " uses format " + want +
-                                           "; set KERNELGEN_CACHE_DIR to another directory or remove " + dir};
-      return kBodyFailed;
-    }
-    if ((rc = mdb_dbi_open(txn, "ac", create, &env.ac)) != 0) {
-      return rc;
-    }
-    return mdb_dbi_open(txn, "cas", create, &env.cas);
-  };
-  if (env.read_only()) {
-    // A read-only transaction keeps its database handles only when committed, which run() does
-    // not do for reads; do it by hand (no resize can be pending right after mdb_env_open).
-    MDB_txn* txn = nullptr;
-    int rc = mdb_txn_begin(env.handle(), nullptr, MDB_RDONLY, &txn);
-    if (rc != 0) {
-      return fail(env.error("cannot read", rc));
-    }
-    Failure failure;
-    rc = body(txn, failure);
-    if (rc != 0) {
-      mdb_txn_abort(txn);
-      if (rc == kBodyFailed) {
-        return unexpected(std::move(failure));
-      }
-      return fail(env.error("cannot open the databases", rc));
-    }
-    rc = mdb_txn_commit(txn);
-    if (rc != 0) {
-      return fail(env.error("cannot open the databases", rc));
-    }
-    return {};
-  }
-  return env.write("cannot open the databases", body);
-}
-
 // Returns the environment for `dir` with one more user counted, and its id for release_env().
-Expected<std::pair<Env*, EnvId>, Failure> open_env(const std::string& dir,
-                                                   const LocalCache::Options& options) {
+Expected<std::pair<Env*, EnvId>, Failure> open_env(const std::string& dir, const LocalCache::Options& options) {
   struct stat st;
   if (options.read_only) {
-    std::string data = dir + "/data.mdb";
-    if (::stat(data.c_str(), &st) != 0) {
-      return fail("no kernelgen cache in " + dir + " (" + data + ": " + std::strerror(errno) + ")",
+    if (::stat(dir.c_str(), &st) != 0) {
+      return fail("no kernelgen cache in " + dir + " (" + dir + ": " + std::strerror(errno) + ")",
                   Failure::Kind::NotFound);
     }
   } else {
@@ -306,9 +655,7 @@ Expected<std::pair<Env*, EnvId>, Failure> open_env(const std::string& dir,
   if (::stat(dir.c_str(), &st) != 0) {
     return fail("cannot use the cache directory " + dir + ": " + std::strerror(errno));
   }
-  if (!S_ISDIR(st.st_mode)) {
-    return fail("the cache directory " + dir + " is not a directory");
-  }
+  KG_TRY(check_private_dir(dir, st));
   if (!options.read_only && ::access(dir.c_str(), W_OK | X_OK) != 0) {
     return fail("the cache directory " + dir + " is not writable: " + std::strerror(errno));
   }
@@ -325,25 +672,8 @@ Expected<std::pair<Env*, EnvId>, Failure> open_env(const std::string& dir,
     ++it->second.users;
     return std::make_pair(open, id);
   }
-
-  MDB_env* raw = nullptr;
-  int rc = mdb_env_create(&raw);
-  if (rc != 0) {
-    return fail("cannot create an LMDB environment for cache " + dir + ": " + mdb_strerror(rc));
-  }
-  // ~Env closes it from here on, also when opening fails (mdb_env_open requires that).
-  auto env = std::make_unique<Env>(raw, dir, options.read_only, options.max_map_size);
-  mdb_env_set_maxdbs(raw, 4);
-  mdb_env_set_mapsize(raw, options.initial_map_size);
-  const unsigned flags = MDB_NOTLS | (options.read_only ? MDB_RDONLY : 0);
-  rc = mdb_env_open(raw, dir.c_str(), flags, 0600);
-  if (rc != 0) {
-    return fail(env->error("cannot open the LMDB environment", rc));
-  }
-  int dead = 0;
-  mdb_reader_check(raw, &dead);  // reader slots of crashed processes
-  KG_TRY(init_databases(*env));
-
+  auto env = std::make_unique<Env>(dir, options);
+  KG_TRY(env->open());
   Env* opened = env.get();
   reg.open[id] = Registered{std::move(env), 1};
   return std::make_pair(opened, id);
@@ -403,6 +733,9 @@ struct LocalCache::Impl {
   EnvId id;
   bool read_only = false;
   std::function<void(const std::string&)> on_warning;
+  std::function<int64_t()> now;
+
+  int64_t now_unix() const { return now ? now() : static_cast<int64_t>(std::time(nullptr)); }
 
   void warn(const std::string& line) const {
     if (on_warning) {
@@ -420,13 +753,15 @@ struct LocalCache::Impl {
   }
 
   // The raw bytes under `key` in `dbi`; NotFound when absent.
-  Expected<std::string, Failure> get_raw(MDB_dbi dbi, const std::string& key, const char* what) {
+  // `dbi` names the database handle in Env (the handle is re-read inside each transaction: it
+  // is replaced when a damaged cache is replaced by an empty one).
+  Expected<std::string, Failure> get_raw(MDB_dbi Env::*dbi, const std::string& key, const char* what) {
     std::string out;
     bool found = false;
     KG_TRY(env->read(what, [&](MDB_txn* txn, Failure&) -> int {
       MDB_val k = as_val(key);
       MDB_val v;
-      int rc = mdb_get(txn, dbi, &k, &v);
+      int rc = mdb_get(txn, env->*dbi, &k, &v);
       if (rc == MDB_NOTFOUND) {
         found = false;
         return 0;
@@ -446,15 +781,15 @@ struct LocalCache::Impl {
   // Deletes `key` from `dbi` if `still_bad(bytes now stored)` says so (another process may have
   // repaired it meanwhile). Failures are only logged: the caller reports a miss either way.
   template <typename Pred>
-  void evict_if(MDB_dbi dbi, const std::string& key, Pred&& still_bad) {
+  void evict_if(MDB_dbi Env::*dbi, const std::string& key, Pred&& still_bad) {
     auto done = env->write("cannot evict a corrupt entry", [&](MDB_txn* txn, Failure&) -> int {
       MDB_val k = as_val(key);
       MDB_val v;
-      int rc = mdb_get(txn, dbi, &k, &v);
+      int rc = mdb_get(txn, env->*dbi, &k, &v);
       if (rc != 0) {
         return rc == MDB_NOTFOUND ? 0 : rc;
       }
-      return still_bad(as_view(v)) ? mdb_del(txn, dbi, &k, nullptr) : 0;
+      return still_bad(as_view(v)) ? mdb_del(txn, env->*dbi, &k, nullptr) : 0;
     });
     if (!done) {
       warn("cache: " + done.error().message);
@@ -472,7 +807,7 @@ struct LocalCache::Impl {
            "); not evicted (read-only cache)");
     } else {
       warn("cache: record " + key + " is corrupt (" + record.error().message + "); evicted");
-      evict_if(env->ac, key, [&](std::string_view now) { return now == bytes; });
+      evict_if(&Env::ac, key, [&](std::string_view now) { return now == bytes; });
     }
     return fail("record " + key + " in cache " + env->dir() + " was corrupt", Failure::Kind::NotFound);
   }
@@ -500,6 +835,7 @@ Expected<LocalCache, Failure> LocalCache::open(const std::string& dir, const Opt
   auto impl = std::make_unique<Impl>(env->first, env->second);
   impl->read_only = options.read_only;
   impl->on_warning = options.on_warning;
+  impl->now = options.now;
   return LocalCache(std::move(impl), dir);
 }
 
@@ -507,7 +843,7 @@ Expected<AcRecord, Failure> LocalCache::get_record(const std::string& key) {
   if (!is_digest(key)) {
     return fail("no record for " + key + ": not a key", Failure::Kind::NotFound);
   }
-  auto bytes = m_impl->get_raw(m_impl->env->ac, key, "cannot read record");
+  auto bytes = m_impl->get_raw(&Env::ac, key, "cannot read record");
   if (!bytes) {
     return unexpected(bytes.error());
   }
@@ -574,7 +910,7 @@ Expected<void, Failure> LocalCache::remove_record(const std::string& key) {
 Expected<bool, Failure> LocalCache::touch(const std::string& key, int64_t now_unix) {
   KG_TRY(m_impl->check_writable("record an access"));
   if (now_unix == 0) {
-    now_unix = static_cast<int64_t>(std::time(nullptr));
+    now_unix = m_impl->now_unix();
   }
   // The common case, a recent access, only reads.
   auto current = get_record(key);
@@ -616,7 +952,7 @@ Expected<std::string, Failure> LocalCache::get_blob(const std::string& digest) {
   if (!is_digest(digest)) {
     return fail("no blob " + digest + ": not a digest", Failure::Kind::NotFound);
   }
-  auto bytes = m_impl->get_raw(m_impl->env->cas, digest, "cannot read blob");
+  auto bytes = m_impl->get_raw(&Env::cas, digest, "cannot read blob");
   if (!bytes) {
     return unexpected(bytes.error());
   }
@@ -627,7 +963,7 @@ Expected<std::string, Failure> LocalCache::get_blob(const std::string& digest) {
     m_impl->warn("cache: blob " + digest + " failed its digest check; not evicted (read-only cache)");
   } else {
     m_impl->warn("cache: blob " + digest + " failed its digest check; evicted");
-    m_impl->evict_if(m_impl->env->cas, digest,
+    m_impl->evict_if(&Env::cas, digest,
                      [&](std::string_view now) { return xxh3_128_hex(now) != digest; });
   }
   return fail("blob " + digest + " in cache " + m_dir + " was corrupt", Failure::Kind::NotFound);
@@ -638,7 +974,7 @@ Expected<std::string, Failure> LocalCache::put_blob(const std::string& content) 
   std::string digest = xxh3_128_hex(content);
   // Storing what is already there is common (identical headers, re-runs): check without taking
   // the writer lock first.
-  auto existing = m_impl->get_raw(m_impl->env->cas, digest, "cannot read blob");
+  auto existing = m_impl->get_raw(&Env::cas, digest, "cannot read blob");
   if (existing && *existing == content) {
     return digest;
   }
@@ -687,16 +1023,15 @@ Expected<std::vector<AcRecord>, Failure> LocalCache::list_records() {
   std::vector<std::pair<std::string, std::string>> raw;
   KG_TRY(env.read("cannot list records", [&](MDB_txn* txn, Failure&) -> int {
     raw.clear();
-    MDB_cursor* cursor = nullptr;
-    int rc = mdb_cursor_open(txn, env.ac, &cursor);
+    Cursor cursor;
+    int rc = cursor.open(txn, env.ac);
     if (rc != 0) {
       return rc;
     }
     MDB_val k, v;
-    while ((rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) == 0) {
+    while ((rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT)) == 0) {
       raw.emplace_back(std::string(as_view(k)), std::string(as_view(v)));
     }
-    mdb_cursor_close(cursor);
     return rc == MDB_NOTFOUND ? 0 : rc;
   }));
   std::vector<AcRecord> out;
@@ -729,44 +1064,23 @@ Expected<Stats, Failure> LocalCache::stats() {
     }
     s.cas_entries = st.ms_entries;
     // Reading a value's MDB_val only computes where its pages are; it does not touch them.
-    MDB_cursor* cursor = nullptr;
-    if ((rc = mdb_cursor_open(txn, env.cas, &cursor)) != 0) {
+    Cursor cursor;
+    if ((rc = cursor.open(txn, env.cas)) != 0) {
       return rc;
     }
     MDB_val k, v;
-    while ((rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) == 0) {
+    while ((rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT)) == 0) {
       s.cas_bytes += v.mv_size;
     }
-    mdb_cursor_close(cursor);
     if (rc != MDB_NOTFOUND) {
       return rc;
     }
-    MDB_envinfo info;
-    mdb_env_info(env.handle(), &info);
-    MDB_stat env_stat;
-    mdb_env_stat(env.handle(), &env_stat);
-    s.map_size = info.me_mapsize;
-    s.used_bytes = (static_cast<uint64_t>(info.me_last_pgno) + 1) * env_stat.ms_psize;
+    std::tie(s.map_size, s.used_bytes) = env.sizes();
     return 0;
   }));
   return s;
 }
 
-std::string default_cache_dir() {
-  if (const char* dir = std::getenv("KERNELGEN_CACHE_DIR"); dir && *dir) {
-    return dir;
-  }
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && xdg[0] == '/') {
-    return std::string(xdg) + "/kernelgen";
-  }
-  std::string home;
-  if (const char* h = std::getenv("HOME"); h && *h) {
-    home = h;
-  } else if (const passwd* pw = ::getpwuid(::getuid()); pw && pw->pw_dir) {
-    home = pw->pw_dir;
-  }
-  return home + "/.cache/kernelgen";
-}
 
 nlohmann::json record_json(const AcRecord& r) {
   return nlohmann::json{

@@ -22,6 +22,41 @@
 // the underlying environment (LMDB forbids opening one environment twice in a process).
 // After fork(), the child must not use a LocalCache opened by the parent: open a new one.
 //
+// Damage (core/cache/validate.h). Before LMDB maps data.mdb, open() checks it with pread(): both
+// meta pages, and, when the file changed since it last passed (the stamp file `checked` in the
+// directory names its device, inode, size and times), every page of every database reachable
+// from the newest meta page. lock.mdb's header is checked too. A file that fails is moved, with
+// lock.mdb, into <dir>/corrupt-<UTC time>-<pid>/, one warning names where, and the cache carries
+// on empty (read-only: open() reports NotFound, a miss). A data.mdb shorter than its two meta
+// pages (its creation failed, e.g. on a full disk) holds nothing and is removed quietly. LMDB
+// errors that mean damage in a later call (MDB_CORRUPTED, MDB_PAGE_NOTFOUND, MDB_INVALID,
+// MDB_VERSION_MISMATCH, ...) do the same: the environment is closed, its files moved aside, the
+// call answered from an empty cache (a miss). Opening, checking and moving aside hold flock() on
+// the directory; only the data file that was found damaged is ever moved.
+// What is guaranteed: LMDB is only given a data file whose reachable pages, nodes and overflow
+// runs lie inside the file and are well-formed, so its reads through the map stay inside the
+// file: no SIGSEGV, SIGBUS or assertion from a damaged or truncated file, whatever its bytes.
+// Writes never go through the map (no MDB_WRITEMAP: LMDB uses pwrite), so a full disk is an error
+// code, never a fault; lock.mdb (which LMDB does write through a map) has its blocks allocated
+// before LMDB maps it. Not covered: bytes that change after the check without changing the
+// file's times (a failing disk under a long-running process), or another program writing the
+// file while it is open; and a blob's or record's contents, which are checked on every read
+// instead (digests, parsing). There is deliberately no SIGSEGV/SIGBUS handler that longjmps out
+// of LMDB: the jump would skip C++ destructors of the transaction bodies (undefined behaviour),
+// leave LMDB's writer mutex in lock.mdb held by a thread that goes on living, and take the
+// process's signal dispositions from the program that links the library; checking before
+// mapping leaves LMDB nothing to fault on.
+//
+// Hostile directories: the directory must belong to this user and not be writable by group or
+// others; data.mdb and lock.mdb must be regular files of this user with one name (no symbolic or
+// hard links) not writable by others. Otherwise open() fails with "refusing to use ...".
+//
+// Full disks: a failure whose cause is ENOSPC or EDQUOT (also when LMDB reports a short write as
+// EIO) says "No space left on device" and names the directory.
+//
+// Transactions: each lives in a Txn (lmdb_txn.h) that aborts unless committed: no error,
+// early return or exception leaves the write lock held.
+//
 // Access times: reads never write. `touch()` records an access, writing at most once per
 // kTouchIntervalSeconds per entry; callers that serve a hit (and are not read-only) call it.
 #pragma once
@@ -63,16 +98,21 @@ class LocalCache {
     // from whichever thread made the call that found the problem.
     // Empty: KG_LOG_WARN (util/log.h), i.e. "kernelgen: warning: <line>" on stderr.
     std::function<void(const std::string&)> on_warning;
+    // The clock touch() uses when not given a time: seconds since the epoch. Empty: time(2).
+    // Testing knob (a fake clock).
+    std::function<int64_t()> now;
   };
 
   // Opens the cache in `dir`, creating the directory (and its parents, mode 0700) and an empty
-  // cache when needed, unless `options.read_only`.
+  // cache when needed, unless `options.read_only`. Damaged files are moved aside first (see
+  // "Damage" above; one warning through options.on_warning).
   //   dir      path of the cache directory; need not be absolute.
   //   options  see Options. When `dir` is already open in this process the environment is
   //            shared, with the map sizes of the first open.
   // Returns the open cache. Errors (each message names `dir`):
   //   NotFound  read_only and there is no cache in `dir`.
   //   Error     the directory cannot be created or is not writable (message has the OS error);
+  //             it or its files are refused as hostile (see above); no space left on device;
   //             it holds a cache of another format, or an LMDB environment that is not a
   //             kernelgen cache; it is already open read-only in this process and a writable
   //             open was asked for; any other LMDB or OS failure.
@@ -144,11 +184,6 @@ class LocalCache {
   std::unique_ptr<Impl> m_impl;
   std::string m_dir;
 };
-
-// The default cache directory: $KERNELGEN_CACHE_DIR if set and non-empty, else
-// $XDG_CACHE_HOME/kernelgen if XDG_CACHE_HOME is an absolute path, else $HOME/.cache/kernelgen
-// (HOME from the password database when unset). Never fails; does not create the directory.
-std::string default_cache_dir();
 
 // `record`'s fields as a JSON object (what `kernelgen cache show` prints; the stored form adds the
 // cache format version).

@@ -1,7 +1,9 @@
 #include "util/file.h"
 
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -101,6 +103,36 @@ Expected<void, Failure> make_dirs(const std::string& path, unsigned mode) {
     }
   }
   return {};
+}
+
+int allocate_file(int fd, uint64_t offset, uint64_t length) {
+  while (::fallocate(fd, 0, static_cast<off_t>(offset), static_cast<off_t>(length)) != 0) {
+    if (errno != EINTR) {
+      return errno;
+    }
+  }
+  return 0;
+}
+
+bool out_of_space(int fd, uint64_t bytes) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    return false;
+  }
+  // Round the probe to whole blocks past the end, so that releasing it cannot touch data.
+  const uint64_t block = st.st_blksize > 0 ? static_cast<uint64_t>(st.st_blksize) : 4096;
+  const uint64_t start = (static_cast<uint64_t>(st.st_size) + block - 1) / block * block;
+  const uint64_t length = (bytes + block - 1) / block * block;
+  if (::fallocate(fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(start), static_cast<off_t>(length)) == 0) {
+    ::fallocate(fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, static_cast<off_t>(start),
+                static_cast<off_t>(length));
+    return false;
+  }
+  if (errno == ENOSPC || errno == EDQUOT) {
+    return true;
+  }
+  struct statvfs vfs;
+  return ::fstatvfs(fd, &vfs) == 0 && static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize < bytes;
 }
 
 }  // namespace kg

@@ -1,6 +1,7 @@
 // Whole-file reads and crash-safe writes.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -25,5 +26,16 @@ Expected<bool, Failure> write_file_if_changed(const std::string& path, std::stri
 
 // mkdir -p; `mode` applies to directories it creates.
 Expected<void, Failure> make_dirs(const std::string& path, unsigned mode = 0755);
+
+// Allocates the blocks of bytes [offset, offset + length) of the file open on `fd` (fallocate(2)
+// mode 0: fills holes, may extend the file, never changes content). Returns 0 or the errno:
+// ENOSPC/EDQUOT when there is no room, EOPNOTSUPP where the file system cannot allocate ahead.
+int allocate_file(int fd, uint64_t offset, uint64_t length);
+
+// True when the file system of the file open on `fd` has no room for `bytes` more: a probe
+// allocation past the end of the file (released again; size and content never change) fails
+// with ENOSPC or EDQUOT, or, where the file system cannot allocate ahead, statvfs shows less free.
+// For telling "disk full" apart from other causes when a library reports a short write as EIO.
+bool out_of_space(int fd, uint64_t bytes = 64 << 10);
 
 }  // namespace kg
