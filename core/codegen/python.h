@@ -28,7 +28,9 @@ enum class PythonFlavor {
   Torch,
 };
 
-// The whole Python module text for `spec` (a checked Spec: every node typed).
+// The whole Python module text for `spec` (a checked Spec: every node typed). Throws
+// std::invalid_argument for an expression deeper than kMaxExprDepth (spec/limits.h), which a
+// checked spec never has.
 std::string emit_python_mods(const spec::Spec& spec, PythonFlavor flavor);
 
 }  // namespace kg::codegen
