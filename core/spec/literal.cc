@@ -1,5 +1,7 @@
 #include "spec/literal.h"
 
+#include "spec/limits.h"
+
 #include <charconv>
 #include <vector>
 
@@ -30,11 +32,16 @@ std::optional<Literal> leaf_literal(const Expr& e, const Spec& spec) {
 
 }  // namespace
 
-// A loop over the chain of Neg / ToFloat nodes rather than recursion: the chain may be long.
+// A loop over the chain of Neg / ToFloat nodes rather than recursion; a chain longer than any
+// checked spec holds (kMaxExprDepth) is not folded, so that a caller folding every node of a long
+// chain (the canonical printer) stays linear.
 std::optional<Literal> fold_literal(const Expr& e, const Spec& spec) {
   std::vector<Op> chain;  // from e down to the leaf
   const Expr* leaf = &e;
   while ((leaf->op == Op::Neg || leaf->op == Op::ToFloat) && !leaf->args.empty() && leaf->args[0]) {
+    if (chain.size() >= static_cast<size_t>(kMaxExprDepth)) {
+      return std::nullopt;
+    }
     chain.push_back(leaf->op);
     leaf = leaf->args[0].get();
   }

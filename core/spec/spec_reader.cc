@@ -199,9 +199,8 @@ Expected<Spec, Diagnostics> SpecReader::read() {
     return a.line != b.line ? a.line < b.line : a.col < b.col;
   });
   if (m_diags.size() > kMaxDiagnostics) {
-    const size_t dropped = m_diags.size() - kMaxDiagnostics;
     m_diags.resize(kMaxDiagnostics);
-    m_diags.push_back(Diagnostic{m_file, 0, 0, "too many errors; " + std::to_string(dropped) + " more not shown"});
+    m_diags.push_back(Diagnostic{m_file, 0, 0, "too many errors; only the first " + std::to_string(kMaxDiagnostics) + " are shown"});
   }
   return unexpected(m_diags);
 }
