@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "spec/limits.h"
+#include "spec/printable.h"
 
 namespace kg::spec {
 namespace {
@@ -258,9 +259,9 @@ std::string describe(const Token& token) {
   switch (token.kind) {
     case TokenKind::Int:
     case TokenKind::Float:
-      return "number '" + token.text + "'";
+      return "number " + quote_input(token.text);
     case TokenKind::Name:
-      return "identifier '" + token.text + "'";
+      return "identifier " + quote_input(token.text);
     case TokenKind::Keyword:
       return "keyword '" + token.text + "'";
     case TokenKind::Punct:

@@ -150,6 +150,15 @@ TEST(SpecLimits, CountsAndSizesAreBounded) {
                 ": error: expected at most 200000 tokens in one mod, found more");
 }
 
+TEST(SpecLimits, LongInputIsCutInMessages) {
+  const std::string name(5000, 'a');
+  EXPECT_EQ(first_error(h("score_mod: score + " + name + "\n")),
+            "s.yaml:4:20: error: unknown variable '" + std::string(64, 'a') + "...' (5000 bytes)");
+  EXPECT_EQ(first_error(h("score_mod: score " + name + "\n")),
+            "s.yaml:4:18: error: expected an operator or end of expression, found identifier '" +
+                std::string(64, 'a') + "...' (5000 bytes)");
+}
+
 TEST(SpecLimits, DiagnosticsAreCapped) {
   std::string mod = "score_mod: |\n";
   for (int i = 0; i < 900; ++i) {

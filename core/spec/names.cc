@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <iterator>
 
 namespace kg::spec {
 namespace {
@@ -23,7 +24,8 @@ constexpr std::array kReservedWords = {
     "import", "in", "is", "lambda", "nonlocal", "pass", "raise", "with", "yield"};
 
 // Basenames of headers an emitted <name>.h must not shadow (spec_name_problem), lowercase.
-constexpr std::array kSystemHeaders = {
+// A plain array: a deduced std::array of this many elements exceeds clang's fold-expression limit.
+constexpr const char* kSystemHeaders[] = {
     // C.
     "assert", "complex", "ctype", "errno", "fenv", "float", "inttypes", "iso646", "limits", "locale", "math",
     "setjmp", "signal", "stdalign", "stdarg", "stdatomic", "stdbit", "stdbool", "stdckdint", "stddef",
@@ -78,9 +80,9 @@ constexpr std::array kBuiltinFunctions = {"abs", "min",  "max",  "clamp", "exp",
                                           "log", "log2", "sqrt", "tanh",  "floor"};
 constexpr std::array kLanguageKeywords = {"True", "False", "and", "or", "not", "if", "else"};
 
-template <size_t N>
-bool contains(const std::array<const char*, N>& words, std::string_view s) {
-  return std::any_of(words.begin(), words.end(), [&](const char* w) { return s == w; });
+template <class Words>
+bool contains(const Words& words, std::string_view s) {
+  return std::any_of(std::begin(words), std::end(words), [&](const char* w) { return s == w; });
 }
 
 size_t edit_distance(std::string_view a, std::string_view b) {

@@ -312,7 +312,7 @@ class Checker {
     if (is_broken(s.name) || full()) {
       return nullptr;
     }
-    std::string message = "unknown variable '" + s.name + "'";
+    std::string message = "unknown variable " + quote_input(s.name);
     if (m_all_binding_names.count(s.name) > 0) {
       message += " (a binding can only use bindings defined before it)";
     } else {
@@ -340,7 +340,7 @@ class Checker {
       for (const FuncInfo& f : kFunctions) {
         names.push_back(f.name);
       }
-      return error(s.offset, "unknown function '" + s.name + "'" + did_you_mean(s.name, names));
+      return error(s.offset, "unknown function " + quote_input(s.name) + did_you_mean(s.name, names));
     }
     if (s.args.size() != info->arity) {
       return error(s.op_offset, "expected " + plural(info->arity, "argument") + " for '" + s.name +
@@ -393,7 +393,7 @@ class Checker {
       for (const TensorDecl& t : tensors) {
         names.push_back(t.name);
       }
-      return error(s.offset, "unknown tensor '" + s.name + "'" + did_you_mean(s.name, names));
+      return error(s.offset, "unknown tensor " + quote_input(s.name) + did_you_mean(s.name, names));
     }
     const TensorDecl& t = tensors[index];
     if (s.args.size() != t.shape.size()) {

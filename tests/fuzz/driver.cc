@@ -309,6 +309,7 @@ int main(int argc, char** argv) {
     }
     int status = 0;
     bool hung = false;
+    bool out_of_time = false;  // killed at the deadline: whatever it was running is no finding
     while (true) {
       const pid_t r = ::waitpid(pid, &status, WNOHANG);
       if (r == pid) {
@@ -319,8 +320,9 @@ int main(int argc, char** argv) {
       if (!hung && started != 0 && t - started > timeout_ns) {
         hung = true;
         ::kill(pid, SIGKILL);
-      } else if (!hung && t > deadline && started == 0) {
-        ::kill(pid, SIGKILL);  // out of time between two inputs: not a finding
+      } else if (!hung && !out_of_time && t > deadline && started == 0) {
+        out_of_time = true;
+        ::kill(pid, SIGKILL);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
@@ -331,7 +333,7 @@ int main(int argc, char** argv) {
       next = sh.current.load() + 1;
     } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && done == last) {
       next = last;
-    } else if (sh.started_ns.load() != 0) {
+    } else if (!out_of_time && sh.started_ns.load() != 0) {
       ++crashes;
       save(o, "crash", sh.current.load(), sh);
       next = sh.current.load() + 1;
