@@ -25,15 +25,16 @@ while [[ $# -gt 0 ]]; do
     --max-len) max_len=$2; shift 2 ;;
     --build-dir) build=$2; shift 2 ;;
     --targets) targets=$2; shift 2 ;;
-    *) echo "usage: $0 [--runs N] [--timeout S] [--build-dir DIR] [--targets LIST]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--runs N] [--timeout S] [--max-len BYTES] [--build-dir DIR] [--targets LIST]" >&2; exit 2 ;;
   esac
 done
 
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+mkdir -p "$build"
 cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
   -DCMAKE_CXX_COMPILER=clang++ -DKERNELGEN_BUILD_TESTS=ON -DKERNELGEN_FUZZ=libfuzzer "${launcher[@]}" \
-  >"$build.configure.log" 2>&1 || { cat "$build.configure.log"; exit 2; }
+  >"$build/configure.log" 2>&1 || { cat "$build/configure.log"; exit 2; }
 # shellcheck disable=SC2086
 cmake --build "$build" -j"$(nproc)" --target $targets || exit 2
 
