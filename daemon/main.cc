@@ -1,4 +1,4 @@
-// kernelgend: the daemon that generates kernels and writes the cache (DESIGN §6, docs/protocol.md).
+// kernelgend: the daemon that generates kernels and writes the cache (docs/design.md §6, docs/protocol.md).
 // `kernelgen` starts it on a cache miss; people and service managers may start it themselves.
 #include <fcntl.h>
 #include <poll.h>

@@ -1,4 +1,4 @@
-// kg_verify_runner — the verifier's GPU side (DESIGN §4, docs/verifier.md). Runs a candidate kernel
+// kg_verify_runner — the verifier's GPU side (docs/design.md §4, docs/verifier.md). Runs a candidate kernel
 // against the fp32 reference kernel of the same spec, then times it, and writes the findings.
 //
 //   kg_verify_runner --request request.json --result result.json   (in a fresh directory)

@@ -1,4 +1,4 @@
-// kernelgen: the client used by CMake and by people (DESIGN §6).
+// kernelgen: the client used by CMake and by people (docs/design.md §6).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>

@@ -1,4 +1,4 @@
-// The local cache (DESIGN §7): an LMDB environment with three named databases.
+// The local cache (docs/design.md §7): an LMDB environment with three named databases.
 //
 //   ac   key (32 hex) → AcRecord, JSON        "action cache": what a spec resolved to
 //   cas  digest (32 hex) → blob bytes          content-addressed: sources, headers, reports

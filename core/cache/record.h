@@ -1,4 +1,4 @@
-// The action-cache record (DESIGN §7): what a key resolved to. Every storage tier keeps the same
+// The action-cache record (docs/design.md §7): what a key resolved to. Every storage tier keeps the same
 // record; the local LMDB cache stores it as JSON in `ac` with a "format" field
 // (= kCacheFormatVersion) beside these (record_json in local_cache.h).
 #pragma once

@@ -1,4 +1,4 @@
-// Whether a GPU has verified a cached kernel (DESIGN §1: "template kernels record whether a GPU
+// Whether a GPU has verified a cached kernel (docs/design.md §1: "template kernels record whether a GPU
 // has verified them yet"). One enum from the verifier through the cache and the protocol to the
 // client; the strings below are its only spellings, in records, protocol messages and output.
 #pragma once

@@ -1,4 +1,4 @@
-// Code generation from a checked spec (DESIGN §3): the template kernel, the fp32 reference
+// Code generation from a checked spec (docs/design.md §3): the template kernel, the fp32 reference
 // kernel and the public header, all against kernelgen/attention_abi.h.
 //
 // Every function here is a pure function of its arguments: no timestamps, no absolute paths,

@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "codegen/lower.h"
+#include "spec/limits.h"
 
 namespace kg::codegen {
 namespace rules {
@@ -86,7 +87,17 @@ class Walker {
   }
   Val top_of(Type t) { return t == Type::Int ? m_d.iv_top() : t == Type::Bool ? m_d.bv_top() : m_d.unknown(); }
 
+  // Recursion is as deep as the tree (bounded by kMaxExprDepth in a checked spec); a deeper one is
+  // refused rather than allowed to overflow the stack.
   Val walk(const Expr& e) {
+    if (m_depth >= spec::kMaxExprDepth) fail("expression nested deeper than " + std::to_string(spec::kMaxExprDepth));
+    ++m_depth;
+    Val v = walk_node(e);
+    --m_depth;
+    return v;
+  }
+
+  Val walk_node(const Expr& e) {
     const Type t = e.type;
     auto a = [&](size_t i) { return walk(arg(e, i)); };
     auto int_rule = [&](Rule r, size_t n) -> Val {
@@ -161,6 +172,7 @@ class Walker {
   const spec::Spec& m_spec;
   const spec::ModFunction& m_fn;
   std::vector<Val> m_bindings;
+  int m_depth = 0;  // walk() calls active
 };
 
 // ---- Host domain: runs the rules -----------------------------------------------------------------

@@ -31,6 +31,8 @@ struct TileQuery {
 };
 
 // Host evaluation with the same rules as the generated kg_classify_tile. No mask_mod: Full.
+// classify_tile and emit_classify_tile throw std::invalid_argument for a tree a checked spec cannot
+// hold (e.g. one deeper than kMaxExprDepth of spec/limits.h).
 TileClass classify_tile(const spec::Spec& spec, const TileQuery& tile);
 
 // The CUDA device function

@@ -5,6 +5,8 @@
 #include <limits>
 #include <stdexcept>
 
+#include "spec/limits.h"
+
 namespace kg::codegen {
 namespace {
 
@@ -14,6 +16,14 @@ using spec::Op;
 using spec::Type;
 
 [[noreturn]] void fail(const std::string& what) { throw std::invalid_argument("codegen: " + what); }
+
+// Every walk below recurses once per level of the tree; the type checker bounds a checked spec's
+// trees by kMaxExprDepth, and a deeper tree is refused here rather than allowed to overflow the stack.
+void check_depth(int depth) {
+  if (depth > spec::kMaxExprDepth) fail("expression nested deeper than " + std::to_string(spec::kMaxExprDepth));
+}
+
+std::string lower_node(const Expr& e, const LowerContext& ctx, int depth);
 
 const Expr& arg(const Expr& e, size_t i) {
   if (i >= e.args.size() || !e.args[i]) fail("expression node is missing operand " + std::to_string(i));
@@ -50,10 +60,10 @@ const char* binary_op_token(Op op) {
   }
 }
 
-std::string lower_call(const Expr& e, const LowerContext& ctx) {
+std::string lower_call(const Expr& e, const LowerContext& ctx, int depth) {
   const bool fast = ctx.math == MathMode::Fast;
   const bool is_int = e.type == Type::Int;
-  auto a = [&](size_t i) { return lower_expr(arg(e, i), ctx); };
+  auto a = [&](size_t i) { return lower_node(arg(e, i), ctx, depth + 1); };
   switch (e.func) {
     case Func::Abs: return call(is_int ? "kg_iabs" : "fabsf", a(0));
     case Func::Min: return call(is_int ? "kg_imin" : "fminf", a(0), a(1));
@@ -98,13 +108,16 @@ const char* var_name(spec::Var v) {
   return "?";
 }
 
-bool expr_reads_tensors(const Expr& e) {
+bool expr_reads_tensors(const Expr& e, int depth = 1) {
+  check_depth(depth);
   if (e.op == Op::TensorElem) return true;
   for (const auto& a : e.args) {
-    if (a && expr_reads_tensors(*a)) return true;
+    if (a && expr_reads_tensors(*a, depth + 1)) return true;
   }
   return false;
 }
+
+std::string to_source_node(const Expr& e, const spec::Spec& spec, const spec::ModFunction* fn, int depth);
 
 }  // namespace
 
@@ -157,9 +170,15 @@ std::string tensor_field(const spec::Spec& spec, int index) {
 
 std::string tensor_reader(const spec::Spec& spec, int index) { return "kg_" + tensor_field(spec, index); }
 
-std::string lower_expr(const Expr& e, const LowerContext& ctx) {
+std::string lower_expr(const Expr& e, const LowerContext& ctx) { return lower_node(e, ctx, 1); }
+
+namespace {
+
+// `depth`: of `e` in the tree being lowered (1 at the root).
+std::string lower_node(const Expr& e, const LowerContext& ctx, int depth) {
+  check_depth(depth);
   const spec::Spec& spec = *ctx.spec;
-  auto a = [&](size_t i) { return lower_expr(arg(e, i), ctx); };
+  auto a = [&](size_t i) { return lower_node(arg(e, i), ctx, depth + 1); };
   const bool is_int = e.type == Type::Int;
   switch (e.op) {
     case Op::IntLit: return int_literal(e.int_value);
@@ -191,7 +210,7 @@ std::string lower_expr(const Expr& e, const LowerContext& ctx) {
     case Op::Mod: return call(is_int ? "kg_mod" : "kg_modf", a(0), a(1));
     case Op::Pow: return call(is_int ? "kg_ipow" : "powf", a(0), a(1));
     case Op::Select: return "(" + a(0) + " ? " + a(1) + " : " + a(2) + ")";
-    case Op::Call: return lower_call(e, ctx);
+    case Op::Call: return lower_call(e, ctx, depth);
     case Op::Div: {
       // True division; the type checker promotes int operands already, this only makes sure.
       auto as_float = [&](size_t i) {
@@ -218,8 +237,17 @@ std::string lower_expr(const Expr& e, const LowerContext& ctx) {
   }
 }
 
+}  // namespace
+
 std::string to_source(const Expr& e, const spec::Spec& spec, const spec::ModFunction* fn) {
-  auto a = [&](size_t i) { return to_source(arg(e, i), spec, fn); };
+  return to_source_node(e, spec, fn, 1);
+}
+
+namespace {
+
+std::string to_source_node(const Expr& e, const spec::Spec& spec, const spec::ModFunction* fn, int depth) {
+  check_depth(depth);
+  auto a = [&](size_t i) { return to_source_node(arg(e, i), spec, fn, depth + 1); };
   switch (e.op) {
     case Op::IntLit: return std::to_string(e.int_value);
     case Op::FloatLit: {
@@ -265,6 +293,8 @@ std::string to_source(const Expr& e, const spec::Spec& spec, const spec::ModFunc
     }
   }
 }
+
+}  // namespace
 
 bool reads_tensors(const spec::ModFunction& fn) {
   for (const auto& b : fn.bindings) {

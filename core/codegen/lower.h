@@ -32,7 +32,8 @@ struct LowerContext {
 };
 
 // A C++ expression for `e`. Throws std::invalid_argument for a node a checked spec cannot contain
-// (e.g. `score` in mask_mod, a Binding index out of range).
+// (e.g. `score` in mask_mod, a Binding index out of range, a tree deeper than kMaxExprDepth of
+// spec/limits.h). to_source and reads_tensors refuse such a deep tree the same way.
 std::string lower_expr(const spec::Expr& e, const LowerContext& ctx);
 
 // Name of the local variable that holds binding `index` of ctx.fn.

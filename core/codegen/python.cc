@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "spec/limits.h"
 #include "spec/names.h"
 #include "version.h"
 
@@ -118,7 +119,21 @@ class ExprWriter {
   // Records that binding number m_binding_tensor.size() was rendered as `value`.
   void add_binding(const Py& value) { m_binding_tensor.push_back(value.tensor); }
 
+  // Recursion is as deep as the tree (bounded by kMaxExprDepth in a checked spec); a deeper one is
+  // refused rather than allowed to overflow the stack.
   Py render(const Expr& e) {
+    if (m_depth >= spec::kMaxExprDepth) {
+      throw std::invalid_argument("emit_python_mods: expression nested deeper than " +
+                                  std::to_string(spec::kMaxExprDepth));
+    }
+    ++m_depth;
+    Py p = render_node(e);
+    --m_depth;
+    return p;
+  }
+
+ private:
+  Py render_node(const Expr& e) {
     switch (e.op) {
       case Op::IntLit:
         return {std::to_string(e.int_value), e.int_value < 0 ? k_unary : k_atom, false};
@@ -176,7 +191,6 @@ class ExprWriter {
     throw std::logic_error("emit_python_mods: unknown expression node");
   }
 
- private:
   Py tensor_elem(const Expr& e) {
     std::string text = py_name(m_spec.tensors.at(e.index).name);
     if (m_torch) {
@@ -304,6 +318,7 @@ class ExprWriter {
   bool m_torch;
   const ModFunction* m_fn = nullptr;
   std::vector<bool> m_binding_tensor;
+  int m_depth = 0;  // render() calls active
 };
 
 // Writes `def <signature>:` with its bindings and return statement, indented by `indent`. Torch:

@@ -1,4 +1,4 @@
-// A spec's score_mod / mask_mod written as Python (DESIGN §5: the prompt states the math as the
+// A spec's score_mod / mask_mod written as Python (docs/design.md §5: the prompt states the math as the
 // Python function it corresponds to; the GPU checks compare against PyTorch FlexAttention).
 //
 // Pure function of the spec: no timestamps, no absolute paths (only the spec file's basename).
@@ -28,7 +28,9 @@ enum class PythonFlavor {
   Torch,
 };
 
-// The whole Python module text for `spec` (a checked Spec: every node typed).
+// The whole Python module text for `spec` (a checked Spec: every node typed). Throws
+// std::invalid_argument for an expression deeper than kMaxExprDepth (spec/limits.h), which a
+// checked spec never has.
 std::string emit_python_mods(const spec::Spec& spec, PythonFlavor flavor);
 
 }  // namespace kg::codegen

@@ -1,4 +1,4 @@
-// KernelGen's configuration (DESIGN §7), read in one place and passed down, as ccache does:
+// KernelGen's configuration (docs/design.md §7), read in one place and passed down, as ccache does:
 //
 //   command line  >  environment (KERNELGEN_<KEY>)  >  config file  >  defaults
 //

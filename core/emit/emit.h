@@ -1,4 +1,4 @@
-// Resolving a spec to kernel sources and writing them into a build (DESIGN §1, §7).
+// Resolving a spec to kernel sources and writing them into a build (docs/design.md §1, §7).
 //
 //   spec ─► key ─► storage ─ hit ─► <name>.cu, <name>.h
 //                          └ miss ─► generator ─► verify ─► store ─► write

@@ -1,4 +1,4 @@
-// How a kernel is made for a spec (DESIGN §1): one interface, whose first implementation is the
+// How a kernel is made for a spec (docs/design.md §1): one interface, whose first implementation is the
 // built-in template generator (template_generator.h) and whose second will be the closed LLM loop.
 // emit (emit/emit.h) asks a Generator on a cache miss and stores what it returns.
 //

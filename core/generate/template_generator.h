@@ -1,4 +1,4 @@
-// The built-in template generator (DESIGN §1): FlashAttention-class kernels from
+// The built-in template generator (docs/design.md §1): FlashAttention-class kernels from
 // core/codegen/templates/ with the spec's mods inlined. The embedded default: it needs no LLM and
 // no GPU, and its output is a pure function of the spec, the key and the arch.
 #pragma once

@@ -1,4 +1,4 @@
-// Typed representation of an attention spec (DESIGN §2).
+// Typed representation of an attention spec (docs/design.md §2).
 //
 // The reader (spec/spec_reader.cc) builds it from YAML, the type checker fills in every node's type and
 // makes int→float promotions explicit (Op::ToFloat), and every later stage — canonical form, key,

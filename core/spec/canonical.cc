@@ -14,6 +14,9 @@
 // literals and constants appear as exact literal text (1, 0.5, 1.0, True; negative ones in
 // parentheses); bindings are replaced by their value. Constants are therefore not listed (an
 // unused one means nothing). params and tensors keep declaration order, which is ABI order.
+#include <string_view>
+#include <vector>
+
 #include "spec/literal.h"
 #include "spec/names.h"
 #include "spec/spec.h"
@@ -114,11 +117,49 @@ const char* binary_op(Op op) {
   }
 }
 
+// Writes one mod. Iterative (an explicit stack of what is left to write) rather than recursive:
+// with bindings substituted, a checked mod is up to kMaxExprDepth deep per binding, so the
+// substituted tree can be far deeper than any stack allows.
 class Printer {
  public:
   Printer(const Spec& spec, const ModFunction& fn) : m_spec(spec), m_fn(fn) {}
 
-  void print(const Expr& e, std::string& out) const {
+  void print(const Expr& root, std::string& out) const {
+    std::vector<Item> todo{Item{&root, {}}};
+    while (!todo.empty()) {
+      const Item item = todo.back();
+      todo.pop_back();
+      if (item.expr) {
+        visit(*item.expr, out, todo);
+      } else {
+        out += item.text;
+      }
+    }
+  }
+
+ private:
+  // An expression to write, or (expr == nullptr) text to append.
+  struct Item {
+    const Expr* expr;
+    std::string_view text;
+  };
+
+  static void push_text(std::vector<Item>& todo, std::string_view text) { todo.push_back(Item{nullptr, text}); }
+  static void push_expr(std::vector<Item>& todo, const ExprPtr& e) {
+    todo.push_back(e ? Item{e.get(), {}} : Item{nullptr, "<?>"});
+  }
+  // The arguments of `e`, ", "-separated; pushed last first.
+  static void push_args(std::vector<Item>& todo, const Expr& e) {
+    for (size_t i = e.args.size(); i-- > 0;) {
+      push_expr(todo, e.args[i]);
+      if (i > 0) {
+        push_text(todo, ", ");
+      }
+    }
+  }
+
+  // Appends the start of `e` and pushes the rest, in reverse order of writing.
+  void visit(const Expr& e, std::string& out, std::vector<Item>& todo) const {
     if (const auto lit = fold_literal(e, m_spec)) {
       const std::string text = literal_text(*lit);
       out += text[0] == '-' ? "(" + text + ")" : text;
@@ -134,61 +175,55 @@ class Printer {
         out += type_suffix(e.type);
         return;
       case Op::Binding:
-        print(*m_fn.bindings[static_cast<size_t>(e.index)].value, out);
+        push_expr(todo, m_fn.bindings[static_cast<size_t>(e.index)].value);
         return;
       case Op::TensorElem:
         out += m_spec.tensors[static_cast<size_t>(e.index)].name;
-        print_args("[", e, "]", out);
-        out += type_suffix(e.type);
+        out += "[";
+        push_text(todo, type_suffix(e.type));
+        push_text(todo, "]");
+        push_args(todo, e);
         return;
       case Op::Neg:
-        out += "(-";
-        print(*e.args[0], out);
-        out += ")";
-        return;
       case Op::Not:
-        out += "(not ";
-        print(*e.args[0], out);
-        out += ")";
+        out += e.op == Op::Neg ? "(-" : "(not ";
+        push_text(todo, ")");
+        push_args(todo, e);
         return;
       case Op::ToFloat:
-        print_args("float(", e, ")", out);
+      case Op::Call:
+        out += e.op == Op::ToFloat ? "float" : func_name(e.func);
+        out += "(";
+        push_text(todo, ")");
+        push_args(todo, e);
         return;
       case Op::Select:
+        if (e.args.size() != 3) {
+          break;
+        }
         out += "(";
-        print(*e.args[1], out);
-        out += " if ";
-        print(*e.args[0], out);
-        out += " else ";
-        print(*e.args[2], out);
-        out += ")";
-        return;
-      case Op::Call:
-        out += func_name(e.func);
-        print_args("(", e, ")", out);
+        push_text(todo, ")");
+        push_expr(todo, e.args[2]);
+        push_text(todo, " else ");
+        push_expr(todo, e.args[0]);
+        push_text(todo, " if ");
+        push_expr(todo, e.args[1]);
         return;
       default:
         break;
     }
-    if (const char* op = binary_op(e.op)) {
+    const char* op = binary_op(e.op);
+    if (op && e.args.size() == 2) {
       out += "(";
-      print(*e.args[0], out);
-      out += std::string(" ") + op + " ";
-      print(*e.args[1], out);
-      out += ")";
+      push_text(todo, ")");
+      push_expr(todo, e.args[1]);
+      push_text(todo, " ");
+      push_text(todo, op);
+      push_text(todo, " ");
+      push_expr(todo, e.args[0]);
       return;
     }
     out += "<?>";  // unreachable for a checked spec
-  }
-
- private:
-  void print_args(const char* open, const Expr& e, const char* close, std::string& out) const {
-    out += open;
-    for (size_t i = 0; i < e.args.size(); ++i) {
-      out += i ? ", " : "";
-      print(*e.args[i], out);
-    }
-    out += close;
   }
 
   const Spec& m_spec;

@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "spec/lexer.h"
+#include "spec/limits.h"
 
 namespace kg::spec {
 namespace {
@@ -63,11 +64,44 @@ class Parser {
   const Token& peek(size_t ahead = 0) const { return m_tokens[std::min(m_pos + ahead, m_tokens.size() - 1)]; }
   bool at_punct(const char* p) const { return peek().kind == TokenKind::Punct && peek().text == p; }
   bool at_keyword(const char* k) const { return peek().kind == TokenKind::Keyword && peek().text == k; }
-  SyntaxPtr fail(const Token& at, std::string message) {
+  SyntaxPtr fail(const Token& at, std::string message) { return fail_at(at.offset, std::move(message)); }
+  SyntaxPtr fail_at(size_t offset, std::string message) {
     if (!m_error) {
-      m_error = ParseError{m_map.at(at.offset), std::move(message)};
+      m_error = ParseError{m_map.at(offset), std::move(message)};
     }
     return nullptr;
+  }
+  SyntaxPtr too_deep(size_t offset) {
+    return fail_at(offset, "expression nested deeper than " + std::to_string(kMaxExprDepth));
+  }
+
+  // One level of parser recursion, released on scope exit; `ok` is false past kMaxExprDepth.
+  class Nesting {
+   public:
+    explicit Nesting(Parser& p) : m_p(p), ok(++p.m_nesting <= kMaxExprDepth) {}
+    ~Nesting() { --m_p.m_nesting; }
+    Nesting(const Nesting&) = delete;
+    Nesting& operator=(const Nesting&) = delete;
+
+   private:
+    Parser& m_p;
+
+   public:
+    const bool ok;
+  };
+
+  // Sets node->depth from its arguments; false (and the error) past kMaxExprDepth.
+  bool set_depth(Syntax& node, size_t error_offset) {
+    int depth = 0;
+    for (const SyntaxPtr& a : node.args) {
+      depth = std::max(depth, a->depth);
+    }
+    node.depth = depth + 1;
+    if (node.depth > kMaxExprDepth) {
+      too_deep(error_offset);
+      return false;
+    }
+    return true;
   }
 
   bool expect_line_end() {
@@ -92,19 +126,26 @@ class Parser {
     return false;
   }
 
-  static SyntaxPtr make(SyntaxKind kind, size_t offset, size_t op_offset, std::string op,
-                        std::vector<SyntaxPtr> args) {
+  // nullptr (and the error) when the node would make the tree too deep.
+  SyntaxPtr make(SyntaxKind kind, size_t offset, size_t op_offset, std::string op, std::vector<SyntaxPtr> args) {
     auto s = std::make_shared<Syntax>();
     s->kind = kind;
     s->offset = offset;
     s->op_offset = op_offset;
     s->op = std::move(op);
     s->args = std::move(args);
+    if (!set_depth(*s, op_offset)) {
+      return nullptr;
+    }
     return s;
   }
 
   // `context` says what the expression follows, for "expected an expression <context>".
   SyntaxPtr parse_expr(const std::string& context) {
+    const Nesting nesting(*this);
+    if (!nesting.ok) {
+      return too_deep(peek().offset);
+    }
     SyntaxPtr value = parse_or(context);
     if (!value || !at_keyword("if")) {
       return value;
@@ -158,6 +199,10 @@ class Parser {
   SyntaxPtr parse_not(const std::string& context) {
     if (at_keyword("not")) {
       const Token op = peek();
+      const Nesting nesting(*this);
+      if (!nesting.ok) {
+        return too_deep(op.offset);
+      }
       ++m_pos;
       SyntaxPtr operand = parse_not("after 'not'");
       if (!operand) {
@@ -184,7 +229,10 @@ class Parser {
         return nullptr;
       }
       SyntaxPtr cmp = make(SyntaxKind::Binary, left->offset, op.offset, op.text, {left, right});
-      chain = chain ? make(SyntaxKind::Binary, chain->offset, op.offset, "and", {chain, cmp}) : cmp;
+      chain = chain && cmp ? make(SyntaxKind::Binary, chain->offset, op.offset, "and", {chain, cmp}) : cmp;
+      if (!chain) {
+        return nullptr;
+      }
       left = right;
     }
     return chain ? chain : left;
@@ -221,6 +269,10 @@ class Parser {
   SyntaxPtr parse_factor(const std::string& context) {
     if (at_punct("-") || at_punct("+")) {
       const Token op = peek();
+      const Nesting nesting(*this);
+      if (!nesting.ok) {
+        return too_deep(op.offset);
+      }
       ++m_pos;
       SyntaxPtr operand = parse_factor("after unary '" + op.text + "'");
       if (!operand) {
@@ -237,6 +289,10 @@ class Parser {
       return base;
     }
     const Token op = peek();
+    const Nesting nesting(*this);
+    if (!nesting.ok) {
+      return too_deep(op.offset);
+    }
     ++m_pos;
     SyntaxPtr exponent = parse_factor("after '**'");
     if (!exponent) {
@@ -327,6 +383,9 @@ class Parser {
       }
       if (at_punct(close.c_str())) {
         ++m_pos;
+        if (!set_depth(*node, open.offset)) {
+          return nullptr;
+        }
         return node;
       }
       return fail(peek(), "expected ',' or '" + close + "' to close '" + open.text + "' at " +
@@ -337,6 +396,7 @@ class Parser {
   std::vector<Token> m_tokens;
   const ScalarSourceMap& m_map;
   size_t m_pos = 0;
+  int m_nesting = 0;  // parse_expr / unary / `**` calls active (Nesting)
   std::optional<ParseError> m_error;
 };
 

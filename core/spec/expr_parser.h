@@ -52,6 +52,7 @@ struct Syntax {
   int64_t int_value = 0;
   double float_value = 0.0;
   bool bool_value = false;
+  int depth = 1;  // of the tree below and including this node: 1 for a leaf (kMaxExprDepth bounds it)
   std::vector<SyntaxPtr> args;
 };
 
@@ -73,7 +74,10 @@ struct ParseError {
 };
 
 // Parses the text of one mod. `map` converts offsets in `text` to file positions for errors
-// (and for messages that cite a position, like an unclosed '(').
+// (and for messages that cite a position, like an unclosed '('). Refuses, with
+// "expression nested deeper than N" at the construct that crossed the limit, a tree deeper than
+// kMaxExprDepth (spec/limits.h) and nesting of parentheses, brackets, unary operators, `**` and
+// `else` branches deeper than that: the parser, and every stage after it, recurse that deep.
 Expected<SyntaxMod, ParseError> parse_mod(std::string_view text, const ScalarSourceMap& map);
 
 }  // namespace kg::spec

@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "spec/limits.h"
+
 namespace kg::spec {
 namespace {
 
@@ -153,6 +155,7 @@ class Evaluator {
 
   Value run(const ModFunction& fn) {
     m_bindings.clear();
+    m_depth = 0;
     for (const Binding& binding : fn.bindings) {
       m_bindings.push_back(eval(*binding.value));
     }
@@ -160,7 +163,19 @@ class Evaluator {
   }
 
  private:
+  // Recursion is as deep as the tree, which the type checker bounds by kMaxExprDepth; a deeper
+  // tree (not from parse_spec) is refused rather than allowed to overflow the stack.
   Value eval(const Expr& e) {
+    if (m_depth >= kMaxExprDepth) {
+      throw std::invalid_argument("expression nested deeper than " + std::to_string(kMaxExprDepth));
+    }
+    ++m_depth;
+    const Value v = eval_node(e);
+    --m_depth;
+    return v;
+  }
+
+  Value eval_node(const Expr& e) {
     switch (e.op) {
       case Op::IntLit:
         return Value::of_int(e.int_value);
@@ -378,6 +393,7 @@ class Evaluator {
   double m_score;
   int m_b, m_h, m_q, m_kv;
   std::vector<Value> m_bindings;
+  int m_depth = 0;  // eval() calls active
 };
 
 }  // namespace

@@ -30,7 +30,8 @@ struct RuntimeValues {
 };
 
 // score_mod(score, b, h, q_idx, kv_idx); identity when the spec has none. `spec` must be checked
-// (parse_spec). Throws std::invalid_argument when `rt` lacks a param or tensor the spec declares.
+// (parse_spec). Throws std::invalid_argument when `rt` lacks a param or tensor the spec declares,
+// or when an expression is nested deeper than kMaxExprDepth (spec/limits.h; never for a checked spec).
 double eval_score_mod(const Spec& spec, const RuntimeValues& rt, double score, int b, int h, int q_idx,
                       int kv_idx);
 

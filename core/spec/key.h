@@ -1,4 +1,4 @@
-// Cache keys (DESIGN §7): what identifies a kernel across machines and releases.
+// Cache keys (docs/design.md §7): what identifies a kernel across machines and releases.
 #pragma once
 
 #include <string>

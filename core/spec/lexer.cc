@@ -3,7 +3,9 @@
 #include <array>
 #include <charconv>
 #include <cmath>
-#include <regex>
+
+#include "spec/limits.h"
+#include "spec/printable.h"
 
 namespace kg::spec {
 namespace {
@@ -52,12 +54,48 @@ Expected<Token, LexError> lex_number(std::string_view text, size_t start, size_t
     }
   }
   const std::string spelling(text.substr(start, i - start));
-  static const std::regex kInt("0|[1-9][0-9]*");
-  static const std::regex kFloat(R"(([0-9]+\.[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[0-9]+[eE][+-]?[0-9]+)");
+  if (spelling.size() > kMaxNumberLength) {
+    return unexpected(LexError{start, "number of " + std::to_string(spelling.size()) +
+                                          " characters is too long (expected at most " +
+                                          std::to_string(kMaxNumberLength) + ")"});
+  }
+  // Python's forms, scanned by hand (std::regex recurses per character on long input):
+  //   int    0 | [1-9][0-9]*
+  //   float  ([0-9]+ '.' [0-9]* | '.' [0-9]+) exponent? | [0-9]+ exponent    exponent: [eE][+-]?[0-9]+
+  const std::string_view s(spelling);
+  size_t k = 0;
+  auto digits = [&]() {
+    const size_t from = k;
+    while (k < s.size() && is_digit(s[k])) {
+      ++k;
+    }
+    return k - from;
+  };
+  const size_t int_digits = digits();
+  const bool has_dot = k < s.size() && s[k] == '.';
+  size_t frac_digits = 0;
+  if (has_dot) {
+    ++k;
+    frac_digits = digits();
+  }
+  bool valid = int_digits + frac_digits > 0;
+  const bool has_exponent = valid && k < s.size() && (s[k] == 'e' || s[k] == 'E');
+  if (has_exponent) {
+    ++k;
+    if (k < s.size() && (s[k] == '+' || s[k] == '-')) {
+      ++k;
+    }
+    valid = digits() > 0;
+  }
+  valid = valid && k == s.size();
   Token t;
   t.text = spelling;
   t.offset = start;
-  if (std::regex_match(spelling, kInt)) {
+  if (valid && !has_dot && !has_exponent) {
+    if (int_digits > 1 && s[0] == '0') {
+      return unexpected(
+          LexError{start, "invalid number '" + spelling + "' (leading zeros are not allowed in integers)"});
+    }
     t.kind = TokenKind::Int;
     const auto r = std::from_chars(spelling.data(), spelling.data() + spelling.size(), t.int_value);
     if (r.ec != std::errc() || t.int_value > kMaxIntLiteral) {
@@ -66,7 +104,7 @@ Expected<Token, LexError> lex_number(std::string_view text, size_t start, size_t
     }
     return t;
   }
-  if (std::regex_match(spelling, kFloat)) {
+  if (valid) {
     t.kind = TokenKind::Float;
     const auto r = std::from_chars(spelling.data(), spelling.data() + spelling.size(), t.float_value);
     if (r.ec != std::errc() || !std::isfinite(t.float_value)) {
@@ -74,11 +112,11 @@ Expected<Token, LexError> lex_number(std::string_view text, size_t start, size_t
     }
     return t;
   }
-  if (std::regex_match(spelling, std::regex("0[0-9]+"))) {
-    return unexpected(
-        LexError{start, "invalid number '" + spelling + "' (leading zeros are not allowed in integers)"});
-  }
   return unexpected(LexError{start, "invalid number '" + spelling + "'"});
+}
+
+LexError too_many_tokens(size_t offset) {
+  return LexError{offset, "expected at most " + std::to_string(kMaxModTokens) + " tokens in one mod, found more"};
 }
 
 }  // namespace
@@ -134,6 +172,9 @@ Expected<std::vector<Token>, LexError> lex(std::string_view text) {
       }
       tokens.push_back(*number);
       last_end = i;
+      if (tokens.size() > kMaxModTokens) {
+        return unexpected(too_many_tokens(start));
+      }
       continue;
     }
     if (is_name_start(c)) {
@@ -151,6 +192,9 @@ Expected<std::vector<Token>, LexError> lex(std::string_view text) {
       }
       tokens.push_back(t);
       last_end = i;
+      if (tokens.size() > kMaxModTokens) {
+        return unexpected(too_many_tokens(start));
+      }
       continue;
     }
     std::string punct;
@@ -197,6 +241,9 @@ Expected<std::vector<Token>, LexError> lex(std::string_view text) {
     tokens.push_back(t);
     i += punct.size();
     last_end = i;
+    if (tokens.size() > kMaxModTokens) {
+      return unexpected(too_many_tokens(start));
+    }
   }
   if (!tokens.empty() && tokens.back().kind == TokenKind::Newline) {
     tokens.pop_back();
@@ -212,9 +259,9 @@ std::string describe(const Token& token) {
   switch (token.kind) {
     case TokenKind::Int:
     case TokenKind::Float:
-      return "number '" + token.text + "'";
+      return "number " + quote_input(token.text);
     case TokenKind::Name:
-      return "identifier '" + token.text + "'";
+      return "identifier " + quote_input(token.text);
     case TokenKind::Keyword:
       return "keyword '" + token.text + "'";
     case TokenKind::Punct:

@@ -1,10 +1,16 @@
 #include "spec/literal.h"
 
+#include "spec/limits.h"
+
 #include <charconv>
+#include <vector>
 
 namespace kg::spec {
 
-std::optional<Literal> fold_literal(const Expr& e, const Spec& spec) {
+namespace {
+
+// The value of a leaf: a literal or a constant.
+std::optional<Literal> leaf_literal(const Expr& e, const Spec& spec) {
   switch (e.op) {
     case Op::IntLit:
       return Literal{Type::Int, e.int_value, 0.0, false};
@@ -19,26 +25,47 @@ std::optional<Literal> fold_literal(const Expr& e, const Spec& spec) {
       const ConstantDecl& c = spec.constants[static_cast<size_t>(e.index)];
       return Literal{c.type, c.int_value, c.float_value, c.bool_value};
     }
-    case Op::Neg: {
-      auto v = fold_literal(*e.args[0], spec);
-      if (!v || v->type == Type::Bool) {
-        return std::nullopt;
-      }
-      // Ints are at most 32-bit here (literals and constants are range-checked): no overflow.
-      v->int_value = -v->int_value;
-      v->float_value = -v->float_value;
-      return v;
-    }
-    case Op::ToFloat: {
-      auto v = fold_literal(*e.args[0], spec);
-      if (!v || v->type != Type::Int) {
-        return std::nullopt;
-      }
-      return Literal{Type::Float, 0, static_cast<double>(v->int_value), false};
-    }
     default:
       return std::nullopt;
   }
+}
+
+}  // namespace
+
+// A loop over the chain of Neg / ToFloat nodes rather than recursion; a chain longer than any
+// checked spec holds (kMaxExprDepth) is not folded, so that a caller folding every node of a long
+// chain (the canonical printer) stays linear.
+std::optional<Literal> fold_literal(const Expr& e, const Spec& spec) {
+  std::vector<Op> chain;  // from e down to the leaf
+  const Expr* leaf = &e;
+  while ((leaf->op == Op::Neg || leaf->op == Op::ToFloat) && !leaf->args.empty() && leaf->args[0]) {
+    if (chain.size() >= static_cast<size_t>(kMaxExprDepth)) {
+      return std::nullopt;
+    }
+    chain.push_back(leaf->op);
+    leaf = leaf->args[0].get();
+  }
+  if (leaf->op == Op::Neg || leaf->op == Op::ToFloat) {
+    return std::nullopt;  // malformed: no operand
+  }
+  auto v = leaf_literal(*leaf, spec);
+  for (auto op = chain.rbegin(); v && op != chain.rend(); ++op) {
+    if (*op == Op::Neg) {
+      if (v->type == Type::Bool) {
+        return std::nullopt;
+      }
+      // Ints are at most 32-bit here (literals and constants are range-checked); a long chain of
+      // negations only flips the sign, so this never overflows.
+      v->int_value = -v->int_value;
+      v->float_value = -v->float_value;
+    } else {
+      if (v->type != Type::Int) {
+        return std::nullopt;
+      }
+      v = Literal{Type::Float, 0, static_cast<double>(v->int_value), false};
+    }
+  }
+  return v;
 }
 
 std::string type_name(Type t) {

@@ -19,7 +19,7 @@ struct Literal {
 
 // The value of `e` when it is known at compile time without evaluating operators other than
 // negation and promotion: a literal, a constant (from `spec`), or `-x` / ToFloat(x) of such.
-// nullopt for anything else.
+// nullopt for anything else, and for a chain of negations and promotions longer than kMaxExprDepth.
 std::optional<Literal> fold_literal(const Expr& e, const Spec& spec);
 
 // "int", "float" or "bool".

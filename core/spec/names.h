@@ -8,17 +8,31 @@
 #include <vector>
 
 #include "spec/ast.h"
+#include "spec/limits.h"
 
 namespace kg::spec {
 
-// Longest accepted spec / constant / param / tensor / binding name.
-inline constexpr size_t kMaxNameLength = 64;
+// kMaxNameLength (spec/limits.h) bounds every name.
 
 // [A-Za-z_][A-Za-z0-9_]*
 bool is_identifier(std::string_view s);
 
 // C, C++ or Python keyword (names end up in generated C++ and in Python-like prompts).
 bool is_reserved_word(std::string_view s);
+
+// Why `name` cannot be a spec's `name:` although it is an identifier that is not reserved; ""
+// when it can. The spec name names files written into a build directory that is on the include
+// path (<name>.cu, <name>.h, <name>_reference.cu), so it must not be:
+// - the basename of a C, C++, POSIX/glibc or CUDA toolkit header (compared ignoring case, for
+//   case-insensitive file systems): <name>.h beside the kernel would be found before the real
+//   <math.h> or <cuda_fp16.h>; C++ header names (vector, cmath, ...) are refused too, so that no
+//   emitted file is named after a standard header at all;
+// - a name ending in "_reference": spec `x` with a reference kernel writes x_reference.cu
+//   defining kg_x_reference_forward, which spec `x_reference` would overwrite.
+std::string spec_name_problem(std::string_view name);
+
+// Whether `name` (ignoring case) is the basename of a well-known system or CUDA header.
+bool is_system_header_name(std::string_view name);
 
 // Names the expression language gives a meaning to: the built-in variables (score b h q_idx
 // kv_idx), the built-in functions, True/False and the keywords and/or/not/if/else.

@@ -77,6 +77,9 @@ ScalarSourceMap ScalarSourceMap::build(std::string_view text, const LineIndex& l
       src = probe + 1;
     } else {
       map.m_pos.push_back(lines.at(src));  // synthesised by an escape: no exact source byte
+      // What was skipped is behind every later value byte too: never scan it again (a long run of
+      // blanks before many escapes would make the alignment quadratic).
+      src = probe;
     }
   }
   size_t end = value.size();

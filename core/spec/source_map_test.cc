@@ -39,3 +39,27 @@ TEST(SourceMap, LineIndex) {
 
 }  // namespace
 }  // namespace kg::spec
+
+namespace kg::spec {
+namespace {
+
+// Escapes after a long run of blanks: each escape used to rescan the run (quadratic).
+TEST(SourceMap, EscapesAfterLongBlanksAreLinear) {
+  const std::string text = "k: \"a\n" + std::string(200000, ' ') + [] {
+    std::string s;
+    for (int i = 0; i < 50000; ++i) {
+      s += "\\x41";
+    }
+    return s;
+  }() + "\"\n";
+  const LineIndex lines(text);
+  const std::string value = "a " + std::string(50000, 'A');
+  const ScalarSourceMap map = ScalarSourceMap::build(text, lines, 3, value);
+  EXPECT_EQ(map.at(0).line, 1);
+  EXPECT_EQ(map.at(0).col, 5);
+  EXPECT_EQ(map.at(3).line, 2);  // escapes map to where the previous one stopped
+  EXPECT_EQ(map.at(value.size() - 1).line, 2);
+}
+
+}  // namespace
+}  // namespace kg::spec

@@ -1,4 +1,4 @@
-// Loading, checking and canonicalising attention specs (DESIGN §2).
+// Loading, checking and canonicalising attention specs (docs/design.md §2).
 #pragma once
 
 #include <string>
@@ -25,10 +25,15 @@ struct Diagnostic {
 using Diagnostics = std::vector<Diagnostic>;
 
 // Parses and type-checks YAML text. `file` is used in diagnostics only. On failure returns every
-// diagnostic found (at least one), in file order.
+// diagnostic found (at least one), in file order; at most kMaxDiagnostics of them, and then one more
+// (without a position) saying so. Input beyond any bound of spec/limits.h (size, nesting, counts,
+// lengths) is refused with a positioned diagnostic. Text quoted from the input in a message has its
+// non-printable bytes escaped (spec/printable.h), so messages are safe to print as they are.
+// Never throws for any input.
 Expected<Spec, Diagnostics> parse_spec(std::string_view yaml_text, const std::string& file);
 
-// Reads `path` and calls parse_spec.
+// Reads `path` (at most kMaxSpecBytes + 1 bytes of it) and calls parse_spec. A file that cannot be
+// read gives one diagnostic without a position.
 Expected<Spec, Diagnostics> load_spec_file(const std::string& path);
 
 // The canonical text of a checked spec: sorted top-level fields, typed and fully parenthesised

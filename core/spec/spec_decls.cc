@@ -1,10 +1,12 @@
 // constants:, params: and tensors: of a spec file.
 #include <charconv>
 #include <cmath>
-#include <regex>
+#include <string_view>
 
 #include "spec/lexer.h"
+#include "spec/limits.h"
 #include "spec/names.h"
+#include "spec/printable.h"
 #include "spec/spec_reader.h"
 
 namespace kg::spec {
@@ -12,27 +14,76 @@ namespace {
 
 std::string pos_text(SourcePos p) { return std::to_string(p.line) + ":" + std::to_string(p.col); }
 
-// A plain YAML scalar as a constant; false when it is not an int, float or bool.
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// Advances `i` over decimal digits of `s`; returns how many there were.
+size_t skip_digits(std::string_view s, size_t& i) {
+  const size_t start = i;
+  while (i < s.size() && is_digit(s[i])) {
+    ++i;
+  }
+  return i - start;
+}
+
+// Whether `s` is [-+]?[0-9]+ (`is_float` false) or [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
+// (`is_float` true when it has a '.' or an exponent). A scanner rather than std::regex: libstdc++'s
+// regex matcher recurses once per character and overflows the stack on long input.
+bool scan_number(std::string_view s, bool* is_float) {
+  size_t i = 0;
+  if (i < s.size() && (s[i] == '-' || s[i] == '+')) {
+    ++i;
+  }
+  const size_t int_digits = skip_digits(s, i);
+  size_t frac_digits = 0;
+  *is_float = false;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    *is_float = true;
+    frac_digits = skip_digits(s, i);
+  }
+  if (int_digits == 0 && frac_digits == 0) {
+    return false;
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    *is_float = true;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) {
+      ++i;
+    }
+    if (skip_digits(s, i) == 0) {
+      return false;
+    }
+  }
+  return i == s.size();
+}
+
+// A plain YAML scalar as a constant; false when it is not an int, float or bool (or is longer
+// than kMaxNumberLength, which no number needs).
 bool parse_constant(const std::string& s, ConstantDecl& c) {
-  static const std::regex kInt("[-+]?[0-9]+");
-  static const std::regex kFloat(R"([-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?)");
   if (s == "true" || s == "True" || s == "TRUE" || s == "false" || s == "False" || s == "FALSE") {
     c.type = Type::Bool;
     c.bool_value = s[0] == 't' || s[0] == 'T';
     return true;
   }
-  const char* begin = s.data() + (!s.empty() && s[0] == '+' ? 1 : 0);
-  if (std::regex_match(s, kInt)) {
+  bool is_float = false;
+  if (s.size() > kMaxNumberLength || !scan_number(s, &is_float)) {
+    return false;
+  }
+  const char* begin = s.data() + (s[0] == '+' ? 1 : 0);
+  if (!is_float) {
     c.type = Type::Int;
     const auto r = std::from_chars(begin, s.data() + s.size(), c.int_value);
     return r.ec == std::errc();
   }
-  if (std::regex_match(s, kFloat)) {
-    c.type = Type::Float;
-    const auto r = std::from_chars(begin, s.data() + s.size(), c.float_value);
-    return r.ec == std::errc();
-  }
-  return false;
+  c.type = Type::Float;
+  const auto r = std::from_chars(begin, s.data() + s.size(), c.float_value);
+  return r.ec == std::errc();
+}
+
+// A fixed tensor extent: [1-9][0-9]{0,9}.
+bool is_extent(std::string_view s) {
+  size_t i = 0;
+  return !s.empty() && s[0] != '0' && s.size() <= 10 && skip_digits(s, i) == s.size();
 }
 
 struct NamedDim {
@@ -51,7 +102,7 @@ bool SpecReader::declare(const std::string& name, const char* what, const YAML::
   const std::string cannot = std::string("cannot name a ") + what + " '" + name + "': ";
   std::string problem;
   if (!is_identifier(name)) {
-    problem = std::string("expected an identifier for the name of a ") + what + ", found '" + name + "'";
+    problem = std::string("expected an identifier for the name of a ") + what + ", found " + quote_input(name);
   } else if (is_builtin_name(name)) {
     problem = cannot + "it is a " + builtin_kind(name);
   } else if (is_reserved_word(name)) {
@@ -82,6 +133,11 @@ void SpecReader::read_constants(const Field& f) {
     }
     return;
   }
+  if (f.value.size() > kMaxConstants) {
+    error(f.value.Mark(), "expected at most " + std::to_string(kMaxConstants) + " constants, found " +
+                              std::to_string(f.value.size()));
+    return;
+  }
   for (const Field& c : entries(f.value, "in constants")) {
     const std::string& name = c.key.Scalar();
     if (!declare(name, "constant", c.key)) {
@@ -99,7 +155,10 @@ void SpecReader::read_constants(const Field& f) {
       continue;
     }
     if (!parse_constant(c.value.Scalar(), decl)) {
-      error(c.value.Mark(), expected + describe_node(c.value));
+      error(c.value.Mark(), expected + describe_node(c.value) +
+                                (c.value.Scalar().size() > kMaxNumberLength
+                                     ? " (a number has at most " + std::to_string(kMaxNumberLength) + " characters)"
+                                     : ""));
       m_broken.insert(name);
       continue;
     }
@@ -123,6 +182,11 @@ void SpecReader::read_params(const Field& f) {
       error(f.value.Mark(),
             "expected a mapping of name: int|float for params, found " + describe_node(f.value));
     }
+    return;
+  }
+  if (f.value.size() > kMaxParams) {
+    error(f.value.Mark(), "expected at most " + std::to_string(kMaxParams) + " params, found " +
+                              std::to_string(f.value.size()));
     return;
   }
   for (const Field& p : entries(f.value, "in params")) {
@@ -155,6 +219,11 @@ void SpecReader::read_tensors(const Field& f) {
       error(f.value.Mark(),
             "expected a mapping of name: {dtype, shape} for tensors, found " + describe_node(f.value));
     }
+    return;
+  }
+  if (f.value.size() > kMaxTensors) {
+    error(f.value.Mark(), "expected at most " + std::to_string(kMaxTensors) + " tensors, found " +
+                              std::to_string(f.value.size()));
     return;
   }
   for (const Field& t : entries(f.value, "in tensors")) {
@@ -210,6 +279,11 @@ void SpecReader::read_tensor(const std::string& name, const YAML::Node& key, con
                   (f.value.IsSequence() ? std::string("an empty sequence") : describe_node(f.value)));
         continue;
       }
+      if (f.value.size() > kMaxTensorRank) {
+        error(f.value.Mark(), "expected at most " + std::to_string(kMaxTensorRank) + " dimensions in the shape" +
+                                  of + ", found " + std::to_string(f.value.size()));
+        continue;
+      }
       for (const YAML::Node& d : f.value) {
         TensorDim dim;
         bool ok = false;
@@ -220,7 +294,7 @@ void SpecReader::read_tensor(const std::string& name, const YAML::Node& key, con
             ok = true;
           }
         }
-        if (!ok && std::regex_match(s, std::regex("[1-9][0-9]{0,9}"))) {
+        if (!ok && is_extent(s)) {
           dim.extent = std::stoll(s);
           ok = dim.extent <= kMaxIntLiteral;
         }
@@ -238,7 +312,7 @@ void SpecReader::read_tensor(const std::string& name, const YAML::Node& key, con
       }
     } else {
       std::string hint = did_you_mean(k, {"dtype", "shape"});
-      error(f.key.Mark(), "unknown field '" + k + "' in tensor '" + name + "'" +
+      error(f.key.Mark(), "unknown field " + quote_input(k) + " in tensor '" + name + "'" +
                               (hint.empty() ? " (expected dtype and shape)" : hint));
     }
   }

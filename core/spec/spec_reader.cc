@@ -1,9 +1,17 @@
 #include "spec/spec_reader.h"
 
-#include <algorithm>
+#include <yaml-cpp/eventhandler.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+#include "spec/limits.h"
 #include "spec/names.h"
-#include "util/file.h"
+#include "spec/printable.h"
 
 namespace kg::spec {
 namespace {
@@ -12,6 +20,112 @@ const std::vector<std::string> kTopLevelFields = {"constants", "dtype",  "head_d
                                                   "name",      "params", "score_mod", "tensors"};
 
 std::string pos_text(SourcePos p) { return std::to_string(p.line) + ":" + std::to_string(p.col); }
+
+// A first pass over the YAML events, before any node is built: refuses nesting deeper than
+// kMaxYamlDepth (yaml-cpp would recurse, and build, much deeper).
+// yaml-cpp 0.7's LoadAll never ends on some invalid input (a stray ',' at the top: every call of
+// HandleNextDocument yields another empty document at the same place, until memory runs out), so
+// the reader never calls LoadAll; a document that starts where the previous one did is the parser
+// making no progress, reported as the invalid YAML it is. Documents are counted (for "found 2"),
+// then YAML::Load builds the single one.
+class YamlShape : public YAML::EventHandler {
+ public:
+  struct Problem {
+    YAML::Mark mark;
+    std::string message;
+  };
+
+  // Throws YAML::Exception for invalid YAML, like YAML::Load. Returns the first problem found.
+  static std::optional<Problem> scan(std::string_view text) {
+    std::istringstream in{std::string(text)};
+    YAML::Parser parser(in);
+    YamlShape shape;
+    int documents = 0;
+    int last_start = -1;
+    YAML::Mark second;  // the first node of the second document
+    while (true) {
+      shape.m_doc_start.reset();
+      shape.m_first_node.reset();
+      try {
+        if (!parser.HandleNextDocument(shape)) {
+          break;
+        }
+      } catch (const TooDeep&) {
+        return shape.m_problem;
+      }
+      const YAML::Mark start = shape.m_doc_start.value_or(YAML::Mark());
+      if (start.pos == last_start) {
+        const size_t at = static_cast<size_t>(std::max(0, start.pos));
+        const std::string found = at < text.size() ? quote_input(text.substr(at, 1)) : "end of input";
+        return Problem{start, "invalid YAML: expected a mapping of spec fields, found " + found};
+      }
+      last_start = start.pos;
+      if (++documents == 2) {
+        second = shape.m_first_node.value_or(start);
+      }
+    }
+    if (documents > 1) {
+      return Problem{second, "expected a single YAML document, found " + std::to_string(documents)};
+    }
+    return std::nullopt;
+  }
+
+  void OnDocumentStart(const YAML::Mark& mark) override { m_doc_start = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t, const std::string&) override {
+    node(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    enter(mark);
+  }
+  void OnSequenceEnd() override { --m_depth; }
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    enter(mark);
+  }
+  void OnMapEnd() override { --m_depth; }
+
+ private:
+  // Thrown through the parser to stop it at the first collection that is too deep.
+  struct TooDeep {};
+
+  void node(const YAML::Mark& mark) {
+    if (!m_first_node) {
+      m_first_node = mark;
+    }
+  }
+
+  void enter(const YAML::Mark& mark) {
+    node(mark);
+    if (++m_depth > kMaxYamlDepth) {
+      m_problem = Problem{mark, "YAML nested deeper than " + std::to_string(kMaxYamlDepth) +
+                                    " (a spec needs at most 3 levels)"};
+      throw TooDeep{};
+    }
+  }
+
+  int m_depth = 0;
+  std::optional<YAML::Mark> m_doc_start;
+  std::optional<YAML::Mark> m_first_node;
+  std::optional<Problem> m_problem;
+};
+
+// Reads at most kMaxSpecBytes + 1 bytes of `path` (one more than accepted, to tell "too large").
+Expected<std::string, std::string> read_bounded(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return unexpected("cannot open " + escape_nonprintable(path) + ": " + std::strerror(errno));
+  }
+  std::string text(kMaxSpecBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  if (in.bad()) {
+    return unexpected("cannot read " + escape_nonprintable(path) + ": " + std::strerror(errno));
+  }
+  text.resize(static_cast<size_t>(in.gcount()));
+  return text;
+}
 
 }  // namespace
 
@@ -22,21 +136,21 @@ std::string describe_node(const YAML::Node& node) {
     case YAML::NodeType::Sequence:
       return "a sequence";
     case YAML::NodeType::Scalar:
-      return "'" + node.Scalar() + "'";
+      return quote_input(node.Scalar());
     default:
       return "nothing";
   }
 }
 
 std::string Diagnostic::str() const {
-  std::string s = file;
+  std::string s = escape_nonprintable(file);
   if (line > 0) {
     s += (s.empty() ? "" : ":") + std::to_string(line);
     if (col > 0) {
       s += ":" + std::to_string(col);
     }
   }
-  return s + (s.empty() ? "" : ": ") + "error: " + message;
+  return s + (s.empty() ? "" : ": ") + "error: " + escape_nonprintable(message);
 }
 
 SpecReader::SpecReader(std::string_view text, std::string file)
@@ -54,18 +168,26 @@ SourcePos SpecReader::pos(const YAML::Mark& mark) {
 void SpecReader::error(const YAML::Mark& mark, std::string message) { error(pos(mark), std::move(message)); }
 
 void SpecReader::error(SourcePos p, std::string message) {
-  m_diags.push_back(Diagnostic{m_file, p.line, p.col, std::move(message)});
+  m_diags.push_back(Diagnostic{m_file, p.line, p.col, escape_nonprintable(message)});
 }
 
 Expected<Spec, Diagnostics> SpecReader::read() {
+  if (m_text.size() > kMaxSpecBytes) {
+    error(SourcePos{1, 1}, "expected a spec file of at most " + std::to_string(kMaxSpecBytes) + " bytes, found " +
+                               (m_text.size() == kMaxSpecBytes + 1 ? "more" : std::to_string(m_text.size())));
+    return unexpected(m_diags);
+  }
   try {
-    const std::vector<YAML::Node> docs = YAML::LoadAll(std::string(m_text));
-    if (docs.size() > 1) {
-      error(docs[1].Mark(), "expected a single YAML document, found " + std::to_string(docs.size()));
-    } else if (docs.empty() || docs[0].IsNull()) {
-      error(SourcePos{1, 1}, "expected a mapping of spec fields, found an empty document");
+    const auto problem = YamlShape::scan(m_text);
+    if (problem) {
+      error(problem->mark, problem->message);
     } else {
-      read_document(docs[0]);
+      const YAML::Node root = YAML::Load(std::string(m_text));
+      if (root.IsNull()) {
+        error(SourcePos{1, 1}, "expected a mapping of spec fields, found an empty document");
+      } else {
+        read_document(root);
+      }
     }
   } catch (const YAML::Exception& e) {
     error(e.mark, "invalid YAML: " + e.msg);
@@ -76,6 +198,10 @@ Expected<Spec, Diagnostics> SpecReader::read() {
   std::stable_sort(m_diags.begin(), m_diags.end(), [](const Diagnostic& a, const Diagnostic& b) {
     return a.line != b.line ? a.line < b.line : a.col < b.col;
   });
+  if (m_diags.size() > kMaxDiagnostics) {
+    m_diags.resize(kMaxDiagnostics);
+    m_diags.push_back(Diagnostic{m_file, 0, 0, "too many errors; only the first " + std::to_string(kMaxDiagnostics) + " are shown"});
+  }
   return unexpected(m_diags);
 }
 
@@ -91,7 +217,7 @@ std::vector<SpecReader::Field> SpecReader::entries(const YAML::Node& map, const 
     }
     const auto [first, inserted] = seen.emplace(key.Scalar(), pos(key.Mark()));
     if (!inserted) {
-      error(key.Mark(), "duplicate field '" + key.Scalar() + "'" + (where.empty() ? "" : " " + where) +
+      error(key.Mark(), "duplicate field " + quote_input(key.Scalar()) + (where.empty() ? "" : " " + where) +
                             " (first defined at " + pos_text(first->second) + ")");
       continue;
     }
@@ -113,7 +239,7 @@ void SpecReader::read_document(const YAML::Node& root) {
       if (hint.empty()) {
         hint = " (expected one of constants, dtype, head_dim, mask_mod, name, params, score_mod, tensors)";
       }
-      error(f.key.Mark(), "unknown field '" + key + "'" + hint);
+      error(f.key.Mark(), "unknown field " + quote_input(key) + hint);
       continue;
     }
     fields.emplace(key, f);
@@ -148,13 +274,16 @@ void SpecReader::read_name(const Field& f) {
     return;
   }
   const std::string& name = f.value.Scalar();
+  const std::string problem = spec_name_problem(name);
   if (!is_identifier(name)) {
-    error(f.value.Mark(), "expected a C identifier for name, found '" + name + "'");
-  } else if (is_reserved_word(name)) {
-    error(f.value.Mark(), "expected a name that is not a reserved word, found '" + name + "'");
+    error(f.value.Mark(), "expected a C identifier for name, found " + quote_input(name));
   } else if (name.size() > kMaxNameLength) {
     error(f.value.Mark(), "expected a name of at most " + std::to_string(kMaxNameLength) +
                               " characters, found " + std::to_string(name.size()));
+  } else if (is_reserved_word(name)) {
+    error(f.value.Mark(), "expected a name that is not a reserved word, found '" + name + "'");
+  } else if (!problem.empty()) {
+    error(f.value.Mark(), "cannot name a spec '" + name + "': " + problem);
   } else {
     m_spec.name = name;
   }
@@ -187,9 +316,9 @@ Expected<Spec, Diagnostics> parse_spec(std::string_view yaml_text, const std::st
 }
 
 Expected<Spec, Diagnostics> load_spec_file(const std::string& path) {
-  auto text = read_file(path);
+  auto text = read_bounded(path);
   if (!text) {
-    return unexpected(Diagnostics{Diagnostic{path, 0, 0, text.error().message}});
+    return unexpected(Diagnostics{Diagnostic{path, 0, 0, text.error()}});
   }
   return parse_spec(*text, path);
 }

@@ -4,14 +4,16 @@
 #include <functional>
 #include <map>
 
+#include "spec/limits.h"
 #include "spec/literal.h"
 #include "spec/names.h"
+#include "spec/printable.h"
 
 namespace kg::spec {
 namespace {
 
 // Nodes a mod may grow to once bindings are substituted (the canonical form inlines them).
-constexpr size_t kMaxInlinedNodes = 100000;
+constexpr size_t kMaxInlinedNodes = kMaxExprNodes;
 
 struct FuncInfo {
   const char* name;
@@ -55,10 +57,28 @@ std::string plural(size_t n, const std::string& word) {
 
 class Checker {
  public:
-  Checker(ModKind kind, const CheckContext& ctx, Diagnostics& out) : m_kind(kind), m_ctx(ctx), m_out(out) {}
+  Checker(ModKind kind, const CheckContext& ctx, Diagnostics& out) : m_kind(kind), m_ctx(ctx), m_out(out) {
+    // Name lookups by map: a spec may declare many names and use them many times.
+    const Spec& spec = ctx.spec;
+    for (size_t i = 0; i < spec.constants.size(); ++i) {
+      m_declared.emplace(spec.constants[i].name, Declared{Op::Constant, i});
+    }
+    for (size_t i = 0; i < spec.params.size(); ++i) {
+      m_declared.emplace(spec.params[i].name, Declared{Op::Param, i});
+    }
+    for (size_t i = 0; i < spec.tensors.size(); ++i) {
+      m_declared.emplace(spec.tensors[i].name, Declared{Op::TensorElem, i});
+    }
+  }
 
   std::optional<ModFunction> run(const SyntaxMod& mod) {
     const size_t errors_before = m_out.size();
+    if (mod.bindings.size() > kMaxBindings) {
+      error(mod.bindings[kMaxBindings].offset, "expected at most " + std::to_string(kMaxBindings) +
+                                                   " bindings in " + mod_field_name(m_kind) + ", found " +
+                                                   std::to_string(mod.bindings.size()));
+      return std::nullopt;
+    }
     ModFunction fn;
     m_bindings = &fn.bindings;
     for (const SyntaxBinding& b : mod.bindings) {
@@ -66,35 +86,77 @@ class Checker {
     }
     for (const SyntaxBinding& b : mod.bindings) {
       const bool name_ok = check_binding_name(b);
-      ExprPtr value = check(*b.value);
+      ExprPtr value = checked_tree(*b.value);
       if (!value || !name_ok) {
         m_broken_bindings.insert(b.name);
         continue;
       }
+      m_binding_index[b.name] = fn.bindings.size();
       fn.bindings.push_back(Binding{b.name, value, m_ctx.map.at(b.offset)});
+      m_binding_sizes.push_back(inlined_size(*value));
     }
-    ExprPtr result = check(*mod.result);
+    ExprPtr result = checked_tree(*mod.result);
     if (result) {
       result = check_result(std::move(result));
+    }
+    if (result && typed_too_deep(*result)) {
+      result = nullptr;
     }
     if (!result || m_out.size() != errors_before) {
       return std::nullopt;
     }
     fn.result = result;
-    const size_t size = inlined_size(*fn.result, fn);
+    const size_t size = inlined_size(*fn.result);
     if (size > kMaxInlinedNodes) {
       error(mod.result->offset, "expected at most " + std::to_string(kMaxInlinedNodes) +
                                     " operations once bindings are substituted, found " +
-                                    std::to_string(size));
+                                    (size == kMaxInlinedNodes + 1 ? "more" : std::to_string(size)));
       return std::nullopt;
     }
     return fn;
   }
 
  private:
+  struct Declared {
+    Op kind;  // Constant, Param or TensorElem
+    size_t index;
+  };
+
+  // Whether no more diagnostics are worth producing (the reader reports kMaxDiagnostics at most).
+  bool full() const { return m_out.size() > kMaxDiagnostics; }
+
   ExprPtr error(size_t offset, std::string message) {
-    m_out.push_back(
-        Diagnostic{m_ctx.file, m_ctx.map.at(offset).line, m_ctx.map.at(offset).col, std::move(message)});
+    if (!full()) {
+      m_out.push_back(Diagnostic{m_ctx.file, m_ctx.map.at(offset).line, m_ctx.map.at(offset).col,
+                                 escape_nonprintable(message)});
+    }
+    return nullptr;
+  }
+
+  // check(s), then the depth of the typed tree (which gains ToFloat nodes) checked as well.
+  ExprPtr checked_tree(const Syntax& s) {
+    ExprPtr e = check(s);
+    return e && typed_too_deep(*e) ? nullptr : e;
+  }
+
+  // True (and the error, at the first node past the limit) when `e` is deeper than kMaxExprDepth.
+  bool typed_too_deep(const Expr& e) {
+    const Expr* deep = deepest_past_limit(e, 1);
+    if (deep) {
+      error_at(deep->pos, "expression nested deeper than " + std::to_string(kMaxExprDepth));
+    }
+    return deep != nullptr;
+  }
+  // Recursion bounded by kMaxExprDepth + 1: it stops at the first node past the limit.
+  static const Expr* deepest_past_limit(const Expr& e, int depth) {
+    if (depth > kMaxExprDepth) {
+      return &e;
+    }
+    for (const ExprPtr& a : e.args) {
+      if (const Expr* deep = deepest_past_limit(*a, depth + 1)) {
+        return deep;
+      }
+    }
     return nullptr;
   }
 
@@ -121,25 +183,22 @@ class Checker {
 
   // What `name` already names, with where it was declared; "" when nothing.
   std::string existing(const std::string& name, SourcePos* where) const {
-    for (const auto& c : m_ctx.spec.constants) {
-      if (c.name == name) {
-        *where = c.pos;
+    const auto it = m_declared.find(name);
+    if (it == m_declared.end()) {
+      return "";
+    }
+    const Spec& spec = m_ctx.spec;
+    switch (it->second.kind) {
+      case Op::Constant:
+        *where = spec.constants[it->second.index].pos;
         return "a constant";
-      }
-    }
-    for (const auto& p : m_ctx.spec.params) {
-      if (p.name == name) {
-        *where = p.pos;
+      case Op::Param:
+        *where = spec.params[it->second.index].pos;
         return "a param";
-      }
-    }
-    for (const auto& t : m_ctx.spec.tensors) {
-      if (t.name == name) {
-        *where = t.pos;
+      default:
+        *where = spec.tensors[it->second.index].pos;
         return "a tensor";
-      }
     }
-    return "";
   }
 
   bool check_binding_name(const SyntaxBinding& b) {
@@ -165,13 +224,11 @@ class Checker {
       error(b.offset, "binding '" + b.name + "' is already defined as " + what + " at " + pos_text(where));
       return false;
     }
-    for (const Binding& earlier : m_pending_bindings) {
-      if (earlier.name == b.name) {
-        error(b.offset, "binding '" + b.name + "' is already defined at " + pos_text(earlier.pos));
-        return false;
-      }
+    if (const auto earlier = m_pending_bindings.find(b.name); earlier != m_pending_bindings.end()) {
+      error(b.offset, "binding '" + b.name + "' is already defined at " + pos_text(earlier->second));
+      return false;
     }
-    m_pending_bindings.push_back(Binding{b.name, nullptr, m_ctx.map.at(b.offset)});
+    m_pending_bindings.emplace(b.name, m_ctx.map.at(b.offset));
     return true;
   }
 
@@ -203,12 +260,8 @@ class Checker {
     if (!what.empty()) {
       return what;
     }
-    if (m_bindings) {
-      for (const Binding& b : *m_bindings) {
-        if (b.name == name) {
-          return "a binding";
-        }
-      }
+    if (m_binding_index.count(name) > 0) {
+      return "a binding";
     }
     if (is_builtin_name(name)) {
       return "a " + builtin_kind(name);
@@ -221,35 +274,23 @@ class Checker {
   }
 
   ExprPtr check_name(const Syntax& s) {
-    if (m_bindings) {
-      for (size_t i = m_bindings->size(); i-- > 0;) {
-        if ((*m_bindings)[i].name == s.name) {
-          ExprPtr e = node(Op::Binding, (*m_bindings)[i].value->type, s.offset);
-          std::const_pointer_cast<Expr>(e)->index = static_cast<int>(i);
-          return e;
-        }
-      }
+    if (const auto it = m_binding_index.find(s.name); it != m_binding_index.end()) {
+      ExprPtr e = node(Op::Binding, (*m_bindings)[it->second].value->type, s.offset);
+      std::const_pointer_cast<Expr>(e)->index = static_cast<int>(it->second);
+      return e;
     }
     const Spec& spec = m_ctx.spec;
-    for (size_t i = 0; i < spec.constants.size(); ++i) {
-      if (spec.constants[i].name == s.name) {
-        ExprPtr e = node(Op::Constant, spec.constants[i].type, s.offset);
-        std::const_pointer_cast<Expr>(e)->index = static_cast<int>(i);
-        return e;
-      }
-    }
-    for (size_t i = 0; i < spec.params.size(); ++i) {
-      if (spec.params[i].name == s.name) {
-        ExprPtr e = node(Op::Param, spec.params[i].type, s.offset);
-        std::const_pointer_cast<Expr>(e)->index = static_cast<int>(i);
-        return e;
-      }
-    }
-    for (const TensorDecl& t : spec.tensors) {
-      if (t.name == s.name) {
+    if (const auto it = m_declared.find(s.name); it != m_declared.end()) {
+      const size_t i = it->second.index;
+      if (it->second.kind == Op::TensorElem) {
+        const TensorDecl& t = spec.tensors[i];
         return error(s.offset, "expected an element of tensor '" + t.name + "' (" + t.name + "[...] with " +
                                    plural(t.shape.size(), "index") + "), found the bare tensor name");
       }
+      const Type type = it->second.kind == Op::Constant ? spec.constants[i].type : spec.params[i].type;
+      ExprPtr e = node(it->second.kind, type, s.offset);
+      std::const_pointer_cast<Expr>(e)->index = static_cast<int>(i);
+      return e;
     }
     for (const VarInfo& v : kVars) {
       if (s.name == v.name) {
@@ -268,10 +309,10 @@ class Checker {
                      "expected a call " + s.name + "(...), found the bare function name '" + s.name + "'");
       }
     }
-    if (is_broken(s.name)) {
+    if (is_broken(s.name) || full()) {
       return nullptr;
     }
-    std::string message = "unknown variable '" + s.name + "'";
+    std::string message = "unknown variable " + quote_input(s.name);
     if (m_all_binding_names.count(s.name) > 0) {
       message += " (a binding can only use bindings defined before it)";
     } else {
@@ -288,6 +329,9 @@ class Checker {
       }
     }
     if (!info) {
+      if (full()) {
+        return nullptr;
+      }
       const std::string what = kind_of(s.name);
       if (!what.empty()) {
         return error(s.offset, "'" + s.name + "' is " + what + ", not a function");
@@ -296,7 +340,7 @@ class Checker {
       for (const FuncInfo& f : kFunctions) {
         names.push_back(f.name);
       }
-      return error(s.offset, "unknown function '" + s.name + "'" + did_you_mean(s.name, names));
+      return error(s.offset, "unknown function " + quote_input(s.name) + did_you_mean(s.name, names));
     }
     if (s.args.size() != info->arity) {
       return error(s.op_offset, "expected " + plural(info->arity, "argument") + " for '" + s.name +
@@ -334,13 +378,11 @@ class Checker {
   ExprPtr check_index(const Syntax& s) {
     const auto& tensors = m_ctx.spec.tensors;
     size_t index = tensors.size();
-    for (size_t i = 0; i < tensors.size(); ++i) {
-      if (tensors[i].name == s.name) {
-        index = i;
-      }
+    if (const auto it = m_declared.find(s.name); it != m_declared.end() && it->second.kind == Op::TensorElem) {
+      index = it->second.index;
     }
     if (index == tensors.size()) {
-      if (is_broken(s.name)) {
+      if (is_broken(s.name) || full()) {
         return nullptr;
       }
       const std::string what = kind_of(s.name);
@@ -351,7 +393,7 @@ class Checker {
       for (const TensorDecl& t : tensors) {
         names.push_back(t.name);
       }
-      return error(s.offset, "unknown tensor '" + s.name + "'" + did_you_mean(s.name, names));
+      return error(s.offset, "unknown tensor " + quote_input(s.name) + did_you_mean(s.name, names));
     }
     const TensorDecl& t = tensors[index];
     if (s.args.size() != t.shape.size()) {
@@ -492,7 +534,19 @@ class Checker {
     return node(Op::Select, t, s.offset, {cond, promote(yes, t), promote(no, t)});
   }
 
+  // Recursion depth is the syntax tree's, which the parser bounds; the guard keeps a tree built
+  // some other way from overflowing the stack.
   ExprPtr check(const Syntax& s) {
+    if (m_depth >= kMaxExprDepth) {
+      return error(s.offset, "expression nested deeper than " + std::to_string(kMaxExprDepth));
+    }
+    ++m_depth;
+    ExprPtr e = check_node(s);
+    --m_depth;
+    return e;
+  }
+
+  ExprPtr check_node(const Syntax& s) {
     switch (s.kind) {
       case SyntaxKind::IntLit: {
         ExprPtr e = node(Op::IntLit, Type::Int, s.offset);
@@ -541,27 +595,25 @@ class Checker {
   }
 
   ExprPtr error_at(SourcePos pos, std::string message) {
-    m_out.push_back(Diagnostic{m_ctx.file, pos.line, pos.col, std::move(message)});
+    if (!full()) {
+      m_out.push_back(Diagnostic{m_ctx.file, pos.line, pos.col, escape_nonprintable(message)});
+    }
     return nullptr;
   }
 
   // Node count with every Binding node replaced by its value (what the canonical form prints).
-  size_t inlined_size(const Expr& e, const ModFunction& fn) {
+  // Bindings are sized once, in order (m_binding_sizes), so this never recurses through them;
+  // saturates at kMaxInlinedNodes + 1.
+  size_t inlined_size(const Expr& e) const {
     if (e.op == Op::Binding) {
       const size_t i = static_cast<size_t>(e.index);
-      if (m_binding_sizes.size() <= i) {
-        m_binding_sizes.resize(fn.bindings.size(), 0);
-      }
-      if (m_binding_sizes[i] == 0) {
-        m_binding_sizes[i] = inlined_size(*fn.bindings[i].value, fn);
-      }
-      return m_binding_sizes[i];
+      return i < m_binding_sizes.size() ? m_binding_sizes[i] : 1;
     }
     size_t n = 1;
     for (const ExprPtr& a : e.args) {
-      n += inlined_size(*a, fn);
+      n += inlined_size(*a);
       if (n > kMaxInlinedNodes) {
-        return n;  // enough to fail; do not walk a huge tree
+        return kMaxInlinedNodes + 1;  // enough to fail; do not walk a huge tree
       }
     }
     return n;
@@ -571,10 +623,13 @@ class Checker {
   const CheckContext& m_ctx;
   Diagnostics& m_out;
   const std::vector<Binding>* m_bindings = nullptr;  // bindings checked so far
-  std::vector<Binding> m_pending_bindings;           // every binding name seen (values unset)
+  std::map<std::string, size_t> m_binding_index;      // name → index in *m_bindings
+  std::map<std::string, SourcePos> m_pending_bindings;  // every binding name seen so far
   std::set<std::string> m_broken_bindings;
   std::set<std::string> m_all_binding_names;  // including those defined further down
-  std::vector<size_t> m_binding_sizes;
+  std::map<std::string, Declared> m_declared;  // constants, params and tensors of the spec
+  std::vector<size_t> m_binding_sizes;        // inlined_size of each binding's value, in order
+  int m_depth = 0;                            // check() calls active
 };
 
 }  // namespace

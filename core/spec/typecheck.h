@@ -1,4 +1,4 @@
-// Name resolution and type checking: SyntaxMod → ModFunction (DESIGN §2, rules in ast.h).
+// Name resolution and type checking: SyntaxMod → ModFunction (docs/design.md §2, rules in ast.h).
 //
 // Rules beyond ast.h's comments:
 // - Bool never takes part in arithmetic or ordering; `==`/`!=` compare two bools or two numbers.

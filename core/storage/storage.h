@@ -1,4 +1,4 @@
-// Where kernels are kept (DESIGN §7): one interface in front of every storage tier, so that the
+// Where kernels are kept (docs/design.md §7): one interface in front of every storage tier, so that the
 // local LMDB cache (local_storage.h) and, later, prebuilt bundles and remote caches (HTTP,
 // Redis) are backends of one file each, as ccache's storage/ is laid out.
 //

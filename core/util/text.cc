@@ -1,86 +1,69 @@
 #include "util/text.h"
 
 #include <cstdint>
-#include <cstdio>
 
 namespace kg {
 
 namespace {
 
-// Length of the valid UTF-8 sequence at `s` (1..4), or 0 when it is not one. Overlong forms,
-// surrogates and code points above U+10FFFF are invalid.
-size_t utf8_length(std::string_view s) {
-  const auto b0 = static_cast<uint8_t>(s[0]);
+void append_hex(std::string& out, unsigned char c) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += "\\x";
+  out += kHex[c >> 4];
+  out += kHex[c & 0xf];
+}
+
+// Length of the valid UTF-8 sequence at text[i] whose code point is printable; 0 when the bytes
+// there are not one (invalid, overlong, surrogate, C1 control or bidirectional/zero-width format
+// character).
+size_t printable_utf8(std::string_view text, size_t i) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char lead = byte(i);
   size_t n = 0;
   uint32_t cp = 0;
-  if (b0 < 0x80) {
-    return 1;
-  } else if ((b0 & 0xe0) == 0xc0) {
+  if (lead >= 0xc2 && lead <= 0xdf) {
     n = 2;
-    cp = b0 & 0x1f;
-  } else if ((b0 & 0xf0) == 0xe0) {
+    cp = lead & 0x1f;
+  } else if (lead >= 0xe0 && lead <= 0xef) {
     n = 3;
-    cp = b0 & 0x0f;
-  } else if ((b0 & 0xf8) == 0xf0) {
+    cp = lead & 0x0f;
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
     n = 4;
-    cp = b0 & 0x07;
+    cp = lead & 0x07;
   } else {
     return 0;
   }
-  if (s.size() < n) {
+  if (i + n > text.size()) {
     return 0;
   }
-  for (size_t i = 1; i < n; ++i) {
-    const auto b = static_cast<uint8_t>(s[i]);
-    if ((b & 0xc0) != 0x80) {
+  for (size_t k = 1; k < n; ++k) {
+    if ((byte(i + k) & 0xc0) != 0x80) {
       return 0;
     }
-    cp = (cp << 6) | (b & 0x3f);
+    cp = (cp << 6) | (byte(i + k) & 0x3f);
   }
-  const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-    return 0;
-  }
-  // C1 controls (U+0080–U+009F) act on some terminals too.
-  if (cp >= 0x80 && cp <= 0x9f) {
-    return 0;
-  }
-  return n;
-}
-
-void hex_byte(std::string& out, uint8_t b) {
-  char buf[5];
-  std::snprintf(buf, sizeof buf, "\\x%02x", b);
-  out += buf;
+  const bool overlong = (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000);
+  const bool bad = overlong || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp <= 0x9f) ||
+                   (cp >= 0x200b && cp <= 0x200f) || (cp >= 0x202a && cp <= 0x202e) ||
+                   (cp >= 0x2060 && cp <= 0x2069) || cp == 0xfeff;
+  return bad ? 0 : n;
 }
 
 std::string render(std::string_view text, size_t limit, bool keep_newlines) {
-  std::string out;
   const std::string_view shown = text.substr(0, limit);
+  std::string out;
   out.reserve(shown.size());
   size_t i = 0;
   while (i < shown.size()) {
-    const auto b = static_cast<uint8_t>(shown[i]);
-    if (b == '\n') {
-      out += keep_newlines ? "\n" : "\\n";
+    const auto c = static_cast<unsigned char>(shown[i]);
+    if ((c >= 0x20 && c < 0x7f) || (keep_newlines && c == '\n')) {
+      out += static_cast<char>(c);
       ++i;
-    } else if (b == '\t') {
-      out += "\\t";
-      ++i;
-    } else if (b == '\r') {
-      out += "\\r";
-      ++i;
-    } else if (b < 0x20 || b == 0x7f) {
-      hex_byte(out, b);
-      ++i;
-    } else if (b < 0x80) {
-      out += static_cast<char>(b);
-      ++i;
-    } else if (const size_t n = utf8_length(shown.substr(i)); n > 0) {
+    } else if (const size_t n = c >= 0x80 ? printable_utf8(shown, i) : 0; n > 0) {
       out.append(shown.substr(i, n));
       i += n;
     } else {
-      hex_byte(out, b);
+      append_hex(out, c);
       ++i;
     }
   }

@@ -1,4 +1,4 @@
-// Verification of freshly generated template kernels before they are cached (DESIGN §1: "template
+// Verification of freshly generated template kernels before they are cached (docs/design.md §1: "template
 // kernels record whether a GPU has verified them yet"). Used by `kernelgen emit --no-daemon` and
 // by kernelgend's miss path through emit::EmitRequest::verify.
 #pragma once

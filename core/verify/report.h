@@ -1,4 +1,4 @@
-// The verifier's report (DESIGN §4, docs/verifier.md): what was checked, what was found, how fast.
+// The verifier's report (docs/design.md §4, docs/verifier.md): what was checked, what was found, how fast.
 //
 // One VerifyReport per verification. It is stored with the kernel (cache blob, AcRecord::report_digest)
 // and will feed the next LLM prompt, so every finding says what went wrong in words a kernel author

@@ -1,4 +1,4 @@
-// Static checks on a candidate kernel's source, before anything compiles or runs (DESIGN §4).
+// Static checks on a candidate kernel's source, before anything compiles or runs (docs/design.md §4).
 //
 // The source is first reduced to code: comments removed and the contents of string and character
 // literals blanked (line structure kept, so findings name lines). On that text:

@@ -1,4 +1,4 @@
-// The verifier (DESIGN §4): judges a candidate kernel for a spec — static checks, nvcc, then the
+// The verifier (docs/design.md §4): judges a candidate kernel for a spec — static checks, nvcc, then the
 // sandboxed runner (correctness against the fp32 reference kernel, timing) — and writes a report.
 // docs/verifier.md describes every check, the tolerances, the report schema and the runner
 // protocol.

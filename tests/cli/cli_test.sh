@@ -69,6 +69,33 @@ run 1 "$kg" spec check "$work/bad.yaml" "$src/specs/causal.yaml"
 check "a bad spec fails with file:line:col" contains "$err" "bad.yaml:4:20: error: unknown variable 'kv_id'"
 check "good files are still checked" contains "$out" "causal.yaml: causal "
 
+# Hostile specs: a positioned error and exit status 1, never a crash, a stall or a runaway.
+python3 - "$work" <<'PY'
+import sys
+w = sys.argv[1]
+head = "name: t\ndtype: bf16\nhead_dim: 128\n"
+open(w + "/deep.yaml", "w").write(head + "score_mod: " + "(" * 5000 + "score" + ")" * 5000 + "\n")
+open(w + "/flat.yaml", "w").write(head + "score_mod: score" + " + 1" * 40000 + "\n")
+open(w + "/digits.yaml", "w").write(head + "constants:\n  W: " + "1" * 50000 + "\n")
+open(w + "/comma.yaml", "w").write(",\n")
+open(w + "/header.yaml", "w").write("name: cuda_fp16\ndtype: bf16\nhead_dim: 128\n")
+open(w + "/escape.yaml", "w").write('name: "a\\e[31mred"\ndtype: bf16\nhead_dim: 128\n')
+PY
+run 1 "$kg" spec check "$work/deep.yaml"
+check "deep nesting is an error at the '(' that crosses the limit" contains "$err" "deep.yaml:4:268: error: expression nested deeper than 256"
+run 1 "$kg" spec check "$work/flat.yaml"
+check "a long flat sum is an error, not a stack overflow" contains "$err" "flat.yaml:4:1038: error: expression nested deeper than 256"
+run 1 "$kg" spec check "$work/digits.yaml"
+check "a 50000-digit constant is refused" contains "$err" "digits.yaml:5:6: error: expected an int, float or bool value for constant 'W'"
+check "a stray ',' fails in 1 GB of address space (no LoadAll runaway)" \
+  bash -c "ulimit -v 1000000; '$kg' spec check '$work/comma.yaml' 2>'$work/stderr'; test \$? = 1"
+check "a stray ',' is invalid YAML" contains "$(cat "$work/stderr")" "comma.yaml:1:1: error: invalid YAML: expected a mapping of spec fields, found ','"
+run 1 "$kg" spec check "$work/header.yaml"
+check "a spec named after a CUDA header is refused" contains "$err" "cannot name a spec 'cuda_fp16': it is the name of a system or CUDA header"
+run 1 "$kg" spec check "$work/escape.yaml"
+check "control bytes from the spec are escaped" contains "$err" "found 'a\\x1b[31mred'"
+check "no raw escape byte reaches the log" bash -c "! grep -q $'\\x1b' '$work/stderr'"
+
 # --- emit: miss, then hit ---------------------------------------------------------------------
 run 0 "$kg" emit --spec "$src/specs/causal.yaml" --out-dir "$work/out" --reference
 check "emit writes .cu, .h and the reference" test -s "$work/out/causal.cu" -a -s "$work/out/causal.h" -a -s "$work/out/causal_reference.cu"

@@ -143,7 +143,7 @@ def hostile(path, spec_file):
     m = result_of(path, json.dumps({"type": "generate", "spec": "name: [", "file": evil}).encode())
     expect("control bytes in a file name are escaped in the error",
            m and not m["ok"] and "\x1b" not in m["error"] and "\r" not in m["error"]
-           and "evil\\x1b[2J\\r\\nFAKE LOG LINE.yaml" in m["error"], m)
+           and "evil\\x1b[2J\\x0d\\x0aFAKE LOG LINE.yaml" in m["error"], m)
     m = result_of(path, json.dumps({"type": "generate", "spec": "name: a\x1bb\ndtype: bf16\nhead_dim: 64\n"}).encode())
     expect("control bytes from a spec are escaped in its diagnostics", m and not m["ok"] and "\x1b" not in m["error"], m)
     deep = b'{"type":"status","x":' + b"[" * 100000 + b"]" * 100000 + b"}"
