@@ -14,9 +14,9 @@ specs=("$@")
 ((${#specs[@]})) || specs=(specs/causal.yaml specs/document_mask.yaml)
 status=0
 for s in "${specs[@]}"; do
-  start=$(date +%s.%N)
+  start=$(date +%s%N)
   if KERNELGEN_LOG=info "$kg" emit --spec "$s" --out-dir "$work/out" 2>"$work/err"; then
-    echo "daemon emit $s: ok ($(echo "$(date +%s.%N) - $start" | bc) s)"
+    echo "daemon emit $s: ok ($(( ($(date +%s%N) - start) / 1000000 )) ms)"
   else
     echo "daemon emit $s: FAILED"; cat "$work/err"; status=1
   fi
