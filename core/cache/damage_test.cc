@@ -1,6 +1,8 @@
 // The local cache against damaged files, hostile directories and failed writes.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+
+#include "temp_dir.h"
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -23,27 +25,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base && *base ? base : "/tmp") + "/kg-cache-damage-XXXXXX";
-    std::vector<char> buf(pattern.begin(), pattern.end());
-    buf.push_back('\0');
-    if (::mkdtemp(buf.data()) == nullptr) {
-      std::abort();
-    }
-    m_path = buf.data();
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(m_path, ec);
-  }
-  const std::string& path() const { return m_path; }
-
- private:
-  std::string m_path;
-};
+using TempDir = ::kg::testing::TempDir;
 
 LocalCache::Options quiet(std::vector<std::string>* warnings, bool read_only = false) {
   LocalCache::Options o;
@@ -354,7 +336,7 @@ TEST(CacheDamage, OpensDuringConstantCommitsFindNoDamage) {
   std::vector<std::string> warnings;
   for (int i = 0; i < 200 && warnings.empty(); ++i) {
     auto cache = LocalCache::open(tmp.path(), quiet(&warnings, /*read_only=*/true));
-    ASSERT_TRUE(cache) << cache.error().message;
+    ASSERT_TRUE(cache) << cache.error().message << (warnings.empty() ? "" : "; warning: " + warnings[0]);
     EXPECT_TRUE(cache->get_record(record_of(7, "").key));
     // A fresh stamp would skip the walk next time; take it away to walk every time.
     ::unlink((tmp.path() + "/checked").c_str());

@@ -1,6 +1,8 @@
 #include "cache/local_cache.h"
 
 #include <gtest/gtest.h>
+
+#include "temp_dir.h"
 #include <lmdb.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -24,35 +26,7 @@ namespace kg::cache {
 namespace {
 
 // A fresh directory under $TMPDIR (or /tmp), removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base && *base ? base : "/tmp") + "/kg-cache-test-XXXXXX";
-    std::vector<char> buf(pattern.begin(), pattern.end());
-    buf.push_back('\0');
-    if (::mkdtemp(buf.data()) == nullptr) {
-      std::abort();
-    }
-    m_path = buf.data();
-  }
-  ~TempDir() {
-    std::error_code ec;
-    // Undo any chmod a test made, so that everything can be removed.
-    for (auto it = std::filesystem::recursive_directory_iterator(m_path, ec);
-         it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-      if (it->is_directory(ec)) {
-        ::chmod(it->path().c_str(), 0700);
-      }
-    }
-    std::filesystem::remove_all(m_path, ec);
-  }
-  const std::string& path() const { return m_path; }
-  std::string sub(const std::string& name) const { return m_path + "/" + name; }
-
- private:
-  std::string m_path;
-};
+using TempDir = ::kg::testing::TempDir;
 
 // Options that collect warnings instead of printing them.
 LocalCache::Options quiet(std::vector<std::string>* warnings, bool read_only = false) {

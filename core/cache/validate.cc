@@ -429,11 +429,27 @@ Expected<DataFileCheck, Failure> check_data_file(int fd, const std::string& path
   if (got < 0) {
     return fail(os_error("cannot read", path));
   }
+  // The meta pages are read while writers may commit: a pair that looks wrong (ids 3512 and 3517:
+  // commits happened between the two reads) is damage only if a second reading gives the same
+  // bytes; otherwise the file is Busy and the caller checks again.
+  auto meta_damaged = [&](std::string why) {
+    unsigned char now[2][kMetaEnd];
+    struct stat again;
+    if (::fstat(fd, &again) != 0 || static_cast<uint64_t>(again.st_size) != size ||
+        pread_full(fd, now[0], kMetaEnd, 0) != static_cast<ssize_t>(kMetaEnd) ||
+        pread_full(fd, now[1], kMetaEnd, psize) != static_cast<ssize_t>(kMetaEnd) ||
+        std::memcmp(now[0], first, kMetaEnd) != 0 || std::memcmp(now[1], second, kMetaEnd) != 0) {
+      out.verdict = DataFileCheck::Verdict::Busy;
+      out.why = "a transaction committed while the meta pages were read";
+      return out;
+    }
+    return damaged(std::move(why));
+  };
   const Meta metas[2] = {parse_meta(first), parse_meta(second)};
   for (int i = 0; i < 2; ++i) {
     std::string why = check_meta(metas[i], i, psize);
     if (!why.empty()) {
-      return damaged(why);
+      return meta_damaged(why);
     }
   }
   // LMDB commits transaction t into meta slot t % 2 and reads the slot with the larger id.
@@ -442,15 +458,15 @@ Expected<DataFileCheck, Failure> check_data_file(int fd, const std::string& path
   const Meta& older = metas[1 - newest];
   const bool fresh = metas[0].txnid == 0 && metas[1].txnid == 0;
   if (!fresh && (meta.txnid % 2 != static_cast<uint64_t>(newest) || older.txnid + 1 != meta.txnid)) {
-    return damaged("the meta pages have transaction ids " + std::to_string(metas[0].txnid) + " and " +
-                   std::to_string(metas[1].txnid));
+    return meta_damaged("the meta pages have transaction ids " + std::to_string(metas[0].txnid) + " and " +
+                        std::to_string(metas[1].txnid));
   }
   if (older.last_page > meta.last_page) {
-    return damaged("the older meta page uses more pages than the newer");
+    return meta_damaged("the older meta page uses more pages than the newer");
   }
   if ((meta.last_page + 1) > size / psize) {
-    return damaged("the newest meta page uses pages up to " + std::to_string(meta.last_page) + ", the file has " +
-                   std::to_string(size / psize));
+    return meta_damaged("the newest meta page uses pages up to " + std::to_string(meta.last_page) +
+                        ", the file has " + std::to_string(size / psize));
   }
 
   if (!walk) {

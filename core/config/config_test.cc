@@ -1,6 +1,8 @@
 #include "config/config.h"
 
 #include <gtest/gtest.h>
+
+#include "temp_dir.h"
 #include <unistd.h>
 
 #include <cstdlib>
@@ -12,26 +14,15 @@ namespace {
 
 class ConfigDir {
  public:
-  ConfigDir() {
-    std::string pattern = std::filesystem::temp_directory_path().string() + "/kg-config-test-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      std::abort();
-    }
-    m_path = pattern;
-  }
-  ~ConfigDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(m_path, ec);
-  }
   std::string write(const std::string& text) const {
-    const std::string file = m_path + "/kernelgen.conf";
+    const std::string file = m_dir.path() + "/kernelgen.conf";
     std::ofstream(file) << text;
     return file;
   }
-  const std::string& path() const { return m_path; }
+  const std::string& path() const { return m_dir.path(); }
 
  private:
-  std::string m_path;
+  testing::TempDir m_dir{"kg-config-test"};
 };
 
 TEST(Config, DefaultsComeFromTheEnvironmentsDirectories) {

@@ -1,6 +1,8 @@
 #include "emit/emit.h"
 
 #include <gtest/gtest.h>
+
+#include "temp_dir.h"
 #include <unistd.h>
 
 #include <cstdlib>
@@ -17,24 +19,7 @@
 namespace kg::emit {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = std::filesystem::temp_directory_path().string() + "/kg-emit-test-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      std::abort();
-    }
-    m_path = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(m_path, ec);
-  }
-  const std::string& path() const { return m_path; }
-
- private:
-  std::string m_path;
-};
+using TempDir = ::kg::testing::TempDir;
 
 // A generator whose answers the test scripts: counts calls, fails or verifies on request.
 class FakeGenerator final : public generate::Generator {

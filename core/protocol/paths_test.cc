@@ -1,6 +1,8 @@
 #include "protocol/paths.h"
 
 #include <gtest/gtest.h>
+
+#include "temp_dir.h"
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,25 +16,7 @@
 namespace kg::protocol {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base && *base ? base : "/tmp") + "/kg-paths-test-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      std::abort();
-    }
-    m_path = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(m_path, ec);
-  }
-  const std::string& path() const { return m_path; }
-
- private:
-  std::string m_path;
-};
+using TempDir = ::kg::testing::TempDir;
 
 TEST(DaemonPaths, ConfigIdDependsOnTheCacheDirOnly) {
   DaemonConfig a{"/home/u/.cache/kernelgen"};
