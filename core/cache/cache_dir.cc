@@ -61,16 +61,7 @@ Expected<void, Failure> check_private_dir(const std::string& dir, const struct s
   if (!S_ISDIR(st.st_mode)) {
     return fail("the cache directory " + dir + " is not a directory");
   }
-  if (st.st_uid != ::geteuid()) {
-    return fail(refuse + "it is owned by uid " + std::to_string(st.st_uid) + ", not " +
-                std::to_string(::geteuid()) + advice);
-  }
-  if ((st.st_mode & 022) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return fail(refuse + "its mode is " + mode + ", writable by group or others" + advice);
-  }
-  return {};
+  return check_owner_and_mode(st.st_mode, st.st_uid, 022, "writable by group or others", refuse, advice);
 }
 
 Expected<bool, Failure> check_own_file(const std::string& dir, int dirfd, const char* name, struct stat& st) {

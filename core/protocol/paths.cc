@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "protocol/protocol.h"
+#include "util/file.h"
 #include "util/hash.h"
 #include "version.h"
 
@@ -47,23 +48,14 @@ Expected<void, Failure> ensure_private_dir(const std::string& dir) {
     return fail("cannot use the kernelgen runtime directory " + dir + ": " + std::strerror(errno));
   }
   const std::string refuse = "refusing to use the kernelgen runtime directory " + dir + ": ";
-  const std::string advice = "; remove it, or set XDG_RUNTIME_DIR to a private directory";
+  const std::string advice = "; remove it, or set KERNELGEN_RUNTIME_DIR to a private directory";
   if (S_ISLNK(st.st_mode)) {
     return fail(refuse + "it is a symbolic link" + advice);
   }
   if (!S_ISDIR(st.st_mode)) {
     return fail(refuse + "it is not a directory" + advice);
   }
-  if (st.st_uid != ::geteuid()) {
-    return fail(refuse + "it is owned by uid " + std::to_string(st.st_uid) + ", not " +
-                std::to_string(::geteuid()) + advice);
-  }
-  if ((st.st_mode & 077) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return fail(refuse + "its mode is " + mode + ", open to group or others (want 0700)" + advice);
-  }
-  return {};
+  return check_owner_and_mode(st.st_mode, st.st_uid, 077, "open to group or others (want 0700)", refuse, advice);
 }
 
 Expected<DaemonPaths, Failure> daemon_paths(const std::string& dir, const std::string& id) {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -133,6 +134,21 @@ bool out_of_space(int fd, uint64_t bytes) {
   }
   struct statvfs vfs;
   return ::fstatvfs(fd, &vfs) == 0 && static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize < bytes;
+}
+
+Expected<void, Failure> check_owner_and_mode(unsigned mode, unsigned uid, unsigned forbidden,
+                                             const std::string& forbidden_words, const std::string& refuse,
+                                             const std::string& advice) {
+  if (uid != ::geteuid()) {
+    return fail(refuse + "it is owned by uid " + std::to_string(uid) + ", not " + std::to_string(::geteuid()) +
+                advice);
+  }
+  if ((mode & forbidden) != 0) {
+    char text[8];
+    std::snprintf(text, sizeof text, "%04o", mode & 07777);
+    return fail(refuse + "its mode is " + text + ", " + forbidden_words + advice);
+  }
+  return {};
 }
 
 }  // namespace kg

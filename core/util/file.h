@@ -27,6 +27,14 @@ Expected<bool, Failure> write_file_if_changed(const std::string& path, std::stri
 // mkdir -p; `mode` applies to directories it creates.
 Expected<void, Failure> make_dirs(const std::string& path, unsigned mode = 0755);
 
+// The checks of a directory (or file) that kernelgen trusts: `mode` and `uid` (from lstat) must
+// belong to the effective user, with none of the `forbidden` permission bits set. Errors:
+//   "<refuse>it is owned by uid U, not E<advice>"
+//   "<refuse>its mode is 0755, <forbidden_words><advice>"
+Expected<void, Failure> check_owner_and_mode(unsigned mode, unsigned uid, unsigned forbidden,
+                                             const std::string& forbidden_words, const std::string& refuse,
+                                             const std::string& advice);
+
 // Allocates the blocks of bytes [offset, offset + length) of the file open on `fd` (fallocate(2)
 // mode 0: fills holes, may extend the file, never changes content). Returns 0 or the errno:
 // ENOSPC/EDQUOT when there is no room, EOPNOTSUPP where the file system cannot allocate ahead.
