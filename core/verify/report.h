@@ -41,6 +41,8 @@ enum class FindingKind {
   // compile
   CompileError,        // nvcc failed
   UndefinedSymbol,  // links against more than the CUDA runtime
+  ForbiddenSymbol,  // the compiled host object refers to a denied function (after all spelling tricks)
+  HostInlineAsm,    // inline assembly in host code (raw system calls)
   // run (the process)
   Timeout,            // wall-clock limit: killed
   Crash,                // killed by a signal (abort, segfault, ...)
@@ -50,6 +52,9 @@ enum class FindingKind {
   LoadError,       // dlopen of the candidate failed
   CudaError,       // a CUDA error while the candidate ran
   IllegalAddress,  // cudaErrorIllegalAddress (and kin)
+  ForbiddenSyscall,  // the candidate host was killed by its seccomp filter (SIGSYS)
+  CandidateExited,   // the candidate host ended on its own once the candidate was loaded
+  BadReply,          // the candidate host sent a malformed or out-of-order message
   // correctness
   RejectedValidArgs,  // entry returned an error
   UnwrittenOutput,  // output elements still hold the poison
@@ -59,6 +64,8 @@ enum class FindingKind {
   OutOfBoundsWrite,  // guard zone or padding written
   InputModified,      // q, k, v or a tensor changed
   WrongStream,  // output complete only after a device-wide sync
+  LateWrite,    // an output changed after its run was checked (after a device-wide sync or the host's exit)
+  RowError,     // a row's error norm exceeds the per-row bound (quantisation on long rows)
   Nondeterministic,  // warning: two runs differ bitwise
   // timing
   BelowPhysicalFloor,  // faster than the hardware can be
