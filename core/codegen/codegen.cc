@@ -6,6 +6,7 @@
 #include "codegen/embedded_templates.h"
 #include "codegen/interval.h"
 #include "codegen/lower.h"
+#include "codegen/reference_lower.h"
 #include "spec/names.h"
 #include "version.h"
 
@@ -138,37 +139,37 @@ std::string emit_mod_function(const spec::Spec& spec, const spec::ModFunction* f
   if (fn == nullptr) return s + (is_score ? "  return score;\n}\n" : "  return true;\n}\n");
   if (!fn->result) fail("mod function without a result");
   LowerContext ctx{&spec, fn, math, is_score ? "sm" : "mm", is_score};
+  const std::vector<BindingUse> uses = binding_uses(*fn);
   for (size_t i = 0; i < fn->bindings.size(); ++i) {
     const auto& b = fn->bindings[i];
     if (!b.value) fail("binding without a value");
-    s += "  const " + std::string(cuda_type(b.value->type)) + " " + binding_variable(ctx, static_cast<int>(i)) +
-         " = " + lower_expr(*b.value, ctx) + ";  // " + b.name + "\n";
+    const int idx = static_cast<int>(i);
+    const bool is_float = b.value->type == spec::Type::Float;
+    // A float binding that feeds a discontinuity also gets a double version (lower.h); an unused
+    // binding keeps its plain version (the compiler drops it).
+    if (!is_float || uses[i].as_native || !uses[i].as_double) {
+      s += "  const " + std::string(cuda_type(b.value->type)) + " " + binding_variable(ctx, idx) + " = " +
+           lower_expr(*b.value, ctx) + ";  // " + b.name + "\n";
+    }
+    if (is_float && uses[i].as_double) {
+      s += "  const double " + binding_double_variable(ctx, idx) + " = " + lower_expr_double(*b.value, ctx) + ";  // " +
+           b.name + " (double: feeds a discontinuity)\n";
+    }
   }
   std::string result = lower_expr(*fn->result, ctx);
   if (is_score && fn->result->type != spec::Type::Float) result = "static_cast<float>(" + result + ")";
   return s + "  return " + result + ";\n}\n";
 }
 
-// The generated spec section: element type, head_dim, KgModArgs, tensor readers, mods, (for the
-// template kernel: kg_has_* flags and kg_classify_tile), and the host function filling KgModArgs.
-std::string emit_spec_section(const spec::Spec& spec, MathMode math, bool for_template) {
-  std::string s;
-  s += "// ===== Generated from the spec =====\n\n";
-  s += "using kg_element = " + std::string(element_type(spec.dtype)) + ";  // " + dtype_name(spec.dtype) + "\n";
-  s += "constexpr int kg_head_dim = " + std::to_string(spec.head_dim) + ";\n";
-  if (for_template) {
-    s += "constexpr bool kg_has_score_mod = " + std::string(spec.score_mod ? "true" : "false") + ";\n";
-    s += "constexpr bool kg_has_mask_mod = " + std::string(spec.mask_mod ? "true" : "false") + ";\n";
-    s += "constexpr bool kg_mask_reads_tensors = " +
-         std::string(spec.mask_mod && reads_tensors(*spec.mask_mod) ? "true" : "false") + ";\n";
-  }
-  s += "\n";
+}  // namespace
 
+std::string emit_mod_args(const spec::Spec& spec) {
+  std::string s;
   s += "// Runtime values the spec functions read: sizes, then the spec's params (from the doubles of\n"
        "// KgAttentionArgs::params) and tensors (device pointers), in spec order.\n";
   s += "struct KgModArgs {\n  int batch, heads_q, heads_kv, seqlen_q, seqlen_kv;\n";
   for (size_t i = 0; i < spec.params.size(); ++i) {
-    s += "  " + std::string(spec.params[i].type == spec::Type::Int ? "int " : "float ") +
+    s += "  " + std::string(spec.params[i].type == spec::Type::Int ? "int " : "double ") +
          param_field(spec, static_cast<int>(i)) + ";  // params[" + std::to_string(i) + "]\n";
   }
   for (size_t i = 0; i < spec.tensors.size(); ++i) {
@@ -176,8 +177,12 @@ std::string emit_spec_section(const spec::Spec& spec, MathMode math, bool for_te
     s += "  const " + std::string(tensor_element_type(t.dtype)) + "* " + tensor_field(spec, static_cast<int>(i)) +
          ";  // tensors[" + std::to_string(i) + "]: " + spec::tensor_dtype_name(t.dtype) + " " + shape_text(t) + "\n";
   }
-  s += "};\n\n";
+  s += "};\n";
+  return s;
+}
 
+std::string emit_template_mods(const spec::Spec& spec, MathMode math) {
+  std::string s;
   for (size_t i = 0; i < spec.tensors.size(); ++i) {
     const auto& t = spec.tensors[i];
     const int idx = static_cast<int>(i);
@@ -201,7 +206,31 @@ std::string emit_spec_section(const spec::Spec& spec, MathMode math, bool for_te
 
   s += emit_mod_function(spec, spec.score_mod ? &*spec.score_mod : nullptr, true, math) + "\n";
   s += emit_mod_function(spec, spec.mask_mod ? &*spec.mask_mod : nullptr, false, math) + "\n";
-  if (for_template) s += emit_classify_tile(spec) + "\n";
+  return s;
+}
+
+namespace {
+
+// The generated spec section: element type, head_dim, KgModArgs, tensor readers, mods, (for the
+// template kernel: kg_has_* flags and kg_classify_tile), and the host function filling KgModArgs.
+std::string emit_spec_section(const spec::Spec& spec, MathMode math, bool for_template) {
+  std::string s;
+  s += "// ===== Generated from the spec =====\n\n";
+  s += "using kg_element = " + std::string(element_type(spec.dtype)) + ";  // " + dtype_name(spec.dtype) + "\n";
+  s += "constexpr int kg_head_dim = " + std::to_string(spec.head_dim) + ";\n";
+  if (for_template) {
+    s += "constexpr bool kg_has_score_mod = " + std::string(spec.score_mod ? "true" : "false") + ";\n";
+    s += "constexpr bool kg_has_mask_mod = " + std::string(spec.mask_mod ? "true" : "false") + ";\n";
+    s += "constexpr bool kg_mask_reads_tensors = " +
+         std::string(spec.mask_mod && reads_tensors(*spec.mask_mod) ? "true" : "false") + ";\n";
+  }
+  s += "\n";
+
+  s += emit_mod_args(spec) + "\n";
+  if (for_template) {
+    s += emit_template_mods(spec, math);
+    s += emit_classify_tile(spec) + "\n";
+  }
 
   // Host: KgAttentionArgs → KgModArgs, validating what depends on the spec.
   s += "// Copies sizes, params and tensor pointers into `ma` (the host arrays are read only here).\n"
@@ -221,7 +250,7 @@ std::string emit_spec_section(const spec::Spec& spec, MathMode math, bool for_te
            sanitize_identifier(spec.params[i].name) + ") is not a whole int32 value\";\n";
       s += "  " + field + " = static_cast<int>(" + src + ");\n";
     } else {
-      s += "  " + field + " = static_cast<float>(" + src + ");\n";
+      s += "  " + field + " = " + src + ";\n";
     }
   }
   if (!spec.tensors.empty()) {
@@ -305,14 +334,22 @@ std::string emit_template_kernel(const spec::Spec& spec, const Provenance& prov,
 
 std::string emit_reference_kernel(const spec::Spec& spec, const Provenance& prov) {
   check_spec(spec);
-  std::string s = file_prelude(spec, prov, "Reference forward kernel: plain fp32, precise math, slow and obviously correct.");
-  s += "\n" + emit_spec_section(spec, MathMode::Precise, false);
+  std::string s = file_prelude(spec, prov,
+                               "Reference forward kernel: fp32 scores and softmax, the mods in double exactly as the CPU "
+                               "interpreter evaluates them; slow and obviously correct.");
+  s += "\n" + emit_spec_section(spec, MathMode::Fast, false);  // sizes, params, tensors: no mods
+  s += "// ===== reference_math.cuh =====\n";
+  s += template_text("reference_math.cuh");
+  s += "\n" + emit_reference_mods(spec);
   s += "// ===== reference_fwd.cuh =====\n";
   s += template_text("reference_fwd.cuh");
   s += "\n}  // namespace\n\n";
   s += "extern \"C\" cudaError_t kg_" + spec.name +
        "_reference_forward(const KgAttentionArgs* args, cudaStream_t stream) {\n";
-  s += "  return kg_reference_fwd(args, stream);\n}\n";
+  s += "  return kg_reference_fwd(args, stream);\n}\n\n";
+  s += "extern \"C\" cudaError_t kg_" + spec.name +
+       "_reference_count_kept(const KgAttentionArgs* args, unsigned long long* kept_dev, cudaStream_t stream) {\n";
+  s += "  return kg_reference_count(args, kept_dev, stream);\n}\n";
   return s;
 }
 
@@ -359,6 +396,10 @@ std::string emit_header(const spec::Spec& spec, const Provenance& prov) {
   s += "cudaError_t kg_" + spec.name + "_forward(const KgAttentionArgs* args, cudaStream_t stream);\n\n";
   s += "/* fp32 reference kernel (same ABI), defined in " + spec.name + "_reference.cu when that is built. */\n";
   s += "cudaError_t kg_" + spec.name + "_reference_forward(const KgAttentionArgs* args, cudaStream_t stream);\n\n";
+  s += "/* Reference kernel's exact mask count (same file): atomically adds to *kept_dev (device memory) the\n"
+       " * number of (b, hq, i, j), i < seqlen_q, j < seqlen_kv, that mask_mod keeps (all when there is none). */\n";
+  s += "cudaError_t kg_" + spec.name +
+       "_reference_count_kept(const KgAttentionArgs* args, unsigned long long* kept_dev, cudaStream_t stream);\n\n";
   s += "#ifdef __cplusplus\n} /* extern \"C\" */\n#endif\n\n#endif /* " + guard + " */\n";
   return s;
 }

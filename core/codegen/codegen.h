@@ -12,6 +12,7 @@
 
 #include <string>
 
+#include "codegen/lower.h"
 #include "spec/ast.h"
 
 namespace kg::codegen {
@@ -38,12 +39,27 @@ struct Provenance {
 // arch (an sm_90a kernel traps anywhere else).
 std::string emit_template_kernel(const spec::Spec& spec, const Provenance& prov, const std::string& arch);
 
-// `<name>_reference.cu`: the plain fp32 GPU reference, defining extern "C"
-// kg_<name>_reference_forward with the same ABI. Slow and obviously correct.
+// `<name>_reference.cu`: the plain GPU reference (fp32 scores and softmax; score_mod / mask_mod
+// lowered by codegen/reference_lower.h in double, exactly as the CPU interpreter evaluates them),
+// defining with C linkage
+//   cudaError_t kg_<name>_reference_forward(const KgAttentionArgs* args, cudaStream_t stream);
+//     same ABI and semantics as kg_<name>_forward. Slow and obviously correct.
+//   cudaError_t kg_<name>_reference_count_kept(const KgAttentionArgs* args, unsigned long long* kept_dev,
+//                                              cudaStream_t stream);
+//     atomically ADDS to *kept_dev (device memory; the caller zeroes it) the number of (b, hq, i, j)
+//     with i < seqlen_q, j < seqlen_kv that mask_mod keeps (every pair without a mask_mod), with
+//     the reference's own mask evaluation; enqueued on `stream`. cudaErrorInvalidValue, nothing
+//     enqueued, for args the forward entry would reject or kept_dev == NULL.
 std::string emit_reference_kernel(const spec::Spec& spec, const Provenance& prov);
 
-// `<name>.h`: declares kg_<name>_forward (and kg_<name>_reference_forward) and documents the
-// spec's params and tensors; includes <kernelgen/attention_abi.h>.
+// `<name>.h`: declares kg_<name>_forward (and both reference entries) and documents the spec's
+// params and tensors; includes <kernelgen/attention_abi.h>.
 std::string emit_header(const spec::Spec& spec, const Provenance& prov);
+
+// Pieces of the emitted files, for tests that compile them for the host (the lowering's
+// differential fuzzer): the KgModArgs struct (float params as doubles), and the template kernel's
+// tensor readers, kg_score_mod and kg_mask_mod (need common.cuh and KgModArgs before them).
+std::string emit_mod_args(const spec::Spec& spec);
+std::string emit_template_mods(const spec::Spec& spec, MathMode math);
 
 }  // namespace kg::codegen

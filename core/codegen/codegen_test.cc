@@ -83,8 +83,12 @@ TEST(Codegen, EntryPointsIncludesAndNamespace) {
         "extern \"C\" cudaError_t kg_" + s.name + "_reference_forward(const KgAttentionArgs* args, cudaStream_t stream) {";
     EXPECT_EQ(count(cu, entry), 1u);
     EXPECT_EQ(count(cu, "\nextern \"C\""), 1u);  // the only exported symbol
-    EXPECT_EQ(count(ref, "\nextern \"C\""), 1u);
+    EXPECT_EQ(count(ref, "\nextern \"C\""), 2u);  // forward and the mask count
     EXPECT_EQ(count(ref, ref_entry), 1u);
+    EXPECT_EQ(count(ref, "extern \"C\" cudaError_t kg_" + s.name +
+                             "_reference_count_kept(const KgAttentionArgs* args, unsigned long long* kept_dev, "
+                             "cudaStream_t stream) {"),
+              1u);
     EXPECT_EQ(ref.find(entry), std::string::npos);
     for (const std::string& out : {cu, ref}) {
       // Only CUDA headers and the ABI header.
@@ -120,11 +124,14 @@ TEST(Codegen, ParamsAndTensorsReachTheKernel) {
   EXPECT_NE(dcu.find("const int* tensor1_doc_kv;  // tensors[1]: int32 [batch, seq_kv]"), std::string::npos);
   EXPECT_NE(dcu.find("constexpr bool kg_mask_reads_tensors = true;"), std::string::npos);
   EXPECT_NE(dcu.find("ma->tensor0_doc_q = static_cast<const int*>(ptr);"), std::string::npos);
-  // The template kernel uses fast intrinsics, the reference precise math.
+  // The template kernel uses fast intrinsics, the reference double math of its own lowering.
   const spec::Spec cap = softcap_spec();
   EXPECT_NE(emit_template_kernel(cap, prov_for(cap), "sm_90a").find("kg_fast_tanh((score / (30.0f /* CAP */)))"),
             std::string::npos);
-  EXPECT_NE(emit_reference_kernel(cap, prov_for(cap)).find("tanhf((score / (30.0f /* CAP */)))"), std::string::npos);
+  const std::string ref = emit_reference_kernel(cap, prov_for(cap));
+  EXPECT_NE(ref.find("tanh(kg_ref_fdiv(score, 0x1.ep+4))"), std::string::npos);
+  EXPECT_EQ(ref.find("kg_score_mod"), std::string::npos);  // nothing of the template's lowering
+  EXPECT_EQ(ref.find("kg_fast_tanh((score"), std::string::npos);
 }
 
 TEST(Codegen, HeaderMacrosAndDocs) {

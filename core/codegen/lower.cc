@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <stdexcept>
+#include <vector>
 
 #include "spec/limits.h"
 
@@ -23,7 +24,8 @@ void check_depth(int depth) {
   if (depth > spec::kMaxExprDepth) fail("expression nested deeper than " + std::to_string(spec::kMaxExprDepth));
 }
 
-std::string lower_node(const Expr& e, const LowerContext& ctx, int depth);
+std::string lower_node(const Expr& e, const LowerContext& ctx, int depth, bool dbl);
+void collect_binding_uses(const Expr& e, bool dbl, std::vector<BindingUse>& uses, int depth);
 
 const Expr& arg(const Expr& e, size_t i) {
   if (i >= e.args.size() || !e.args[i]) fail("expression node is missing operand " + std::to_string(i));
@@ -60,14 +62,47 @@ const char* binary_op_token(Op op) {
   }
 }
 
-std::string lower_call(const Expr& e, const LowerContext& ctx, int depth) {
+// Whether `op` on float operands is discontinuous in them: its float operands are lowered in
+// double (comparisons, float `//` and `%`; floor is a Call, see lower_call).
+bool discontinuous(Op op) {
+  switch (op) {
+    case Op::Lt: case Op::Le: case Op::Gt: case Op::Ge: case Op::Eq: case Op::Ne:
+    case Op::FloorDiv: case Op::Mod:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// `dbl`: the node's value is wanted as a double (it feeds a discontinuity); only Float nodes care.
+std::string lower_call(const Expr& e, const LowerContext& ctx, int depth, bool dbl) {
   const bool fast = ctx.math == MathMode::Fast;
   const bool is_int = e.type == Type::Int;
-  auto a = [&](size_t i) { return lower_node(arg(e, i), ctx, depth + 1); };
+  auto a = [&](size_t i) { return lower_node(arg(e, i), ctx, depth + 1, dbl); };
+  if (e.func == Func::Floor) {
+    // floor() feeds an int: its argument is evaluated in double, exactly as the interpreter does.
+    return call("kg_dfloor_int", lower_node(arg(e, 0), ctx, depth + 1, true));
+  }
+  if (dbl && !is_int) {
+    switch (e.func) {
+      case Func::Abs: return call("fabs", a(0));
+      case Func::Min: return call("kg_dmin", a(0), a(1));
+      case Func::Max: return call("kg_dmax", a(0), a(1));
+      case Func::Clamp: return call("kg_dclamp", a(0), a(1), a(2));
+      case Func::Exp: return call("exp", a(0));
+      case Func::Exp2: return call("exp2", a(0));
+      case Func::Log: return call("log", a(0));
+      case Func::Log2: return call("kg_dlog2", a(0));
+      case Func::Sqrt: return call("sqrt", a(0));
+      case Func::Tanh: return call("tanh", a(0));
+      case Func::Floor: break;
+    }
+    fail("unknown built-in function");
+  }
   switch (e.func) {
     case Func::Abs: return call(is_int ? "kg_iabs" : "fabsf", a(0));
-    case Func::Min: return call(is_int ? "kg_imin" : "fminf", a(0), a(1));
-    case Func::Max: return call(is_int ? "kg_imax" : "fmaxf", a(0), a(1));
+    case Func::Min: return call(is_int ? "kg_imin" : "kg_fmin", a(0), a(1));
+    case Func::Max: return call(is_int ? "kg_imax" : "kg_fmax", a(0), a(1));
     case Func::Clamp: return call(is_int ? "kg_iclamp" : "kg_fclamp", a(0), a(1), a(2));
     case Func::Exp: return call(fast ? "__expf" : "expf", a(0));
     case Func::Exp2: return call("exp2f", a(0));
@@ -75,7 +110,7 @@ std::string lower_call(const Expr& e, const LowerContext& ctx, int depth) {
     case Func::Log2: return call(fast ? "__log2f" : "log2f", a(0));
     case Func::Sqrt: return call("sqrtf", a(0));
     case Func::Tanh: return call(fast ? "kg_fast_tanh" : "tanhf", a(0));
-    case Func::Floor: return call("kg_ifloor", a(0));
+    case Func::Floor: break;
   }
   fail("unknown built-in function");
 }
@@ -158,6 +193,18 @@ std::string binding_variable(const LowerContext& ctx, int index) {
   return ctx.binding_prefix + std::to_string(index) + "_" + sanitize_identifier(ctx.fn->bindings[index].name);
 }
 
+std::string binding_double_variable(const LowerContext& ctx, int index) { return binding_variable(ctx, index) + "_d"; }
+
+std::string double_literal(double value) {
+  if (std::isnan(value)) return "NAN";
+  if (std::isinf(value)) return value > 0 ? "static_cast<double>(INFINITY)" : "(-static_cast<double>(INFINITY))";
+  char buf[64];
+  const auto res = std::to_chars(buf, buf + sizeof(buf), std::fabs(value));  // shortest round-trip digits
+  std::string digits(buf, res.ptr);
+  if (digits.find_first_of(".e") == std::string::npos) digits += ".0";
+  return std::signbit(value) ? "(-" + digits + ")" : digits;
+}
+
 std::string param_field(const spec::Spec& spec, int index) {
   if (index < 0 || index >= static_cast<int>(spec.params.size())) fail("param index out of range");
   return "param" + std::to_string(index) + "_" + sanitize_identifier(spec.params[index].name);
@@ -170,53 +217,94 @@ std::string tensor_field(const spec::Spec& spec, int index) {
 
 std::string tensor_reader(const spec::Spec& spec, int index) { return "kg_" + tensor_field(spec, index); }
 
-std::string lower_expr(const Expr& e, const LowerContext& ctx) { return lower_node(e, ctx, 1); }
+std::string lower_expr(const Expr& e, const LowerContext& ctx) { return lower_node(e, ctx, 1, false); }
+
+std::string lower_expr_double(const Expr& e, const LowerContext& ctx) { return lower_node(e, ctx, 1, true); }
+
+std::vector<BindingUse> binding_uses(const spec::ModFunction& fn) {
+  std::vector<BindingUse> uses(fn.bindings.size());
+  if (fn.result) collect_binding_uses(*fn.result, false, uses, 1);
+  // A binding refers only to earlier ones: walking backwards sees every use before the definition.
+  for (size_t i = fn.bindings.size(); i-- > 0;) {
+    const spec::Binding& b = fn.bindings[i];
+    if (!b.value) continue;
+    if (uses[i].as_native || b.value->type != Type::Float) collect_binding_uses(*b.value, false, uses, 1);
+    if (uses[i].as_double && b.value->type == Type::Float) collect_binding_uses(*b.value, true, uses, 1);
+  }
+  return uses;
+}
 
 namespace {
 
-// `depth`: of `e` in the tree being lowered (1 at the root).
-std::string lower_node(const Expr& e, const LowerContext& ctx, int depth) {
+// `depth`: of `e` in the tree being lowered (1 at the root). `dbl`: a Float node's value feeds a
+// discontinuity and is lowered in double (Int and Bool nodes are spelled the same either way; their
+// discontinuous operations switch their float operands to double themselves).
+std::string lower_node(const Expr& e, const LowerContext& ctx, int depth, bool dbl) {
   check_depth(depth);
   const spec::Spec& spec = *ctx.spec;
-  auto a = [&](size_t i) { return lower_node(arg(e, i), ctx, depth + 1); };
   const bool is_int = e.type == Type::Int;
+  const bool is_float = e.type == Type::Float;
+  const bool in_double = dbl && is_float;
+  // Operands: in double below a discontinuity or inside a double subexpression.
+  const bool operands_double = in_double || discontinuous(e.op);
+  auto a = [&](size_t i) { return lower_node(arg(e, i), ctx, depth + 1, operands_double); };
+  if (is_float && !dbl && (e.op == Op::FloorDiv || e.op == Op::Mod)) {
+    // A float `//` / `%` is discontinuous itself: computed in double, its result rounded to float.
+    return "static_cast<float>(" + lower_node(e, ctx, depth, true) + ")";
+  }
   switch (e.op) {
     case Op::IntLit: return int_literal(e.int_value);
-    case Op::FloatLit: return float_literal(e.float_value);
+    case Op::FloatLit: return in_double ? double_literal(e.float_value) : float_literal(e.float_value);
     case Op::BoolLit: return e.bool_value ? "true" : "false";
     case Op::Var:
       if (e.var == spec::Var::Score && !ctx.score_in_scope) fail("`score` used outside score_mod");
+      if (e.var == spec::Var::Score && in_double) return "static_cast<double>(score)";
       return var_name(e.var);
     case Op::Constant: {
       if (e.index < 0 || e.index >= static_cast<int>(spec.constants.size())) fail("constant index out of range");
       const spec::ConstantDecl& c = spec.constants[e.index];
       std::string lit = c.type == Type::Int     ? int_literal(c.int_value)
-                        : c.type == Type::Float ? float_literal(c.float_value)
+                        : c.type == Type::Float ? (in_double ? double_literal(c.float_value) : float_literal(c.float_value))
                                                 : std::string(c.bool_value ? "true" : "false");
       // Constants are inlined; the comment keeps the name readable (names are identifiers).
       return "(" + lit + " /* " + sanitize_identifier(c.name) + " */)";
     }
-    case Op::Param: return "ma." + param_field(spec, e.index);
-    case Op::Binding: return binding_variable(ctx, e.index);
+    case Op::Param:
+      // Float params are held as the doubles the caller passed (KgModArgs).
+      if (is_float && !in_double) return "static_cast<float>(ma." + param_field(spec, e.index) + ")";
+      return "ma." + param_field(spec, e.index);
+    case Op::Binding:
+      return in_double ? binding_double_variable(ctx, e.index) : binding_variable(ctx, e.index);
     case Op::TensorElem: {
       std::string s = tensor_reader(spec, e.index) + "(ma";
       for (size_t i = 0; i < e.args.size(); ++i) s += ", " + a(i);
-      return s + ")";
+      s += ")";
+      return in_double ? "static_cast<double>(" + s + ")" : s;
     }
     case Op::Neg: return "(-" + a(0) + ")";
     case Op::Not: return "(!" + a(0) + ")";
-    case Op::ToFloat: return "static_cast<float>(" + a(0) + ")";
-    case Op::FloorDiv: return call(is_int ? "kg_floordiv" : "kg_floordivf", a(0), a(1));
-    case Op::Mod: return call(is_int ? "kg_mod" : "kg_modf", a(0), a(1));
-    case Op::Pow: return call(is_int ? "kg_ipow" : "powf", a(0), a(1));
-    case Op::Select: return "(" + a(0) + " ? " + a(1) + " : " + a(2) + ")";
-    case Op::Call: return lower_call(e, ctx, depth);
-    case Op::Div: {
-      // True division; the type checker promotes int operands already, this only makes sure.
+    case Op::ToFloat: return std::string(in_double ? "static_cast<double>(" : "static_cast<float>(") + a(0) + ")";
+    case Op::FloorDiv:
+      return is_int ? call("kg_floordiv", a(0), a(1)) : call("kg_floordivd", a(0), a(1));
+    case Op::Mod: return is_int ? call("kg_mod", a(0), a(1)) : call("kg_modd", a(0), a(1));
+    case Op::Pow: return call(is_int ? "kg_ipow" : (in_double ? "pow" : "powf"), a(0), a(1));
+    case Op::Select: {
+      // The condition is a Bool (its comparisons choose double themselves); the branches follow `dbl`.
+      const std::string c = lower_node(arg(e, 0), ctx, depth + 1, false);
+      return "(" + c + " ? " + a(1) + " : " + a(2) + ")";
+    }
+    case Op::Call: return lower_call(e, ctx, depth, dbl);
+    case Op::Add: case Op::Sub: case Op::Mul: case Op::Div: {
       auto as_float = [&](size_t i) {
-        return arg(e, i).type == Type::Int ? "static_cast<float>(" + a(i) + ")" : a(i);
+        // True division of ints: the type checker promotes int operands already, this only makes sure.
+        if (arg(e, i).type != Type::Int || e.op != Op::Div) return a(i);
+        return std::string(in_double ? "static_cast<double>(" : "static_cast<float>(") + a(i) + ")";
       };
-      return binary(as_float(0), "/", as_float(1));
+      if (in_double) {
+        const char* fn = e.op == Op::Add ? "kg_dadd" : e.op == Op::Sub ? "kg_dsub" : e.op == Op::Mul ? "kg_dmul" : "kg_ddiv";
+        return call(fn, as_float(0), as_float(1));
+      }
+      return binary(as_float(0), binary_op_token(e.op), as_float(1));
     }
     case Op::And:
     case Op::Or: {
@@ -234,6 +322,26 @@ std::string lower_node(const Expr& e, const LowerContext& ctx, int depth) {
       if (tok == nullptr) fail("unknown expression node");
       return binary(a(0), tok, a(1));
     }
+  }
+}
+
+// Which versions of each binding the lowering of `e` in context `dbl` refers to.
+void collect_binding_uses(const Expr& e, bool dbl, std::vector<BindingUse>& uses, int depth) {
+  check_depth(depth);
+  const bool in_double = dbl && e.type == Type::Float;
+  if (e.op == Op::Binding) {
+    if (e.index < 0 || e.index >= static_cast<int>(uses.size())) fail("binding index out of range");
+    (in_double ? uses[e.index].as_double : uses[e.index].as_native) = true;
+    return;
+  }
+  if (e.type == Type::Float && !dbl && (e.op == Op::FloorDiv || e.op == Op::Mod)) {
+    collect_binding_uses(e, true, uses, depth);
+    return;
+  }
+  bool operands_double = in_double || discontinuous(e.op) || (e.op == Op::Call && e.func == Func::Floor);
+  for (size_t i = 0; i < e.args.size(); ++i) {
+    const bool d = (e.op == Op::Select && i == 0) ? false : operands_double;
+    collect_binding_uses(arg(e, i), d, uses, depth + 1);
   }
 }
 

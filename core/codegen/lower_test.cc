@@ -32,8 +32,9 @@ TEST(Lower, FloorDivisionAndModuloKeepPythonSemantics) {
   // Python: -7 // 2 == -4 and -7 % 2 == 1; C's / and % would truncate. The helpers floor.
   EXPECT_EQ(lower(bin(spec::Op::FloorDiv, ilit(-7), ilit(2))), "kg_floordiv((-7), 2)");
   EXPECT_EQ(lower(bin(spec::Op::Mod, ilit(-7), ilit(2))), "kg_mod((-7), 2)");
-  EXPECT_EQ(lower(bin(spec::Op::Mod, score(), flit(2.0))), "kg_modf(score, 2.0f)");
-  EXPECT_EQ(lower(bin(spec::Op::FloorDiv, score(), ilit(3))), "kg_floordivf(score, static_cast<float>(3))");
+  EXPECT_EQ(lower(bin(spec::Op::Mod, score(), flit(2.0))), "static_cast<float>(kg_modd(static_cast<double>(score), 2.0))");
+  EXPECT_EQ(lower(bin(spec::Op::FloorDiv, score(), to_float(ilit(3)))),
+            "static_cast<float>(kg_floordivd(static_cast<double>(score), static_cast<double>(3)))");
   EXPECT_EQ(lower(bin(spec::Op::Pow, q(), ilit(2))), "kg_ipow(q_idx, 2)");
   EXPECT_EQ(lower(bin(spec::Op::Pow, score(), flit(0.5))), "powf(score, 0.5f)");
   // True division of ints is float division.
@@ -61,7 +62,7 @@ TEST(Lower, FastMathEvaluatesBothOperandsUnlessOneReadsATensor) {
 
 TEST(Lower, LeavesConstantsParamsTensorsBindings) {
   EXPECT_EQ(lower(constant(0, spec::Type::Int)), "(64 /* W */)");
-  EXPECT_EQ(lower(param(0, spec::Type::Float)), "ma.param0_alpha");
+  EXPECT_EQ(lower(param(0, spec::Type::Float)), "static_cast<float>(ma.param0_alpha)");
   EXPECT_EQ(lower(tensor(0, spec::Type::Int, {b(), kv()})), "kg_tensor0_doc(ma, b, kv_idx)");
   EXPECT_EQ(lower(binding(0, spec::Type::Int)), "sm0_d");
   EXPECT_THROW(lower(binding(3, spec::Type::Int)), std::invalid_argument);
@@ -77,8 +78,21 @@ TEST(Lower, MathModeChoosesIntrinsics) {
   EXPECT_EQ(lower(call(spec::Func::Abs, {q()})), "kg_iabs(q_idx)");
   EXPECT_EQ(lower(call(spec::Func::Abs, {score()})), "fabsf(score)");
   EXPECT_EQ(lower(call(spec::Func::Clamp, {q(), ilit(0), kv()})), "kg_iclamp(q_idx, 0, kv_idx)");
-  EXPECT_EQ(lower(call(spec::Func::Floor, {score()})), "kg_ifloor(score)");
-  EXPECT_EQ(lower(call(spec::Func::Min, {q(), score()})), "fminf(static_cast<float>(q_idx), score)");
+  EXPECT_EQ(lower(call(spec::Func::Floor, {score()})), "kg_dfloor_int(static_cast<double>(score))");
+  EXPECT_EQ(lower(call(spec::Func::Min, {q(), score()})), "kg_fmin(static_cast<float>(q_idx), score)");
+}
+
+TEST(Lower, DiscontinuitiesAreFedInDouble) {
+  // floor(log2(|q - kv|)): the bucket of a T5-style bias. fp32 log2 of a power of two (or a float
+  // rounded before floor) gave off-by-one buckets; the argument of floor is now double, exact.
+  const auto rel = call(spec::Func::Abs, {bin(spec::Op::Sub, q(), kv())});
+  EXPECT_EQ(lower(call(spec::Func::Floor, {call(spec::Func::Log2, {to_float(rel)})}), MathMode::Fast),
+            "kg_dfloor_int(kg_dlog2(static_cast<double>(kg_iabs((q_idx - kv_idx)))))");
+  // A float comparison compares doubles; the continuous branch stays fast float.
+  EXPECT_EQ(lower(select(bin(spec::Op::Lt, score(), flit(0.1)), call(spec::Func::Exp, {score()}), flit(0.1)), MathMode::Fast),
+            "((static_cast<double>(score) < 0.1) ? __expf(score) : 0.1f)");
+  EXPECT_EQ(lower(bin(spec::Op::Gt, bin(spec::Op::Mul, score(), param(0, spec::Type::Float)), flit(1.0))),
+            "(kg_dmul(static_cast<double>(score), ma.param0_alpha) > 1.0)");
 }
 
 TEST(Lower, Literals) {
@@ -92,6 +106,9 @@ TEST(Lower, Literals) {
   EXPECT_EQ(float_literal(1e30), "1e+30f");
   EXPECT_EQ(float_literal(1e300), "INFINITY");  // beyond float: what the fp32 kernel holds
   EXPECT_EQ(float_literal(-1.0 / 0.0), "(-INFINITY)");
+  EXPECT_EQ(double_literal(0.1), "0.1");
+  EXPECT_EQ(double_literal(-2.5), "(-2.5)");
+  EXPECT_EQ(double_literal(1e300), "1e+300");
 }
 
 TEST(Lower, SourceTextAndTensorDetection) {

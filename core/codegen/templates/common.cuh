@@ -6,6 +6,15 @@
 //
 // The expression language follows Python: `//` and `%` floor toward -inf (the result of `%` takes
 // the divisor's sign), `**` on ints is exact integer power. Ints are 32-bit (wrapping).
+//
+// The template kernel evaluates a float subexpression in double wherever its value feeds a
+// discontinuity (a comparison, floor, float `//` / `%`): the kg_d* helpers below, which compute what
+// the CPU interpreter (spec/interpret.h) computes, uncontracted (no FMA) and exact at powers of two.
+// Everything else float is fp32 with fast intrinsics. The reference kernel has its own helpers
+// (reference_math.cuh) and uses none of these for its mods.
+//
+// Host-compilable: with __device__/__forceinline__ and the intrinsics defined away (the lowering's
+// differential fuzzer compiles this file with the host compiler), nothing here needs a GPU.
 
 // Element type tests (templates instantiate only what a spec uses: no unused-function warnings).
 template <typename T>
@@ -20,27 +29,98 @@ inline constexpr bool kg_is_fp16<__half> = true;
 // ---- Python integer semantics ----------------------------------------------------------------
 
 // a // b  (floor division; x // 0 == 0, as spec/interpret.h defines it)
-[[maybe_unused]] __host__ __device__ __forceinline__ int kg_floordiv(int a, int b) {
+[[maybe_unused]] __device__ __forceinline__ int kg_floordiv(int a, int b) {
   if (b == 0) return 0;
   const int q = a / b;
   return q - static_cast<int>((q * b != a) & ((a < 0) != (b < 0)));  // branch-free: per-element masks
 }
 
 // a % b  (result has the sign of b; x % 0 == 0)
-[[maybe_unused]] __host__ __device__ __forceinline__ int kg_mod(int a, int b) {
+[[maybe_unused]] __device__ __forceinline__ int kg_mod(int a, int b) {
   if (b == 0) return 0;
   const int r = a % b;
   return ((r != 0) & ((r < 0) != (b < 0))) ? r + b : r;
 }
 
-// a // b on floats: floor(a / b)
-[[maybe_unused]] __device__ __forceinline__ float kg_floordivf(float a, float b) { return floorf(a / b); }
+// ---- Double precision where a value feeds a discontinuity ----------------------------------
+// Uncontracted arithmetic: nvcc would fuse a*b+c into one rounding, the interpreter rounds twice.
+#ifdef __CUDA_ARCH__
+[[maybe_unused]] __device__ __forceinline__ double kg_dadd(double a, double b) { return __dadd_rn(a, b); }
+[[maybe_unused]] __device__ __forceinline__ double kg_dsub(double a, double b) { return __dsub_rn(a, b); }
+[[maybe_unused]] __device__ __forceinline__ double kg_dmul(double a, double b) { return __dmul_rn(a, b); }
+[[maybe_unused]] __device__ __forceinline__ double kg_ddiv(double a, double b) { return __ddiv_rn(a, b); }
+#else
+[[maybe_unused]] __device__ __forceinline__ double kg_dadd(double a, double b) { return a + b; }
+[[maybe_unused]] __device__ __forceinline__ double kg_dsub(double a, double b) { return a - b; }
+[[maybe_unused]] __device__ __forceinline__ double kg_dmul(double a, double b) { return a * b; }
+[[maybe_unused]] __device__ __forceinline__ double kg_ddiv(double a, double b) { return a / b; }
+#endif
 
-// a % b on floats: Python's float modulo (sign of b)
-[[maybe_unused]] __device__ __forceinline__ float kg_modf(float a, float b) {
-  const float r = fmodf(a, b);
-  return (r != 0.0f && ((r < 0.0f) != (b < 0.0f))) ? r + b : r;
+// a // b and a % b on doubles: CPython's float_divmod (floor quotient rounded to the nearest
+// integer, remainder with the sign of b; b == 0 gives floor(a / b) and NaN).
+[[maybe_unused]] __device__ __forceinline__ void kg_ddivmod(double a, double b, double* fd, double* md) {
+  if (b == 0.0) {
+    *fd = floor(kg_ddiv(a, b));
+    *md = fmod(a, b);
+    return;
+  }
+  double m = fmod(a, b);
+  double div = kg_ddiv(kg_dsub(a, m), b);
+  if (m != 0.0) {
+    if ((b < 0.0) != (m < 0.0)) {
+      m = kg_dadd(m, b);
+      div = kg_dsub(div, 1.0);
+    }
+  } else {
+    m = copysign(0.0, b);
+  }
+  double q;
+  if (div != 0.0) {
+    q = floor(div);
+    if (kg_dsub(div, q) > 0.5) q = kg_dadd(q, 1.0);
+  } else {
+    q = copysign(0.0, kg_ddiv(a, b));
+  }
+  *fd = q;
+  *md = m;
 }
+[[maybe_unused]] __device__ __forceinline__ double kg_floordivd(double a, double b) {
+  double q, m;
+  kg_ddivmod(a, b, &q, &m);
+  return q;
+}
+[[maybe_unused]] __device__ __forceinline__ double kg_modd(double a, double b) {
+  double q, m;
+  kg_ddivmod(a, b, &q, &m);
+  return m;
+}
+// min/max as the interpreter (and Python) pick: the first argument unless the second is strictly
+// smaller/larger, so NaN and signed zeros come out as there (fminf/fmaxf would drop a NaN).
+[[maybe_unused]] __device__ __forceinline__ double kg_dmin(double a, double b) { return b < a ? b : a; }
+[[maybe_unused]] __device__ __forceinline__ double kg_dmax(double a, double b) { return b > a ? b : a; }
+[[maybe_unused]] __device__ __forceinline__ double kg_dclamp(double x, double lo, double hi) {
+  return kg_dmin(kg_dmax(x, lo), hi);
+}
+// log2 exact at powers of two (the bucket boundaries of log-bucketed biases), log2 elsewhere.
+[[maybe_unused]] __device__ __forceinline__ double kg_dlog2(double x) {
+  int e = 0;
+  const double m = frexp(x, &e);
+  return (m == 0.5 && x > 0.0 && x <= 1.7976931348623157e308) ? static_cast<double>(e - 1) : log2(x);
+}
+// floor(x) -> int32: NaN gives 0, values beyond int32 saturate (the interpreter saturates at int64;
+// the two agree wherever the 32-bit kernel's ints do not overflow).
+[[maybe_unused]] __device__ __forceinline__ int kg_dfloor_int(double x) {
+  if (x != x) return 0;
+  const double f = floor(x);
+  if (f >= 2147483647.0) return 2147483647;
+  if (f <= -2147483648.0) return -2147483647 - 1;
+  return static_cast<int>(f);
+}
+
+// ---- Fast float where the value is continuous ----------------------------------------------
+// min/max/clamp with the interpreter's choice (see kg_dmin).
+[[maybe_unused]] __device__ __forceinline__ float kg_fmin(float a, float b) { return b < a ? b : a; }
+[[maybe_unused]] __device__ __forceinline__ float kg_fmax(float a, float b) { return b > a ? b : a; }
 
 // a ** e on ints. A negative exponent (a float in Python) truncates toward zero: 1, ±1 or 0.
 [[maybe_unused]] __device__ __forceinline__ int kg_ipow(int a, int e) {
@@ -61,9 +141,7 @@ inline constexpr bool kg_is_fp16<__half> = true;
 [[maybe_unused]] __device__ __forceinline__ int kg_iabs(int a) { return a < 0 ? -a : a; }
 // clamp(x, lo, hi) = min(max(x, lo), hi), like torch.clamp
 [[maybe_unused]] __device__ __forceinline__ int kg_iclamp(int x, int lo, int hi) { return kg_imin(kg_imax(x, lo), hi); }
-[[maybe_unused]] __device__ __forceinline__ float kg_fclamp(float x, float lo, float hi) { return fminf(fmaxf(x, lo), hi); }
-// floor(x) -> int (Python math.floor)
-[[maybe_unused]] __device__ __forceinline__ int kg_ifloor(float x) { return static_cast<int>(floorf(x)); }
+[[maybe_unused]] __device__ __forceinline__ float kg_fclamp(float x, float lo, float hi) { return kg_fmin(kg_fmax(x, lo), hi); }
 
 // ---- Fast math for the template kernel ------------------------------------------------------
 // Error bounds (CUDA C Programming Guide, intrinsic functions) against bf16's 2^-8 relative
@@ -73,9 +151,13 @@ inline constexpr bool kg_is_fp16<__half> = true;
 
 // 2^x via ex2.approx.ftz (max relative error 2^-22; -inf -> +0, which the softmax relies on).
 [[maybe_unused]] __device__ __forceinline__ float kg_exp2_approx(float x) {
+#ifdef __CUDA_ARCH__
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
   return y;
+#else
+  return exp2f(x);  // host builds of this file (tests)
+#endif
 }
 
 // tanh(x) = sign(x) * (1 - 2 / (e^{2|x|} + 1)). Absolute error ~1 ulp of 1.0; saturates to ±1.

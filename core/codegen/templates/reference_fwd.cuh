@@ -1,10 +1,12 @@
 // reference_fwd.cuh — the plain fp32 reference forward kernel (the verifier's trusted baseline).
 //
-// Pasted by kernelgen into `<name>_reference.cu` inside its anonymous namespace, after common.cuh
-// and the generated spec section (kg_element, kg_head_dim, KgModArgs, kg_score_mod, kg_mask_mod,
-// kg_fill_mod_args; here lowered with precise math: expf, logf, tanhf).
+// Pasted by kernelgen into `<name>_reference.cu` inside its anonymous namespace, after common.cuh,
+// reference_math.cuh, the generated spec section (kg_element, kg_head_dim, KgModArgs,
+// kg_fill_mod_args) and the reference's own mods (kg_ref_score_mod, kg_ref_mask_mod: lowered by
+// codegen/reference_lower.h in double, exactly as the CPU interpreter evaluates them, and
+// independently of the template kernel's lowering).
 //
-// Plain before fast: fp32 throughout, two passes, no online rescaling. One CTA takes kRefRows query
+// Plain before fast: fp32 scores and softmax (the mods in double), two passes, no online rescaling. One CTA takes kRefRows query
 // rows of one (batch, head) and walks the keys in chunks of kRefKeys staged in shared memory, so
 // every k and v row read from memory serves kRefRows queries.
 //   pass 1:  m_i = max_j s_ij,   s_ij = mask_mod(b,h,i,j) ? score_mod(q_i·k_j · scale, b,h,i,j) : -inf
@@ -90,8 +92,9 @@ __device__ void kg_ref_scores(const KgRefShared& sm, const KgRefParams& p, int b
   for (int t = 0; t < kRefScoresPerThread; ++t) {
     const int i = i0 + threadIdx.x / kRefKeys + t * kRefRowStep;
     s[t] = -INFINITY;
-    if (i < p.mod.seqlen_q && j < p.mod.seqlen_kv && kg_mask_mod(b, h, i, j, p.mod)) {
-      s[t] = kg_score_mod(dot[t] * p.scale, b, h, i, j, p.mod);
+    if (i < p.mod.seqlen_q && j < p.mod.seqlen_kv && kg_ref_mask_mod(b, h, i, j, p.mod)) {
+      // score = q·k·scale in fp32; the mod in double; its result back to fp32.
+      s[t] = static_cast<float>(kg_ref_score_mod(static_cast<double>(dot[t] * p.scale), b, h, i, j, p.mod));
     }
   }
 }
@@ -211,5 +214,49 @@ inline cudaError_t kg_reference_fwd(const KgAttentionArgs* args, cudaStream_t st
   p.scale = args->softmax_scale;
   const dim3 grid((args->seqlen_q + kRefRows - 1) / kRefRows, args->heads_q, args->batch);
   kg_reference_kernel<<<grid, kRefThreads, 0, stream>>>(p);
+  return cudaGetLastError();
+}
+
+// ---- Exact count of kept (b, hq, i, j) for the verifier's FLOP floor ------------------------------
+// One thread per key column j of a row i; rows are spread over blockIdx.x (grid-stride), (h, b) over
+// blockIdx.y / .z. Each thread counts its pairs, a warp sums with shuffles, lane 0 adds once.
+constexpr int kRefCountThreads = 256;
+
+__global__ void __launch_bounds__(kRefCountThreads) kg_reference_count_kernel(const KgModArgs ma,
+                                                                              unsigned long long* kept) {
+  const int h = blockIdx.y;
+  const int b = blockIdx.z;
+  unsigned long long n = 0;
+  for (int i = blockIdx.x; i < ma.seqlen_q; i += gridDim.x) {
+    for (int j = threadIdx.x; j < ma.seqlen_kv; j += kRefCountThreads) n += kg_ref_mask_mod(b, h, i, j, ma) ? 1u : 0u;
+  }
+  for (int off = 16; off > 0; off /= 2) n += __shfl_down_sync(0xffffffffu, n, off);
+  if ((threadIdx.x & 31) == 0 && n != 0) atomicAdd(kept, n);
+}
+
+// Every pair is kept: one thread adds batch * heads_q * seqlen_q * seqlen_kv.
+__global__ void kg_reference_count_all_kernel(unsigned long long pairs, unsigned long long* kept) {
+  if (pairs != 0) atomicAdd(kept, pairs);
+}
+
+// Adds to *kept (device memory) the number of (b, hq, i, j), i < seqlen_q, j < seqlen_kv, that
+// mask_mod keeps, evaluated exactly as kg_reference_fwd does. cudaErrorInvalidValue (nothing
+// enqueued) for bad args or kept == nullptr.
+inline cudaError_t kg_reference_count(const KgAttentionArgs* args, unsigned long long* kept, cudaStream_t stream) {
+  if (kept == nullptr || kg_check_common_args(args, kg_head_dim) != nullptr) return cudaErrorInvalidValue;
+  KgModArgs ma;
+  if (kg_fill_mod_args(args, &ma) != nullptr) return cudaErrorInvalidValue;
+  if (args->seqlen_q == 0 || args->seqlen_kv == 0) return cudaSuccess;
+  if constexpr (!kg_ref_has_mask_mod) {
+    const unsigned long long pairs = static_cast<unsigned long long>(args->batch) * args->heads_q *
+                                     static_cast<unsigned long long>(args->seqlen_q) * args->seqlen_kv;
+    kg_reference_count_all_kernel<<<1, 1, 0, stream>>>(pairs, kept);
+  } else {
+    // Enough CTAs to fill the GPU several times over, whatever the shape.
+    const int rows_per_cta = 4;
+    const dim3 grid(static_cast<unsigned>(min(65535, (args->seqlen_q + rows_per_cta - 1) / rows_per_cta)),
+                    args->heads_q, args->batch);
+    kg_reference_count_kernel<<<grid, kRefCountThreads, 0, stream>>>(ma, kept);
+  }
   return cudaGetLastError();
 }

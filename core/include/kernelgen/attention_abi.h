@@ -7,10 +7,16 @@
  *
  *   cudaError_t kg_<name>_forward(const KgAttentionArgs *args, cudaStream_t stream);
  *
- * and the fp32 reference kernel, when emitted, defines kg_<name>_reference_forward with the same
+ * and the reference kernel, when emitted, defines kg_<name>_reference_forward with the same
  * signature. The call enqueues all work on `stream` and returns without synchronizing. It returns
  * cudaErrorInvalidValue, enqueuing nothing, when `args` is NULL or breaks a rule below, and the
- * launch error otherwise (cudaSuccess when every launch was accepted).
+ * launch error otherwise (cudaSuccess when every launch was accepted). The reference also defines
+ *
+ *   cudaError_t kg_<name>_reference_count_kept(const KgAttentionArgs *args,
+ *                                              unsigned long long *kept_dev, cudaStream_t stream);
+ *
+ * which atomically adds to *kept_dev (device memory) the number of (b, hq, i, j), i < seqlen_q,
+ * j < seqlen_kv, that mask_mod keeps (every pair when the spec has none), same return rules.
  *
  * Semantics (PyTorch FlexAttention's):
  *   out[b, h, i, :] = sum_j p[i, j] * v[b, h / (heads_q / heads_kv), j, :]
