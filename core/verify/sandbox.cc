@@ -119,7 +119,9 @@ const char* step_name(char what) {
     case 'u': return "writing /proc/self/uid_map";
     case 'g': return "writing /proc/self/gid_map";
     case 'p': return "making the mounts private";
+    case 'P': return "mounting /proc for the PID namespace";
     case 'o': return "making the mount tree read-only (mount_setattr)";
+    case 'q': return "keeping /proc writable in the read-only tree";
     case 'k': return "PR_SET_PDEATHSIG";
     case 'd': return "setting up descriptors";
     case 'l': return "setting rlimits";
@@ -206,11 +208,22 @@ bool write_file(const char* path, const char* text, size_t len) {
     if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
       die('N', 'p');
     }
+    // The PID namespace's own /proc: with the caller's, /proc/<getpid()> is someone else and
+    // cuInit fails (CUDA_ERROR_OPERATING_SYSTEM). The mount is private to this namespace.
+    if (p.pid_ns && ::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
+      die('N', 'P');
+    }
     if (p.read_only) {
-      struct mount_attr attr{};
-      attr.attr_set = MOUNT_ATTR_RDONLY;
-      if (::syscall(SYS_mount_setattr, -1, "/", AT_RECURSIVE, &attr, sizeof attr) != 0) {
+      // Everything read-only but /proc: cuInit fails (CUDA_ERROR_OPERATING_SYSTEM) on a read-only
+      // /proc. Where /proc cannot be made writable again, the whole step is undone.
+      struct mount_attr ro{}, rw{};
+      ro.attr_set = MOUNT_ATTR_RDONLY;
+      rw.attr_clr = MOUNT_ATTR_RDONLY;
+      if (::syscall(SYS_mount_setattr, -1, "/", AT_RECURSIVE, &ro, sizeof ro) != 0) {
         send(status, 'R', 'o', errno);
+      } else if (::syscall(SYS_mount_setattr, -1, "/proc", 0, &rw, sizeof rw) != 0) {
+        send(status, 'R', 'q', errno);
+        ::syscall(SYS_mount_setattr, -1, "/", AT_RECURSIVE, &rw, sizeof rw);
       } else {
         send(status, 'r', 'o', 0);
       }
@@ -456,7 +469,8 @@ std::vector<NamespaceAttempt> namespace_attempts(bool pid, bool network, bool mo
   std::vector<NamespaceAttempt> out;
   const unsigned want = (pid ? 4U : 0U) | (network ? 2U : 0U) | (mount ? 1U : 0U);
   for (unsigned set = 7;; --set) {
-    if ((set & ~want) == 0) {
+    const bool pid_without_mount = (set & 4) != 0 && (set & 1) == 0;  // no /proc of its own
+    if ((set & ~want) == 0 && !pid_without_mount) {
       NamespaceAttempt a{false, (set & 4) != 0, (set & 2) != 0, (set & 1) != 0};
       out.push_back(a);
       if (set != 0 && user_namespace_allowed) {
@@ -664,7 +678,11 @@ Expected<HostSpawned, Failure> spawn_candidate_host(const HostSpawnOptions& o) {
     check(o.network_namespace, a.network, "network");
     check(o.mount_namespace, a.mount, "mount");
     if (!missing.empty()) {
-      spawned.notes = "namespaces not in force: " + missing + " (tried " + tried_text() + ")";
+      spawned.notes = "namespaces not in force: " + missing + " (tried " +
+                      (tried.empty() ? std::string("nothing else") : tried_text()) + ")";
+      if (o.pid_namespace && !o.mount_namespace) {
+        spawned.notes += "; a PID namespace needs a mount namespace (for its own /proc)";
+      }
       if (!userns_refused.empty()) {
         spawned.notes += "; no user namespace: " + userns_refused;
       }

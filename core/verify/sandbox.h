@@ -41,17 +41,20 @@ struct HostSpawnOptions {
   // and the kernel allows unprivileged user namespaces, inside a new user namespace that maps the
   // caller's uid and gid to themselves (so that /dev/nvidia* and files keep their meaning).
   // Preference when not all can be had: pid > network > mount (the largest set that works, in
-  // that order). With a PID namespace the host is its namespace's init: when it dies, everything
-  // it started dies; and the kernel ignores signals whose action is the default when they come
-  // from inside the namespace, the host's own raise() and abort() included (abort() then ends in
-  // SIGSEGV); faults and the caller's SIGKILL act as usual. /proc is not remounted: the host sees
-  // the caller's /proc, where /proc/self still names itself.
+  // that order). A PID namespace comes only with a mount namespace, where the child mounts the
+  // namespace's own /proc: with the caller's /proc, /proc/<getpid()> names another process and
+  // cuInit fails (CUDA_ERROR_OPERATING_SYSTEM, seen on an H200 with driver 575). With a PID
+  // namespace the host is its namespace's init: when it dies, everything it started dies; and the
+  // kernel ignores signals whose action is the default when they come from inside the namespace,
+  // the host's own raise() and abort() included (abort() then ends in SIGSEGV); faults and the
+  // caller's SIGKILL act as usual.
   bool pid_namespace = true;
   bool network_namespace = true;
   bool mount_namespace = true;
   bool allow_user_namespace = true;
-  // In a mount namespace: every mount made private (MS_REC | MS_PRIVATE), then, with
-  // `read_only_root`, the whole tree read-only (mount_setattr AT_RECURSIVE, Linux 5.12). Device
+  // In a mount namespace: every mount made private (MS_REC | MS_PRIVATE), a new /proc with a PID
+  // namespace, then, with `read_only_root`, every mount read-only (mount_setattr AT_RECURSIVE,
+  // Linux 5.12) except /proc itself: cuInit fails on a read-only /proc (measured on an H200). Device
   // files stay writable on a read-only mount (the kernel checks the mount only for regular files,
   // directories and links), so CUDA still opens /dev/nvidia*. A refusal is a note, not an error.
   bool read_only_root = true;
@@ -151,7 +154,8 @@ Expected<SandboxObserved, Failure> observe_sandbox(pid_t pid);
 // Exposed for tests: the order in which spawn_candidate_host tries namespace sets. Each attempt is
 // a set of namespaces and whether to create them inside a new user namespace; the largest sets come
 // first (pid > network > mount), each tried directly, then (when `user_namespace_allowed`) inside
-// a user namespace; the last attempt is none at all.
+// a user namespace; the last attempt is none at all. A set with pid but not mount is never tried
+// (the PID namespace needs its own /proc).
 struct NamespaceAttempt {
   bool user = false, pid = false, network = false, mount = false;
 };

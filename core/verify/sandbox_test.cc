@@ -24,7 +24,9 @@
 namespace kg::verify {
 namespace {
 
-const std::string k_probe = KG_SANDBOX_PROBE;
+// $KG_SANDBOX_PROBE overrides the built-in path (the test binary run from another directory).
+const std::string k_probe = std::getenv("KG_SANDBOX_PROBE") != nullptr ? std::getenv("KG_SANDBOX_PROBE")
+                                                                       : KG_SANDBOX_PROBE;
 
 // The probe run directly (no namespaces), to completion.
 ProcessResult run_probe(const std::vector<std::string>& args, const std::string& cwd) {
@@ -378,10 +380,27 @@ TEST(SandboxSpawn, GrandchildDiesWithTheHostInAPidNamespace) {
   }
   kill_candidate_host(host);
   // The namespace's other processes were killed and reaped before its init could be: no process
-  // holds the host's end of the channel any more.
+  // holds the host's end of the channel any more. (The grandchild's pid is the namespace's.)
   char c;
   EXPECT_EQ(::recv(fds.channel[0], &c, 1, MSG_DONTWAIT), 0) << std::strerror(errno);
-  EXPECT_EQ(::kill(grandchild, 0), -1);
+}
+
+// /proc in the host's PID namespace is the namespace's own: /proc/self/stat says pid 1 (CUDA
+// needs it). With the caller's /proc it would say the pid the caller sees.
+TEST(SandboxSpawn, PidNamespaceHasItsOwnProc) {
+  Fds fds2;
+  HostSpawnOptions o = probe_options(fds2, {});
+  o.argv = {"/bin/sh", "-c", "read -r self </proc/self/stat; echo \"${self%% *}\""};
+  o.env = {};
+  auto sh = spawn_candidate_host(o);
+  ASSERT_TRUE(sh.has_value()) << sh.error().message;
+  fds2.close_host_ends();
+  const std::string out = read_all(fds2.output[0]);
+  kill_candidate_host(*sh);
+  if (!sh->pid_namespace) {
+    GTEST_SKIP() << "no PID namespace here: " << sh->notes;
+  }
+  EXPECT_EQ(out, "1\n") << "/proc/self is not the namespace's own";
 }
 
 // Control: without a PID namespace the grandchild outlives the host (so the test above can fail).
@@ -419,6 +438,32 @@ TEST(SandboxSpawn, ReadOnlyTreeRefusesNewFiles) {
       EXPECT_EQ(out, "create ok\n");
     }
   }
+}
+
+// CUDA works in the spawned host (namespaces, read-only tree, no capabilities) and after the filter:
+// allocation, a PTX kernel compiled and launched, a host function, a copy. Skipped without a GPU.
+TEST(SandboxSpawn, CudaWorksInsideTheSandbox) {
+  Fds fds;
+  HostSpawnOptions o = probe_options(fds, {"cuda"});
+  for (const char* name : {"PATH", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES"}) {
+    if (const char* v = std::getenv(name)) {
+      o.env.push_back(std::string(name) + "=" + v);
+    }
+  }
+  o.env.push_back("CUDA_CACHE_DISABLE=1");
+  o.max_file_bytes = 0;
+  auto host = spawn_candidate_host(o);
+  ASSERT_TRUE(host.has_value()) << host.error().message;
+  fds.close_host_ends();
+  const std::string out = read_all(fds.output[0]);
+  const int status = kill_candidate_host(*host);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+    GTEST_SKIP() << out;
+  }
+  std::cout << out << "namespaces: pid " << host->pid_namespace << " net " << host->network_namespace << " mnt "
+            << host->mount_namespace << " user " << host->user_namespace << " ro " << host->read_only_root
+            << " notes: " << host->notes << "\n";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status << ": " << out;
 }
 
 // ---- observing ---------------------------------------------------------------------------------
@@ -473,8 +518,10 @@ std::string attempts_text(const std::vector<NamespaceAttempt>& attempts) {
 
 TEST(SandboxFallback, AttemptOrder) {
   EXPECT_EQ(attempts_text(namespace_attempts(true, true, true, true)),
-            "pnm,upnm,pn,upn,pm,upm,p,up,nm,unm,n,un,m,um,,");
-  EXPECT_EQ(attempts_text(namespace_attempts(true, true, true, false)), "pnm,pn,pm,p,nm,n,m,,");
+            "pnm,upnm,pm,upm,nm,unm,n,un,m,um,,");
+  EXPECT_EQ(attempts_text(namespace_attempts(true, true, true, false)), "pnm,pm,nm,n,m,,");
+  // A PID namespace never without a mount namespace (its own /proc).
+  EXPECT_EQ(attempts_text(namespace_attempts(true, true, false, false)), "n,,");
   EXPECT_EQ(attempts_text(namespace_attempts(false, true, false, true)), "n,un,,");
   EXPECT_EQ(attempts_text(namespace_attempts(false, false, false, true)), ",");
 }

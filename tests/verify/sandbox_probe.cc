@@ -5,6 +5,7 @@
 //
 // --no-sandbox   do not call enter_candidate_sandbox (spawn tests, and the control runs)
 // --trap         SandboxPolicy::trap_for_diagnosis
+// cuda           CUDA before and after entering the sandbox (exit 77 without a GPU)
 // --fork-first   fork a grandchild before entering the sandbox: it writes "g <pid>\n" on fd 3
 //                and waits forever (the spawn tests check that it dies with the host)
 //
@@ -12,6 +13,7 @@
 // prints "survived: <result> <errno>" and exits 0, so a test expecting SIGSYS fails. Allowed
 // actions exit 0 (abort: SIGABRT); an allowed action that fails exits 2 with a message.
 #include <dirent.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -120,6 +122,83 @@ int list_fds() {
   }
   closedir(d);
   return 0;
+}
+
+// CUDA through the driver API (dlopen: the probe builds without CUDA). Before the sandbox: cuInit,
+// a context, an allocation; after it: allocation, copies, a PTX kernel JIT-compiled and launched,
+// a host function on a stream (it runs on a driver thread). Exit 77: no driver or no device.
+using CuFn = int (*)(...);
+struct Cuda {
+  void* lib = nullptr;
+  CuFn get(const char* name) const { return reinterpret_cast<CuFn>(dlsym(lib, name)); }
+};
+Cuda g_cuda;
+int g_context_ok = 0;
+volatile int g_host_fn_ran = 0;
+void host_fn(void*) { g_host_fn_ran = 1; }
+
+int cuda_before() {
+  g_cuda.lib = dlopen("libcuda.so.1", RTLD_NOW);
+  if (g_cuda.lib == nullptr) {
+    std::printf("cuda: no driver (%s)\n", dlerror());
+    return 77;
+  }
+  int count = 0;
+  const int init = g_cuda.get("cuInit")(0);
+  if (init != 0 || g_cuda.get("cuDeviceGetCount")(&count) != 0 || count == 0) {
+    std::printf("cuda: no device (cuInit %d, %d devices)\n", init, count);
+    return 77;
+  }
+  int dev = 0;
+  void* ctx = nullptr;
+  unsigned long long ptr = 0;
+  if (g_cuda.get("cuDeviceGet")(&dev, 0) != 0 || g_cuda.get("cuDevicePrimaryCtxRetain")(&ctx, dev) != 0 ||
+      g_cuda.get("cuCtxSetCurrent")(ctx) != 0 || g_cuda.get("cuMemAlloc_v2")(&ptr, size_t{1} << 20) != 0) {
+    std::printf("cuda: context or allocation failed before the sandbox\n");
+    return 2;
+  }
+  g_context_ok = 1;
+  return 0;
+}
+
+int cuda_after() {
+  static const char ptx[] =
+      ".version 7.0\n.target sm_50\n.address_size 64\n"
+      ".visible .entry kg_fill(.param .u64 p) {\n"
+      "  .reg .u64 %a;\n  .reg .u32 %v;\n  ld.param.u64 %a, [p];\n  cvta.to.global.u64 %a, %a;\n"
+      "  mov.u32 %v, 1234;\n  st.global.u32 [%a], %v;\n  ret;\n}\n";
+  unsigned long long ptr = 0;
+  void* module = nullptr;
+  void* fn = nullptr;
+  void* stream = nullptr;
+  unsigned value = 0;
+  int rc = g_cuda.get("cuMemAlloc_v2")(&ptr, size_t{4} << 20);
+  std::printf("cuda: cuMemAlloc after the sandbox: %d\n", rc);
+  if (rc != 0) {
+    return 2;
+  }
+  rc = g_cuda.get("cuModuleLoadData")(&module, ptx);
+  std::printf("cuda: cuModuleLoadData (PTX JIT): %d\n", rc);
+  if (rc != 0 || g_cuda.get("cuModuleGetFunction")(&fn, module, "kg_fill") != 0) {
+    return 2;
+  }
+  void* params[] = {&ptr};
+  rc = g_cuda.get("cuStreamCreate")(&stream, 1u);
+  if (rc == 0) {
+    rc = g_cuda.get("cuLaunchKernel")(fn, 1u, 1u, 1u, 1u, 1u, 1u, 0u, stream, params, nullptr);
+  }
+  if (rc == 0) {
+    rc = g_cuda.get("cuLaunchHostFunc")(stream, host_fn, nullptr);
+  }
+  if (rc == 0) {
+    rc = g_cuda.get("cuStreamSynchronize")(stream);
+  }
+  if (rc == 0) {
+    rc = g_cuda.get("cuMemcpyDtoH_v2")(&value, ptr, sizeof value);
+  }
+  std::printf("cuda: launch, host function, copy back: %d, value %u, host function ran %d\n", rc, value,
+              static_cast<int>(g_host_fn_ran));
+  return rc == 0 && value == 1234 && g_host_fn_ran == 1 ? 0 : 2;
 }
 
 int run(const std::string& action, const char* arg) {
@@ -324,7 +403,64 @@ int run(const std::string& action, const char* arg) {
 
 }  // namespace
 
+// kg_sandbox_probe spawn OPTIONS PROGRAM ARGS...: runs PROGRAM through spawn_candidate_host, its
+// output on ours, with OPTIONS a comma-separated list of what to leave out (nopid, nonet, nomnt,
+// noro, nocaps) or to set (fsize=N, nofile=N), "-" for none; the environment passes through.
+// Prints the namespaces, the notes and the wait status. For trying settings on a new machine.
+int spawn_mode(int argc, char** argv) {
+  if (argc < 4) {
+    std::fprintf(stderr, "usage: kg_sandbox_probe spawn OPTIONS PROGRAM ARGS...\n");
+    return 64;
+  }
+  kg::verify::HostSpawnOptions o;
+  std::string opts = std::string(argv[2]) + ",";
+  for (size_t pos = 0, comma; (comma = opts.find(',', pos)) != std::string::npos; pos = comma + 1) {
+    const std::string opt = opts.substr(pos, comma - pos);
+    o.pid_namespace = o.pid_namespace && opt != "nopid";
+    o.network_namespace = o.network_namespace && opt != "nonet";
+    o.mount_namespace = o.mount_namespace && opt != "nomnt";
+    o.read_only_root = o.read_only_root && opt != "noro";
+    o.drop_capabilities = o.drop_capabilities && opt != "nocaps";
+    if (opt.rfind("fsize=", 0) == 0) {
+      o.max_file_bytes = std::strtoull(opt.c_str() + 6, nullptr, 10);
+    }
+    if (opt.rfind("nofile=", 0) == 0) {
+      o.max_open_files = std::strtoull(opt.c_str() + 7, nullptr, 10);
+    }
+  }
+  for (int i = 3; i < argc; ++i) {
+    o.argv.emplace_back(argv[i]);
+  }
+  for (char** e = environ; *e != nullptr; ++e) {
+    o.env.emplace_back(*e);
+  }
+  int channel[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, channel) != 0) {
+    return failed("socketpair");
+  }
+  o.channel_fd = channel[1];
+  o.output_fd = 1;
+  auto host = kg::verify::spawn_candidate_host(o);
+  if (!host) {
+    std::printf("spawn: %s\n", host.error().message.c_str());
+    return 1;
+  }
+  close(channel[1]);
+  char c;
+  while (read(channel[0], &c, 1) > 0) {
+  }
+  const pid_t pid = host->pid;
+  const int status = kg::verify::kill_candidate_host(*host);
+  std::printf("spawn: pid %d ns pid %d net %d mnt %d user %d ro %d notes \"%s\" status %d\n", pid,
+              host->pid_namespace, host->network_namespace, host->mount_namespace, host->user_namespace,
+              host->read_only_root, host->notes.c_str(), status);
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "spawn") == 0) {
+    return spawn_mode(argc, argv);
+  }
   bool sandbox = true, trap = false, fork_first = false;
   int i = 1;
   for (; i < argc && argv[i][0] == '-'; ++i) {
@@ -364,6 +500,11 @@ int main(int argc, char** argv) {
     }
   }
   const std::string action = argv[i];
+  if (action == "cuda") {
+    if (const int rc = cuda_before(); rc != 0) {
+      return rc;
+    }
+  }
   pthread_t early;
   if (action == "socket_in_early_thread" &&
       (pipe(g_go) != 0 || pthread_create(&early, nullptr, early_thread_main, nullptr) != 0)) {
@@ -377,6 +518,9 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "kg_sandbox_probe: %s\n", r.error().message.c_str());
       return 70;
     }
+  }
+  if (action == "cuda") {
+    return cuda_after();
   }
   if (action == "socket_in_early_thread") {  // denied in a thread that predates the filter
     if (write(g_go[1], "x", 1) != 1 || pthread_join(early, nullptr) != 0) {
