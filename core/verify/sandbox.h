@@ -43,7 +43,7 @@ struct HostSpawnOptions {
   // Preference when not all can be had: pid > network > mount (the largest set that works, in
   // that order). A PID namespace comes only with a mount namespace, where the child mounts the
   // namespace's own /proc: with the caller's /proc, /proc/<getpid()> names another process and
-  // cuInit fails (CUDA_ERROR_OPERATING_SYSTEM, seen on an H200 with driver 575). With a PID
+  // cuInit fails (CUDA_ERROR_OPERATING_SYSTEM, seen on an H200 machine). With a PID
   // namespace the host is its namespace's init: when it dies, everything it started dies; and the
   // kernel ignores signals whose action is the default when they come from inside the namespace,
   // the host's own raise() and abort() included (abort() then ends in SIGSEGV); faults and the

@@ -54,12 +54,18 @@ const std::vector<std::string> k_denied_actions = {
     "kill_parent", "kill_init", "kill_group", "kill_all", "tgkill_parent", "kill_high_bits", "ptrace",
     "process_vm_readv", "chmod", "truncate", "memfd_create", "io_uring_setup", "setns", "unshare",
     "personality", "setuid", "mount_setattr", "socket_in_early_thread",
+#if defined(__x86_64__)
+    "x32_socket", "int80_getpid",  // other ABIs' entry points: the filter's "bad architecture" action
+#endif
 };
 
 class SandboxDenied : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(SandboxDenied, DiesWithSigsys) {
   kg::testing::TempDir dir("kg-sandbox");
+  if (GetParam() == "int80_getpid" && run_probe({"--no-sandbox", GetParam()}, dir.path()).signal != 0) {
+    GTEST_SKIP() << "no i386 entry point in this kernel (ia32_emulation off)";
+  }
   const ProcessResult r = run_probe({GetParam()}, dir.path());
   EXPECT_EQ(r.signal, SIGSYS) << describe(r);
 }
