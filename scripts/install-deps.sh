@@ -9,7 +9,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   libyaml-cpp-dev liblmdb-dev lmdb-utils libxxhash-dev nlohmann-json3-dev libcurl4-openssl-dev
-  libcli11-dev libgtest-dev libgmock-dev libexpected-dev
+  libcli11-dev libgtest-dev libgmock-dev libexpected-dev libseccomp-dev
   python3
 )
 
