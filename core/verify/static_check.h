@@ -20,6 +20,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "verify/report.h"
@@ -40,5 +41,14 @@ std::vector<Finding> static_check(const std::string& source, const std::string& 
 
 // The entry point's symbol: "kg_<spec_name>_forward".
 std::string entry_symbol(const std::string& spec_name);
+
+// True when `id` is on the deny list above (both layers of the source check use it).
+bool is_denied_identifier(std::string_view id);
+// True for the denied names that are also common words (`open`, `thread`, `exit`, ...): those are
+// denied only as calls, template calls or qualified names, never as variable names.
+bool is_common_word(std::string_view id);
+// The first denied driver-API name that `literal` (a string literal's decoded contents) contains,
+// "" when none.
+std::string denied_driver_name_in(std::string_view literal);
 
 }  // namespace kg::verify
