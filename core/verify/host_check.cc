@@ -363,8 +363,8 @@ std::vector<Finding> translation_check(const std::string& translation, const std
     if (!name.empty() && !reported.count(name)) {
       reported.insert(name);
       findings.push_back(compile_finding(FindingKind::ForbiddenCall,
-                                         at_line(cc.line_at(pos)) + "a string literal names the driver function `" +
-                                             name + "`" + after_preprocessing +
+                                         at_line(cc.line_at(pos)) + "a string literal (joined with its neighbours, escapes decoded) names the "
+                                             "driver API `" + name + "...`" + after_preprocessing +
                                              ", which a kernel may not reach (cudaGetDriverEntryPoint)"));
     }
   }

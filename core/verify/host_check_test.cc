@@ -124,6 +124,8 @@ TEST(StaticCheck, TranslationFindsWhatSpellingHidFromTheRawCheck) {
        "cudaStream_t s = ((cudaStream_t)0x2);", FindingKind::ForbiddenCall, "0x2", false},
       {"reinterpret_cast stream", "", "auto s = reinterpret_cast<cudaStream_t>(0x1);",
        "auto s = reinterpret_cast< cudaStream_t>(0x1);", FindingKind::ForbiddenCall, "0x1"},
+      {"functional cast stream", "", "cudaStream_t s = cudaStream_t(1);", "cudaStream_t s = cudaStream_t(1);",
+       FindingKind::ForbiddenCall, "value `1`"},
       {"stream alias", "typedef cudaStream_t S;", "S s = (S)1;", "S s = (S)1;", FindingKind::ForbiddenCall,
        "value `1`"},
       {"host asm", "#define RAW(x) x", "RAW(__asm__)(\"syscall\");", "__asm__(\"syscall\");",

@@ -364,8 +364,8 @@ std::vector<Finding> static_check(const std::string& source, const std::string& 
       if (lit.find(name) != std::string::npos && !reported.count(std::string(name))) {
         reported.insert(std::string(name));
         findings.push_back(static_finding(FindingKind::ForbiddenCall,
-                                          "string literal names the driver function `" + std::string(name) +
-                                              "`, which a kernel may not reach (cudaGetDriverEntryPoint)"));
+                                          "string literal names the driver API `" + std::string(name) +
+                                              "...`, which a kernel may not reach (cudaGetDriverEntryPoint)"));
       }
     }
   }

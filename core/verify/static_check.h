@@ -8,15 +8,21 @@
 //     (cudaStreamCreate*, cudaLaunchHostFunc, cudaStreamPerThread, ...), device switching/reset,
 //     thread creation (std::thread, pthread_*), process creation (fork, exec*, system, popen,
 //     posix_spawn), files (fopen, open, std::ofstream, mmap, ...), sockets, dynamic loading
-//     (dlopen, dlsym), raw syscalls; token pasting (`##`) is refused too, since it can assemble
-//     a denied name;
+//     (dlopen, dlsym), raw syscalls, exit handlers and early exits (atexit, _Exit, quick_exit, ...),
+//     the environment (getenv, secure_getenv, ...); token pasting (`##`, `%:%:`) is refused too,
+//     since it can assemble a denied name, and so are line directives (`#line`, `# N "file"`:
+//     they would make the candidate's lines look like a header's to the checks on the
+//     preprocessed text), trigraphs and the name `___` (nvcc's generated code uses it);
+//   - `%:include` is an include (`%:` is the digraph of `#`);
 //   - every #include names a header on the allowlist: CUDA headers, C/C++ standard headers without
 //     file, thread or process access, and "kernelgen/attention_abi.h".
 // String literals are scanned separately for driver-API names that would only be reachable through
 // cudaGetDriverEntryPoint (cuStreamCreate, cuLaunchHostFunc, ...).
 //
-// The checks are a first line: the sandbox (process.h) and the run-time checks catch what a
-// determined author hides; these make the common mistakes cheap to report precisely.
+// This is the first, fast layer, with exact line numbers; spelling (macros, `&name`, `(name)()`,
+// split literals) can hide a name from it. The compile stage checks what nvcc really compiled
+// (host_check.h: the host translation, the host object's symbols and machine code), and the
+// sandbox (process.h) and the run-time checks catch what a determined author hides beyond that.
 #pragma once
 
 #include <string>
