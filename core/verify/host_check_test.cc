@@ -156,11 +156,17 @@ TEST(StaticCheck, TranslationFindsWhatSpellingHidFromTheRawCheck) {
 
 TEST(StaticCheck, RawLayerRefusesLineDirectivesDigraphIncludesAndTrigraphs) {
   for (const char* bad : {"#line 1 \"/usr/include/stdlib.h\"", "# 7 \"x.cu\"", "%:line 3", "#define J(a,b) a%:%:b",
-                          "?\?=define X 1", "int ___ = 1;"}) {
+                          "?\?=define X 1", "int ___ = 1;",
+                          "#define H # 1 \"/usr/include/stdlib.h\"", "#define H %: 1", "#define ID(x) x\nID(#) 1",
+                          "int x = 1; # 2"}) {
     const auto fs = static_check(candidate(bad, ""), "causal");
     ASSERT_FALSE(fs.empty()) << bad;
     EXPECT_EQ(fs[0].kind, FindingKind::ForbiddenCall) << bad;
   }
+  // Stringification in a function-like macro, and `#` in literals, are fine.
+  EXPECT_TRUE(static_check(candidate("#define STR(x) #x\n#define S2(x) \\\n  STR(x)\nconst char* h = \"#\";", ""),
+                           "causal")
+                  .empty());
   const auto fs = static_check(candidate("%:include <unistd.h>", ""), "causal");
   ASSERT_FALSE(fs.empty());
   EXPECT_EQ(fs[0].kind, FindingKind::ForbiddenHeader);

@@ -154,6 +154,45 @@ void scan(const std::string& s, Lit lit, Com comment) {
   }
 }
 
+// Position of the first `#` / `%:` in `code` (comment- and literal-free) that is neither a
+// directive's introducer nor inside a function-like macro's body (where `#x` stringifies), or npos.
+// An object-like macro `#define H # 1 "file"`, or `#` passed as a macro argument, expands into a
+// line marker when it lands at the start of a line of the preprocessed output.
+size_t stray_hash(const std::string& code) {
+  size_t i = 0;
+  while (i < code.size()) {
+    // One logical line: backslash-newline continues it.
+    size_t end = i;
+    while (end < code.size() && (code[end] != '\n' || (end > i && code[end - 1] == '\\'))) {
+      ++end;
+    }
+    size_t k = code.find_first_not_of(" \t", i);
+    size_t body = i;  // where stray `#`s are looked for
+    bool function_like = false;
+    if (k < end && (code[k] == '#' || code.compare(k, 2, "%:") == 0)) {
+      body = k + (code[k] == '#' ? 1 : 2);
+      size_t w = code.find_first_not_of(" \t", body);
+      if (w < end && code.compare(w, 6, "define") == 0) {
+        size_t n = code.find_first_not_of(" \t\\\n", w + 6);
+        while (n < end && ident_char(code[n])) {
+          ++n;
+        }
+        function_like = n < end && code[n] == '(';
+        body = n;
+      }
+    }
+    if (!function_like) {
+      for (size_t j = body; j < end; ++j) {
+        if (code[j] == '#' || (code[j] == '%' && j + 1 < end && code[j + 1] == ':')) {
+          return j;
+        }
+      }
+    }
+    i = end + 1;
+  }
+  return std::string::npos;
+}
+
 }  // namespace
 
 bool is_denied_identifier(std::string_view id) { return denied_identifiers().count(id) != 0; }
@@ -271,6 +310,13 @@ std::vector<Finding> static_check(const std::string& source, const std::string& 
   }
 
   const std::string code = strip_comments_and_literals(source);
+  if (const size_t stray = stray_hash(code); stray != std::string::npos) {
+    findings.push_back(static_finding(
+        FindingKind::ForbiddenCall,
+        "line " + std::to_string(line_of(code, stray)) +
+            ": `#` (or `%:`) outside a directive or a function-like macro's stringification: expanded at the "
+            "start of a line it would forge a line marker in the preprocessed text"));
+  }
   // Denied identifiers (each reported once, at its first use).
   std::set<std::string> reported;
   const std::string entry = entry_symbol(spec_name);
