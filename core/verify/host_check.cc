@@ -450,6 +450,7 @@ const std::set<std::string_view>& allowed_c_symbols() {
       "abort", "__assert_fail",
       // Compiler support.
       "__stack_chk_fail", "__dso_handle", "_GLOBAL_OFFSET_TABLE_", "__tls_get_addr", "__gxx_personality_v0",
+      "__libc_single_threaded",  // read by libstdc++'s reference counts (std::shared_ptr)
       // nvcc's host stub registers the module's destructor with atexit (crt/host_runtime.h), and
       // its host stand-ins for __device__ functions call exit; the candidate's own calls are
       // refused in its source (layer 1), and an exit at run time is candidate_exited.
