@@ -3,11 +3,14 @@
 #include <elf.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <sstream>
 
 #include "util/file.h"
+#include "util/hash.h"
 #include "verify/process.h"
 
 namespace kg::verify {
@@ -27,24 +30,50 @@ std::string find_nvcc(const config::Environment& env) {
   return ::access("/usr/local/cuda/bin/nvcc", X_OK) == 0 ? "/usr/local/cuda/bin/nvcc" : "";
 }
 
-std::vector<std::string> nvcc_command(const std::string& nvcc, const CompileJob& job) {
+namespace {
+
+std::vector<std::string> arch_flag(const CompileJob& job) {
   // "sm_90a" -> compute_90a / sm_90a
-  const std::string digits = job.arch.substr(3);
-  return {nvcc,
-          "--generate-code=arch=compute_" + digits + ",code=sm_" + digits,
-          "-O3",
-          "-std=c++17",
-          "-Xptxas",
-          "-v",
-          "-shared",
-          "-Xcompiler",
-          "-fPIC",
-          "-Xlinker",
-          "--no-undefined",
-          "-I" + job.include_dir,
-          "-o",
-          job.output_path,
-          job.source_path};
+  const std::string digits = job.arch.size() > 3 ? job.arch.substr(3) : job.arch;
+  return {"--generate-code=arch=compute_" + digits + ",code=sm_" + digits};
+}
+
+}  // namespace
+
+std::vector<std::string> nvcc_object_command(const std::string& nvcc, const CompileJob& job, const std::string& object,
+                                             const std::string& keep_dir) {
+  std::vector<std::string> c = {nvcc};
+  for (std::string& a : arch_flag(job)) {
+    c.push_back(std::move(a));
+  }
+  for (const char* a : {"-O3", "-std=c++17", "-Xptxas", "-v", "-Xcompiler", "-fPIC"}) {
+    c.emplace_back(a);
+  }
+  for (const std::string& a : {"-I" + job.include_dir, std::string("--keep"), std::string("--keep-dir"), keep_dir,
+                               std::string("-c"), std::string("-o"), object, job.source_path}) {
+    c.push_back(a);
+  }
+  return c;
+}
+
+std::vector<std::string> nvcc_link_command(const std::string& nvcc, const CompileJob& job, const std::string& object) {
+  std::vector<std::string> c = {nvcc};
+  for (std::string& a : arch_flag(job)) {
+    c.push_back(std::move(a));
+  }
+  for (const std::string& a : {std::string("-shared"), std::string("-Xlinker"), std::string("--no-undefined"),
+                               std::string("-o"), job.output_path, object}) {
+    c.push_back(a);
+  }
+  return c;
+}
+
+Expected<std::string, Failure> object_file_digest(const std::string& path) {
+  auto bytes = read_file(path);
+  if (!bytes) {
+    return unexpected(bytes.error());
+  }
+  return xxh3_128_hex(*bytes);
 }
 
 namespace {
@@ -69,25 +98,77 @@ Expected<CompileResult, Failure> NvccCompiler::compile(const CompileJob& job) {
   if (m_nvcc.empty()) {
     return fail("nvcc not found (set KERNELGEN_NVCC or put nvcc on PATH)");
   }
-  ProcessOptions o;
-  o.argv = nvcc_command(m_nvcc, job);
-  o.env = entries(m_env);
-  o.wall_limit_s = m_timeout_s;
-  auto r = run_process(o);
-  if (!r) {
-    return unexpected(r.error());
-  }
+  // Intermediate files (the host object, nvcc's --keep files) live in a directory of their own
+  // beside the output, removed whatever happens.
+  const std::string scratch = job.output_path + ".d";
+  std::error_code ec;
+  std::filesystem::remove_all(scratch, ec);
+  KG_TRY(make_dirs(scratch, 0700));
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() {
+      std::error_code e;
+      std::filesystem::remove_all(dir, e);
+    }
+  } cleanup{scratch};
+  const std::string object = scratch + "/host.o";
   CompileResult c;
-  for (const std::string& a : o.argv) {
-    c.command += (c.command.empty() ? "" : " ") + a;
+  auto step = [&](std::vector<std::string> argv) -> Expected<bool, Failure> {
+    ProcessOptions o;
+    o.argv = std::move(argv);
+    o.env = entries(m_env);
+    o.wall_limit_s = m_timeout_s;
+    std::string joined;
+    for (const std::string& a : o.argv) {
+      joined += (joined.empty() ? "" : " ") + a;
+    }
+    c.command += (c.command.empty() ? "" : " && ") + joined;
+    auto r = run_process(o);
+    if (!r) {
+      return unexpected(r.error());
+    }
+    c.output += r->out + r->err;
+    c.seconds += r->seconds;
+    if (r->timed_out) {
+      return fail("nvcc did not finish within " + std::to_string(static_cast<int>(m_timeout_s)) + " s",
+                  Failure::Kind::Timeout);
+    }
+    return r->exited_ok();
+  };
+  auto built = step(nvcc_object_command(m_nvcc, job, object, scratch));
+  if (!built) {
+    return unexpected(built.error());
   }
-  c.output = r->out + r->err;
-  c.seconds = r->seconds;
-  if (r->timed_out) {
-    return fail("nvcc did not finish within " + std::to_string(static_cast<int>(m_timeout_s)) + " s",
-                Failure::Kind::Timeout);
+  if (!*built) {
+    return c;
   }
-  c.ok = r->exited_ok();
+  if (job.inspect) {
+    HostArtifacts host;
+    host.source_path = job.source_path;
+    host.object_path = object;
+    host.env = m_env;
+    // nvcc names its kept files after the source's stem: x.cu -> x.cudafe1.cpp
+    const std::filesystem::path src(job.source_path);
+    host.translation_path = scratch + "/" + src.stem().string() + ".cudafe1.cpp";
+    if (::access(host.translation_path.c_str(), R_OK) != 0) {
+      return fail("nvcc left no host translation at " + host.translation_path + " (--keep); cannot check the host code");
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    auto found = job.inspect(host);
+    c.inspect_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (!found) {
+      return unexpected(found.error());
+    }
+    c.findings = std::move(*found);
+    if (!c.findings.empty()) {
+      return c;  // not linked: nothing loadable is made from a refused object
+    }
+  }
+  auto linked = step(nvcc_link_command(m_nvcc, job, object));
+  if (!linked) {
+    return unexpected(linked.error());
+  }
+  c.ok = *linked;
   return c;
 }
 

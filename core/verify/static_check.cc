@@ -24,8 +24,16 @@ const std::set<std::string_view>& denied_identifiers() {
       // Processes.
       "fork", "vfork", "execl", "execlp", "execle", "execv", "execvp", "execve", "execvpe", "fexecve", "system",
       "popen", "posix_spawn", "posix_spawnp", "kill", "ptrace", "syscall", "daemon", "setsid",
+      // Leaving the process early or running code after the entry returns: the judge decides when the
+      // candidate is done.
+      "exit", "_exit", "_Exit", "quick_exit", "atexit", "at_quick_exit", "on_exit", "__cxa_atexit",
+      "__cxa_thread_atexit", "signal", "sigaction", "pthread_atfork",
+      // The environment (the runner's settings are the judge's, not the candidate's).
+      "getenv", "secure_getenv", "setenv", "putenv", "unsetenv", "clearenv", "environ", "__environ",
+      // Memory protection and descriptors (forging the runner's messages, writable code).
+      "mprotect", "dup2", "dup3", "prctl",
       // Files.
-      "fopen", "fopen64", "freopen", "fdopen", "open", "open64", "openat", "creat", "tmpfile", "mkstemp",
+      "fopen", "fopen64", "freopen", "freopen64", "fdopen", "tmpfile64", "open", "open64", "openat", "creat", "tmpfile", "mkstemp",
       "mkdtemp", "ofstream", "ifstream", "fstream", "filebuf", "filesystem", "mmap", "mmap64", "unlink",
       "remove", "rename", "mkdir", "rmdir", "opendir", "truncate", "ftruncate", "chdir", "chmod", "symlink",
       "link",
@@ -39,11 +47,23 @@ const std::set<std::string_view>& denied_identifiers() {
 }
 
 // Driver-API names that must not appear in string literals (cudaGetDriverEntryPoint lookups).
+// (Matched as substrings: "cuStream" covers cuStreamCreate, cuStreamCreateWithPriority, ...)
 const std::set<std::string_view>& denied_driver_names() {
   static const std::set<std::string_view> k = {
-      "cuStreamCreate", "cuStreamCreateWithPriority", "cuLaunchHostFunc", "cuStreamAddCallback",
-      "cuCtxCreate", "cuCtxSetCurrent", "cuCtxPushCurrent", "cuDevicePrimaryCtxReset", "cuGraphLaunch",
-      "cuStreamBeginCapture", "cuMemcpyDtoH", "cuMemcpyHtoD", "cuIpcOpenMemHandle",
+      "cuStream", "cuLaunchHostFunc", "cuCtx", "cuDevicePrimaryCtx", "cuGraph", "cuMemcpy", "cuIpc",
+      "cuModuleLoad", "cuLibraryLoad", "cuGetProcAddress", "cuGetExportTable", "cuLaunchCooperativeKernelMultiDevice",
+      "cuUserObject",
+  };
+  return k;
+}
+
+// Short, common words: denied only where they are called (`open(`), template-called, or std::
+// qualified, so that a variable called `open` or `thread` stays fine.
+const std::set<std::string_view>& common_words() {
+  static const std::set<std::string_view> k = {
+      "thread", "async", "clone", "kill", "daemon", "system", "open", "remove", "rename", "link", "truncate",
+      "socket", "connect", "bind", "listen", "accept", "exit", "signal", "mkdir", "rmdir", "chdir", "chmod",
+      "symlink", "creat", "filebuf", "filesystem",
   };
   return k;
 }
@@ -134,7 +154,59 @@ void scan(const std::string& s, Lit lit, Com comment) {
   }
 }
 
+// Position of the first `#` / `%:` in `code` (comment- and literal-free) that is neither a
+// directive's introducer nor inside a function-like macro's body (where `#x` stringifies), or npos.
+// An object-like macro `#define H # 1 "file"`, or `#` passed as a macro argument, expands into a
+// line marker when it lands at the start of a line of the preprocessed output.
+size_t stray_hash(const std::string& code) {
+  size_t i = 0;
+  while (i < code.size()) {
+    // One logical line: backslash-newline continues it.
+    size_t end = i;
+    while (end < code.size() && (code[end] != '\n' || (end > i && code[end - 1] == '\\'))) {
+      ++end;
+    }
+    size_t k = code.find_first_not_of(" \t", i);
+    size_t body = i;  // where stray `#`s are looked for
+    bool function_like = false;
+    if (k < end && (code[k] == '#' || code.compare(k, 2, "%:") == 0)) {
+      body = k + (code[k] == '#' ? 1 : 2);
+      size_t w = code.find_first_not_of(" \t", body);
+      if (w < end && code.compare(w, 6, "define") == 0) {
+        size_t n = code.find_first_not_of(" \t\\\n", w + 6);
+        while (n < end && ident_char(code[n])) {
+          ++n;
+        }
+        function_like = n < end && code[n] == '(';
+        body = n;
+      }
+    }
+    if (!function_like) {
+      for (size_t j = body; j < end; ++j) {
+        if (code[j] == '#' || (code[j] == '%' && j + 1 < end && code[j + 1] == ':')) {
+          return j;
+        }
+      }
+    }
+    i = end + 1;
+  }
+  return std::string::npos;
+}
+
 }  // namespace
+
+bool is_denied_identifier(std::string_view id) { return denied_identifiers().count(id) != 0; }
+
+bool is_common_word(std::string_view id) { return common_words().count(id) != 0; }
+
+std::string denied_driver_name_in(std::string_view literal) {
+  for (std::string_view name : denied_driver_names()) {
+    if (literal.find(name) != std::string_view::npos) {
+      return std::string(name);
+    }
+  }
+  return "";
+}
 
 std::string entry_symbol(const std::string& spec_name) { return "kg_" + spec_name + "_forward"; }
 
@@ -193,9 +265,18 @@ std::vector<Finding> static_check(const std::string& source, const std::string& 
     }
     std::string_view line(no_comments.data() + line_start, line_end - line_start);
     size_t k = line.find_first_not_of(" \t");
-    if (k != std::string_view::npos && line[k] == '#') {
-      std::string_view rest = line.substr(k + 1);
+    // `%:` is the digraph of `#`: `%:include <unistd.h>` is an include.
+    const bool digraph = k != std::string_view::npos && line.substr(k, 2) == "%:";
+    if (k != std::string_view::npos && (line[k] == '#' || digraph)) {
+      std::string_view rest = line.substr(k + (digraph ? 2 : 1));
       rest.remove_prefix(std::min(rest.find_first_not_of(" \t"), rest.size()));
+      if (rest.substr(0, 4) == "line" || (!rest.empty() && std::isdigit(static_cast<unsigned char>(rest[0])))) {
+        // A line directive would make the candidate's code look as if it came from elsewhere (a
+        // system header, nvcc's stub), where the checks on the preprocessed text do not look.
+        findings.push_back(static_finding(FindingKind::ForbiddenCall,
+                                          "line " + std::to_string(line_no) + ": `#" + std::string(rest) +
+                                              "`: line directives are not allowed in a kernel"));
+      }
       if (rest.substr(0, 7) == "include" || rest.substr(0, 12) == "include_next" || rest.substr(0, 6) == "import") {
         const size_t word = rest.substr(0, 12) == "include_next" ? 12 : (rest[1] == 'm' ? 6 : 7);
         std::string_view arg = rest.substr(word);
@@ -229,6 +310,13 @@ std::vector<Finding> static_check(const std::string& source, const std::string& 
   }
 
   const std::string code = strip_comments_and_literals(source);
+  if (const size_t stray = stray_hash(code); stray != std::string::npos) {
+    findings.push_back(static_finding(
+        FindingKind::ForbiddenCall,
+        "line " + std::to_string(line_of(code, stray)) +
+            ": `#` (or `%:`) outside a directive or a function-like macro's stringification: expanded at the "
+            "start of a line it would forge a line marker in the preprocessed text"));
+  }
   // Denied identifiers (each reported once, at its first use).
   std::set<std::string> reported;
   const std::string entry = entry_symbol(spec_name);
@@ -293,18 +381,37 @@ std::vector<Finding> static_check(const std::string& source, const std::string& 
     }
     i = e;
   }
-  if (code.find("##") != std::string::npos) {
+  // `___` is the name nvcc's generated host code uses (`{int volatile ___ = 1; ::exit(___);}`
+  // stands in for a device function's body); the checks on the preprocessed text trust it.
+  for (size_t i = code.find("___"); i != std::string::npos; i = code.find("___", i + 3)) {
+    if ((i == 0 || !ident_char(code[i - 1])) && (i + 3 >= code.size() || !ident_char(code[i + 3]))) {
+      findings.push_back(static_finding(FindingKind::ForbiddenCall,
+                                        "line " + std::to_string(line_of(code, i)) +
+                                            ": the name `___` is reserved for nvcc's generated code"));
+      break;
+    }
+  }
+  // `##`, and its digraph spelling `%:%:`, can assemble a denied name out of harmless parts.
+  for (const char* paste : {"##", "%:%:"}) {
+    if (code.find(paste) != std::string::npos) {
+      findings.push_back(static_finding(FindingKind::ForbiddenCall,
+                                        "line " + std::to_string(line_of(code, code.find(paste))) + ": token pasting (`" +
+                                            paste + "`) is not allowed: it can assemble denied names"));
+    }
+  }
+  // Trigraphs (`??=` is `#`) are another spelling of the same characters.
+  if (code.find("?\?=") != std::string::npos) {
     findings.push_back(static_finding(FindingKind::ForbiddenCall,
-                                      "line " + std::to_string(line_of(code, code.find("##"))) +
-                                          ": token pasting (`##`) is not allowed: it can assemble denied names"));
+                                      "line " + std::to_string(line_of(code, code.find("?\?="))) +
+                                          ": trigraphs are not allowed in a kernel"));
   }
   for (const std::string& lit : string_literals(source)) {
     for (std::string_view name : denied_driver_names()) {
       if (lit.find(name) != std::string::npos && !reported.count(std::string(name))) {
         reported.insert(std::string(name));
         findings.push_back(static_finding(FindingKind::ForbiddenCall,
-                                          "string literal names the driver function `" + std::string(name) +
-                                              "`, which a kernel may not reach (cudaGetDriverEntryPoint)"));
+                                          "string literal names the driver API `" + std::string(name) +
+                                              "...`, which a kernel may not reach (cudaGetDriverEntryPoint)"));
       }
     }
   }

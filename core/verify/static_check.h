@@ -8,18 +8,25 @@
 //     (cudaStreamCreate*, cudaLaunchHostFunc, cudaStreamPerThread, ...), device switching/reset,
 //     thread creation (std::thread, pthread_*), process creation (fork, exec*, system, popen,
 //     posix_spawn), files (fopen, open, std::ofstream, mmap, ...), sockets, dynamic loading
-//     (dlopen, dlsym), raw syscalls; token pasting (`##`) is refused too, since it can assemble
-//     a denied name;
+//     (dlopen, dlsym), raw syscalls, exit handlers and early exits (atexit, _Exit, quick_exit, ...),
+//     the environment (getenv, secure_getenv, ...); token pasting (`##`, `%:%:`) is refused too,
+//     since it can assemble a denied name, and so are line directives (`#line`, `# N "file"`:
+//     they would make the candidate's lines look like a header's to the checks on the
+//     preprocessed text), trigraphs and the name `___` (nvcc's generated code uses it);
+//   - `%:include` is an include (`%:` is the digraph of `#`);
 //   - every #include names a header on the allowlist: CUDA headers, C/C++ standard headers without
 //     file, thread or process access, and "kernelgen/attention_abi.h".
 // String literals are scanned separately for driver-API names that would only be reachable through
 // cudaGetDriverEntryPoint (cuStreamCreate, cuLaunchHostFunc, ...).
 //
-// The checks are a first line: the sandbox (process.h) and the run-time checks catch what a
-// determined author hides; these make the common mistakes cheap to report precisely.
+// This is the first, fast layer, with exact line numbers; spelling (macros, `&name`, `(name)()`,
+// split literals) can hide a name from it. The compile stage checks what nvcc really compiled
+// (host_check.h: the host translation, the host object's symbols and machine code), and the
+// sandbox (process.h) and the run-time checks catch what a determined author hides beyond that.
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "verify/report.h"
@@ -40,5 +47,14 @@ std::vector<Finding> static_check(const std::string& source, const std::string& 
 
 // The entry point's symbol: "kg_<spec_name>_forward".
 std::string entry_symbol(const std::string& spec_name);
+
+// True when `id` is on the deny list above (both layers of the source check use it).
+bool is_denied_identifier(std::string_view id);
+// True for the denied names that are also common words (`open`, `thread`, `exit`, ...): those are
+// denied only as calls, template calls or qualified names, never as variable names.
+bool is_common_word(std::string_view id);
+// The first denied driver-API name that `literal` (a string literal's decoded contents) contains,
+// "" when none.
+std::string denied_driver_name_in(std::string_view literal);
 
 }  // namespace kg::verify

@@ -78,9 +78,12 @@ TEST(StaticCheck, DeniedCalls) {
     std::string src = kGood;
     src += std::string("\nvoid evil() { ") + bad + " }\n";
     const auto fs = static_check(src, "causal");
-    ASSERT_EQ(fs.size(), 1u) << bad;
-    EXPECT_EQ(fs[0].kind, FindingKind::ForbiddenCall) << bad;
-    EXPECT_NE(fs[0].message.find("line 13"), std::string::npos) << fs[0].message;
+    // (a `#` in the middle of a line is refused on its own too: two findings for the last one)
+    ASSERT_EQ(fs.size(), bad[0] == '#' ? 2u : 1u) << bad;
+    for (const Finding& f : fs) {
+      EXPECT_EQ(f.kind, FindingKind::ForbiddenCall) << bad;
+      EXPECT_NE(f.message.find("line 13"), std::string::npos) << f.message;
+    }
   }
   // Common words as plain names (not calls) are fine; member calls are fine.
   std::string ok = kGood;

@@ -1,5 +1,6 @@
 #include "verify/verify.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include "util/log.h"
 #include "kernelgen/attention_abi.h"
 #include "verify/abi_header_text.h"
+#include "verify/host_check.h"
 #include "verify/static_check.h"
 #include "version.h"
 
@@ -28,8 +30,28 @@ using Clock = std::chrono::steady_clock;
 
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-// Bumped when the nvcc command line changes (it is part of the compiled-object digest).
-constexpr const char* kCompileFlagsVersion = "nvcc-flags-1";
+// Bumped when the nvcc command lines or the host checks (host_check.h: an object in the cache
+// passed the checks of this version) change; part of the compiled-object digest.
+constexpr const char* kCompileFlagsVersion = "nvcc-flags-2;host-check-1";
+
+// The object cache directory: created 0700; one owned by someone else, or writable by group or
+// others, is refused (its objects could have been replaced); a looser one of ours is tightened.
+Expected<void, Failure> check_object_dir(const std::string& dir) {
+  struct stat st;
+  if (::lstat(dir.c_str(), &st) != 0) {
+    return fail(os_error("cannot examine", dir));
+  }
+  const std::string refuse = "refusing the compiled-object cache " + dir + ": ";
+  const std::string advice = " (remove it, or set KERNELGEN_VERIFY_DIR to a directory of your own)";
+  if (!S_ISDIR(st.st_mode)) {
+    return fail(refuse + "it is not a directory" + advice);
+  }
+  KG_TRY(check_owner_and_mode(st.st_mode, st.st_uid, 022, "writable by group or others", refuse, advice));
+  if ((st.st_mode & 077) != 0 && ::chmod(dir.c_str(), 0700) != 0) {
+    return fail(os_error("cannot make 0700", dir));
+  }
+  return {};
+}
 
 uint64_t fresh_seed() {
   std::random_device rd;
@@ -79,6 +101,7 @@ Expected<std::string, Failure> Verifier::compile_cached(const std::string& sourc
                                                         bool& cached) {
   const std::string& work = m_options.work_dir;
   KG_TRY(make_dirs(work + "/so", 0700));
+  KG_TRY(check_object_dir(work + "/so"));
   KG_TRY(make_dirs(work + "/include/kernelgen", 0700));
   auto wrote = write_file_if_changed(work + "/include/kernelgen/attention_abi.h", kAbiHeaderText);
   if (!wrote) {
@@ -87,33 +110,60 @@ Expected<std::string, Failure> Verifier::compile_cached(const std::string& sourc
   const std::string digest = xxh3_128_hex_fields(
       {"kg-verify-so", kCompileFlagsVersion, m_options.arch, m_compiler.version(), kAbiHeaderText, source});
   const std::string so = work + "/so/" + digest + ".so";
+  const std::string sum = so + ".xxh3";  // XXH3-128 of the .so's bytes, written before the .so appears
   const std::string log = work + "/so/" + digest + ".log";
-  if (::access(so.c_str(), R_OK) == 0) {
-    cached = true;
-    auto text = read_file(log);
-    result.ok = true;
-    result.output = text ? *text : "";
-    return so;
+  std::error_code ec;
+  std::string note;
+  if (::access(so.c_str(), F_OK) == 0) {
+    // Trusted only when its bytes still have the digest written when it was made (and checked).
+    auto want = read_file(sum);
+    auto got = object_file_digest(so);
+    const std::string want_text = want ? want->substr(0, want->find_first_of("\r\n")) : "";
+    if (want && got && is_digest(want_text) && want_text == *got) {
+      cached = true;
+      auto text = read_file(log);
+      result.ok = true;
+      result.output = text ? *text : "";
+      result.object_digest = *got;
+      result.note = "cached";
+      return so;
+    }
+    note = !want ? "the cached object had no digest beside it; recompiled"
+                 : !got ? "the cached object could not be read; recompiled"
+                        : "the cached object did not match its digest; recompiled";
+    KG_LOG_WARN(so << ": " << note);
+    std::filesystem::remove(so, ec);
+    std::filesystem::remove(sum, ec);
   }
   cached = false;
   // Unique names per process and call: several verifiers may compile the same text at once.
   const std::string tmp = work + "/so/" + digest + ".tmp." + std::to_string(::getpid()) + "." +
                           std::to_string(std::random_device{}());
   KG_TRY(write_file_atomic(tmp + ".cu", source));
-  CompileJob job{tmp + ".cu", tmp + ".so", m_options.arch, work + "/include"};
+  CompileJob job{tmp + ".cu", tmp + ".so", m_options.arch, work + "/include", nullptr};
+  job.inspect = [](const HostArtifacts& host) {
+    return host_check(host.translation_path, host.source_path, host.object_path, host.env);
+  };
   auto r = m_compiler.compile(job);
-  std::error_code ec;
   std::filesystem::remove(tmp + ".cu", ec);
   if (!r) {
     std::filesystem::remove(tmp + ".so", ec);
     return unexpected(r.error());
   }
   result = std::move(*r);
+  result.note = note;
   if (!result.ok) {
     std::filesystem::remove(tmp + ".so", ec);
     return so;  // not made; the caller looks at result.ok
   }
+  auto made = object_file_digest(tmp + ".so");
+  if (!made) {
+    std::filesystem::remove(tmp + ".so", ec);
+    return unexpected(made.error());
+  }
+  result.object_digest = *made;
   KG_TRY(write_file_atomic(log, result.output));
+  KG_TRY(write_file_atomic(sum, *made + "\n"));
   std::filesystem::rename(tmp + ".so", so, ec);
   if (ec) {
     return fail("cannot move the compiled kernel to " + so + ": " + ec.message());
@@ -160,7 +210,12 @@ Expected<VerifyReport, Failure> Verifier::verify(const spec::Spec& spec, const s
   r.compile_cached = cached;
   r.compiler_output = trim_output(cr.output, kCompilerOutputLimit);
   r.ptxas = parse_ptxas_report(cr.output);
-  if (!cr.ok) {
+  if (!cr.findings.empty()) {
+    // The host checks refused the object (host_check.h): it was never linked.
+    for (Finding& f : cr.findings) {
+      r.findings.push_back(std::move(f));
+    }
+  } else if (!cr.ok) {
     Finding f;
     f.stage = kStageCompile;
     const bool undefined = cr.output.find("undefined reference") != std::string::npos ||
@@ -197,7 +252,7 @@ Expected<VerifyReport, Failure> Verifier::verify(const spec::Spec& spec, const s
     }
   }
   const bool compile_ok = !rejects_in(r.findings, kStageCompile);
-  r.stages.push_back(stage(kStageCompile, compile_ok ? StageStatus::Pass : StageStatus::Fail, since(ts), cached ? "cached" : ""));
+  r.stages.push_back(stage(kStageCompile, compile_ok ? StageStatus::Pass : StageStatus::Fail, since(ts), cr.note));
   if (!compile_ok) {
     for (const char* s : {kStageRun, kStageCorrectness, kStageTiming}) {
       r.stages.push_back(stage(s, StageStatus::Skipped, 0, "compilation failed"));
@@ -223,7 +278,11 @@ Expected<VerifyReport, Failure> Verifier::verify(const spec::Spec& spec, const s
     return unexpected(ref_so.error());
   }
   if (!ref_cr.ok) {
-    return fail("the fp32 reference kernel for " + spec.name + " does not compile (a kernelgen bug):\n" +
+    std::string why;
+    for (const Finding& f : ref_cr.findings) {
+      why += f.message + "\n";
+    }
+    return fail("the fp32 reference kernel for " + spec.name + " does not compile (a kernelgen bug):\n" + why +
                 last_lines(ref_cr.output, 20));
   }
 

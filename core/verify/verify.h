@@ -60,9 +60,13 @@ class Verifier {
   Expected<VerifyReport, Failure> verify(const spec::Spec& spec, const std::string& spec_yaml,
                                          const std::string& source);
 
-  // Compiles `source` (or finds it compiled) into <work_dir>/so/<digest>.so. Sets `result` to
-  // the compiler's result (output is the log of the compile that made the file) and `cached`.
-  // Errors: as for verify().
+  // Compiles `source` (or finds it compiled) into <work_dir>/so/<digest>.so, with the host checks
+  // (host_check.h) between the object and the link. Sets `result` to the compiler's result
+  // (output is the log of the compile that made the file; findings, the host checks' refusals;
+  // object_digest, the XXH3-128 of the .so's bytes; note, "cached" or why a cached object was
+  // recompiled) and `cached`. A cached object is used only when its bytes match the digest
+  // written beside it (<digest>.so.xxh3); otherwise it is removed and compiled again.
+  // Errors: as for verify(); the so/ directory is not ours or is writable by group or others.
   Expected<std::string, Failure> compile_cached(const std::string& source, CompileResult& result, bool& cached);
 
   const VerifyOptions& options() const { return m_options; }

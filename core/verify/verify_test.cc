@@ -92,9 +92,19 @@ class FakeCompiler : public Compiler {
                        "ptxas info    : Used 40 registers, 0 bytes smem\n";
   std::vector<std::string> exports = {"kg_causal_forward", "kg_causal_reference_forward"};
   int calls = 0;
+  bool inspect_findings = false;  // true: compile() reports a host-check finding, as inspect would
   Expected<CompileResult, Failure> compile(const CompileJob& job) override {
     ++calls;
     CompileResult r;
+    if (inspect_findings) {
+      EXPECT_TRUE(job.inspect);
+      Finding f;
+      f.kind = FindingKind::ForbiddenSymbol;
+      f.stage = kStageCompile;
+      f.message = "the host object refers to `fork`";
+      r.findings.push_back(f);
+      return r;
+    }
     r.ok = !fail;
     r.output = output;
     r.seconds = 0.01;
@@ -295,6 +305,78 @@ TEST_F(VerifyTest, RunnerSeesACleanEnvironmentAndItsOwnDirectory) {
   EXPECT_NE(env->find("/work/run/"), std::string::npos);  // cwd and HOME: the fresh run directory
   // The run directory is removed afterwards.
   EXPECT_TRUE(fs::is_empty(m_options.work_dir + "/run"));
+}
+
+// Each cached object has its XXH3-128 beside it; an object whose bytes changed (or whose digest
+// is gone) is recompiled, never used.
+TEST_F(VerifyTest, TamperedCachedObjectIsRecompiled) {
+  m_options.run = false;
+  VerifyReport r = verify(stand_in("exit 1"));
+  EXPECT_EQ(m_compiler.calls, 1);
+  std::string so;
+  for (const auto& e : fs::directory_iterator(m_options.work_dir + "/so")) {
+    if (e.path().extension() == ".so") {
+      so = e.path().string();
+    }
+  }
+  ASSERT_FALSE(so.empty());
+  auto sum = read_file(so + ".xxh3");
+  ASSERT_TRUE(sum);
+  auto digest = object_file_digest(so);
+  ASSERT_TRUE(digest);
+  EXPECT_EQ(*sum, *digest + "\n");
+  EXPECT_EQ(digest->size(), 32u);
+
+  r = verify(stand_in("exit 1"));  // intact: used as it is
+  EXPECT_EQ(m_compiler.calls, 1);
+  EXPECT_TRUE(r.compile_cached);
+  EXPECT_EQ(r.stages.at(1).note, "cached");
+
+  auto bytes = read_file(so);
+  ASSERT_TRUE(bytes);
+  (*bytes)[bytes->size() / 2] ^= 0x55;  // one changed byte
+  ASSERT_TRUE(write_file_atomic(so, *bytes));
+  r = verify(stand_in("exit 1"));
+  EXPECT_EQ(m_compiler.calls, 2);
+  EXPECT_FALSE(r.compile_cached);
+  EXPECT_NE(r.stages.at(1).note.find("did not match its digest; recompiled"), std::string::npos) << r.stages.at(1).note;
+  EXPECT_EQ(object_file_digest(so).value_or(""), read_file(so + ".xxh3").value_or("").substr(0, 32));
+
+  fs::remove(so + ".xxh3");
+  r = verify(stand_in("exit 1"));
+  EXPECT_EQ(m_compiler.calls, 3);
+  EXPECT_NE(r.stages.at(1).note.find("no digest"), std::string::npos) << r.stages.at(1).note;
+}
+
+TEST_F(VerifyTest, ObjectCacheDirectoryIsPrivate) {
+  m_options.run = false;
+  verify(stand_in("exit 1"));
+  const std::string dir = m_options.work_dir + "/so";
+  struct stat st;
+  ASSERT_EQ(::stat(dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ::chmod(dir.c_str(), 0755);  // ours and not writable by others: tightened again
+  verify(stand_in("exit 1"));
+  ASSERT_EQ(::stat(dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ::chmod(dir.c_str(), 0777);  // anyone could have replaced an object: refused
+  SandboxRunner runner(stand_in("exit 1"), m_options.work_dir, kTestEnv);
+  Verifier v(m_compiler, runner, m_options);
+  auto r = v.verify(m_spec, kSpecYaml, kCandidate);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("writable by group or others"), std::string::npos) << r.error().message;
+  ::chmod(dir.c_str(), 0700);
+}
+
+// The host checks' findings (CompileJob::inspect) reject the candidate in the compile stage.
+TEST_F(VerifyTest, HostCheckFindingsReject) {
+  m_options.run = false;
+  m_compiler.inspect_findings = true;
+  const VerifyReport r = verify(stand_in("exit 1"));
+  ASSERT_NE(only_rejection(r), nullptr);
+  EXPECT_EQ(r.first_rejection()->kind, FindingKind::ForbiddenSymbol);
+  EXPECT_EQ(r.first_rejection()->stage, kStageCompile);
+  EXPECT_EQ(r.stages.at(1).status, StageStatus::Fail);
 }
 
 TEST_F(VerifyTest, NoRunStopsAfterCompiling) {

@@ -1,5 +1,5 @@
 // Adversarial candidate for specs/causal.yaml (tests/verify): calls a function from outside the CUDA runtime (linked with --no-undefined).
-// expect: undefined_symbol
+// expect: forbidden_symbol|undefined_symbol
 // stage: compile
 // ci: yes (rejected before anything runs on a GPU)
 #include <cuda_runtime.h>
