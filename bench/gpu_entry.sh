@@ -113,6 +113,17 @@ if [[ $phase == verify ]]; then
     rc=$?
     if [[ $rc == 0 ]]; then ok=$((ok + 1)); else bad=$((bad + 1)); status=1; fi
     echo "  $(basename "$k" .cu): expect $expect -> $(tail -1 "$vlog") (exit $rc)" >>"$summary"
+    # The run-time defences alone: the same kernel with the static checks skipped.
+    runtime=$(sed -n 's|^// expect-runtime: *\([a-z_|]*\).*|\1|p' "$k")
+    if [[ -n $runtime ]]; then
+      rstage=$(sed -n 's|^// expect-runtime: *[a-z_|]* *\([a-z_]*\).*|\1|p' "$k")
+      echo "== $(basename "$k") (static checks skipped): expect $runtime [$rstage]" >>"$vlog"
+      timeout --kill-after=10 120 .gpu/bin/kg_verify_expect --spec specs/causal.yaml --kernel "$k" \
+        --expect "$runtime" --stage "${rstage:--}" --timeout 60 --skip-source-checks >>"$vlog" 2>&1
+      rc=$?
+      if [[ $rc == 0 ]]; then ok=$((ok + 1)); else bad=$((bad + 1)); status=1; fi
+      echo "  $(basename "$k" .cu) [runtime]: expect $runtime -> $(tail -1 "$vlog") (exit $rc)" >>"$summary"
+    fi
   done
   echo "adversarial suite: $ok as expected, $bad not ($((SECONDS - t0)) s; log verify.log)" >>"$summary"
   step "verify_bench" "$OUT/verify_bench.log" "${KG_TIMEOUT_VERIFY_BENCH:-300}" \

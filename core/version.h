@@ -15,7 +15,7 @@ inline constexpr int kCacheFormatVersion = 1;
 
 // Verifier checks and tolerances (core/verify, runner/, docs/verifier.md). Part of every key:
 // bump it when a check's meaning or a tolerance changes.
-inline constexpr const char* kVerifierVersion = "verify-1";
+inline constexpr const char* kVerifierVersion = "verify-2";
 
 // Target used when none is given.
 inline constexpr const char* kDefaultArch = "sm_90a";

@@ -184,7 +184,48 @@ __global__ void compare_lse_kernel(const float* got, const float* want, size_t g
   t.flush(&c->lse_bad, nullptr, nullptr, &c->lse_clobbered, &c->lse_worst_key, &c->lse_max_err_bits);
 }
 
+__global__ void compare_rows_kernel(const uint16_t* got, const uint16_t* want, size_t rows, int d, bool is_bf16,
+                                    float row_rel, float row_floor, DeviceCompareCounts* c) {
+  const size_t warps = size_t(gridDim.x) * (blockDim.x / 32);
+  const int lane = threadIdx.x & 31;
+  unsigned long long bad = 0, worst = 0;
+  for (size_t row = blockIdx.x * size_t(blockDim.x / 32) + threadIdx.x / 32; row < rows; row += warps) {
+    float err2 = 0.0f, want2 = 0.0f;
+    bool finite = true;
+    for (int e = lane; e < d; e += 32) {
+      const float gv = to_float(got[row * d + e], is_bf16), wv = to_float(want[row * d + e], is_bf16);
+      finite = finite && isfinite(gv) && isfinite(wv);
+      err2 += (gv - wv) * (gv - wv);
+      want2 += wv * wv;
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+      err2 += __shfl_xor_sync(0xffffffffu, err2, o);
+      want2 += __shfl_xor_sync(0xffffffffu, want2, o);
+    }
+    finite = __all_sync(0xffffffffu, finite);
+    if (finite) {
+      const float allowed = row_rel * fmaxf(sqrtf(want2 / d), row_floor);
+      const float ratio = sqrtf(err2 / d) / allowed;
+      bad += ratio > 1.0f;
+      const unsigned long long key = worst_key(ratio, row);
+      worst = key > worst ? key : worst;
+    }
+  }
+  if (lane == 0) {
+    if (bad) atomicAdd(&c->rows_bad, bad);
+    if (worst) atomicMax(&c->row_worst_key, worst);
+  }
+}
+
 }  // namespace
+
+void device_compare_rows(const uint16_t* got_all, const uint16_t* want_all, size_t guard, size_t rows, int d,
+                         bool is_bf16, float row_rel, float row_floor, DeviceCompareCounts* counts,
+                         cudaStream_t stream) {
+  const size_t threads = rows * 32;
+  compare_rows_kernel<<<grid_for(threads), kThreads, 0, stream>>>(got_all + guard, want_all + guard, rows, d, is_bf16,
+                                                                  row_rel, row_floor, counts);
+}
 
 void device_fill_normal(void* dst, size_t n, bool is_bf16, uint64_t seed, float mean, cudaStream_t stream) {
   fill_normal_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<uint16_t*>(dst), n, is_bf16, seed, mean);

@@ -38,6 +38,9 @@ struct DeviceCompareCounts {
   // Float bits of the largest finite |got - want| (non-negative floats order like their bits).
   unsigned long long max_err_bits;
   unsigned long long lse_max_err_bits;
+  unsigned long long rows_bad;        // rows over the row error bound (device_compare_rows)
+  // (float bits of row rms error / allowed) << 32 | row index; the max over rows.
+  unsigned long long row_worst_key;
 };
 
 // Compares `got` with `want`, two allocations of the same layout: `guard` poisoned elements,
@@ -46,6 +49,12 @@ struct DeviceCompareCounts {
 void device_compare_out(const uint16_t* got_all, const uint16_t* want_all, size_t guard, size_t span, bool is_bf16,
                         float abs_tol, float rel_tol, uint16_t poison, DeviceCompareCounts* counts,
                         cudaStream_t stream);
+// Row error norms of contiguous rows of `d` elements (the data span of a BHSD output, `rows` rows
+// after `guard` elements): rms(got - want) <= row_rel * max(rms(want), row_floor) per row, computed
+// in fp32 by one warp per row. Rows holding NaN/Inf are left to device_compare_out.
+void device_compare_rows(const uint16_t* got_all, const uint16_t* want_all, size_t guard, size_t rows, int d,
+                         bool is_bf16, float row_rel, float row_floor, DeviceCompareCounts* counts,
+                         cudaStream_t stream);
 // The same for LSE (fp32): -inf passes exactly where want is -inf.
 void device_compare_lse(const float* got_all, const float* want_all, size_t guard, size_t span, float abs_tol,
                         float rel_tol, uint32_t poison, DeviceCompareCounts* counts, cudaStream_t stream);

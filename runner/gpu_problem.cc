@@ -1,4 +1,5 @@
 #include "gpu_problem.h"
+#include "shared_arena.h"
 
 #include "device_ops.h"
 
@@ -132,13 +133,18 @@ std::string Shape::str() const {
 
 // ---- DeviceBuffer -----------------------------------------------------------------------------
 
-DeviceBuffer::DeviceBuffer(size_t bytes) : m_bytes(std::max<size_t>(bytes, 16)) {
+DeviceBuffer::DeviceBuffer(size_t bytes, SharedArena* arena) : m_bytes(std::max<size_t>(bytes, 16)) {
+  if (arena != nullptr) {
+    m_ptr = arena->allocate(m_bytes);
+    m_owned = false;
+    return;
+  }
   void* p = nullptr;
   KG_CUDA(cudaMalloc(&p, m_bytes));
   m_ptr = static_cast<unsigned char*>(p);
 }
 
-DeviceBuffer::DeviceBuffer(DeviceBuffer&& o) noexcept : m_ptr(o.m_ptr), m_bytes(o.m_bytes) {
+DeviceBuffer::DeviceBuffer(DeviceBuffer&& o) noexcept : m_ptr(o.m_ptr), m_bytes(o.m_bytes), m_owned(o.m_owned) {
   o.m_ptr = nullptr;
   o.m_bytes = 0;
 }
@@ -146,11 +152,12 @@ DeviceBuffer::DeviceBuffer(DeviceBuffer&& o) noexcept : m_ptr(o.m_ptr), m_bytes(
 DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
   std::swap(m_ptr, o.m_ptr);
   std::swap(m_bytes, o.m_bytes);
+  std::swap(m_owned, o.m_owned);
   return *this;
 }
 
 DeviceBuffer::~DeviceBuffer() {
-  if (m_ptr) {
+  if (m_ptr && m_owned) {
     cudaFree(m_ptr);  // errors here are reported by the next checked call
   }
 }
@@ -209,8 +216,8 @@ void set_strides(int64_t* st, Layout layout, int S, int H, int D, int packed_hea
 
 }  // namespace
 
-Problem::Problem(const spec::Spec& sp, const Shape& sh, std::mt19937_64& rng)
-    : spec(&sp), shape(sh), head_dim(sp.head_dim) {
+Problem::Problem(const spec::Spec& sp, const Shape& sh, std::mt19937_64& rng, SharedArena* arena)
+    : spec(&sp), shape(sh), head_dim(sp.head_dim), m_arena(arena) {
   if (sh.layout == Layout::Packed && sh.seqlen_q != sh.seqlen_kv) {
     throw std::logic_error("packed layout needs seqlen_q == seqlen_kv");
   }
@@ -221,6 +228,27 @@ Problem::Problem(const spec::Spec& sp, const Shape& sh, std::mt19937_64& rng)
 }
 
 void Problem::refill(std::mt19937_64& rng) { fill(rng); }
+
+void Problem::refill_qkv(std::mt19937_64& rng) {
+  if (!shape.device_fill) {
+    throw std::logic_error("refill_qkv needs a device-filled problem");
+  }
+  fill_device_qkv(rng);
+}
+
+void Problem::fill_device_qkv(std::mt19937_64& rng) {
+  const bool bf16 = spec->dtype == spec::DType::BF16;
+  m_device_sums.resize(3);
+  for (int t = 0; t < 3; ++t) {
+    DeviceBuffer& buf = m_buffers.at(t);
+    const size_t n = buf.bytes() / 2;
+    device_fill_normal(buf.data(), n, bf16, rng(), t == 2 ? static_cast<float>(shape.v_mean) : 0.0f, nullptr);
+    KG_CUDA(cudaGetLastError());
+    device_checksum(buf.data(), n * 2, reinterpret_cast<unsigned long long*>(m_sum.data()), nullptr);
+    KG_CUDA(cudaGetLastError());
+    KG_CUDA(cudaMemcpy(&m_device_sums[t], m_sum.data(), sizeof(unsigned long long), cudaMemcpyDeviceToHost));
+  }
+}
 
 // Allocates the device buffers on the first call; later calls write new values into the same
 // buffers (same pointers) and redraw params and tensors.
@@ -265,27 +293,20 @@ void Problem::fill(std::mt19937_64& rng) {
   // The buffer for the next input: allocated on the first fill, reused after.
   auto buffer = [&](size_t bytes) -> DeviceBuffer& {
     if (first) {
-      m_buffers.emplace_back(bytes);
+      m_buffers.emplace_back(bytes, m_arena);
     }
     return m_buffers.at(next_buffer++);
   };
   if (sh.device_fill) {
-    const bool bf16 = dt == spec::DType::BF16;
     const size_t nq = size_t(B) * Hq * Sq * D, nkv = size_t(B) * Hkv * Skv * D;
     const size_t counts[3] = {nq, nkv, nkv};
     if (first) {
       m_sum = DeviceBuffer(sizeof(unsigned long long));
     }
     for (int t = 0; t < 3; ++t) {
-      DeviceBuffer& buf = buffer(counts[t] * 2);
-      device_fill_normal(buf.data(), counts[t], bf16, rng(), t == 2 ? static_cast<float>(sh.v_mean) : 0.0f, nullptr);
-      KG_CUDA(cudaGetLastError());
-      device_checksum(buf.data(), counts[t] * 2, reinterpret_cast<unsigned long long*>(m_sum.data()), nullptr);
-      KG_CUDA(cudaGetLastError());
-      unsigned long long sum = 0;
-      KG_CUDA(cudaMemcpy(&sum, m_sum.data(), sizeof sum, cudaMemcpyDeviceToHost));
-      m_device_sums.push_back(sum);
+      buffer(counts[t] * 2);
     }
+    fill_device_qkv(rng);
     q.clear(), k.clear(), v.clear();
     q_dev = m_buffers[0].data(), k_dev = m_buffers[1].data(), v_dev = m_buffers[2].data();
   }
@@ -431,7 +452,7 @@ bool Problem::inputs_unchanged(std::string& what, cudaStream_t stream) const {
 uint16_t Outputs::poison_bits(spec::DType dtype) { return dtype == spec::DType::BF16 ? 0xFFC1 : 0xFE01; }
 uint32_t Outputs::lse_poison_bits() { return 0xFFC00001u; }
 
-Outputs::Outputs(const Problem& p) : m_p(&p) {
+Outputs::Outputs(const Problem& p, SharedArena* arena) : m_p(&p) {
   const auto& s = p.shape;
   const int D = p.head_dim;
   if (s.layout == Layout::BHSD) {
@@ -443,12 +464,12 @@ Outputs::Outputs(const Problem& p) : m_p(&p) {
     out_span = size_t(s.batch) * s.seqlen_q * s.heads_q * hs;
   }
   out_guard = 2048;  // 4 KiB of 2-byte elements on each side
-  m_out = DeviceBuffer((out_span + 2 * out_guard) * 2);
+  m_out = DeviceBuffer((out_span + 2 * out_guard) * 2, arena);
   out_dev = m_out.data() + out_guard * 2;
   if (s.lse) {
     lse_span = size_t(s.batch) * s.heads_q * s.seqlen_q;
     lse_guard = 1024;
-    m_lse = DeviceBuffer((lse_span + 2 * lse_guard) * 4);
+    m_lse = DeviceBuffer((lse_span + 2 * lse_guard) * 4, arena);
     lse_dev = reinterpret_cast<float*>(m_lse.data()) + lse_guard;
   }
   poison();
@@ -543,9 +564,12 @@ Tolerance default_tolerance(spec::DType dtype) {
   Tolerance t;
   if (dtype == spec::DType::BF16) {
     t.abs = 2e-2, t.rel = 2e-2;
+    t.row_rel = 1e-2;
   } else {
     t.abs = 5e-3, t.rel = 5e-3;
+    t.row_rel = 2.5e-3;
   }
+  t.row_floor = 1e-3;
   t.lse_abs = 1e-3, t.lse_rel = 1e-3;
   return t;
 }
@@ -568,6 +592,8 @@ CompareReport compare(const Problem& p, const Outputs& got, const Expected& want
   for (int b = 0; b < s.batch; ++b) {
     for (int h = 0; h < s.heads_q; ++h) {
       for (int i = 0; i < s.seqlen_q; ++i) {
+        double row_err2 = 0, row_want2 = 0;
+        bool row_finite = true;
         for (int d = 0; d < D; ++d, ++n) {
           is_data[got.out_guard + b * got.out_stride[0] + h * got.out_stride[1] + i * got.out_stride[2] + d] = 1;
           const double g = bits_to_float(got.out_at(b, h, i, d), dt);
@@ -578,6 +604,9 @@ CompareReport compare(const Problem& p, const Outputs& got, const Expected& want
           }
           const double err = std::fabs(g - w);
           const bool finite = std::isfinite(g) && std::isfinite(w);
+          row_finite = row_finite && finite;
+          row_err2 += err * err;
+          row_want2 += w * w;
           const bool pass = finite && err <= limit;
           const bool poisoned = got.out_at(b, h, i, d) == Outputs::poison_bits(dt);
           if (!std::isfinite(g) && !poisoned) {
@@ -603,8 +632,26 @@ CompareReport compare(const Problem& p, const Outputs& got, const Expected& want
             r.worst_allowed = limit;
           }
         }
+        if (tol.row_rel > 0 && row_finite && D > 0) {
+          const double rms_err = std::sqrt(row_err2 / D), rms_want = std::sqrt(row_want2 / D);
+          const double allowed = tol.row_rel * std::max(rms_want, tol.row_floor);
+          const double ratio = rms_err / allowed;
+          if (ratio > 1) {
+            ++r.rows_bad;
+          }
+          if (r.row_worst_b < 0 || ratio > r.row_worst_ratio) {
+            r.row_worst_b = b, r.row_worst_h = h, r.row_worst_i = i;
+            r.row_worst_ratio = ratio, r.row_worst_rms_err = rms_err, r.row_worst_rms_want = rms_want;
+          }
+        }
       }
     }
+  }
+  if (r.rows_bad) {
+    detail << "    " << r.rows_bad << " row(s) over the row error bound (rms error <= " << tol.row_rel
+           << " x rms of the row, floor " << tol.row_floor << "); worst row (b=" << r.row_worst_b << ",h="
+           << r.row_worst_h << ",i=" << r.row_worst_i << "): rms error " << r.row_worst_rms_err << ", rms "
+           << want_name << " " << r.row_worst_rms_want << " (" << r.row_worst_ratio << " x allowed)\n";
   }
   // Padding between heads/tokens and the guard zones must still hold the poison.
   const uint16_t pb = Outputs::poison_bits(dt);
@@ -677,7 +724,7 @@ CompareReport compare(const Problem& p, const Outputs& got, const Expected& want
     r.worst_b = worst.b, r.worst_h = worst.h, r.worst_i = worst.i, r.worst_d = worst.d;
     r.worst_got = worst.got, r.worst_want = worst.want;
   }
-  r.ok = r.bad == 0 && r.clobbered == 0 && lse_bad == 0 && lse_clobbered == 0;
+  r.ok = r.bad == 0 && r.clobbered == 0 && lse_bad == 0 && lse_clobbered == 0 && r.rows_bad == 0;
   if (!r.ok) {
     std::ostringstream head;
     head << "    " << r.bad << " of " << n << " out elements wrong (" << r.unwritten << " never written, "

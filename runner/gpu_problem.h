@@ -56,11 +56,14 @@ struct Shape {
   std::string str() const;  // "B=2 Hq=8 Hkv=2 Sq=65 Skv=63 layout=bshd lse=on scores~N(0,2^2)"
 };
 
-// Owns cudaMalloc'd memory; never empty (at least 16 bytes) so pointers are never NULL.
+class SharedArena;  // shared_arena.h
+
+// Device memory, never empty (at least 16 bytes) so pointers are never NULL: cudaMalloc'd and
+// owned, or (with an arena) a piece of the judge's shared arena, which outlives the buffer.
 class DeviceBuffer {
  public:
   DeviceBuffer() = default;
-  explicit DeviceBuffer(size_t bytes);
+  explicit DeviceBuffer(size_t bytes, SharedArena* arena = nullptr);
   DeviceBuffer(DeviceBuffer&& o) noexcept;
   DeviceBuffer& operator=(DeviceBuffer&& o) noexcept;
   DeviceBuffer(const DeviceBuffer&) = delete;
@@ -75,6 +78,7 @@ class DeviceBuffer {
  private:
   unsigned char* m_ptr = nullptr;
   size_t m_bytes = 0;
+  bool m_owned = true;
 };
 
 // 64-bit FNV-1a over bytes: detects any change to an input buffer.
@@ -82,11 +86,17 @@ uint64_t checksum(const void* data, size_t bytes);
 
 // One problem: random inputs on the host and the device. Fresh values on every construction.
 struct Problem {
-  Problem(const spec::Spec& spec, const Shape& shape, std::mt19937_64& rng);
+  // `arena`: where the input buffers live (the judge's shared arena, so that the candidate host
+  // can read them); nullptr: cudaMalloc.
+  Problem(const spec::Spec& spec, const Shape& shape, std::mt19937_64& rng, SharedArena* arena = nullptr);
 
   // New random contents for q, k, v, params and tensors, in the same device buffers (same
   // pointers): catches kernels that cache results keyed on pointers or shapes.
   void refill(std::mt19937_64& rng);
+  // New random contents for q, k and v only (params and tensors stay), device-filled shapes only:
+  // fresh inputs for every timed run at the cost of a fill at memory speed. On the legacy default
+  // stream, waited for.
+  void refill_qkv(std::mt19937_64& rng);
 
   const spec::Spec* spec;
   Shape shape;
@@ -115,6 +125,8 @@ struct Problem {
 
  private:
   void fill(std::mt19937_64& rng);
+  void fill_device_qkv(std::mt19937_64& rng);  // q, k, v (buffers 0-2) and their device checksums
+  SharedArena* m_arena = nullptr;
   std::vector<DeviceBuffer> m_buffers;  // q/k/v storage (1 when packed) then tensors
   std::vector<std::vector<unsigned char>> m_uploaded;  // host images (host-filled buffers)
   std::vector<unsigned long long> m_device_sums;       // device checksums (device-filled q/k/v)
@@ -124,7 +136,8 @@ struct Problem {
 // Output buffers for one launch, poisoned (NaN) including padding and 4 KiB guard zones on both
 // sides, so that unwritten elements and stray writes are both visible.
 struct Outputs {
-  explicit Outputs(const Problem& p);
+  // `arena`: where out and lse live (see Problem); nullptr: cudaMalloc.
+  explicit Outputs(const Problem& p, SharedArena* arena = nullptr);
   // Poisons out and lse, guards and padding included, and waits for it (on `stream`; NULL: the
   // legacy default stream). poison_async enqueues the same work without waiting.
   void poison(cudaStream_t stream = nullptr);
@@ -174,6 +187,9 @@ struct Tolerance {
   double abs = 0, rel = 0;
   bool half_ulp = false;
   double lse_abs = 0, lse_rel = 0;
+  // Per row (b, h, i) over its D elements: rms(got - want) <= row_rel * max(rms(want), row_floor).
+  // 0: no row check.
+  double row_rel = 0, row_floor = 0;
 };
 
 // The verifier's tolerance for a kernel against the fp32 reference kernel, per dtype
@@ -185,6 +201,11 @@ struct Tolerance {
 // LSE is fp32 in both kernels, from fp32 scores of identical inputs: differences are summation
 // order and exp2/log approximations (~1e-6 relative); a dropped key of weight w moves LSE by ~w,
 // so 1e-3 still sees any missing mass the output check would.
+// Rows: the elementwise bound is loose where outputs are small (long rows of zero-mean v average to
+// O(1/sqrt(S))), so each row's error norm is bounded too: rms(got - want) <= row_rel * rms(want)
+// (floor 1e-3), bf16 1e-2, fp16 2.5e-3. An honest kernel's row error is a couple of roundings to the
+// dtype (2^-9 and 2^-12 relative, about 2e-3 and 3e-4 as a row rms); quantising P coarsely (4 bits
+// and below) lands above the bound however long the row.
 Tolerance default_tolerance(spec::DType dtype);
 
 struct CompareReport {
@@ -192,7 +213,11 @@ struct CompareReport {
   size_t bad = 0, nonfinite = 0, clobbered = 0;
   size_t unwritten = 0;  // bad elements still holding the exact poison bits (counted in bad, not nonfinite)
   size_t lse_bad = 0, lse_clobbered = 0;
+  size_t rows_bad = 0;  // rows over the row bound (Tolerance::row_rel)
   double worst_err = 0, worst_ratio = 0;  // ratio: error / allowed
+  // The row with the largest rms error / allowed (valid when row_worst_b >= 0).
+  int row_worst_b = -1, row_worst_h = 0, row_worst_i = 0;
+  double row_worst_ratio = 0, row_worst_rms_err = 0, row_worst_rms_want = 0;
   double lse_worst_err = 0;
   // The element with the largest error / allowed (valid when worst_b >= 0), and LSE's.
   int worst_b = -1, worst_h = 0, worst_i = 0, worst_d = 0;

@@ -1,26 +1,35 @@
-// kg_verify_runner — the verifier's GPU side (docs/design.md §4, docs/verifier.md). Runs a candidate kernel
-// against the fp32 reference kernel of the same spec, then times it, and writes the findings.
+// kg_verify_runner — the verifier's judge (docs/design.md §4, docs/verifier.md). Checks and times
+// a candidate kernel against the fp32 reference kernel of the same spec, and writes the verdict's
+// findings.
 //
-//   kg_verify_runner --request request.json --result result.json   (in a fresh directory)
-//   kg_verify_runner --probe                                        device or not
+//   kg_verify_runner --request FILE|- --result FILE|-   (the verifier passes both as pipes: "-")
+//   kg_verify_runner --probe                             device or not
 //
-// The protocol (request, result, exit codes) is core/verify/runner_protocol.h. The candidate runs
-// in this process: it can crash it, hang it or end it, and the parent (core/verify/runner.cc)
-// turns each of those into a finding. Everything in here assumes the candidate may lie:
+// The protocol (request, result, exit codes) is core/verify/runner_protocol.h. The candidate never
+// runs in this process: kg_candidate_host loads it in its own sandboxed process (host_link.h,
+// core/verify/sandbox.h) and calls it on buffers of a shared arena (shared_arena.h) that this
+// process allocated and exported. Here alone are the inputs' generation, the reference outputs
+// (memory that cannot be shared), every comparison, the clock and the result; nothing the host says
+// about itself or the outputs is believed:
 //   - every trial draws fresh inputs; one trial refills the same buffers (same pointers) with new
 //     values; one shape is drawn from the request's seed, which the candidate cannot know;
 //   - out and lse are poisoned (NaN) before every run, with 4 KiB guard zones around them;
-//   - the candidate runs on a non-blocking stream created here, and results are read back on that
-//     stream after synchronizing only it: work left on another stream shows as unwritten output
-//     (then a device-wide sync tells wrong_stream apart from plain wrong output);
-//   - inputs are checksummed before and after; every element is compared; NaN/Inf never pass;
-//   - timing: warm-up, >= 20 runs with the L2 flushed before each, rotating input sets, CUDA events
-//     on our stream, every timed output compared on the GPU, a host-clock cross-check around
-//     cudaDeviceSynchronize, and a physical floor.
-// Progress goes to stderr, one "kg_verify_runner: trial NAME: SHAPE" line per trial, so a crash or
-// hang is attributed to a trial.
+//   - the host calls the candidate on a non-blocking stream of its own and answers when that
+//     stream is done; outputs are read then, again after a device-wide synchronization of the
+//     host's context when they are wrong (wrong_stream), and once more for every trial after the
+//     host's last synchronization and after the host is dead (late_write);
+//   - inputs are checksummed before and after; every element and every row's error norm is
+//     compared; NaN/Inf never pass;
+//   - timing: fresh q, k, v for every run, the L2 flushed before each, every run compared in full,
+//     this process's clock around each run cross-checked with the host's event times, and a floor
+//     at the peak rates of the GPU that ran it.
+// Progress goes to stderr, one "kg_verify_runner: trial NAME: SHAPE" line per trial.
 #include <cuda_runtime.h>
 #include <dlfcn.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+#include <fcntl.h>
 
 #include <algorithm>
 #include <array>
@@ -41,9 +50,12 @@
 
 #include "device_ops.h"
 #include "gpu_problem.h"
+#include "host_link.h"
+#include "shared_arena.h"
 #include "spec/interpret.h"
 #include "spec/spec.h"
 #include "util/file.h"
+#include "util/hash.h"
 #include "verify/runner_protocol.h"
 
 namespace kg::verify_runner {
@@ -60,10 +72,10 @@ using gpu::Tolerance;
 using verify::Finding;
 using verify::FindingKind;
 
-// The FLOP floor counts only kFloorSafety of the estimated unmasked pairs: the kept fraction is
-// estimated from sampled rows, and this keeps the floor a lower bound for any mask whose sampled
-// estimate is off by up to 2x. Real kernels run well above the peak-rate floor anyway.
-constexpr double kFloorSafety = 0.5;
+// When the reference object cannot count the mask's kept pairs exactly, the kept fraction is
+// estimated from sampled rows and the FLOP floor counts only kSampledFloorSafety of it, so that it
+// stays a lower bound for a mask whose estimate is off by up to 2x.
+constexpr double kSampledFloorSafety = 0.5;
 
 using Clock = std::chrono::steady_clock;
 const Clock::time_point g_start = Clock::now();  // the runner's start
@@ -139,15 +151,29 @@ Shape random_shape(std::mt19937_64& rng) {
   return s;
 }
 
-struct Runner {
+// A trial's candidate output, kept to the end: after the host's last synchronization and after its
+// death the bits must be the ones that were checked (else late_write).
+struct KeptOutput {
+  std::string trial, shape;
+  std::unique_ptr<Problem> problem;
+  std::unique_ptr<Outputs> got;
+  std::vector<uint16_t> out_bits;
+  std::vector<float> lse_bits;
+};
+
+struct Judge {
   const spec::Spec* spec = nullptr;
-  ForwardFn candidate = nullptr;
+  judge::HostLink* host = nullptr;
+  gpu::SharedArena* arena = nullptr;
   ForwardFn reference = nullptr;
+  // kg_<name>_reference_count_kept when the reference object has it: exact kept pairs.
+  cudaError_t (*count_kept)(const KgAttentionArgs*, unsigned long long*, cudaStream_t) = nullptr;
   cudaStream_t stream = nullptr;
   std::mt19937_64 rng;
   verify::RunnerSettings settings;
   verify::RunnerResult result;
   Tolerance tol;
+  std::vector<KeptOutput> kept;
 
   bool rejected() const {
     return std::any_of(result.findings.begin(), result.findings.end(), [](const Finding& f) { return !f.warning; });
@@ -178,22 +204,75 @@ struct Runner {
     }
   }
 
-  // Calls the candidate into `got` and reads the result back on our stream only. False (with a
-  // finding) when the entry point refused valid arguments.
-  bool run_candidate(const Problem& p, Outputs& got, const std::string& trial, const char* stage) {
-    got.poison(stream);
-    const KgAttentionArgs a = gpu::make_args(p, got);
-    const cudaError_t e = candidate(&a, stream);
-    if (e != cudaSuccess) {
-      (void)cudaGetLastError();
+  // The host's view of a launch: arena offsets for every pointer.
+  host::RunArgs run_args(const Problem& p, Outputs& o) const {
+    const KgAttentionArgs a = gpu::make_args(p, o);
+    host::RunArgs r;
+    r.q = arena->offset_of(a.q), r.k = arena->offset_of(a.k), r.v = arena->offset_of(a.v);
+    r.out = arena->offset_of(a.out);
+    r.lse = a.lse ? arena->offset_of(a.lse) : host::kNull;
+    r.head_dim = a.head_dim;
+    r.batch = a.batch, r.heads_q = a.heads_q, r.heads_kv = a.heads_kv, r.seqlen_q = a.seqlen_q;
+    r.seqlen_kv = a.seqlen_kv;
+    for (int i = 0; i < 3; ++i) {
+      r.q_stride[i] = a.q_stride[i], r.k_stride[i] = a.k_stride[i], r.v_stride[i] = a.v_stride[i];
+      r.out_stride[i] = a.out_stride[i];
+    }
+    r.softmax_scale = a.softmax_scale;
+    if (p.params.size() > size_t(host::kMaxParams) || p.tensor_dev_ptrs.size() > size_t(host::kMaxTensors)) {
+      throw std::runtime_error("the spec has more params or tensors than the host protocol carries");
+    }
+    r.n_params = static_cast<uint32_t>(p.params.size());
+    std::copy(p.params.begin(), p.params.end(), r.params);
+    r.n_tensors = static_cast<uint32_t>(p.tensor_dev_ptrs.size());
+    for (size_t i = 0; i < p.tensor_dev_ptrs.size(); ++i) {
+      r.tensors[i] = arena->offset_of(p.tensor_dev_ptrs[i]);
+    }
+    return r;
+  }
+
+  // Findings for an answer of the host that is not a clean run: the host failed (died, hung,
+  // malformed answer), the entry point refused valid arguments, or a CUDA error surfaced.
+  bool reply_ok(const judge::Reply& r, const std::string& trial, const std::string& shape, const char* stage) {
+    if (!r.ok) {
+      add(r.kind, verify::kStageRun, r.message, trial, shape);  // the host process itself failed
+      return false;
+    }
+    if (r.done.entry_status != cudaSuccess) {
+      const auto e = static_cast<cudaError_t>(r.done.entry_status);
       add(FindingKind::RejectedValidArgs, stage,
           std::string("the entry point returned ") + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) +
               ") for valid arguments",
-          trial, p.shape.str());
+          trial, shape);
       return false;
     }
-    KG_CUDA(cudaGetLastError());
-    KG_CUDA(cudaStreamSynchronize(stream));
+    if (r.done.sync_status != cudaSuccess) {
+      const auto e = static_cast<cudaError_t>(r.done.sync_status);
+      const std::string name = cudaGetErrorName(e);
+      add(error_kind(name), stage,
+          "CUDA error while running the candidate: " + name + " (" + cudaGetErrorString(e) + ")", trial, shape);
+      return false;
+    }
+    return true;
+  }
+
+  static FindingKind error_kind(const std::string& message) {
+    for (const char* e : {"cudaErrorIllegalAddress", "cudaErrorMisalignedAddress", "cudaErrorInvalidAddressSpace",
+                          "cudaErrorInvalidPc", "cudaErrorHardwareStackError", "cudaErrorIllegalInstruction"}) {
+      if (message.find(e) != std::string::npos) {
+        return FindingKind::IllegalAddress;
+      }
+    }
+    return FindingKind::CudaError;
+  }
+
+  // Has the host call the candidate into `got` (poisoned first), then reads the output back.
+  bool run_candidate(const Problem& p, Outputs& got, const std::string& trial, const char* stage) {
+    got.poison(stream);
+    const judge::Reply r = host->run(run_args(p, got));
+    if (!reply_ok(r, trial, p.shape.str(), stage)) {
+      return false;
+    }
     got.download(stream);
     return true;
   }
@@ -219,11 +298,18 @@ struct Runner {
       f.kind = FindingKind::WrongOutput;
       hint = std::to_string(r.bad) + " output elements differ from the reference beyond tolerance (abs " +
              std::to_string(tol.abs) + " + rel " + std::to_string(tol.rel) + ")";
-    } else {
+    } else if (r.lse_bad) {
       f.kind = FindingKind::WrongLse;
       hint = std::to_string(r.lse_bad) + " LSE values differ from the reference (tolerance abs " +
              std::to_string(tol.lse_abs) + " + rel " + std::to_string(tol.lse_rel) + "; -inf exactly where the "
              "reference has -inf)";
+    } else {
+      f.kind = FindingKind::RowError;
+      std::ostringstream os;
+      os << r.rows_bad << " rows have an error norm over the row bound (rms error <= " << tol.row_rel
+         << " x the row's rms, floor " << tol.row_floor << "), though every element is within its own "
+         << "tolerance: a systematic error such as coarsely quantised probabilities or a low-precision accumulator";
+      hint = os.str();
     }
     f.message = hint + "\n" + r.detail + (p.describe_params().empty() ? "" : "    params: " + p.describe_params() + "\n");
     if (f.kind == FindingKind::WrongLse && r.lse_worst_b >= 0) {
@@ -237,15 +323,29 @@ struct Runner {
     return f;
   }
 
+  // Keeps a checked output (and its problem, which owns the inputs) for the late-write checks.
+  void keep(std::unique_ptr<Problem> p, std::unique_ptr<Outputs> got, const std::string& trial) {
+    KeptOutput k{trial, p->shape.str(), nullptr, nullptr, got->out_all, got->lse_all};
+    k.problem = std::move(p);
+    k.got = std::move(got);
+    kept.push_back(std::move(k));
+  }
+
   // One correctness comparison of the candidate's `got` (already downloaded) with `ref`.
   bool check(const Problem& p, Outputs& ref, Outputs& got, const std::string& trial) {
     const gpu::Expected want = gpu::expected_from(p, ref);
     CompareReport r = gpu::compare(p, got, want, tol, "reference");
     verify::TrialSummary t{trial, p.shape.str(), r.ok, r.worst_err, r.worst_ratio, r.lse_worst_err};
+    t.row_worst_ratio = r.row_worst_ratio;
     t.seconds = seconds_since(g_trial_start);
     if (!r.ok) {
-      // Did the work finish later, outside our stream? Then it ran on another stream.
-      KG_CUDA(cudaDeviceSynchronize());
+      // Did the work finish later, outside the stream the candidate was given? Synchronize the
+      // host's whole context and look again.
+      const judge::Reply s = host->sync();
+      if (!reply_ok(s, trial, p.shape.str(), verify::kStageCorrectness)) {
+        result.trials.push_back(t);
+        return false;
+      }
       got.download(stream);
       const CompareReport late = gpu::compare(p, got, want, tol, "reference");
       if (late.ok) {
@@ -273,62 +373,111 @@ struct Runner {
     shapes.push_back({"random", random_shape(rng)});
     for (const NamedShape& ns : shapes) {
       announce(ns.name, ns.shape.str());
-      Problem p(*spec, ns.shape, rng);
-      Outputs ref(p), got(p);
-      run_reference(p, ref);
-      if (!run_candidate(p, got, ns.name, verify::kStageCorrectness)) {
+      auto p = std::make_unique<Problem>(*spec, ns.shape, rng, arena);
+      auto got = std::make_unique<Outputs>(*p, arena);
+      Outputs ref(*p);
+      run_reference(*p, ref);
+      if (!run_candidate(*p, *got, ns.name, verify::kStageCorrectness)) {
         return;
       }
-      if (!check(p, ref, got, ns.name)) {
+      if (!check(*p, ref, *got, ns.name)) {
         return;
       }
       if (ns.name == "ragged") {  // a second run on the same inputs must give the same bits
-        Outputs again(p);
-        if (run_candidate(p, again, ns.name, verify::kStageCorrectness) && !gpu::identical(got, again)) {
+        Outputs again(*p, arena);
+        if (run_candidate(*p, again, ns.name, verify::kStageCorrectness) && again.out_all != got->out_all) {
           add(FindingKind::Nondeterministic, verify::kStageCorrectness,
               "two runs on the same inputs gave different bits (a race, an uninitialised read, or atomics in "
               "a varying order)",
               ns.name, ns.shape.str(), /*warning=*/true);
         }
+        if (rejected()) {
+          return;
+        }
       }
+      keep(std::move(p), std::move(got), ns.name);
     }
 
     // Same buffers, new contents: a kernel that caches results by pointer or shape fails here.
     const Shape refill_shape{2, 4, 2, 130, 130, Layout::BHSD, true, 2.0};
     announce("refill", refill_shape.str());
-    Problem p(*spec, refill_shape, rng);
-    Outputs ref(p), got(p);
+    auto p = std::make_unique<Problem>(*spec, refill_shape, rng, arena);
+    auto got = std::make_unique<Outputs>(*p, arena);
+    Outputs ref(*p);
     for (int round = 1; round <= 3; ++round) {
       const std::string name = "refill." + std::to_string(round);
       if (round > 1) {
         announce(name, refill_shape.str());
-        p.refill(rng);
+        p->refill(rng);
       }
-      run_reference(p, ref);
-      if (!run_candidate(p, got, name, verify::kStageCorrectness) || !check(p, ref, got, name)) {
+      run_reference(*p, ref);
+      if (!run_candidate(*p, *got, name, verify::kStageCorrectness) || !check(*p, ref, *got, name)) {
         return;
       }
     }
+    keep(std::move(p), std::move(got), "refill.3");
 
     // Long rows: catches half-precision accumulation (v has mean 1, so outputs are O(1) and an
-    // accumulator that stops absorbing small terms is far off).
+    // accumulator that stops absorbing small terms is far off) and, through the row norms,
+    // coarsely quantised probabilities.
     const int L = settings.long_seqlen;
     if (L > 0) {
       Shape long_shape{1, 2, 1, L, L, Layout::BHSD, true, 2.0};
       long_shape.v_mean = 1.0;
       long_shape.device_fill = true;
       announce("long", long_shape.str());
-      Problem lp(*spec, long_shape, rng);
-      Outputs lref(lp), lgot(lp);
-      run_reference(lp, lref);
-      if (run_candidate(lp, lgot, "long", verify::kStageCorrectness)) {
-        check(lp, lref, lgot, "long");
+      auto lp = std::make_unique<Problem>(*spec, long_shape, rng, arena);
+      auto lgot = std::make_unique<Outputs>(*lp, arena);
+      Outputs lref(*lp);
+      run_reference(*lp, lref);
+      if (!run_candidate(*lp, *lgot, "long", verify::kStageCorrectness) || !check(*lp, lref, *lgot, "long")) {
+        return;
+      }
+      keep(std::move(lp), std::move(lgot), "long");
+      // Long rows of zero-mean values: outputs O(1/sqrt(L)), where only the row norms see a
+      // systematic error.
+      Shape zero_mean = long_shape;
+      zero_mean.v_mean = 0.0;
+      announce("long.zero_mean", zero_mean.str());
+      auto zp = std::make_unique<Problem>(*spec, zero_mean, rng, arena);
+      auto zgot = std::make_unique<Outputs>(*zp, arena);
+      Outputs zref(*zp);
+      run_reference(*zp, zref);
+      if (run_candidate(*zp, *zgot, "long.zero_mean", verify::kStageCorrectness) &&
+          check(*zp, zref, *zgot, "long.zero_mean")) {
+        keep(std::move(zp), std::move(zgot), "long.zero_mean");
       }
     }
   }
 
-  // Fraction of (q, kv) pairs the mask keeps at `p`'s shape, from sampled rows (CPU, interpreter).
-  static double kept_fraction(const spec::Spec& s, const Problem& p) {
+  // Re-reads every kept output: any bit that changed since its check is a late write. `when`
+  // says after what ("the host's device-wide synchronization", "the host's death").
+  void late_write_check(const std::string& when) {
+    for (KeptOutput& k : kept) {
+      k.got->download(stream);
+      size_t changed = 0;
+      for (size_t j = 0; j < k.out_bits.size() && j < k.got->out_all.size(); ++j) {
+        changed += k.out_bits[j] != k.got->out_all[j];
+      }
+      size_t lse_changed = 0;
+      for (size_t j = 0; j < k.lse_bits.size() && j < k.got->lse_all.size(); ++j) {
+        lse_changed += std::memcmp(&k.lse_bits[j], &k.got->lse_all[j], 4) != 0;
+      }
+      if (changed || lse_changed) {
+        add(FindingKind::LateWrite, verify::kStageCorrectness,
+            std::to_string(changed) + " out and " + std::to_string(lse_changed) + " lse elements of trial " + k.trial +
+                " changed after they were checked, seen after " + when +
+                ": the kernel kept working after the stream it was given had finished (another stream, a "
+                "thread, or a kernel that outlives its launch)",
+            k.trial, k.shape);
+        return;
+      }
+    }
+  }
+
+  // Fraction of (q, kv) pairs the mask keeps at `p`'s shape, from sampled rows (CPU, interpreter):
+  // the fallback when the reference object has no exact count.
+  static double sampled_kept_fraction(const spec::Spec& s, const Problem& p) {
     if (!s.mask_mod) {
       return 1.0;
     }
@@ -341,7 +490,6 @@ struct Runner {
     }
     const int Sq = p.shape.seqlen_q, Skv = p.shape.seqlen_kv;
     const int rows = std::min(Sq, 64);
-    // Sampled rows (b, h, i), shared out over a few threads: the interpreter is pure.
     std::vector<std::array<int, 3>> sampled;
     for (int b = 0; b < p.shape.batch; ++b) {
       for (int h : {0, p.shape.heads_q - 1}) {
@@ -351,13 +499,13 @@ struct Runner {
       }
     }
     const size_t n_threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
-    std::vector<uint64_t> kept(n_threads, 0);
+    std::vector<uint64_t> kept_n(n_threads, 0);
     std::vector<std::thread> threads;
     for (size_t t = 0; t < n_threads; ++t) {
       threads.emplace_back([&, t] {
         for (size_t k = t; k < sampled.size(); k += n_threads) {
           for (int j = 0; j < Skv; ++j) {
-            kept[t] += spec::eval_mask_mod(s, rt, sampled[k][0], sampled[k][1], sampled[k][2], j);
+            kept_n[t] += spec::eval_mask_mod(s, rt, sampled[k][0], sampled[k][1], sampled[k][2], j);
           }
         }
       });
@@ -366,48 +514,41 @@ struct Runner {
       t.join();
     }
     const uint64_t total = uint64_t(sampled.size()) * uint64_t(std::max(Skv, 0));
-    return total ? double(std::accumulate(kept.begin(), kept.end(), uint64_t{0})) / double(total) : 1.0;
+    return total ? double(std::accumulate(kept_n.begin(), kept_n.end(), uint64_t{0})) / double(total) : 1.0;
   }
 
-  // Timed runs' outputs, compared on the GPU: the first failing run as a finding. `label` names the
-  // loop ("event-timed", "host-timed", "warm-up").
-  bool timed_counts_ok(const std::vector<gpu::DeviceCompareCounts>& counts, size_t first, size_t n,
-                       const Problem& p, const char* label, bool report, const std::string& trial = "timing") {
-    for (size_t r = first; r < first + n; ++r) {
-      const gpu::DeviceCompareCounts& c = counts[r];
-      if (c.bad == 0 && c.clobbered == 0 && c.lse_bad == 0 && c.lse_clobbered == 0) {
-        continue;
-      }
-      if (!report) {
-        return false;
-      }
-      CompareReport cr;
-      cr.ok = false;
-      cr.bad = c.bad, cr.unwritten = c.unwritten, cr.nonfinite = c.nonfinite, cr.clobbered = c.clobbered;
-      cr.lse_bad = c.lse_bad, cr.lse_clobbered = c.lse_clobbered;
-      const int D = p.head_dim, S = p.shape.seqlen_q, H = p.shape.heads_q;
-      const uint64_t idx = c.worst_key & 0xFFFFFFFFu;
-      const float ratio = float_from_bits(c.worst_key >> 32);
-      cr.worst_b = static_cast<int>(idx / (uint64_t(H) * S * D));
-      cr.worst_h = static_cast<int>(idx / (uint64_t(S) * D) % H);
-      cr.worst_i = static_cast<int>(idx / D % S);
-      cr.worst_d = static_cast<int>(idx % D);
-      cr.worst_got = NAN, cr.worst_want = NAN;
-      std::ostringstream os;
-      os << "    " << label << " run " << (r - first + 1) << " of " << n << ": " << c.bad << " out elements wrong ("
-         << c.unwritten << " never written, " << c.nonfinite << " other NaN/Inf), " << c.clobbered
-         << " guard elements written, " << c.lse_bad << " lse values wrong; worst at (b=" << cr.worst_b
-         << ",h=" << cr.worst_h << ",i=" << cr.worst_i << ",d=" << cr.worst_d << ") with error/allowed " << ratio
-         << "\n";
-      cr.detail = os.str();
-      Finding f = compare_finding(cr, p, trial, verify::kStageTiming);
-      if (f.worst) {
-        f.worst->got = f.worst->want = f.worst->abs_err = 0;  // not kept for GPU-compared runs
-      }
-      result.findings.push_back(std::move(f));
-      return false;
+  // The comparison counters of one timed run as a finding (stage timing).
+  void timed_finding(const gpu::DeviceCompareCounts& c, const Problem& p, const std::string& label,
+                     const std::string& trial) {
+    CompareReport cr;
+    cr.ok = false;
+    cr.bad = c.bad, cr.unwritten = c.unwritten, cr.nonfinite = c.nonfinite, cr.clobbered = c.clobbered;
+    cr.lse_bad = c.lse_bad, cr.lse_clobbered = c.lse_clobbered, cr.rows_bad = c.rows_bad;
+    const int D = p.head_dim, S = p.shape.seqlen_q, H = p.shape.heads_q;
+    const bool rows_only = c.bad == 0 && c.clobbered == 0 && c.lse_bad == 0 && c.lse_clobbered == 0;
+    const uint64_t idx = (rows_only ? c.row_worst_key : c.worst_key) & 0xFFFFFFFFu;
+    const float ratio = float_from_bits((rows_only ? c.row_worst_key : c.worst_key) >> 32);
+    const uint64_t row = rows_only ? idx : idx / D;
+    cr.worst_b = static_cast<int>(row / (uint64_t(H) * S));
+    cr.worst_h = static_cast<int>(row / S % H);
+    cr.worst_i = static_cast<int>(row % S);
+    cr.worst_d = rows_only ? 0 : static_cast<int>(idx % D);
+    std::ostringstream os;
+    os << "    " << label << ": " << c.bad << " out elements wrong (" << c.unwritten << " never written, "
+       << c.nonfinite << " other NaN/Inf), " << c.clobbered << " guard elements written, " << c.lse_bad
+       << " lse values wrong, " << c.rows_bad << " rows over the row bound; worst at (b=" << cr.worst_b
+       << ",h=" << cr.worst_h << ",i=" << cr.worst_i << (rows_only ? "" : ",d=" + std::to_string(cr.worst_d))
+       << ") with error/allowed " << ratio << "\n";
+    cr.detail = os.str();
+    Finding f = compare_finding(cr, p, trial, verify::kStageTiming);
+    if (f.worst) {
+      f.worst->got = f.worst->want = f.worst->abs_err = 0;  // not kept for GPU-compared runs
     }
-    return true;
+    result.findings.push_back(std::move(f));
+  }
+
+  static bool counts_ok(const gpu::DeviceCompareCounts& c) {
+    return c.bad == 0 && c.clobbered == 0 && c.lse_bad == 0 && c.lse_clobbered == 0 && c.rows_bad == 0;
   }
 
   void timing(const cudaDeviceProp& prop) {
@@ -416,209 +557,218 @@ struct Runner {
              Layout::BHSD, true, 2.0};
     ts.device_fill = true;
     announce("timing", ts.str());
-    const int sets = std::max(1, st.input_sets);
-    std::vector<std::unique_ptr<Problem>> problems;
-    std::vector<std::unique_ptr<Outputs>> refs;
-    for (int s = 0; s < sets; ++s) {
-      problems.push_back(std::make_unique<Problem>(*spec, ts, rng));
-    }
-    // The kept fraction on the CPU while the GPU computes the references.
-    auto kept_future = std::async(std::launch::async, [&] { return kept_fraction(*spec, *problems[0]); });
-    for (int s = 0; s < sets; ++s) {
-      refs.push_back(std::make_unique<Outputs>(*problems[s]));
-      run_reference(*problems[s], *refs[s], /*download=*/false);
-    }
-    mark("inputs and references ready");
-    Outputs got(*problems[0]);
-    std::vector<KgAttentionArgs> args;
-    for (int s = 0; s < sets; ++s) {
-      args.push_back(gpu::make_args(*problems[s], got));
+    auto problem = std::make_unique<Problem>(*spec, ts, rng, arena);
+    Problem& p = *problem;
+    auto got_owner = std::make_unique<Outputs>(p, arena);
+    Outputs& got = *got_owner;
+    Outputs ref(p);
+    verify::TimingResult& t = result.timing;
+
+    // Kept pairs: exact on the GPU when the reference object counts them, else sampled on the CPU
+    // (in parallel with the runs).
+    std::future<double> sampled;
+    if (count_kept) {
+      DeviceBuffer n(sizeof(unsigned long long));
+      KG_CUDA(cudaMemsetAsync(n.data(), 0, sizeof(unsigned long long), stream));
+      Outputs scratch(p);
+      const KgAttentionArgs a = gpu::make_args(p, scratch);
+      KG_CUDA(count_kept(&a, reinterpret_cast<unsigned long long*>(n.data()), stream));
+      unsigned long long k = 0;
+      KG_CUDA(cudaMemcpyAsync(&k, n.data(), sizeof k, cudaMemcpyDeviceToHost, stream));
+      KG_CUDA(cudaStreamSynchronize(stream));
+      const double all = double(ts.batch) * ts.heads_q * double(ts.seqlen_q) * ts.seqlen_kv;
+      t.kept_fraction = all > 0 ? double(k) / all : 1.0;
+      t.kept_exact = true;
+    } else {
+      sampled = std::async(std::launch::async, [&] { return sampled_kept_fraction(*spec, p); });
     }
     const size_t flush_bytes = std::max<size_t>(2 * size_t(std::max(prop.l2CacheSize, 0)), size_t{64} << 20);
     DeviceBuffer flush(flush_bytes);
     const int warmup = std::max(0, st.warmup), runs = std::max(1, st.runs);
-    const size_t slots = size_t(warmup) + 2 * size_t(runs);  // + 2 for the refill check below
-    DeviceBuffer counts_dev((slots + 2) * sizeof(gpu::DeviceCompareCounts));
-    KG_CUDA(cudaMemsetAsync(counts_dev.data(), 0, counts_dev.bytes(), stream));
+    DeviceBuffer counts_dev(2 * sizeof(gpu::DeviceCompareCounts));
     auto* counts = reinterpret_cast<gpu::DeviceCompareCounts*>(counts_dev.data());
     const bool bf16 = spec->dtype == spec::DType::BF16;
-    auto compare_into = [&](int set, size_t slot) {
-      const Outputs& want = *refs[set];
-      gpu::device_compare_out(got.out_alloc(), want.out_alloc(), got.out_guard, got.out_span, bf16,
+    const size_t rows = size_t(ts.batch) * ts.heads_q * ts.seqlen_q;
+    // Compares `got` with `ref` on the GPU and returns the counters.
+    auto compare_now = [&](int slot) {
+      KG_CUDA(cudaMemsetAsync(counts + slot, 0, sizeof(gpu::DeviceCompareCounts), stream));
+      gpu::device_compare_out(got.out_alloc(), ref.out_alloc(), got.out_guard, got.out_span, bf16,
                               static_cast<float>(tol.abs), static_cast<float>(tol.rel),
                               Outputs::poison_bits(spec->dtype), counts + slot, stream);
-      gpu::device_compare_lse(got.lse_alloc(), want.lse_alloc(), got.lse_guard, got.lse_span,
+      gpu::device_compare_lse(got.lse_alloc(), ref.lse_alloc(), got.lse_guard, got.lse_span,
                               static_cast<float>(tol.lse_abs), static_cast<float>(tol.lse_rel),
                               Outputs::lse_poison_bits(), counts + slot, stream);
+      gpu::device_compare_rows(got.out_alloc(), ref.out_alloc(), got.out_guard, rows, spec->head_dim, bf16,
+                               static_cast<float>(tol.row_rel), static_cast<float>(tol.row_floor), counts + slot,
+                               stream);
+      KG_CUDA(cudaGetLastError());
+      gpu::DeviceCompareCounts c{};
+      KG_CUDA(cudaMemcpyAsync(&c, counts + slot, sizeof c, cudaMemcpyDeviceToHost, stream));
+      KG_CUDA(cudaStreamSynchronize(stream));
+      return c;
     };
-    auto call = [&](int set) {
-      const cudaError_t e = candidate(&args[set], stream);
-      if (e != cudaSuccess) {
-        (void)cudaGetLastError();
-        add(FindingKind::RejectedValidArgs, verify::kStageTiming,
-            std::string("the entry point returned ") + cudaGetErrorName(e) + " for valid arguments", "timing",
-            ts.str());
+    // One run as the timing loop does it, with `fresh` new q, k, v contents first. False (with a
+    // finding) when the host failed or the output is wrong.
+    auto one_run = [&](bool fresh, const std::string& label, const std::string& trial, judge::Reply& reply) {
+      if (fresh) {
+        p.refill_qkv(rng);
+      }
+      run_reference(p, ref, /*download=*/false);
+      got.poison(stream);
+      KG_CUDA(cudaMemsetAsync(flush.data(), static_cast<int>(rng() & 0xFF), flush_bytes, stream));
+      KG_CUDA(cudaStreamSynchronize(stream));
+      reply = host->run(run_args(p, got));
+      if (!reply_ok(reply, trial, ts.str(), verify::kStageTiming)) {
         return false;
       }
-      return true;
+      const gpu::DeviceCompareCounts c = compare_now(0);
+      if (counts_ok(c)) {
+        return true;
+      }
+      const judge::Reply s = host->sync();
+      if (!reply_ok(s, trial, ts.str(), verify::kStageTiming)) {
+        return false;
+      }
+      const gpu::DeviceCompareCounts late = compare_now(1);
+      if (counts_ok(late)) {
+        add(FindingKind::WrongStream, verify::kStageTiming,
+            label + ": the output was incomplete when the stream passed to the entry point finished, and complete "
+                    "after a device-wide synchronization: the kernel ran on another stream and returned early",
+            trial, ts.str());
+      } else {
+        timed_finding(late, p, label, trial);
+      }
+      return false;
     };
 
-    // Warm-up, then event-timed runs: poison, flush L2, [start] candidate [end], compare.
-    for (int w = 0; w < warmup; ++w) {
-      got.poison_async(stream);
-      KG_CUDA(cudaMemsetAsync(flush.data(), w & 0xFF, flush_bytes, stream));
-      if (!call(w % sets)) {
+    // Warm-up, then timed runs; every run on fresh inputs, compared in full.
+    std::vector<double> ms, judge_ms;
+    for (int r = 0; r < warmup + runs; ++r) {
+      judge::Reply reply;
+      const bool warm = r < warmup;
+      const std::string label =
+          warm ? "warm-up run " + std::to_string(r + 1) : "timed run " + std::to_string(r - warmup + 1) + " of " +
+                                                             std::to_string(runs);
+      if (!one_run(true, label, "timing", reply)) {
         return;
       }
-      compare_into(w % sets, size_t(w));
+      if (!warm) {
+        ms.push_back(reply.done.event_ms);
+        judge_ms.push_back(reply.judge_ms);
+      }
     }
-    std::vector<cudaEvent_t> start(runs), end(runs);
-    for (int r = 0; r < runs; ++r) {
-      KG_CUDA(cudaEventCreate(&start[r]));
-      KG_CUDA(cudaEventCreate(&end[r]));
-    }
-    for (int r = 0; r < runs; ++r) {
-      const int set = (warmup + r) % sets;
-      got.poison_async(stream);
-      KG_CUDA(cudaMemsetAsync(flush.data(), r & 0xFF, flush_bytes, stream));
-      KG_CUDA(cudaEventRecord(start[r], stream));
-      if (!call(set)) {
+    mark("warm-up and timed runs done");
+    // The round trip with no kernel: what the judge's clock adds to a run.
+    std::vector<double> trip;
+    for (int r = 0; r < 5; ++r) {
+      const judge::Reply s = host->sync();
+      if (!reply_ok(s, "timing", ts.str(), verify::kStageTiming)) {
         return;
       }
-      KG_CUDA(cudaEventRecord(end[r], stream));
-      compare_into(set, size_t(warmup) + r);
+      trip.push_back(s.judge_ms);
     }
-    KG_CUDA(cudaGetLastError());
-    KG_CUDA(cudaStreamSynchronize(stream));
-    std::vector<double> ms(runs);
-    for (int r = 0; r < runs; ++r) {
-      float t = 0;
-      KG_CUDA(cudaEventElapsedTime(&t, start[r], end[r]));
-      ms[r] = t;
-      cudaEventDestroy(start[r]);
-      cudaEventDestroy(end[r]);
-    }
-
-    mark("warm-up and event-timed runs done");
-    // Host-timed runs: the host clock around the call and a device-wide synchronization.
-    std::vector<double> host_ms(runs);
-    for (int r = 0; r < runs; ++r) {
-      const int set = r % sets;
-      got.poison_async(stream);
-      KG_CUDA(cudaMemsetAsync(flush.data(), (r + 7) & 0xFF, flush_bytes, stream));
-      KG_CUDA(cudaStreamSynchronize(stream));
-      const auto t0 = std::chrono::steady_clock::now();
-      if (!call(set)) {
-        return;
-      }
-      KG_CUDA(cudaDeviceSynchronize());
-      host_ms[r] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-      compare_into(set, size_t(warmup) + runs + r);
-    }
-    KG_CUDA(cudaGetLastError());
-    KG_CUDA(cudaStreamSynchronize(stream));
-    std::vector<gpu::DeviceCompareCounts> c(slots);
-    KG_CUDA(cudaMemcpy(c.data(), counts_dev.data(), slots * sizeof(gpu::DeviceCompareCounts), cudaMemcpyDeviceToHost));
 
     auto median = [](std::vector<double> v) {
       std::sort(v.begin(), v.end());
       return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
     };
-    verify::TimingResult& t = result.timing;
     t.shape = ts.str();
-    t.warmup = warmup, t.runs = runs, t.input_sets = sets;
+    t.warmup = warmup, t.runs = runs, t.input_sets = warmup + runs;  // fresh inputs every run
     t.median_ms = median(ms);
     t.min_ms = *std::min_element(ms.begin(), ms.end());
     t.max_ms = *std::max_element(ms.begin(), ms.end());
-    t.host_median_ms = median(host_ms);
+    t.host_median_ms = median(judge_ms);
+    t.roundtrip_ms = median(trip);
     t.flush_bytes = static_cast<double>(flush_bytes);
-    mark("host-timed runs done");
-    t.kept_fraction = kept_future.get();
-    mark("kept fraction sampled");
+    if (!t.kept_exact) {
+      t.kept_fraction = sampled.get();
+    }
+    const PeakRates peak = peak_rates(prop);
+    t.peak_tflops = st.peak_tflops > 0 ? st.peak_tflops : peak.tflops;
+    t.peak_tbps = st.peak_tbps > 0 ? st.peak_tbps : peak.tbps;
     const double B = ts.batch, H = ts.heads_q, S = ts.seqlen_q, D = spec->head_dim;
     t.flops = 4.0 * B * H * S * S * D * t.kept_fraction;
-    t.bytes = 4.0 * B * H * S * D * 2;  // q, k, v, out (MHA: all the same size), 2-byte elements
-    t.floor_ms = 1e3 * std::max(t.bytes / (st.peak_tbps * 1e12), t.flops * kFloorSafety / (st.peak_tflops * 1e12));
+    // q and out always; k and v unless the mask keeps nothing.
+    t.bytes = (2.0 + (t.kept_fraction > 0 ? 2.0 : 0.0)) * B * H * S * D * 2;
+    const double safety = t.kept_exact ? 1.0 : kSampledFloorSafety;
+    t.floor_ms = 1e3 * std::max(t.bytes / (t.peak_tbps * 1e12), t.flops * safety / (t.peak_tflops * 1e12));
     t.tflops = t.median_ms > 0 ? t.flops / (t.median_ms * 1e-3) / 1e12 : 0;
     t.measured = true;
 
-    // Outputs of every run. Event-timed runs read back on our stream; host-timed ones after a
-    // device-wide sync: failing only the former means the work ran on another stream.
-    const bool warm_ok = timed_counts_ok(c, 0, warmup, *problems[0], "warm-up", false);
-    const bool event_ok = timed_counts_ok(c, warmup, runs, *problems[0], "event-timed", false);
-    const bool host_ok = timed_counts_ok(c, size_t(warmup) + runs, runs, *problems[0], "host-timed", false);
-    if ((!warm_ok || !event_ok) && host_ok) {
-      add(FindingKind::WrongStream, verify::kStageTiming,
-          "timed runs left the output incomplete when the given stream finished, but complete after a device-wide "
-          "synchronization: the kernel ran on another stream and returned early",
-          "timing", ts.str());
-    } else if (!warm_ok || !event_ok || !host_ok) {
-      if (timed_counts_ok(c, 0, warmup, *problems[0], "warm-up", true) &&
-          timed_counts_ok(c, warmup, runs, *problems[0], "event-timed", true)) {
-        timed_counts_ok(c, size_t(warmup) + runs, runs, *problems[0], "host-timed", true);
-      }
-    }
     std::ostringstream os;
     os.precision(4);
-    if (t.median_ms < t.floor_ms) {
-      os << "median " << t.median_ms << " ms is under the physical floor " << t.floor_ms << " ms (bytes "
-         << t.bytes / 1e6 << " MB at " << st.peak_tbps << " TB/s; " << kFloorSafety << " x " << t.flops / 1e9
-         << " GFLOP at " << st.peak_tflops << " TFLOP/s): the kernel skips work or the timing misses it";
+    if (t.median_ms < t.floor_ms || t.host_median_ms - t.roundtrip_ms < t.floor_ms) {
+      os << "median " << t.median_ms << " ms (events; judge's clock " << t.host_median_ms - t.roundtrip_ms
+         << " ms after the round trip) is under the physical floor " << t.floor_ms << " ms (bytes "
+         << t.bytes / 1e6 << " MB at " << t.peak_tbps << " TB/s; " << safety << " x " << t.flops / 1e9
+         << " GFLOP at " << t.peak_tflops << " TFLOP/s, the peak rates of this " << prop.name
+         << "): the kernel skips work or the timing misses it";
       add(FindingKind::BelowPhysicalFloor, verify::kStageTiming, os.str(), "timing", ts.str());
     }
-    // Host time covers launch and synchronization latency (tens of microseconds) on top of the kernel.
-    if (t.host_median_ms > 2 * t.median_ms + 0.05 || t.median_ms > 1.25 * t.host_median_ms + 0.02) {
+    // The judge's clock covers the call, the host's wake-ups and the message round trip on top of
+    // the kernel; the events cover the kernel. Events that claim much less than the judge saw, or
+    // more than it saw at all, are not the kernel's time.
+    const double judged = t.host_median_ms - t.roundtrip_ms;
+    if (t.median_ms < 0.8 * judged - 0.05 || t.median_ms > t.host_median_ms + 0.02) {
       std::ostringstream m;
       m.precision(4);
-      m << "CUDA events on the given stream measured " << t.median_ms << " ms per run, the host clock around a "
-        << "device-wide synchronization " << t.host_median_ms << " ms: the work is not where the events are "
-        << "(another stream?)";
+      m << "the host's events measured " << t.median_ms << " ms per run, the judge's clock " << t.host_median_ms
+        << " ms (" << judged << " ms after the " << t.roundtrip_ms << " ms round trip): the reported times are "
+        << "not the kernel's (forged, or the work is not on the timed stream)";
       add(FindingKind::TimingMismatch, verify::kStageTiming, m.str(), "timing", ts.str());
     }
 
-    // The timed shape once more, in the same buffers with new contents: a kernel that memoises
-    // results by pointer (or shape) returns what the timed runs computed, and fails here. Compared
-    // on the GPU like the timed runs, after synchronizing only our stream; when that fails, once
-    // more after a device-wide synchronization (work on another stream: wrong_stream).
+    // The timed shape once more, in the same buffers with everything new (params and tensors
+    // too): a kernel that memoises results by pointer or shape returns what the timed runs
+    // computed, and fails here.
     announce("timing.refill", ts.str());
-    Problem& rp = *problems[0];
-    rp.refill(rng);
-    run_reference(rp, *refs[0], /*download=*/false);
-    got.poison_async(stream);
-    if (!call(0)) {
-      return;
+    p.refill(rng);
+    judge::Reply reply;
+    verify::TrialSummary s{"timing.refill", ts.str(), false, 0, 0, 0};
+    s.ok = one_run(false, "refill", "timing.refill", reply);
+    if (s.ok) {
+      const gpu::DeviceCompareCounts c = compare_now(0);
+      s.max_abs_err = float_from_bits(c.max_err_bits);
+      s.worst_ratio = float_from_bits(c.worst_key >> 32);
+      s.lse_max_abs_err = float_from_bits(c.lse_max_err_bits);
+      s.row_worst_ratio = float_from_bits(c.row_worst_key >> 32);
     }
-    compare_into(0, slots);
-    KG_CUDA(cudaGetLastError());
-    KG_CUDA(cudaStreamSynchronize(stream));
-    std::vector<gpu::DeviceCompareCounts> rc(2);
-    KG_CUDA(cudaMemcpy(rc.data(), counts + slots, sizeof(gpu::DeviceCompareCounts), cudaMemcpyDeviceToHost));
-    bool ok = timed_counts_ok(rc, 0, 1, rp, "refill", false);
-    if (!ok) {
-      KG_CUDA(cudaDeviceSynchronize());
-      compare_into(0, slots + 1);
-      KG_CUDA(cudaStreamSynchronize(stream));
-      KG_CUDA(cudaMemcpy(&rc[1], counts + slots + 1, sizeof(gpu::DeviceCompareCounts), cudaMemcpyDeviceToHost));
-      if (timed_counts_ok(rc, 1, 1, rp, "refill", false)) {
-        add(FindingKind::WrongStream, verify::kStageTiming,
-            "the output was incomplete when the stream passed to the entry point finished, and complete after a "
-            "device-wide synchronization: the kernel ran on another stream and returned early",
-            "timing.refill", ts.str());
-      } else {
-        timed_counts_ok(rc, 1, 1, rp, "refill", true, "timing.refill");
-      }
-    }
-    const gpu::DeviceCompareCounts& last = rc[ok ? 0 : 1];
-    verify::TrialSummary s{"timing.refill", ts.str(), ok, float_from_bits(last.max_err_bits),
-                           float_from_bits(last.worst_key >> 32), float_from_bits(last.lse_max_err_bits)};
     std::string what;
-    if (!rp.inputs_unchanged(what, stream)) {
+    if (!p.inputs_unchanged(what, stream)) {
       s.ok = false;
       add(FindingKind::InputModified, verify::kStageTiming, what + ": a kernel must not write to its inputs",
           "timing.refill", ts.str());
     }
     s.seconds = seconds_since(g_trial_start);
     result.trials.push_back(s);
+    if (s.ok) {
+      got.download(stream);
+      keep(std::move(problem), std::move(got_owner), "timing.refill");
+    }
+  }
+
+  struct PeakRates {
+    double tflops = 0, tbps = 0;
+  };
+
+  // Dense fp16/bf16 tensor rate (with fp32 accumulation) and memory bandwidth of the device, from
+  // its SM count, its peak clocks and its bus width: the floor must hold on whatever GPU runs it.
+  static PeakRates peak_rates(const cudaDeviceProp& prop) {
+    int dev = 0, clock_khz = 0, mem_khz = 0, bus_bits = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, dev);
+    cudaDeviceGetAttribute(&mem_khz, cudaDevAttrMemoryClockRate, dev);
+    cudaDeviceGetAttribute(&bus_bits, cudaDevAttrGlobalMemoryBusWidth, dev);
+    // Dense tensor FLOPs per SM per clock: sm_80 2048 (A100 312 TFLOP/s), sm_86/sm_89 1024, sm_90
+    // 4096 (H100 SXM 989), sm_100 and anything newer or unknown 8192 (B200): a higher rate only
+    // lowers the floor.
+    const int cc = prop.major * 10 + prop.minor;
+    const double per_clock = cc == 80 ? 2048 : (cc == 86 || cc == 87 || cc == 89) ? 1024 : cc == 90 ? 4096 : 8192;
+    PeakRates r;
+    r.tflops = clock_khz > 0 ? prop.multiProcessorCount * (clock_khz * 1e3) * per_clock / 1e12 : 1e4;
+    // Double data rate: two transfers per memory clock.
+    r.tbps = mem_khz > 0 && bus_bits > 0 ? 2.0 * (mem_khz * 1e3) * (bus_bits / 8.0) / 1e12 : 100;
+    return r;
   }
 };
 
@@ -638,21 +788,75 @@ bool have_device() {
   return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
 }
 
-FindingKind error_kind(const std::string& message) {
-  for (const char* e : {"cudaErrorIllegalAddress", "cudaErrorMisalignedAddress", "cudaErrorInvalidAddressSpace",
-                        "cudaErrorInvalidPc", "cudaErrorHardwareStackError"}) {
-    if (message.find(e) != std::string::npos) {
-      return FindingKind::IllegalAddress;
-    }
-  }
-  return FindingKind::CudaError;
-}
-
 int usage(const std::string& msg) {
   std::cerr << "kg_verify_runner: " << msg
-            << "\nusage: kg_verify_runner --probe | --request FILE --result FILE\n"
+            << "\nusage: kg_verify_runner --probe | --request FILE|- --result FILE|-\n"
                "  (started by the verifier; see docs/verifier.md, \"Runner protocol\")\n";
   return verify::kRunnerExitBadRequest;
+}
+
+// The bytes of the object at `path`, checked against `digest` (when given), in a sealed memfd:
+// what is loaded is exactly what was checked, whatever happens to the file afterwards.
+Expected<int, Failure> sealed_object(const std::string& path, const std::string& digest) {
+  auto bytes = read_file(path);
+  if (!bytes) {
+    return unexpected(bytes.error());
+  }
+  if (!digest.empty() && xxh3_128_hex(*bytes) != digest) {
+    return fail(path + " does not hold the object the verifier compiled (its digest is " + xxh3_128_hex(*bytes) +
+                ", not " + digest + ")");
+  }
+  const int fd = ::memfd_create("kernelgen-object", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) {
+    return fail(std::string("memfd_create: ") + std::strerror(errno));
+  }
+  size_t off = 0;
+  while (off < bytes->size()) {
+    const ssize_t n = ::write(fd, bytes->data() + off, bytes->size() - off);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      ::close(fd);
+      return fail(std::string("writing the object to a memfd: ") + std::strerror(errno));
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
+    ::close(fd);
+    return fail(std::string("sealing the object's memfd: ") + std::strerror(errno));
+  }
+  return fd;
+}
+
+// The directory of this executable (kg_candidate_host is installed beside it).
+std::string own_directory() {
+  char buf[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) {
+    return ".";
+  }
+  std::string path(buf, static_cast<size_t>(n));
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+
+std::vector<std::string> own_environment() {
+  std::vector<std::string> env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    env.emplace_back(*e);
+  }
+  return env;
+}
+
+// Arena bytes for every candidate-visible buffer of a verification: the timing shape's inputs and
+// outputs, the long trials, and room for the correctness shapes and index tensors.
+size_t arena_bytes(const verify::RunnerSettings& st, int head_dim) {
+  const size_t D = size_t(head_dim), e = 2;
+  const size_t timing = size_t(st.timing_batch) * st.timing_heads * st.timing_seqlen * D * e * 4 +
+                        size_t(st.timing_batch) * st.timing_heads * st.timing_seqlen * 4;
+  const size_t long_trial = st.long_seqlen > 0 ? size_t(st.long_seqlen) * D * e * 6 + size_t(st.long_seqlen) * 8 : 0;
+  return timing + 2 * long_trial + (size_t{384} << 20);
 }
 
 int run(int argc, char** argv) {
@@ -681,7 +885,14 @@ int run(int argc, char** argv) {
   if (request_path.empty() || result_path.empty()) {
     return usage("--request and --result are required");
   }
-  auto text = read_file(request_path);
+  Expected<std::string, Failure> text = std::string();
+  if (request_path == "-") {
+    std::ostringstream os;
+    os << std::cin.rdbuf();
+    text = os.str();
+  } else {
+    text = read_file(request_path);
+  }
   if (!text) {
     return usage(text.error().message);
   }
@@ -699,14 +910,19 @@ int run(int argc, char** argv) {
     return verify::kRunnerExitNoDevice;
   }
 
-  Runner r;
+  Judge r;
   r.spec = &spec;
   r.settings = req->settings;
   r.rng.seed(req->seed);
   r.tol = gpu::default_tolerance(spec.dtype);
   r.result.nonce = req->nonce;
   auto write_result = [&]() -> int {
-    auto w = write_file_atomic(result_path, verify::result_to_json(r.result));
+    const std::string json = verify::result_to_json(r.result);
+    if (result_path == "-") {
+      std::cout << json << std::flush;
+      return std::cout ? 0 : 3;
+    }
+    auto w = write_file_atomic(result_path, json);
     if (!w) {
       std::cerr << "kg_verify_runner: " << w.error().message << "\n";
       return 3;
@@ -714,13 +930,27 @@ int run(int argc, char** argv) {
     return 0;
   };
 
+  // The host starts first: its CUDA initialisation overlaps with ours.
+  auto object = sealed_object(req->candidate_library, req->candidate_digest);
+  if (!object) {
+    std::cerr << "kg_verify_runner: " << object.error().message << "\n";
+    return 3;
+  }
   cudaDeviceProp prop;
   KG_CUDA(cudaGetDeviceProperties(&prop, 0));
   r.result.device = device_info(prop);
   KG_CUDA(cudaStreamCreateWithFlags(&r.stream, cudaStreamNonBlocking));
+  auto arena = gpu::SharedArena::create(arena_bytes(r.settings, spec.head_dim));
+  r.arena = arena.get();
 
-  // The reference first: its initialisers are trusted.
-  void* ref_lib = dlopen(req->reference_library.c_str(), RTLD_NOW | RTLD_LOCAL);
+  // The reference: trusted code, loaded here from checked bytes.
+  auto ref_object = sealed_object(req->reference_library, req->reference_digest);
+  if (!ref_object) {
+    std::cerr << "kg_verify_runner: " << ref_object.error().message << "\n";
+    return 3;
+  }
+  const std::string ref_path = "/proc/self/fd/" + std::to_string(*ref_object);
+  void* ref_lib = dlopen(ref_path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (ref_lib == nullptr) {
     std::cerr << "kg_verify_runner: cannot load the reference kernel: " << dlerror() << "\n";
     return 3;
@@ -730,35 +960,78 @@ int run(int argc, char** argv) {
     std::cerr << "kg_verify_runner: the reference library lacks " << req->reference_symbol << "\n";
     return 3;
   }
-  announce("load", req->candidate_library);
-  void* lib = dlopen(req->candidate_library.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (lib == nullptr) {
-    r.add(FindingKind::LoadError, verify::kStageRun, std::string("dlopen failed: ") + dlerror());
-    return write_result();
-  }
-  r.candidate = reinterpret_cast<ForwardFn>(dlsym(lib, req->candidate_symbol.c_str()));
-  if (r.candidate == nullptr) {
-    r.add(FindingKind::MissingEntry, verify::kStageRun, "the shared object does not export " + req->candidate_symbol);
-    return write_result();
+  const std::string suffix = "_forward";
+  if (req->reference_symbol.size() > suffix.size() &&
+      req->reference_symbol.compare(req->reference_symbol.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    const std::string count = req->reference_symbol.substr(0, req->reference_symbol.size() - suffix.size()) +
+                              "_count_kept";
+    r.count_kept = reinterpret_cast<decltype(r.count_kept)>(dlsym(ref_lib, count.c_str()));
   }
 
-  r.result.startup_seconds = seconds_since(g_start);
+  // From here on nothing of the same user (the candidate host included) may read this process's
+  // memory through /proc/<pid>/mem or ptrace. (After loading the reference: a non-dumpable
+  // process's /proc/self belongs to root, so it could not open its own memfd by path.)
+  const std::string host_executable = own_directory() + "/kg_candidate_host";
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+
+  announce("load", req->candidate_library);
+  judge::HostLink host;
+  r.host = &host;
+  judge::HostOptions ho;
+  ho.executable = host_executable;
+  ho.env = own_environment();
+  ho.reply_timeout_s = r.settings.host_reply_timeout_s;
+  ho.trap_syscalls = r.settings.trap_syscalls;
+  const int arena_fd = arena->export_fd();
+  std::optional<Finding> start;
   try {
-    const Clock::time_point c0 = Clock::now();
-    r.correctness();
-    r.result.correctness_seconds = seconds_since(c0);
-    if (!r.rejected() && r.settings.timing) {
-      const Clock::time_point t0 = Clock::now();
-      r.timing(prop);
-      r.result.timing_seconds = seconds_since(t0);
-    }
-  } catch (const gpu::CudaError& e) {
-    // A CUDA error surfacing in our calls while the candidate's work is in flight is the
-    // candidate's: faults inside its kernels are reported at the next synchronization.
-    const std::string msg = e.what();
-    r.add(error_kind(msg), g_trial.rfind("timing", 0) == 0 ? verify::kStageTiming : verify::kStageCorrectness,
-          "CUDA error while running the candidate: " + msg, g_trial);
+    start = host.start(ho, arena_fd, arena->size(), *object, req->candidate_symbol);
+  } catch (const std::exception& e) {
+    ::close(arena_fd);
+    std::cerr << "kg_verify_runner: " << e.what() << "\n";
+    return 3;
   }
+  ::close(arena_fd);
+  ::close(*object);
+  r.result.startup_seconds = seconds_since(g_start);
+  if (start) {
+    r.result.findings.push_back(*start);
+  } else {
+    try {
+      const Clock::time_point c0 = Clock::now();
+      r.correctness();
+      r.result.correctness_seconds = seconds_since(c0);
+      if (!r.rejected() && r.settings.timing) {
+        const Clock::time_point t0 = Clock::now();
+        r.timing(prop);
+        r.result.timing_seconds = seconds_since(t0);
+      }
+      // Every kept output once more: after a device-wide synchronization of the host's context,
+      // then after the host is dead. Nothing may have changed.
+      if (!r.rejected() && host.alive()) {
+        announce("late_writes", "every kept output");
+        const judge::Reply s = host.sync();
+        if (r.reply_ok(s, "late_writes", "", verify::kStageCorrectness)) {
+          r.late_write_check("the host's device-wide synchronization");
+        }
+      }
+    } catch (const gpu::CudaError& e) {
+      // The judge's own CUDA calls failing is the verifier's problem, not the candidate's (the
+      // candidate's context is another process's).
+      std::cerr << "kg_verify_runner: " << e.what() << "\n";
+      return 3;
+    }
+  }
+  if (auto end = host.finish()) {
+    if (!r.rejected()) {
+      r.result.findings.push_back(*end);
+    }
+  }
+  if (!r.rejected()) {
+    r.late_write_check("the host's death");
+  }
+  r.result.host = host.facts();
+  r.result.host.output_tail = host.output_tail();
   std::cerr << "kg_verify_runner: done, " << r.result.findings.size() << " finding(s)" << at_now() << "\n";
   return write_result();
 }

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -278,7 +279,31 @@ Expected<ProcessResult, Failure> run_process(const ProcessOptions& o) {
     ::close(out_pipe[0]), ::close(out_pipe[1]), ::close(err_pipe[0]), ::close(err_pipe[1]);
     return fail(std::string("pipe: ") + std::strerror(errno));
   }
-  const int dev_null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  // stdin: /dev/null, or an anonymous file holding stdin_data (no path anyone else could open).
+  int dev_null = -1;
+  if (o.stdin_data) {
+    dev_null = ::memfd_create("kernelgen-stdin", MFD_CLOEXEC);
+    bool written = dev_null >= 0;
+    for (size_t off = 0; written && off < o.stdin_data->size();) {
+      const ssize_t n = ::write(dev_null, o.stdin_data->data() + off, o.stdin_data->size() - off);
+      if (n < 0 && errno == EINTR) {
+        continue;
+      }
+      written = n > 0;
+      off += n > 0 ? static_cast<size_t>(n) : 0;
+    }
+    if (!written || ::lseek(dev_null, 0, SEEK_SET) != 0) {
+      const int e = errno;
+      for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1], status_pipe[0], status_pipe[1], dev_null}) {
+        if (fd >= 0) {
+          ::close(fd);
+        }
+      }
+      return fail(std::string("cannot prepare the child's input: ") + std::strerror(e));
+    }
+  } else {
+    dev_null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  }
   const pid_t parent = ::getpid();
   const auto t0 = Clock::now();
   const pid_t pid = ::fork();

@@ -10,7 +10,7 @@
 //   - its own process group (setpgid); on the wall-clock limit the whole group gets SIGKILL, and
 //     after the child exits any process left in its group is killed too;
 //   - PR_SET_PDEATHSIG = SIGKILL: it dies with the caller;
-//   - stdin from /dev/null; stdout and stderr captured (up to output_limit bytes each, the rest
+//   - stdin from /dev/null (or ProcessOptions::stdin_data); stdout and stderr captured (up to output_limit bytes each, the rest
 //     counted and dropped); every other descriptor closed at exec (set_cloexec_from(3)), whatever
 //     the caller opened without O_CLOEXEC and however high its numbers;
 //   - RLIMIT_CORE = 0 (no core files);
@@ -46,6 +46,8 @@ struct ProcessOptions {
   uint64_t memory_limit_bytes = 0;  // 0: none (see the watchdog above)
   bool private_network = false;
   size_t output_limit = size_t{1} << 20;  // bytes kept of stdout and of stderr, each
+  // The child's stdin: these bytes (from an anonymous memfd, never a file on disk), or /dev/null.
+  std::optional<std::string> stdin_data;
   double poll_interval_s = 0.02;
 };
 

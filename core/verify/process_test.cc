@@ -34,6 +34,22 @@ TEST(Process, ExitCodeAndOutput) {
   EXPECT_FALSE(r->timed_out);
 }
 
+TEST(Process, StdinData) {
+  ProcessOptions o;
+  o.argv = {"/bin/sh", "-c", "cat; ls -l /proc/self/fd/0"};
+  o.stdin_data = std::string("request\0with a NUL\n", 19);
+  auto r = run_process(o);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->out.substr(0, 19), *o.stdin_data);
+  // An anonymous file, not a path anyone could open.
+  EXPECT_NE(r->out.find("memfd:kernelgen-stdin"), std::string::npos) << r->out;
+  o.stdin_data.reset();
+  o.argv = {"/bin/sh", "-c", "cat"};
+  r = run_process(o);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->out, "");  // /dev/null
+}
+
 TEST(Process, Signal) {
   auto r = run_process(sh("kill -SEGV $$"));
   ASSERT_TRUE(r);

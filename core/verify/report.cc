@@ -204,6 +204,7 @@ void to_json(nlohmann::json& j, const TrialSummary& t) {
        {"max_abs_err", number(t.max_abs_err)},
        {"worst_ratio", number(t.worst_ratio)},
        {"lse_max_abs_err", number(t.lse_max_abs_err)},
+       {"row_worst_ratio", number(t.row_worst_ratio)},
        {"seconds", number(t.seconds)}};
 }
 
@@ -214,6 +215,7 @@ void from_json(const nlohmann::json& j, TrialSummary& t) {
   get_number(j, "max_abs_err", t.max_abs_err);
   get_number(j, "worst_ratio", t.worst_ratio);
   get_number(j, "lse_max_abs_err", t.lse_max_abs_err);
+  get_number(j, "row_worst_ratio", t.row_worst_ratio);
   get_number(j, "seconds", t.seconds);
 }
 
@@ -227,6 +229,10 @@ void to_json(nlohmann::json& j, const TimingResult& t) {
        {"min_ms", number(t.min_ms)},
        {"max_ms", number(t.max_ms)},
        {"host_median_ms", number(t.host_median_ms)},
+       {"roundtrip_ms", number(t.roundtrip_ms)},
+       {"kept_exact", t.kept_exact},
+       {"peak_tflops", number(t.peak_tflops)},
+       {"peak_tbps", number(t.peak_tbps)},
        {"flush_bytes", t.flush_bytes},
        {"flops", number(t.flops)},
        {"kept_fraction", number(t.kept_fraction)},
@@ -245,6 +251,10 @@ void from_json(const nlohmann::json& j, TimingResult& t) {
   get_number(j, "min_ms", t.min_ms);
   get_number(j, "max_ms", t.max_ms);
   get_number(j, "host_median_ms", t.host_median_ms);
+  get_number(j, "roundtrip_ms", t.roundtrip_ms);
+  get_if(j, "kept_exact", t.kept_exact);
+  get_number(j, "peak_tflops", t.peak_tflops);
+  get_number(j, "peak_tbps", t.peak_tbps);
   get_number(j, "flush_bytes", t.flush_bytes);
   get_number(j, "flops", t.flops);
   get_number(j, "kept_fraction", t.kept_fraction);
@@ -282,7 +292,40 @@ void to_json(nlohmann::json& j, const SandboxFacts& s) {
        {"timed_out", s.timed_out},
        {"seconds", s.seconds},
        {"startup_seconds", s.startup_seconds},
-       {"stderr_tail", s.stderr_tail}};
+       {"stderr_tail", s.stderr_tail},
+       {"candidate_host", s.candidate_host}};
+}
+
+void to_json(nlohmann::json& j, const HostSandboxFacts& s) {
+  j = {{"ran", s.ran},
+       {"seccomp", s.seccomp},
+       {"no_new_privs", s.no_new_privs},
+       {"pid_namespace", s.pid_namespace},
+       {"network_namespace", s.network_namespace},
+       {"mount_namespace", s.mount_namespace},
+       {"user_namespace", s.user_namespace},
+       {"read_only_root", s.read_only_root},
+       {"no_capabilities", s.no_capabilities},
+       {"notes", s.notes},
+       {"startup_seconds", number(s.startup_seconds)},
+       {"ended", s.ended},
+       {"output_tail", s.output_tail}};
+}
+
+void from_json(const nlohmann::json& j, HostSandboxFacts& s) {
+  get_if(j, "ran", s.ran);
+  get_if(j, "seccomp", s.seccomp);
+  get_if(j, "no_new_privs", s.no_new_privs);
+  get_if(j, "pid_namespace", s.pid_namespace);
+  get_if(j, "network_namespace", s.network_namespace);
+  get_if(j, "mount_namespace", s.mount_namespace);
+  get_if(j, "user_namespace", s.user_namespace);
+  get_if(j, "read_only_root", s.read_only_root);
+  get_if(j, "no_capabilities", s.no_capabilities);
+  get_if(j, "notes", s.notes);
+  get_number(j, "startup_seconds", s.startup_seconds);
+  get_if(j, "ended", s.ended);
+  get_if(j, "output_tail", s.output_tail);
 }
 
 void to_json(nlohmann::json& j, const StageResult& s) {

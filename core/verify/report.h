@@ -22,7 +22,7 @@
 namespace kg::verify {
 
 // Bumped when a field changes meaning or goes away (adding fields does not bump it).
-inline constexpr int kReportSchema = 1;
+inline constexpr int kReportSchema = 2;
 
 // Stage names, in the order they run.
 inline constexpr const char* kStageStatic = "static";
@@ -104,19 +104,25 @@ struct TrialSummary {
   double worst_ratio = 0;  // max over elements of error / allowed (< 1 passes)
   double lse_max_abs_err = 0;
   double seconds = 0;  // wall time: inputs, reference, candidate, comparisons
+  double row_worst_ratio = 0;  // max over rows of rms error / allowed (< 1 passes)
 };
 
 struct TimingResult {
   bool measured = false;
   std::string shape;        // timing shape
   int warmup = 0, runs = 0, input_sets = 0;
-  double median_ms = 0, min_ms = 0, max_ms = 0;  // CUDA events on the runner's stream
-  double host_median_ms = 0;  // host clock around launch + cudaDeviceSynchronize, per run
+  double median_ms = 0, min_ms = 0, max_ms = 0;  // CUDA events around the call on the host's stream
+  // The judge's clock around each run it ordered (send Run to receive Done: the call and a stream
+  // synchronization), and the same round trip with no kernel (Sync on an idle host).
+  double host_median_ms = 0;
+  double roundtrip_ms = 0;
   double flush_bytes = 0;     // L2 flush buffer written before every run
   double flops = 0;           // 4·B·Hq·Sq·Skv·D · kept_fraction
-  double kept_fraction = 0;   // unmasked (q, kv) pairs / all, estimated on the CPU from sampled rows
+  double kept_fraction = 0;   // unmasked (q, kv) pairs / all
+  bool kept_exact = false;    // counted on the GPU over every pair (else sampled rows)
   double bytes = 0;           // q + k + v + out bytes
-  double floor_ms = 0;        // max(bytes / peak_bw, flops · kFloorSafety / peak_flops)
+  double peak_tflops = 0, peak_tbps = 0;  // the rates of the GPU that ran it (peak_rates)
+  double floor_ms = 0;        // max(bytes / peak_tbps, flops / peak_tflops)
   double tflops = 0;          // flops / median
 };
 
@@ -126,6 +132,20 @@ struct DeviceInfo {
   int sms = 0;
   int driver = 0, runtime = 0;
   int64_t l2_bytes = 0;
+};
+
+// The candidate host's sandbox as the judge saw it from outside (/proc/<pid>: sandbox.h).
+struct HostSandboxFacts {
+  bool ran = false;
+  bool seccomp = false, no_new_privs = false;
+  bool pid_namespace = false, network_namespace = false, mount_namespace = false;
+  bool user_namespace = false;   // the namespaces were made inside a new user namespace
+  bool read_only_root = false;   // the host's mount tree is read-only (but /proc)
+  bool no_capabilities = false;  // CapEff and CapPrm 0
+  std::string notes;           // why a namespace is not in force
+  double startup_seconds = 0;  // spawn to Ready: CUDA initialisation, mapping, loading the candidate
+  std::string ended;           // how the host ended ("killed by the judge", "exited with 0", ...)
+  std::string output_tail;     // last lines the host (the candidate) printed
 };
 
 // What the sandbox applied to the runner process (process.h says how each works).
@@ -144,7 +164,8 @@ struct SandboxFacts {
   bool timed_out = false;
   double seconds = 0;
   double startup_seconds = 0;  // runner start to its first trial: CUDA initialisation, loading both objects
-  std::string stderr_tail;  // last lines of the runner's stderr (progress, candidate prints)
+  std::string stderr_tail;  // last lines of the runner's stderr (its progress)
+  HostSandboxFacts candidate_host;
 };
 
 // How a stage ended: "pass", "fail", "skipped" in reports.
@@ -212,6 +233,8 @@ void from_json(const nlohmann::json& j, TimingResult& t);
 void to_json(nlohmann::json& j, const DeviceInfo& d);
 void from_json(const nlohmann::json& j, DeviceInfo& d);
 void to_json(nlohmann::json& j, const SandboxFacts& s);
+void to_json(nlohmann::json& j, const HostSandboxFacts& s);
+void from_json(const nlohmann::json& j, HostSandboxFacts& s);
 void to_json(nlohmann::json& j, const StageResult& s);
 void to_json(nlohmann::json& j, const VerifyReport& r);
 

@@ -73,16 +73,21 @@ Expected<RunOutcome, Failure> SandboxRunner::run(const RunnerRequest& request, c
   }
   RunOutcome out;
   out.dir = templ;
-  KG_TRY(write_file_atomic(out.dir + "/request.json", request_to_json(request)));
-
+  // The request (with its nonce) goes in on stdin and the result comes back on stdout: neither is
+  // ever a file the candidate host could read or write.
+  const std::string request_json = request_to_json(request);
+  if (limits.keep_dir) {
+    KG_TRY(write_file_atomic(out.dir + "/request.json", request_json));
+  }
   ProcessOptions o;
-  o.argv = {m_runner, "--request", "request.json", "--result", "result.json"};
+  o.argv = {m_runner, "--request", "-", "--result", "-"};
   o.cwd = out.dir;
   o.env = runner_environment(out.dir, m_env);
   o.wall_limit_s = limits.wall_limit_s;
   o.memory_limit_bytes = limits.memory_limit_bytes;
   o.private_network = limits.private_network;
-  o.output_limit = 256 * 1024;
+  o.output_limit = 16 * 1024 * 1024;
+  o.stdin_data = request_json;
   auto p = run_process(o);
   if (!p) {
     std::error_code ec;
@@ -91,16 +96,19 @@ Expected<RunOutcome, Failure> SandboxRunner::run(const RunnerRequest& request, c
   }
   out.process = std::move(*p);
   if (out.process.exited_ok()) {
-    auto text = read_file(out.dir + "/result.json");
-    if (!text) {
-      out.result_error = "no result file: " + text.error().message;
+    if (out.process.out_dropped > 0) {
+      out.result_error = "the result exceeds " + std::to_string(o.output_limit) + " bytes";
     } else {
-      auto parsed = parse_result(*text, request.nonce);
+      auto parsed = out.process.out.empty() ? Expected<RunnerResult, Failure>(fail("no result on stdout"))
+                                            : parse_result(out.process.out, request.nonce);
       if (parsed) {
         out.result = std::move(*parsed);
       } else {
         out.result_error = parsed.error().message;
       }
+    }
+    if (limits.keep_dir) {
+      (void)write_file_atomic(out.dir + "/result.json", out.process.out);
     }
   }
   if (!limits.keep_dir) {
@@ -173,14 +181,15 @@ std::vector<Finding> outcome_findings(const RunOutcome& o, const RunLimits& limi
   } else if (p.signal != 0) {
     f.kind = FindingKind::Crash;
     f.message = std::string("the runner was killed by signal ") + std::to_string(p.signal) + " (" +
-                strsignal(p.signal) + ")" + where + ": the candidate crashed or aborted the process";
+                strsignal(p.signal) + ")" + where + " (the candidate runs in a process of its own, so this is the "
+                "judge failing; it never passes)";
   } else if (p.exit_code != 0) {
     f.kind = FindingKind::NoResult;
     f.message = "the runner exited with status " + std::to_string(p.exit_code) + where +
-                " without a result (the candidate ended the process?)";
-  } else if (!o.result_error.empty() && o.result_error.rfind("no result file", 0) == 0) {
+                " without a result";
+  } else if (!o.result_error.empty() && o.result_error.rfind("no result", 0) == 0) {
     f.kind = FindingKind::NoResult;
-    f.message = "the runner exited with status 0" + where + " but wrote no result (the candidate called exit?)";
+    f.message = "the runner exited with status 0" + where + " but wrote no result";
   } else {
     f.kind = FindingKind::BadResult;
     f.message = "the runner's result is unusable" + where + ": " + o.result_error;

@@ -14,7 +14,9 @@ nlohmann::json settings_json(const RunnerSettings& s) {
           {"timing_seqlen", s.timing_seqlen},
           {"long_seqlen", s.long_seqlen},
           {"peak_tflops", s.peak_tflops},
-          {"peak_tbps", s.peak_tbps}};
+          {"peak_tbps", s.peak_tbps},
+          {"host_reply_timeout_s", s.host_reply_timeout_s},
+          {"trap_syscalls", s.trap_syscalls}};
 }
 
 template <typename T>
@@ -32,8 +34,10 @@ std::string request_to_json(const RunnerRequest& r) {
                       {"nonce", r.nonce},
                       {"spec_name", r.spec_name},
                       {"spec_yaml", r.spec_yaml},
-                      {"candidate", {{"library", r.candidate_library}, {"symbol", r.candidate_symbol}}},
-                      {"reference", {{"library", r.reference_library}, {"symbol", r.reference_symbol}}},
+                      {"candidate", {{"library", r.candidate_library}, {"symbol", r.candidate_symbol},
+                                     {"digest", r.candidate_digest}}},
+                      {"reference", {{"library", r.reference_library}, {"symbol", r.reference_symbol},
+                                     {"digest", r.reference_digest}}},
                       {"seed", r.seed},
                       {"settings", settings_json(r.settings)}};
   return j.dump(2) + "\n";
@@ -55,6 +59,8 @@ Expected<RunnerRequest, Failure> parse_request(const std::string& text) {
     r.candidate_symbol = j.at("candidate").at("symbol").get<std::string>();
     r.reference_library = j.at("reference").at("library").get<std::string>();
     r.reference_symbol = j.at("reference").at("symbol").get<std::string>();
+    get_if(j.at("candidate"), "digest", r.candidate_digest);
+    get_if(j.at("reference"), "digest", r.reference_digest);
     r.seed = j.at("seed").get<uint64_t>();
     if (j.contains("settings")) {
       const auto& s = j["settings"];
@@ -68,6 +74,8 @@ Expected<RunnerRequest, Failure> parse_request(const std::string& text) {
       get_if(s, "long_seqlen", r.settings.long_seqlen);
       get_if(s, "peak_tflops", r.settings.peak_tflops);
       get_if(s, "peak_tbps", r.settings.peak_tbps);
+      get_if(s, "host_reply_timeout_s", r.settings.host_reply_timeout_s);
+      get_if(s, "trap_syscalls", r.settings.trap_syscalls);
     }
     return r;
   } catch (const std::exception& e) {
@@ -82,6 +90,7 @@ std::string result_to_json(const RunnerResult& r) {
                       {"trials", r.trials},
                       {"findings", r.findings},
                       {"timing", r.timing},
+                      {"host", r.host},
                       {"startup_seconds", r.startup_seconds},
                       {"correctness_seconds", r.correctness_seconds},
                       {"timing_seconds", r.timing_seconds}};
@@ -110,6 +119,9 @@ Expected<RunnerResult, Failure> parse_result(const std::string& text, const std:
     r.findings = j.at("findings").get<std::vector<Finding>>();
     if (j.contains("timing")) {
       r.timing = j["timing"].get<TimingResult>();
+    }
+    if (j.contains("host")) {
+      r.host = j["host"].get<HostSandboxFacts>();
     }
     get_if(j, "startup_seconds", r.startup_seconds);
     get_if(j, "correctness_seconds", r.correctness_seconds);

@@ -26,7 +26,7 @@
 
 namespace kg::verify {
 
-inline constexpr int kRunnerProtocol = 1;
+inline constexpr int kRunnerProtocol = 2;
 inline constexpr int kRunnerExitNoDevice = 77;
 inline constexpr int kRunnerExitBadRequest = 2;
 
@@ -39,8 +39,11 @@ struct RunnerSettings {
   // Timing shape: q, k, v [batch, heads, seqlen, head_dim], MHA, contiguous, LSE on.
   int timing_batch = 2, timing_heads = 16, timing_seqlen = 4096;
   int long_seqlen = 8192;  // the long-sequence trial (Sq = Skv; catches half-precision accumulation)
-  double peak_tflops = 990;  // dense bf16/fp16 tensor peak of the target (H100 SXM datasheet)
-  double peak_tbps = 3.35;   // memory bandwidth (H100 SXM datasheet)
+  // Peak rates for the physical floor; 0: those of the GPU that runs it (the judge's peak_rates).
+  double peak_tflops = 0;
+  double peak_tbps = 0;
+  double host_reply_timeout_s = 20;  // the judge's limit on each answer of the candidate host
+  bool trap_syscalls = false;  // diagnosis: a denied system call is printed (SandboxPolicy)
 };
 
 struct RunnerRequest {
@@ -50,6 +53,9 @@ struct RunnerRequest {
   std::string spec_yaml;  // the spec file's text (the runner parses and checks it)
   std::string candidate_library, candidate_symbol;  // absolute path of the .so, entry symbol
   std::string reference_library, reference_symbol;
+  // XXH3-128 (32 hex) of each object's bytes as the verifier compiled them; the judge loads an
+  // object only from bytes it read and checked against this ("" : unchecked, tests only).
+  std::string candidate_digest, reference_digest;
   uint64_t seed = 0;  // every random choice of the runner (inputs, the random shape) follows from it
   RunnerSettings settings;
 };
@@ -61,6 +67,7 @@ struct RunnerResult {
   std::vector<TrialSummary> trials;
   std::vector<Finding> findings;
   TimingResult timing;
+  HostSandboxFacts host;  // the candidate host as the judge saw it
   // Wall time of the runner's parts: start to the first trial (CUDA initialisation, loading both
   // objects), the correctness trials, the timing stage.
   double startup_seconds = 0, correctness_seconds = 0, timing_seconds = 0;

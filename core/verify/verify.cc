@@ -107,8 +107,11 @@ Expected<std::string, Failure> Verifier::compile_cached(const std::string& sourc
   if (!wrote) {
     return unexpected(wrote.error());
   }
-  const std::string digest = xxh3_128_hex_fields(
-      {"kg-verify-so", kCompileFlagsVersion, m_options.arch, m_compiler.version(), kAbiHeaderText, source});
+  // An object compiled without the host checks (tests of the run-time defences) never shares a
+  // name with a checked one.
+  const std::string digest = xxh3_128_hex_fields({"kg-verify-so", kCompileFlagsVersion, m_options.arch,
+                                                  m_compiler.version(), kAbiHeaderText, source,
+                                                  m_options.skip_source_checks ? "unchecked" : "checked"});
   const std::string so = work + "/so/" + digest + ".so";
   const std::string sum = so + ".xxh3";  // XXH3-128 of the .so's bytes, written before the .so appears
   const std::string log = work + "/so/" + digest + ".log";
@@ -141,9 +144,11 @@ Expected<std::string, Failure> Verifier::compile_cached(const std::string& sourc
                           std::to_string(std::random_device{}());
   KG_TRY(write_file_atomic(tmp + ".cu", source));
   CompileJob job{tmp + ".cu", tmp + ".so", m_options.arch, work + "/include", nullptr};
-  job.inspect = [](const HostArtifacts& host) {
-    return host_check(host.translation_path, host.source_path, host.object_path, host.env);
-  };
+  if (!m_options.skip_source_checks) {
+    job.inspect = [](const HostArtifacts& host) {
+      return host_check(host.translation_path, host.source_path, host.object_path, host.env);
+    };
+  }
   auto r = m_compiler.compile(job);
   std::filesystem::remove(tmp + ".cu", ec);
   if (!r) {
@@ -186,8 +191,9 @@ Expected<VerifyReport, Failure> Verifier::verify(const spec::Spec& spec, const s
 
   // ---- static ----
   auto ts = Clock::now();
-  std::vector<Finding> found = static_check(source, spec.name);
-  r.stages.push_back(stage(kStageStatic, found.empty() ? StageStatus::Pass : StageStatus::Fail, since(ts)));
+  std::vector<Finding> found = m_options.skip_source_checks ? std::vector<Finding>{} : static_check(source, spec.name);
+  r.stages.push_back(stage(kStageStatic, found.empty() ? StageStatus::Pass : StageStatus::Fail, since(ts),
+                           m_options.skip_source_checks ? "skipped (run-time defences under test)" : ""));
   if (!found.empty()) {
     r.findings = std::move(found);
     for (const char* s : {kStageCompile, kStageRun, kStageCorrectness, kStageTiming}) {
@@ -296,6 +302,9 @@ Expected<VerifyReport, Failure> Verifier::verify(const spec::Spec& spec, const s
   req.candidate_symbol = entry_symbol(spec.name);
   req.reference_library = std::filesystem::absolute(*ref_so).string();
   req.reference_symbol = "kg_" + spec.name + "_reference_forward";
+  // The judge loads only bytes that match what was compiled (or checked in the cache) here.
+  req.candidate_digest = cr.object_digest;
+  req.reference_digest = ref_cr.object_digest;
   req.seed = r.seed;
   req.settings = m_options.settings;
   auto outcome = m_runner.run(req, m_options.limits);
@@ -335,6 +344,7 @@ Expected<VerifyReport, Failure> Verifier::verify(const spec::Spec& spec, const s
     r.trials = std::move(res.trials);
     r.timing = res.timing;
     sb.startup_seconds = res.startup_seconds;
+    sb.candidate_host = res.host;
     for (Finding& f : res.findings) {
       r.findings.push_back(std::move(f));
     }

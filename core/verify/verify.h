@@ -35,6 +35,10 @@ struct VerifyOptions {
   RunLimits limits;
   uint64_t seed = 0;  // 0: a fresh random seed per verification (recorded in the report)
   bool run = true;    // false: static checks and compilation only (verdict "incomplete" if they pass)
+  // Tests of the run-time defences only (kg_verify_expect --skip-source-checks): no static check
+  // of the source or the compiled object, so that a candidate the static check would stop reaches
+  // the sandbox. Never set by kernelgen itself.
+  bool skip_source_checks = false;
 };
 
 // The verifier's tools and surroundings, taken from the configuration: no part of the verifier

@@ -132,7 +132,8 @@ class VerifyTest : public testing::Test {
   }
   void TearDown() override { fs::remove_all(m_dir); }
 
-  // A runner stand-in: a shell script run in the run directory (request.json is there).
+  // A runner stand-in: a shell script run in the run directory, the request on its stdin, its
+  // stdout the result.
   std::string stand_in(const std::string& body) {
     const std::string path = m_dir + "/runner_" + std::to_string(m_scripts++) + ".sh";
     std::ofstream(path) << "#!/bin/sh\n" << body << "\n";
@@ -157,10 +158,10 @@ class VerifyTest : public testing::Test {
 
 // Echoes the request's nonce into a valid result with the given findings (JSON array text).
 std::string result_script(const std::string& findings) {
-  return "nonce=$(sed -n 's/.*\"nonce\": \"\\([0-9a-f]*\\)\".*/\\1/p' request.json)\n"
-         "printf '{\"protocol\":1,\"nonce\":\"%s\",\"trials\":[{\"name\":\"single\",\"ok\":true}],"
+  return "nonce=$(sed -n 's/.*\"nonce\": \"\\([0-9a-f]*\\)\".*/\\1/p')\n"
+         "printf '{\"protocol\":2,\"nonce\":\"%s\",\"trials\":[{\"name\":\"single\",\"ok\":true}],"
          "\"findings\":" + findings + ",\"timing\":{\"measured\":true,\"median_ms\":0.5,\"tflops\":300}}' "
-         "\"$nonce\" > result.json.tmp && mv result.json.tmp result.json\n";
+         "\"$nonce\"\n";
 }
 
 const Finding* only_rejection(const VerifyReport& r) {
@@ -263,11 +264,11 @@ TEST_F(VerifyTest, ExitWithoutResultAndGarbage) {
   r = verify(stand_in("exit 5"));
   ASSERT_NE(only_rejection(r), nullptr);
   EXPECT_EQ(r.first_rejection()->kind, FindingKind::NoResult);
-  r = verify(stand_in("echo '{\"garbage' > result.json; echo garbage on stdout"));
+  r = verify(stand_in("echo '{\"garbage'; echo garbage on stdout"));
   ASSERT_NE(only_rejection(r), nullptr);
   EXPECT_EQ(r.first_rejection()->kind, FindingKind::BadResult);
   // A result that is not for this request (a candidate writing a canned "pass").
-  r = verify(stand_in("echo '{\"protocol\":1,\"nonce\":\"0123\",\"trials\":[],\"findings\":[]}' > result.json"));
+  r = verify(stand_in("echo '{\"protocol\":2,\"nonce\":\"0123\",\"trials\":[],\"findings\":[]}'"));
   ASSERT_NE(only_rejection(r), nullptr);
   EXPECT_EQ(r.first_rejection()->kind, FindingKind::BadResult);
   EXPECT_NE(r.first_rejection()->message.find("nonce"), std::string::npos);

@@ -3,6 +3,7 @@
 // positive controls.
 //
 //   kg_verify_expect --spec S.yaml --kernel K.cu --expect KIND[|KIND...] [--stage STAGE] [--no-run] [--timeout S]
+//                    [--skip-source-checks]   (no static checks: the run-time defences alone)
 //     KIND: a finding kind (docs/verifier.md) that must be the report's first rejecting finding,
 //           or `pass` (the kernel must pass).
 //
@@ -37,6 +38,8 @@ int main(int argc, char** argv) {
       stage = value();
     } else if (a == "--no-run") {
       opt.run = false;
+    } else if (a == "--skip-source-checks") {
+      opt.skip_source_checks = true;
     } else if (a == "--timeout") {
       opt.limits.wall_limit_s = std::stod(value());
     } else {
