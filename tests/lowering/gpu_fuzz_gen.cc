@@ -24,7 +24,9 @@
 // 2 usage or I/O error.
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -63,6 +65,7 @@ struct Job {
   std::string so;  // output path
   std::string log;
   bool ok = false;
+  double seconds = 0;  // nvcc and strip
 };
 
 std::string shell_quote(const std::string& s) {
@@ -197,6 +200,7 @@ int run(const Options& opt) {
   auto worker = [&]() {
     for (size_t j = next++; j < jobs.size(); j = next++) {
       Job& job = jobs[j];
+      const auto t0 = std::chrono::steady_clock::now();
       job.log = job.so + ".log";
       job.ok = run_command(shell_quote(nvcc) + flags + " -o " + shell_quote(job.so) + " " + shell_quote(job.cu),
                            job.log);
@@ -204,6 +208,7 @@ int run(const Options& opt) {
         job.ok = run_command("strip --strip-unneeded " + shell_quote(job.so), job.log + ".strip");
         fs::remove(job.log + ".strip");
       }
+      job.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     }
   };
   std::vector<std::thread> threads;
@@ -250,6 +255,18 @@ int run(const Options& opt) {
       bytes += e.file_size();
     }
   }
+  std::vector<const Job*> by_time;
+  double total_s = 0;
+  for (const Job& job : jobs) {
+    by_time.push_back(&job);
+    total_s += job.seconds;
+  }
+  std::sort(by_time.begin(), by_time.end(), [](const Job* a, const Job* b) { return a->seconds > b->seconds; });
+  std::cout << "compile time: " << std::lround(total_s) << " s in all, slowest";
+  for (size_t k = 0; k < by_time.size() && k < 3; ++k) {
+    std::cout << " " << fs::path(by_time[k]->so).filename().string() << " " << std::lround(by_time[k]->seconds) << " s";
+  }
+  std::cout << "\n";
   std::cout << "wrote " << opt.count << " specs (" << drawn << " drawn, max float bound " << opt.max_bound << ") and "
             << jobs.size() << " kernels into " << dir.string() << ": " << (bytes + 512 * 1024) / (1024 * 1024)
             << " MB; seed " << opt.seed << "\n";
