@@ -29,7 +29,8 @@
 #   fuzz/                     the differential fuzzer's random specs and their kernels
 #                             (kg_gpu_fuzz_gen: KG_GPU_FUZZ_COUNT specs, default 40, ~0.3 MB each,
 #                             seed KG_GPU_FUZZ_SEED, default 1; 0 specs: not staged). Generated in
-#                             the build directory (nvcc, ~10-30 s per spec on 2 cores) and reused
+#                             the build directory (nvcc: ~45 s of CPU per spec, 28 min for 40
+#                             on a busy 2-core machine) and reused
 #                             while kg_gpu_fuzz_gen (which links the code generator) is unchanged.
 #   lib/                      shared libraries the above need (ldd), except the system's own:
 #                             libc, libm, libstdc++, libgcc_s, ld-linux, libpthread, libdl, librt,

@@ -13,7 +13,9 @@
 // compiled like tests/gpu/CMakeLists.txt compiles its spec kernels (nvcc -O2 -std=c++17
 // --generate-code=arch=compute_90a,code=[compute_90a,sm_90a] -Xcompiler=-fPIC) into shared
 // libraries linked against the shared CUDA runtime, which is copied into DIR (rpath $ORIGIN), with
-// the fat binary compressed (--compress-mode=size) and stripped: about 0.3 MB per spec. Then DIR/manifest.txt, one line per spec:
+// the fat binary compressed (--compress-mode=size) and stripped: about 0.25 MB per spec (nvcc:
+// ~45 s of CPU per spec on average; double-precision mods inlined into a template's inner loop
+// can take ptxas minutes). Then DIR/manifest.txt, one line per spec:
 //   <name> <float_bound>
 // float_bound: the generated bound on score_mod's float intermediates (0 without a score_mod; the
 // runner's tolerance for the template's fp32 mods grows with it). Specs whose bound exceeds
@@ -145,10 +147,11 @@ int run(const Options& opt) {
   }
   const fs::path dir(opt.out);
   fs::create_directories(dir);
-  for (const auto& e : fs::directory_iterator(dir)) {  // a previous run's files
+  for (const auto& e : fs::directory_iterator(dir)) {  // a previous run's files (only those: named gfz*)
+    const std::string file = e.path().filename().string();
     const std::string ext = e.path().extension().string();
-    if (ext == ".so" || ext == ".yaml" || ext == ".cu" || ext == ".log" || e.path().filename() == "manifest.txt" ||
-        e.path().filename().string().rfind("libcudart.so", 0) == 0) {
+    const bool ours = file.rfind("gfz", 0) == 0 && (ext == ".so" || ext == ".yaml" || ext == ".cu" || ext == ".log");
+    if (e.is_regular_file() && (ours || file == "manifest.txt" || file.rfind("libcudart.so", 0) == 0)) {
       fs::remove(e.path());
     }
   }
