@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs ON the GPU machine, from the repository root, after bench/run_gpu.sh staged .gpu/ here.
 #
-#   bash bench/gpu_entry.sh [tests|flex|bench|verify|verify-repeat|all] [attention_bench.py options]
+#   bash bench/gpu_entry.sh [tests|flex|bench|verify|verify-repeat|fuzz|all] [attention_bench.py options]
 #
 #   tests  .gpu/bin/kg_gpu_tests --all            (template vs reference kernel, every spec)
 #          .gpu/bin/kg_gpu_tests_sm80 --all       (the same for the mma.sync family)
@@ -14,19 +14,22 @@
 #   verify-repeat  no false rejects: every template kernel of specs/ (or $KG_VERIFY_SPECS) passes
 #          $KG_VERIFY_REPEAT (default 100) consecutive `kernelgen verify --template` runs;
 #          ~1-2 s each: 100 x 14 specs does not fit one 10-minute call, so split KG_VERIFY_SPECS.
+#   fuzz   .gpu/bin/kg_gpu_tests --fuzz-dir .gpu/fuzz: the differential fuzzer's random specs
+#          (staged by run_gpu.sh), CPU interpreter vs reference kernel vs template kernel
+#          (docs/verifier.md, "Differential fuzzer"); seed KG_FUZZ_SEED (default: random, printed)
 #   all    tests, flex, bench in turn (default)
 #
 # Writes under $OUT (default .gpu/out; at most 8 files come back from the device): tests.log,
 # tests_sm80.log, ref_cpu.log, flex.log, flex.json, bench.log, bench.json, summary.txt (verify: verify.log,
-# verify_bench.tsv, verify_repeat.log). Prints the summary last.
-# Each step runs under `timeout` (seconds: KG_TIMEOUT_TESTS, KG_TIMEOUT_FLEX, KG_TIMEOUT_BENCH) so
+# verify_bench.tsv, verify_repeat.log; fuzz: fuzz.log). Prints the summary last.
+# Each step runs under `timeout` (seconds: KG_TIMEOUT_TESTS, KG_TIMEOUT_FLEX, KG_TIMEOUT_BENCH, KG_TIMEOUT_FUZZ) so
 # that a hang still leaves a summary. Exit status: 0 when every step that ran passed (or skipped).
 set -uo pipefail
 phase=${1:-all}
 shift || true
 case $phase in
-  tests | flex | bench | verify | verify-repeat | all) ;;
-  *) echo "usage: bash bench/gpu_entry.sh [tests|flex|bench|verify|verify-repeat|all] [bench options]" >&2; exit 2 ;;
+  tests | flex | bench | verify | verify-repeat | fuzz | all) ;;
+  *) echo "usage: bash bench/gpu_entry.sh [tests|flex|bench|verify|verify-repeat|fuzz|all] [bench options]" >&2; exit 2 ;;
 esac
 if [[ ! -x .gpu/bin/kg_gpu_tests ]]; then
   echo "gpu_entry.sh: no .gpu/bin/kg_gpu_tests here ($PWD): run bench/run_gpu.sh first and carry .gpu" >&2
@@ -90,6 +93,16 @@ if [[ $phase == bench || $phase == all ]]; then
   step "attention_bench" "$OUT/bench.log" "${KG_TIMEOUT_BENCH:-540}" python3 .gpu/scripts/attention_bench.py \
     --lib .gpu/kernels/libkg_bench_kernels.so --mods .gpu/bench_mods --out "$OUT/bench.json" "$@"
   grep -E '^\||ERROR|WRONG|SKIP' "$OUT/bench.log" | tail -40 >>"$summary"
+fi
+
+if [[ $phase == fuzz ]]; then
+  if [[ ! -f .gpu/fuzz/manifest.txt ]]; then
+    echo "gpu_entry.sh: no .gpu/fuzz/manifest.txt: stage it with bench/run_gpu.sh (KG_GPU_FUZZ_COUNT > 0)" >&2
+    exit 2
+  fi
+  step "differential fuzzer" "$OUT/fuzz.log" "${KG_TIMEOUT_FUZZ:-540}" .gpu/bin/kg_gpu_tests --fuzz-dir .gpu/fuzz \
+    ${KG_FUZZ_SEED:+--seed "$KG_FUZZ_SEED"}
+  grep -E '^(PASS|FAIL|SKIP|fuzz directory)|^  FAIL' "$OUT/fuzz.log" | head -60 | sed 's/^/  /' >>"$summary"
 fi
 
 if [[ $phase == verify || $phase == verify-repeat ]]; then

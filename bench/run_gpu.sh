@@ -14,6 +14,7 @@
 #                bash bench/gpu_entry.sh bench --seqs 16384    # and S=16384
 #                bash bench/gpu_entry.sh verify     # adversarial suite + verifier timing (~3 min)
 #                KG_VERIFY_REPEAT=100 bash bench/gpu_entry.sh verify-repeat   # no false rejects
+#                bash bench/gpu_entry.sh fuzz       # differential fuzzer, GPU part (~1-2 min)
 #              or `bash bench/gpu_entry.sh all` when one command may run long enough. Logs and JSON
 #              land in $OUT (at most 8 files); a short summary is printed last.
 #
@@ -25,6 +26,12 @@
 #   kernels/*.so              libkg_spec_kernels.so, libkg_bench_kernels.so (ctypes)
 #   mods/, bench_mods/        torch-flavor Python mods of every spec (kg_spec_python)
 #   scripts/                  flex_check.py, kg_abi.py, attention_bench.py
+#   fuzz/                     the differential fuzzer's random specs and their kernels
+#                             (kg_gpu_fuzz_gen: KG_GPU_FUZZ_COUNT specs, default 40, ~0.3 MB each,
+#                             seed KG_GPU_FUZZ_SEED, default 1; 0 specs: not staged). Generated in
+#                             the build directory (nvcc: ~45 s of CPU per spec, 28 min for 40
+#                             on a busy 2-core machine) and reused
+#                             while kg_gpu_fuzz_gen (which links the code generator) is unchanged.
 #   lib/                      shared libraries the above need (ldd), except the system's own:
 #                             libc, libm, libstdc++, libgcc_s, ld-linux, libpthread, libdl, librt,
 #                             libcuda (shipping libc breaks the device machine). gpu_entry.sh drops
@@ -38,7 +45,16 @@ stage=$root/.gpu
 
 echo "building GPU targets in $build"
 cmake --build "$build" --target kg_gpu_tests kg_gpu_tests_sm80 kg_spec_kernels kg_bench_kernels kg_spec_mods kg_bench_mods \
-  kernelgen kernelgend kg_verify_runner kg_candidate_host kg_verify_expect
+  kernelgen kernelgend kg_verify_runner kg_candidate_host kg_verify_expect kg_gpu_fuzz_gen
+
+fuzz_count=${KG_GPU_FUZZ_COUNT:-40}
+fuzz_seed=${KG_GPU_FUZZ_SEED:-1}
+fuzz_dir=$build/gpu_fuzz-seed$fuzz_seed-n$fuzz_count
+fuzz_gen=$build/tests/lowering/kg_gpu_fuzz_gen
+if ((fuzz_count > 0)) && { [[ ! -f $fuzz_dir/manifest.txt ]] || [[ $fuzz_gen -nt $fuzz_dir/manifest.txt ]]; }; then
+  echo "generating $fuzz_count fuzz specs and their kernels into $fuzz_dir"
+  "$fuzz_gen" --out "$fuzz_dir" --count "$fuzz_count" --seed "$fuzz_seed" -j "$(nproc)"
+fi
 
 gpu=$build/tests/gpu
 for f in "$gpu/kg_gpu_tests" "$gpu/libkg_spec_kernels.so" "$gpu/libkg_bench_kernels.so"; do
@@ -60,10 +76,13 @@ strip --strip-debug -o "$stage/kernels/libkg_bench_kernels.so" "$gpu/libkg_bench
 cp "$gpu"/mods/*.py "$stage/mods/"
 cp "$gpu"/bench_mods/*.py "$stage/bench_mods/"
 cp "$root/tests/gpu/flex_check.py" "$root/tests/gpu/kg_abi.py" "$root/bench/attention_bench.py" "$stage/scripts/"
+if ((fuzz_count > 0)); then
+  cp -r "$fuzz_dir" "$stage/fuzz"
+fi
 
 # Shared libraries from ldd, minus the system's own.
 skip='^(linux-vdso|libc\.so|libm\.so|libstdc\+\+\.so|libgcc_s\.so|ld-linux|libpthread\.so|libdl\.so|librt\.so|libcuda\.so)'
-for bin in "$stage"/bin/* "$stage"/kernels/*.so; do
+for bin in "$stage"/bin/* "$stage"/kernels/*.so; do  # (fuzz/ carries its own libcudart)
   ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 }' | while read -r name path; do
     if [[ $name =~ $skip ]]; then
       continue
@@ -82,4 +101,4 @@ if ((size_kb > 60 * 1024)); then
   echo "run_gpu.sh: .gpu/ is over 60 MB; the device copy is limited to 64 MiB" >&2
   exit 1
 fi
-echo "next, on the device from the repository root (carry .gpu): bash bench/gpu_entry.sh [tests|flex|bench|verify|verify-repeat|all]"
+echo "next, on the device from the repository root (carry .gpu): bash bench/gpu_entry.sh [tests|flex|bench|verify|verify-repeat|fuzz|all]"

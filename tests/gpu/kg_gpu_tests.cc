@@ -4,6 +4,8 @@
 //   kg_gpu_tests --all                          the same for every spec in the registry
 //   kg_gpu_tests --reference-vs-cpu [--spec N]  fp32 reference kernel vs CPU double reference
 //   kg_gpu_tests --list                         spec names, one a line
+//   kg_gpu_tests --fuzz-dir DIR                 the differential fuzzer's random specs, compiled into
+//                                               DIR by kg_gpu_fuzz_gen (tests/gpu/gpu_fuzz.h)
 //   options: --seed N (default: random, printed), --source-dir DIR (where specs/ lives;
 //            default: the current directory if it has the spec, else the configured source tree)
 //
@@ -30,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "gpu_fuzz.h"
 #include "gpu_problem.h"
 #include "reference/cpu_reference.h"
 #include "registry.h"
@@ -94,6 +97,7 @@ struct Options {
   uint64_t seed = 0;
   bool seed_given = false;
   std::string source_dir;
+  std::string fuzz_dir;  // --fuzz-dir: run gpu_fuzz.h's checks instead
 };
 
 std::string spec_file(const KernelEntry& k, const Options& opt) {
@@ -294,8 +298,8 @@ bool run_cpu_checks(const KernelEntry& k, const spec::Spec& s, std::mt19937_64& 
 
 int usage(const char* msg) {
   std::cerr << "kg_gpu_tests: " << msg
-            << "\nusage: kg_gpu_tests (--spec NAME... | --all | --list) [--reference-vs-cpu] [--seed N] "
-               "[--source-dir DIR]\n";
+            << "\nusage: kg_gpu_tests (--spec NAME... | --all | --list | --fuzz-dir DIR) [--reference-vs-cpu] "
+               "[--seed N] [--source-dir DIR]\n";
   return 2;
 }
 
@@ -322,9 +326,17 @@ int run(int argc, char** argv) {
       opt.seed_given = true;
     } else if (a == "--source-dir") {
       opt.source_dir = value();
+    } else if (a == "--fuzz-dir") {
+      opt.fuzz_dir = value();
     } else {
       return usage(("unknown argument " + a).c_str());
     }
+  }
+  if (!opt.fuzz_dir.empty()) {
+    if (!opt.seed_given) {
+      opt.seed = (uint64_t(std::random_device{}()) << 32) ^ std::random_device{}();
+    }
+    return run_fuzz_dir(opt.fuzz_dir, opt.seed);
   }
   const auto& reg = registry();
   if (opt.list) {
