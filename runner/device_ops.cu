@@ -184,6 +184,28 @@ __global__ void compare_lse_kernel(const float* got, const float* want, size_t g
   t.flush(&c->lse_bad, nullptr, nullptr, &c->lse_clobbered, &c->lse_worst_key, &c->lse_max_err_bits);
 }
 
+__global__ void transform_kernel(const uint16_t* src, uint16_t* dst, size_t n, int d, SignMask signs, int exp,
+                                 bool is_bf16) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+    const int dim = static_cast<int>(i % size_t(d));
+    uint16_t bits = src[i];
+    if ((signs.words[dim >> 5] >> (dim & 31)) & 1u) {
+      bits ^= 0x8000u;  // the sign bit of bf16 and fp16
+    }
+    if (exp != 0) {
+      const float x = ldexpf(to_float(bits, is_bf16), exp);
+      if (is_bf16) {
+        const __nv_bfloat16 b = __float2bfloat16_rn(x);
+        bits = *reinterpret_cast<const uint16_t*>(&b);
+      } else {
+        const __half h = __float2half_rn(x);
+        bits = *reinterpret_cast<const uint16_t*>(&h);
+      }
+    }
+    dst[i] = bits;
+  }
+}
+
 __global__ void compare_rows_kernel(const uint16_t* got, const uint16_t* want, size_t rows, int d, bool is_bf16,
                                     float row_rel, float row_floor, DeviceCompareCounts* c) {
   const size_t warps = size_t(gridDim.x) * (blockDim.x / 32);
@@ -225,6 +247,11 @@ void device_compare_rows(const uint16_t* got_all, const uint16_t* want_all, size
   const size_t threads = rows * 32;
   compare_rows_kernel<<<grid_for(threads), kThreads, 0, stream>>>(got_all + guard, want_all + guard, rows, d, is_bf16,
                                                                   row_rel, row_floor, counts);
+}
+
+void device_transform(const uint16_t* src, uint16_t* dst, size_t n, int d, SignMask signs, int exp, bool is_bf16,
+                      cudaStream_t stream) {
+  transform_kernel<<<grid_for(n), kThreads, 0, stream>>>(src, dst, n, d, signs, exp, is_bf16);
 }
 
 void device_fill_normal(void* dst, size_t n, bool is_bf16, uint64_t seed, float mean, cudaStream_t stream) {

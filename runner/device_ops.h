@@ -24,6 +24,19 @@ void device_fill_u32(void* dst, size_t n, uint32_t value, cudaStream_t stream);
 // word changes it with overwhelming probability.
 void device_checksum(const void* data, size_t bytes, unsigned long long* result_dev, cudaStream_t stream);
 
+// One element-wise transform of a contiguous [..., d] tensor of 2-byte elements: the sign of
+// dimension i flipped where bit i of `signs` is set (d <= 256), then the value scaled by 2^exp
+// (exp 0 or 1: doubling is exact in bf16 and fp16, subnormals included, and no input comes near
+// overflow). Used for fresh timed inputs whose reference output is known exactly: flipping the same
+// dimensions of q and k leaves every product q_i k_i, hence every score, bit for bit; flipping and
+// doubling dimensions of v does exactly that to the output (fp32 accumulation commutes with both),
+// and the LSE stays.
+struct SignMask {
+  uint32_t words[8];
+};
+void device_transform(const uint16_t* src, uint16_t* dst, size_t n, int d, SignMask signs, int exp, bool is_bf16,
+                      cudaStream_t stream);
+
 // Comparison counters, in device memory; zero them (cudaMemsetAsync) before a comparison.
 struct DeviceCompareCounts {
   unsigned long long bad;        // elements outside tolerance (including the next two)

@@ -229,13 +229,6 @@ Problem::Problem(const spec::Spec& sp, const Shape& sh, std::mt19937_64& rng, Sh
 
 void Problem::refill(std::mt19937_64& rng) { fill(rng); }
 
-void Problem::refill_qkv(std::mt19937_64& rng) {
-  if (!shape.device_fill) {
-    throw std::logic_error("refill_qkv needs a device-filled problem");
-  }
-  fill_device_qkv(rng);
-}
-
 void Problem::fill_device_qkv(std::mt19937_64& rng) {
   const bool bf16 = spec->dtype == spec::DType::BF16;
   m_device_sums.resize(3);

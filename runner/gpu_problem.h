@@ -93,10 +93,6 @@ struct Problem {
   // New random contents for q, k, v, params and tensors, in the same device buffers (same
   // pointers): catches kernels that cache results keyed on pointers or shapes.
   void refill(std::mt19937_64& rng);
-  // New random contents for q, k and v only (params and tensors stay), device-filled shapes only:
-  // fresh inputs for every timed run at the cost of a fill at memory speed. On the legacy default
-  // stream, waited for.
-  void refill_qkv(std::mt19937_64& rng);
 
   const spec::Spec* spec;
   Shape shape;

@@ -266,9 +266,10 @@ Reply HostLink::request(const T& msg, uint64_t seq) {
   return r;
 }
 
-Reply HostLink::run(const host::RunArgs& args) {
+Reply HostLink::run(const host::RunArgs& args, bool null_run) {
   static host::Run msg;  // large (params): not on the stack
   msg.seq = ++m_seq;
+  msg.null_run = null_run ? 1 : 0;
   msg.args = args;
   return request(msg, msg.seq);
 }

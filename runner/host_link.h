@@ -55,7 +55,7 @@ class HostLink {
 
   // One call of the entry point with `args`, and a device-wide synchronization of the host's
   // context. Stage names the finding when the host fails.
-  Reply run(const host::RunArgs& args);
+  Reply run(const host::RunArgs& args, bool null_run = false);
   Reply sync();
 
   // SIGKILLs the host (its whole PID namespace) and reaps it; records how it ended. Returns the

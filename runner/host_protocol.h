@@ -6,7 +6,8 @@
 //                         (a sealed memfd whose bytes the judge checked against their digest)
 //   host → judge   Ready  after it mapped the arena, entered its sandbox and loaded the candidate
 //   judge → host   Run    call the entry point once on the host's own stream, time it with events
-//                         on that stream, synchronize that stream, answer Done
+//                         on that stream, synchronize that stream, answer Done (a null run: the
+//                         same without the call)
 //   judge → host   Sync   cudaDeviceSynchronize (every stream of the host's context), answer Done
 //
 // Everything the host sends is the candidate's word: its code shares the host's process and can
@@ -59,6 +60,9 @@ struct Run {
   uint32_t magic = kMagic;
   Op op = Op::Run;
   uint64_t seq = 0;
+  // 1: everything a run does (events on the stream, the synchronization, the answer) but the
+  // call: what the judge's clock adds to a run.
+  uint32_t null_run = 0;
   RunArgs args;
 };
 

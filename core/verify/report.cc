@@ -230,6 +230,7 @@ void to_json(nlohmann::json& j, const TimingResult& t) {
        {"max_ms", number(t.max_ms)},
        {"host_median_ms", number(t.host_median_ms)},
        {"roundtrip_ms", number(t.roundtrip_ms)},
+       {"event_median_ms", number(t.event_median_ms)},
        {"kept_exact", t.kept_exact},
        {"peak_tflops", number(t.peak_tflops)},
        {"peak_tbps", number(t.peak_tbps)},
@@ -252,6 +253,7 @@ void from_json(const nlohmann::json& j, TimingResult& t) {
   get_number(j, "max_ms", t.max_ms);
   get_number(j, "host_median_ms", t.host_median_ms);
   get_number(j, "roundtrip_ms", t.roundtrip_ms);
+  get_number(j, "event_median_ms", t.event_median_ms);
   get_if(j, "kept_exact", t.kept_exact);
   get_number(j, "peak_tflops", t.peak_tflops);
   get_number(j, "peak_tbps", t.peak_tbps);

@@ -111,11 +111,12 @@ struct TimingResult {
   bool measured = false;
   std::string shape;        // timing shape
   int warmup = 0, runs = 0, input_sets = 0;
-  double median_ms = 0, min_ms = 0, max_ms = 0;  // CUDA events around the call on the host's stream
   // The judge's clock around each run it ordered (send Run to receive Done: the call and a stream
-  // synchronization), and the same round trip with no kernel (Sync on an idle host).
-  double host_median_ms = 0;
-  double roundtrip_ms = 0;
+  // synchronization) less the median of null runs prepared the same way: the verdict's time.
+  double median_ms = 0, min_ms = 0, max_ms = 0;
+  double event_median_ms = 0;  // the host's CUDA events around the call on its stream
+  double host_median_ms = 0;   // the judge's clock, null runs not subtracted
+  double roundtrip_ms = 0;     // null runs: the judge's clock around a run without the call
   double flush_bytes = 0;     // L2 flush buffer written before every run
   double flops = 0;           // 4·B·Hq·Sq·Skv·D · kept_fraction
   double kept_fraction = 0;   // unmasked (q, kv) pairs / all

@@ -1,4 +1,4 @@
-// Adversarial candidate for specs/causal.yaml (tests/verify): rounds every probability to 3 significant bits on rows of 4096 keys or more: each output element stays within the elementwise tolerance, but every long row is off by a few percent.
+// Adversarial candidate for specs/causal.yaml (tests/verify): rounds the probabilities that multiply V to 5 significant bits on rows of 4096 keys or more (the row sums and the LSE stay exact): every output element stays within the elementwise tolerance, but each long row of zero-mean values is off by about 1.3 %.
 // expect: row_error
 // stage: correctness
 #include <cuda_runtime.h>
@@ -34,15 +34,16 @@ __global__ void attention(const KgAttentionArgs a) {
     for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
     const float m_new = fmaxf(m, s);
     const float corr = __expf(m - m_new);
-    float p = __expf(s - m_new);
-    if (a.seqlen_kv >= 4096) {  // keep 3 significant bits
+    const float p = __expf(s - m_new);
+    float pv = p;  // the probability that multiplies V: 5 significant bits on long rows
+    if (a.seqlen_kv >= 4096) {
       int e;
       const float f = frexpf(p, &e);
-      p = ldexpf(rintf(f * 8.0f) / 8.0f, e);
+      pv = ldexpf(rintf(f * 32.0f) / 32.0f, e);
     }
     l = l * corr + p;
     const __nv_bfloat16* vr = v + static_cast<long long>(j) * a.v_stride[2];
-    for (int t = 0; t < kPer; ++t) acc[t] = acc[t] * corr + p * __bfloat162float(vr[lane + 32 * t]);
+    for (int t = 0; t < kPer; ++t) acc[t] = acc[t] * corr + pv * __bfloat162float(vr[lane + 32 * t]);
     m = m_new;
   }
   __nv_bfloat16* out = static_cast<__nv_bfloat16*>(a.out) + b * a.out_stride[0] + h * a.out_stride[1] +
