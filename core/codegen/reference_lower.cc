@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "codegen/lower.h"
 #include "spec/limits.h"
 
 namespace kg::codegen {
@@ -18,15 +19,9 @@ using spec::Type;
 
 [[noreturn]] void fail(const std::string& what) { throw std::invalid_argument("codegen (reference): " + what); }
 
-// Identifiers come from a checked spec; anything else becomes '_' so the output stays valid C++.
-std::string ident(const std::string& name) {
-  std::string out = name;
-  for (char& c : out) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-    if (!ok) c = '_';
-  }
-  return out;
-}
+// Identifiers come from a checked spec; anything else becomes '_' (lower.h's sanitize_identifier:
+// naming only, none of the mods' semantics is shared with the template's lowering).
+std::string ident(const std::string& name) { return sanitize_identifier(name); }
 
 std::string int64_literal(int64_t v) {
   if (v == std::numeric_limits<int64_t>::min()) return "(-9223372036854775807LL - 1)";

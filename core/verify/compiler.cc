@@ -186,21 +186,24 @@ std::string NvccCompiler::version() {
   return m_version;
 }
 
-Expected<std::vector<std::string>, Failure> exported_symbols(const std::string& so_path) {
-  auto bytes = read_file(so_path);
+Expected<std::vector<std::string>, Failure> elf_global_symbols(const std::string& path, uint32_t section_type,
+                                                                bool defined) {
+  auto bytes = read_file(path);
   if (!bytes) {
     return unexpected(bytes.error());
   }
   const std::string& f = *bytes;
-  auto bad = [&](const char* why) { return fail(so_path + ": " + why); };
+  const char* table = section_type == SHT_DYNSYM ? ".dynsym" : ".symtab";
+  auto bad = [&](const std::string& why) { return fail(path + ": " + why); };
   if (f.size() < sizeof(Elf64_Ehdr) || std::memcmp(f.data(), ELFMAG, SELFMAG) != 0 || f[EI_CLASS] != ELFCLASS64 ||
       f[EI_DATA] != ELFDATA2LSB) {
     return bad("not a 64-bit little-endian ELF file");
   }
   Elf64_Ehdr eh;
   std::memcpy(&eh, f.data(), sizeof eh);
-  if (eh.e_shoff == 0 || eh.e_shentsize != sizeof(Elf64_Shdr) ||
-      eh.e_shoff + uint64_t(eh.e_shnum) * sizeof(Elf64_Shdr) > f.size()) {
+  // Every offset and size is bounded by the file's size without overflowing.
+  if (eh.e_shoff == 0 || eh.e_shentsize != sizeof(Elf64_Shdr) || eh.e_shoff > f.size() ||
+      uint64_t(eh.e_shnum) * sizeof(Elf64_Shdr) > f.size() - eh.e_shoff) {
     return bad("no readable section headers");
   }
   auto section = [&](size_t i) {
@@ -210,23 +213,24 @@ Expected<std::vector<std::string>, Failure> exported_symbols(const std::string& 
   };
   for (size_t i = 0; i < eh.e_shnum; ++i) {
     const Elf64_Shdr sym = section(i);
-    if (sym.sh_type != SHT_DYNSYM) {
+    if (sym.sh_type != section_type) {
       continue;
     }
     if (sym.sh_link >= eh.e_shnum) {
-      return bad(".dynsym links to no string table");
+      return bad(std::string(table) + " links to no string table");
     }
     const Elf64_Shdr str = section(sym.sh_link);
-    if (sym.sh_offset + sym.sh_size > f.size() || str.sh_offset + str.sh_size > f.size() ||
-        sym.sh_entsize != sizeof(Elf64_Sym)) {
-      return bad("truncated .dynsym");
+    if (sym.sh_offset > f.size() || sym.sh_size > f.size() - sym.sh_offset || str.sh_offset > f.size() ||
+        str.sh_size > f.size() - str.sh_offset || sym.sh_entsize != sizeof(Elf64_Sym)) {
+      return bad(std::string("truncated ") + table);
     }
     std::vector<std::string> names;
     for (uint64_t off = 0; off + sizeof(Elf64_Sym) <= sym.sh_size; off += sizeof(Elf64_Sym)) {
       Elf64_Sym s;
       std::memcpy(&s, f.data() + sym.sh_offset + off, sizeof s);
       const int bind = ELF64_ST_BIND(s.st_info);
-      if (s.st_shndx == SHN_UNDEF || (bind != STB_GLOBAL && bind != STB_WEAK) || s.st_name >= str.sh_size) {
+      if ((s.st_shndx != SHN_UNDEF) != defined || (bind != STB_GLOBAL && bind != STB_WEAK) || s.st_name == 0 ||
+          s.st_name >= str.sh_size) {
         continue;
       }
       const char* name = f.data() + str.sh_offset + s.st_name;
@@ -234,7 +238,11 @@ Expected<std::vector<std::string>, Failure> exported_symbols(const std::string& 
     }
     return names;
   }
-  return bad("no .dynsym section (not a shared object?)");
+  return bad(std::string("no ") + table + " section");
+}
+
+Expected<std::vector<std::string>, Failure> exported_symbols(const std::string& so_path) {
+  return elf_global_symbols(so_path, SHT_DYNSYM, /*defined=*/true);
 }
 
 }  // namespace kg::verify

@@ -14,6 +14,7 @@
 // error.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -98,6 +99,13 @@ std::vector<std::string> nvcc_link_command(const std::string& nvcc, const Compil
 // each cached object, for a loader to compare with the bytes it is about to dlopen.
 // Errors: the file cannot be read.
 Expected<std::string, Failure> object_file_digest(const std::string& path);
+
+// The global and weak symbols of an ELF64 file's first symbol table of `section_type` (SHT_DYNSYM,
+// SHT_SYMTAB), in table order: the defined ones when `defined`, else the undefined ones. Read from
+// the file (a hostile one: every offset is bounded by its size). Errors: unreadable, not a 64-bit
+// little-endian ELF, no such table, truncated headers or tables.
+Expected<std::vector<std::string>, Failure> elf_global_symbols(const std::string& path, uint32_t section_type,
+                                                                bool defined);
 
 // Names of the symbols a shared object defines and exports (ELF .dynsym), read from the file
 // without loading it (loading would run the candidate's initialisers in the caller).

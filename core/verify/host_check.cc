@@ -11,6 +11,7 @@
 #include <set>
 
 #include "util/file.h"
+#include "verify/compiler.h"
 #include "verify/process.h"
 #include "verify/static_check.h"
 
@@ -372,55 +373,7 @@ std::vector<Finding> translation_check(const std::string& translation, const std
 }
 
 Expected<std::vector<std::string>, Failure> undefined_symbols(const std::string& object_path) {
-  auto bytes = read_file(object_path);
-  if (!bytes) {
-    return unexpected(bytes.error());
-  }
-  const std::string& f = *bytes;
-  auto bad = [&](const char* why) { return fail(object_path + ": " + why); };
-  if (f.size() < sizeof(Elf64_Ehdr) || std::memcmp(f.data(), ELFMAG, SELFMAG) != 0 || f[EI_CLASS] != ELFCLASS64 ||
-      f[EI_DATA] != ELFDATA2LSB) {
-    return bad("not a 64-bit little-endian ELF file");
-  }
-  Elf64_Ehdr eh;
-  std::memcpy(&eh, f.data(), sizeof eh);
-  if (eh.e_shoff == 0 || eh.e_shentsize != sizeof(Elf64_Shdr) || eh.e_shoff > f.size() ||
-      uint64_t(eh.e_shnum) * sizeof(Elf64_Shdr) > f.size() - eh.e_shoff) {
-    return bad("no readable section headers");
-  }
-  auto section = [&](size_t i) {
-    Elf64_Shdr sh;
-    std::memcpy(&sh, f.data() + eh.e_shoff + i * sizeof(Elf64_Shdr), sizeof sh);
-    return sh;
-  };
-  for (size_t i = 0; i < eh.e_shnum; ++i) {
-    const Elf64_Shdr sym = section(i);
-    if (sym.sh_type != SHT_SYMTAB) {
-      continue;
-    }
-    if (sym.sh_link >= eh.e_shnum) {
-      return bad(".symtab links to no string table");
-    }
-    const Elf64_Shdr str = section(sym.sh_link);
-    if (sym.sh_offset > f.size() || sym.sh_size > f.size() - sym.sh_offset || str.sh_offset > f.size() ||
-        str.sh_size > f.size() - str.sh_offset || sym.sh_entsize != sizeof(Elf64_Sym)) {
-      return bad("truncated .symtab");
-    }
-    std::vector<std::string> names;
-    for (uint64_t off = 0; off + sizeof(Elf64_Sym) <= sym.sh_size; off += sizeof(Elf64_Sym)) {
-      Elf64_Sym s;
-      std::memcpy(&s, f.data() + sym.sh_offset + off, sizeof s);
-      const int bind = ELF64_ST_BIND(s.st_info);
-      if (s.st_shndx != SHN_UNDEF || (bind != STB_GLOBAL && bind != STB_WEAK) || s.st_name == 0 ||
-          s.st_name >= str.sh_size) {
-        continue;
-      }
-      const char* name = f.data() + str.sh_offset + s.st_name;
-      names.emplace_back(name, strnlen(name, str.sh_size - s.st_name));
-    }
-    return names;
-  }
-  return bad("no .symtab section (not an object file?)");
+  return elf_global_symbols(object_path, SHT_SYMTAB, /*defined=*/false);
 }
 
 namespace {
