@@ -31,7 +31,8 @@
 #                             seed KG_GPU_FUZZ_SEED, default 1; 0 specs: not staged). Generated in
 #                             the build directory (nvcc: ~45 s of CPU per spec, 28 min for 40
 #                             on a busy 2-core machine) and reused
-#                             while kg_gpu_fuzz_gen (which links the code generator) is unchanged.
+#                             while the code generator, its templates and the spec generator are
+#                             unchanged (a stamp of their sources in the directory).
 #   lib/                      shared libraries the above need (ldd), except the system's own:
 #                             libc, libm, libstdc++, libgcc_s, ld-linux, libpthread, libdl, librt,
 #                             libcuda (shipping libc breaks the device machine). gpu_entry.sh drops
@@ -51,9 +52,15 @@ fuzz_count=${KG_GPU_FUZZ_COUNT:-40}
 fuzz_seed=${KG_GPU_FUZZ_SEED:-1}
 fuzz_dir=$build/gpu_fuzz-seed$fuzz_seed-n$fuzz_count
 fuzz_gen=$build/tests/lowering/kg_gpu_fuzz_gen
-if ((fuzz_count > 0)) && { [[ ! -f $fuzz_dir/manifest.txt ]] || [[ $fuzz_gen -nt $fuzz_dir/manifest.txt ]]; }; then
+# What the generated kernels depend on: the code generator, its templates and the spec generator
+# (not the rest of the tree, so that unrelated changes do not cost a regeneration of ~30 min).
+fuzz_stamp=$(cat "$root"/core/codegen/*.cc "$root"/core/codegen/*.h "$root"/core/codegen/templates/* \
+  "$root"/core/spec/*.cc "$root"/core/spec/*.h "$root"/tests/lowering/spec_gen.* "$root"/tests/lowering/gpu_fuzz_gen.cc |
+  sha256sum | cut -d' ' -f1)
+if ((fuzz_count > 0)) && [[ $(cat "$fuzz_dir/stamp" 2>/dev/null) != "$fuzz_stamp" ]]; then
   echo "generating $fuzz_count fuzz specs and their kernels into $fuzz_dir"
   "$fuzz_gen" --out "$fuzz_dir" --count "$fuzz_count" --seed "$fuzz_seed" -j "$(nproc)"
+  echo "$fuzz_stamp" >"$fuzz_dir/stamp"
 fi
 
 gpu=$build/tests/gpu

@@ -8,7 +8,7 @@ inline constexpr const char* kVersion = "0.1.0";
 
 // Template generator + reference generator (+ prompts, later). Any change to emitted code for
 // some spec bumps it; it is part of every key.
-inline constexpr const char* kGeneratorVersion = "tmpl-4";
+inline constexpr const char* kGeneratorVersion = "tmpl-5";
 
 // Layout of AC records and CAS blobs in the LMDB cache.
 inline constexpr int kCacheFormatVersion = 1;

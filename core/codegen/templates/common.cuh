@@ -29,14 +29,14 @@ inline constexpr bool kg_is_fp16<__half> = true;
 // ---- Python integer semantics ----------------------------------------------------------------
 
 // a // b  (floor division; x // 0 == 0, as spec/interpret.h defines it)
-[[maybe_unused]] __device__ __forceinline__ int kg_floordiv(int a, int b) {
+[[maybe_unused]] __host__ __device__ __forceinline__ int kg_floordiv(int a, int b) {
   if (b == 0) return 0;
   const int q = a / b;
   return q - static_cast<int>((q * b != a) & ((a < 0) != (b < 0)));  // branch-free: per-element masks
 }
 
 // a % b  (result has the sign of b; x % 0 == 0)
-[[maybe_unused]] __device__ __forceinline__ int kg_mod(int a, int b) {
+[[maybe_unused]] __host__ __device__ __forceinline__ int kg_mod(int a, int b) {
   if (b == 0) return 0;
   const int r = a % b;
   return ((r != 0) & ((r < 0) != (b < 0))) ? r + b : r;
