@@ -309,7 +309,8 @@ Reply HostLink::host_failed(const std::string& what) {
       m_dead = true;
     }
   }
-  m_facts.ended = describe_end(m_status);
+  const std::string ended = describe_end(m_status);
+  m_facts.ended = ended;
   const std::string tail = output_tail();
   const std::string said = tail.empty() ? "" : "\nits last output:\n" + tail;
   if (WIFSIGNALED(m_status) && WTERMSIG(m_status) == SIGSYS) {
@@ -319,10 +320,10 @@ Reply HostLink::host_failed(const std::string& what) {
                 "network, signals to other processes, ptrace, ...)" + said;
   } else if (WIFSIGNALED(m_status)) {
     r.kind = FindingKind::Crash;
-    r.message = "the candidate host was " + describe_end(m_status) + " " + what + said;
+    r.message = "the candidate host was " + ended + " " + what + said;
   } else {
     r.kind = FindingKind::CandidateExited;
-    r.message = "the candidate host " + describe_end(m_status) + " " + what +
+    r.message = "the candidate host " + ended + " " + what +
                 ": once the candidate is loaded, any exit of its process is a finding (exit, _Exit, quick_exit, "
                 "an exit from an initialiser, a destructor or an atexit handler)" + said;
   }

@@ -53,8 +53,10 @@ class HostLink {
   std::optional<verify::Finding> start(const HostOptions& options, int arena_fd, uint64_t arena_bytes,
                                        int object_fd, const std::string& symbol);
 
-  // One call of the entry point with `args`, and a device-wide synchronization of the host's
-  // context. Stage names the finding when the host fails.
+  // run: one call of the entry point with `args` (none for a null run) between events on the
+  // host's stream, then a synchronization of that stream; sync: a device-wide synchronization of
+  // the host's context. When the host fails (died, hung, a malformed answer) the reply is not ok and says
+  // why (kind, message); the host is then gone.
   Reply run(const host::RunArgs& args, bool null_run = false);
   Reply sync();
 
