@@ -705,6 +705,10 @@ Expected<AcRecord, Failure> parse_record(const std::string& key, std::string_vie
     r.header_digest = j.at("header_digest").get<std::string>();
     r.report_digest = j.at("report_digest").get<std::string>();
     r.canonical_digest = j.at("canonical_digest").get<std::string>();
+    // Added within format 1: records written before the loop have none.
+    if (auto it = j.find("history_digest"); it != j.end()) {
+      r.history_digest = it->get<std::string>();
+    }
     const auto verification = parse_verification(j.at("verification").get<std::string>());
     if (!verification) {
       return fail("unknown verification state " + j.at("verification").dump());
@@ -860,6 +864,7 @@ Expected<void, Failure> LocalCache::put_record(const AcRecord& record) {
       {"header_digest", &record.header_digest},
       {"report_digest", &record.report_digest},
       {"canonical_digest", &record.canonical_digest},
+      {"history_digest", &record.history_digest},
   };
   for (const auto& [field, digest] : refs) {
     if (!digest->empty() && !is_digest(*digest)) {
@@ -1092,6 +1097,7 @@ nlohmann::json record_json(const AcRecord& r) {
       {"header_digest", r.header_digest},
       {"report_digest", r.report_digest},
       {"canonical_digest", r.canonical_digest},
+      {"history_digest", r.history_digest},
       {"verification", verification_name(r.verification)},
       {"created_unix", r.created_unix},
       {"last_access_unix", r.last_access_unix},

@@ -19,6 +19,7 @@ struct AcRecord {
   std::string header_digest;     // <name>.h
   std::string report_digest;     // verifier report JSON; empty when unverified
   std::string canonical_digest;  // canonical spec text (also stored in cas)
+  std::string history_digest;    // the closed loop's history (loop/history.h); empty for template kernels
   Verification verification = Verification::Unverified;  // JSON: verification_name()
   int64_t created_unix = 0;      // informational; never emitted into build outputs
   int64_t last_access_unix = 0;  // updated by touch(), at most once per kTouchIntervalSeconds
