@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cctype>
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
@@ -30,6 +31,7 @@ constexpr size_t kMaxValueBytes = 4096;
 const std::vector<SettingInfo> kSettings = {
     {"cache_dir", Kind::Path,
      "kernel cache directory (default $XDG_CACHE_HOME/kernelgen, else ~/.cache/kernelgen)"},
+    {"compile_jobs", Kind::Count, "nvcc compiles the closed loop runs at once (0: the number of CPUs)"},
     {"daemon", Kind::Path, "the kernelgend that kernelgen starts (default: beside kernelgen)"},
     {"daemon_silence_timeout", Kind::Seconds,
      "seconds the client waits for any message from the daemon before it gives up (it sends one "
@@ -37,6 +39,25 @@ const std::vector<SettingInfo> kSettings = {
     {"daemon_timeout", Kind::Seconds, "seconds the client waits for a daemon's answer in all (0: no limit)"},
     {"idle_timeout", Kind::Seconds, "seconds a daemon waits without work before it exits (0: never)"},
     {"jobs", Kind::Count, "generation jobs a daemon runs at once (0: the number of CPUs)"},
+    {"llm_api_key", Kind::Secret,
+     "API key for the LLM endpoint (sent as a bearer token; never logged, stored or shown); prefer "
+     "llm_api_key_file"},
+    {"llm_api_key_file", Kind::Path, "file whose first line is the LLM endpoint's API key"},
+    {"llm_budget", Kind::Duration,
+     "time the closed loop may spend on one kernel: seconds or 90s, 15m, 1h (default 15m; 0: template only)"},
+    {"llm_jobs", Kind::Count, "LLM requests a daemon has in flight at once, over all jobs (0: no bound)"},
+    {"llm_max_tokens", Kind::Count, "max_tokens of each LLM request (0: the server's default)"},
+    {"llm_model", Kind::String, "model name sent to the LLM endpoint (default deepseek-reasoner)"},
+    {"llm_patience", Kind::Count, "rounds without a faster kernel before the loop stops (0: no limit)"},
+    {"llm_retries", Kind::Count, "further attempts of an LLM request after 429, 5xx, timeouts or broken streams"},
+    {"llm_rounds", Kind::Count, "most rounds of the closed loop (0: no limit but the budget)"},
+    {"llm_samples", Kind::Count, "candidates asked of the model per round, in parallel (default 8)"},
+    {"llm_stall_timeout", Kind::Seconds, "longest silence between two streamed chunks of an LLM answer"},
+    {"llm_temperature", Kind::Number, "sampling temperature (default 0.6, DeepSeek-R1's recommendation)"},
+    {"llm_timeout", Kind::Seconds, "longest one LLM request may take, first byte to last"},
+    {"llm_url", Kind::String,
+     "OpenAI-compatible endpoint, a base URL ending in /v1 (e.g. https://api.deepseek.com/v1); empty: no "
+     "LLM, the template kernels stand"},
     {"log", Kind::LogLevel, "error | warn | info | debug (the daemon's log defaults to info)"},
     {"no_daemon", Kind::Bool, "generate in the kernelgen process instead of asking kernelgend"},
     {"nvcc", Kind::Path, "nvcc used by the verifier (default: $CUDACXX, nvcc on PATH, /usr/local/cuda/bin/nvcc)"},
@@ -129,6 +150,20 @@ Expected<void, Failure> check_value(const SettingInfo& s, const std::string& tex
                     printable(text) + "'");
       }
       return {};
+    case Kind::Number:
+      if (!parse_seconds(text, seconds)) {
+        return fail(std::string("expected a non-negative number for ") + s.key + ", found '" + printable(text) +
+                    "'");
+      }
+      return {};
+    case Kind::Duration:
+      if (!parse_duration(text)) {
+        return fail(std::string("expected a duration for ") + s.key +
+                    " (seconds, or a number with s, m or h: 90s, 15m, 1h), found '" + printable(text) + "'");
+      }
+      return {};
+    case Kind::Secret:
+      return {};
     case Kind::LogLevel: {
       const std::string l = lower(text);
       if (l != "error" && l != "warn" && l != "warning" && l != "info" && l != "debug") {
@@ -170,6 +205,18 @@ std::map<std::string, std::string> defaults(const Environment& env) {
   d["log"] = "warn";
   d["no_daemon"] = "false";
   d["verify_no_netns"] = "false";
+  d["compile_jobs"] = "0";
+  d["llm_budget"] = "15m";
+  d["llm_jobs"] = "16";
+  d["llm_max_tokens"] = "0";
+  d["llm_model"] = "deepseek-reasoner";
+  d["llm_patience"] = "4";
+  d["llm_retries"] = "4";
+  d["llm_rounds"] = "0";
+  d["llm_samples"] = "8";
+  d["llm_stall_timeout"] = "120";
+  d["llm_temperature"] = "0.6";
+  d["llm_timeout"] = "900";
   return d;
 }
 
@@ -347,10 +394,59 @@ int64_t Config::milliseconds(std::string_view key) const {
   return parse_seconds(text(key), s) ? static_cast<int64_t>(s * 1000) : 0;
 }
 
+double Config::real(std::string_view key) const {
+  const std::string& t = text(key);
+  double s = 0;
+  if (parse_seconds(t, s)) {
+    return s;
+  }
+  return parse_duration(t).value_or(0);
+}
+
+std::optional<double> parse_duration(std::string_view text) {
+  const std::string t = lower(trim(text));
+  size_t digits = 0;
+  while (digits < t.size() && (std::isdigit(static_cast<unsigned char>(t[digits])) || t[digits] == '.')) {
+    ++digits;
+  }
+  double value = 0;
+  if (!parse_seconds(std::string_view(t).substr(0, digits), value)) {
+    return std::nullopt;
+  }
+  const std::string unit = trim(std::string_view(t).substr(digits));
+  double scale = 0;
+  if (unit.empty() || unit == "s" || unit == "sec" || unit == "secs" || unit == "second" || unit == "seconds") {
+    scale = 1;
+  } else if (unit == "m" || unit == "min" || unit == "mins" || unit == "minute" || unit == "minutes") {
+    scale = 60;
+  } else if (unit == "h" || unit == "hour" || unit == "hours") {
+    scale = 3600;
+  } else {
+    return std::nullopt;
+  }
+  const double seconds = value * scale;
+  if (seconds > 1e7) {
+    return std::nullopt;
+  }
+  return seconds;
+}
+
 int64_t Config::number(std::string_view key) const {
   int64_t n = 0;
   return parse_count(text(key), n) ? n : 0;
 }
+
+namespace {
+
+// What `config show` prints for a value: a secret only says whether it is set.
+std::string shown(const SettingInfo& s, const Value& v) {
+  if (s.kind == Kind::Secret) {
+    return v.text.empty() ? "" : "(set, hidden)";
+  }
+  return printable(v.text);
+}
+
+}  // namespace
 
 std::string Config::show() const {
   std::ostringstream os;
@@ -362,7 +458,7 @@ std::string Config::show() const {
       origin += ": " + v.source;
     }
     origin += ")";
-    os << origin << " " << s.key << " = " << printable(v.text) << "\n";
+    os << origin << " " << s.key << " = " << shown(s, v) << "\n";
   }
   return os.str();
 }
@@ -375,7 +471,7 @@ std::string Config::show_json() const {
   for (const SettingInfo& s : kSettings) {
     const Value& v = value(s.key);
     list.push_back({{"key", s.key},
-                    {"value", v.text},
+                    {"value", s.kind == Kind::Secret ? shown(s, v) : v.text},
                     {"origin", origin_name(v.origin)},
                     {"source", v.source},
                     {"env", env_name(s.key)},

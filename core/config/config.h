@@ -45,7 +45,10 @@ enum class Kind {
   Bool,     // true/false, 1/0, yes/no, on/off (any case)
   Seconds,  // a non-negative number of seconds, fractions allowed ("1.5")
   Count,    // a non-negative integer
-  LogLevel  // error | warn | info | debug
+  LogLevel, // error | warn | info | debug
+  Number,   // a non-negative decimal number ("0.6")
+  Duration, // seconds, or a number with a unit: "900", "90s", "15m", "1.5h"
+  Secret    // any text, never shown: `config show` says only whether it is set
 };
 
 // One setting: its key (config file), kind, and what it means.
@@ -85,6 +88,8 @@ class Config {
   int64_t number(std::string_view key) const;
   // A Seconds setting in milliseconds.
   int64_t milliseconds(std::string_view key) const;
+  // A Seconds, Number or Duration setting as a number (seconds for Duration).
+  double real(std::string_view key) const;
 
   // Typed accessors for what several parts need.
   const std::string& cache_dir() const { return text("cache_dir"); }
@@ -109,6 +114,10 @@ class Config {
   std::string m_file;
   bool m_file_found = false;
 };
+
+// "900", "90s", "15m", "15min", "1.5h" (and "0") as seconds; nullopt for anything else or a
+// negative or absurd (> 10^7 s) value.
+std::optional<double> parse_duration(std::string_view text);
 
 // "true"/"1"/"yes"/"on" → true, "false"/"0"/"no"/"off"/"" → false (any case); nullopt otherwise.
 std::optional<bool> parse_bool(std::string_view text);

@@ -136,6 +136,36 @@ TEST(Config, ShowNamesEveryValuesOrigin) {
   EXPECT_NE(c->show_json().find("\"origin\": \"environment\""), std::string::npos);
 }
 
+TEST(Config, DurationsTakeUnits) {
+  EXPECT_EQ(parse_duration("900"), 900.0);
+  EXPECT_EQ(parse_duration("90s"), 90.0);
+  EXPECT_EQ(parse_duration("15m"), 900.0);
+  EXPECT_EQ(parse_duration("15min"), 900.0);
+  EXPECT_EQ(parse_duration("1.5h"), 5400.0);
+  EXPECT_EQ(parse_duration(" 0 "), 0.0);
+  for (const char* bad : {"", "m", "-5m", "15 parsecs", "1e9h", "15mm", "0x10", "1.2.3s"}) {
+    EXPECT_EQ(parse_duration(bad), std::nullopt) << bad;
+  }
+  auto c = Config::load({{"HOME", "/h"}, {"KERNELGEN_CONFIG", "/nonexistent"}, {"KERNELGEN_LLM_BUDGET", "2m"}});
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->real("llm_budget"), 120.0);
+  EXPECT_EQ(c->real("llm_temperature"), 0.6);
+  auto bad = Config::load({{"HOME", "/h"}, {"KERNELGEN_CONFIG", "/nonexistent"}, {"KERNELGEN_LLM_BUDGET", "soon"}});
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("KERNELGEN_LLM_BUDGET: expected a duration"), std::string::npos)
+      << bad.error().message;
+}
+
+TEST(Config, SecretsAreNeverShown) {
+  const std::string key = "sk-kernelgen-test-0123456789abcdef";
+  auto c = Config::load({{"HOME", "/h"}, {"KERNELGEN_CONFIG", "/nonexistent"}, {"KERNELGEN_LLM_API_KEY", key}});
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->text("llm_api_key"), key);
+  EXPECT_EQ(c->show().find("sk-kernelgen"), std::string::npos) << c->show();
+  EXPECT_EQ(c->show_json().find("sk-kernelgen"), std::string::npos);
+  EXPECT_NE(c->show().find("llm_api_key = (set, hidden)"), std::string::npos) << c->show();
+}
+
 TEST(Config, EnvironmentFromEnviron) {
   const char* envp[] = {"A=1", "B=x=y", "NOEQUALS", "C=", nullptr};
   const Environment env = environment_from(envp);
