@@ -6,9 +6,14 @@ namespace kg {
 // The kernelgen release (wrapper, daemon, library).
 inline constexpr const char* kVersion = "0.1.0";
 
-// Template generator + reference generator (+ prompts, later). Any change to emitted code for
+// Template generator + reference generator. Any change to emitted code for
 // some spec bumps it; it is part of every key.
 inline constexpr const char* kGeneratorVersion = "tmpl-5";
+
+// The closed loop's prompts (core/loop/prompts/, core/loop/prompt.cc). Part of every key, as
+// docs/design.md §7 has it ("generator version (templates + prompts)"): bump it whenever a prompt
+// template or what build_prompt puts into a prompt changes.
+inline constexpr const char* kPromptVersion = "prompt-1";
 
 // Layout of AC records and CAS blobs in the LMDB cache.
 inline constexpr int kCacheFormatVersion = 1;

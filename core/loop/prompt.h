@@ -14,12 +14,13 @@
 #include "loop/history.h"
 #include "spec/ast.h"
 #include "verify/report.h"
+#include "version.h"
 
 namespace kg::loop {
 
 // Bumped whenever a template under core/loop/prompts/ or what build_prompt puts in changes; part
-// of every cache key (spec/key.cc), as the generator version is.
-inline constexpr const char* kPromptVersion = "prompt-1";
+// of every cache key (spec/key.cc), as the generator version is. Defined in version.h.
+using ::kg::kPromptVersion;
 
 // One earlier candidate the next prompt reports on.
 struct Attempt {

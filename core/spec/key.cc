@@ -30,7 +30,8 @@ std::string spec_key(const Spec& spec, const std::string& resolved_arch) {
   const std::string format = std::to_string(kCacheFormatVersion);
   const std::string canonical = canonical_form(spec);
   return xxh3_128_hex_fields(
-      {"kernelgen-key", format, canonical, resolved_arch, kGeneratorVersion, kVerifierVersion});
+      {"kernelgen-key", format, canonical, resolved_arch, kGeneratorVersion, kPromptVersion,
+                             kVerifierVersion});
 }
 
 }  // namespace kg::spec

@@ -18,7 +18,7 @@ Expected<std::string, Failure> resolve_arch(std::string_view arch);
 
 // The cache key of `spec` for `resolved_arch` (a resolve_arch result): XXH3-128 over the framed
 // fields "kernelgen-key", kCacheFormatVersion, canonical_form(spec), resolved_arch,
-// kGeneratorVersion and kVerifierVersion — 32 lowercase hex digits. Changes exactly when one of
+// kGeneratorVersion, kPromptVersion and kVerifierVersion — 32 lowercase hex digits. Changes exactly when one of
 // them does.
 std::string spec_key(const Spec& spec, const std::string& resolved_arch);
 

@@ -36,7 +36,9 @@ std::string emitted_fingerprint() {
     if (!spec) {
       continue;
     }
-    const std::string key = spec::spec_key(*spec, kDefaultArch);
+    // A fixed key in the provenance line: the fingerprint is of the code the generators write, and
+    // keys (which also change with the prompt and verifier versions) have their own golden file.
+    const std::string key(32, '0');
     codegen::Provenance prov{spec->name, key};
     all += codegen::emit_template_kernel(*spec, prov, kDefaultArch);
     all += codegen::emit_header(*spec, prov);
