@@ -5,6 +5,7 @@
 # screenshot), and the command's cache path and errors.
 #   tests/cli/report_chromium.sh <kernelgen> <source-dir>
 # KG_CHROMIUM names another browser binary. A missing browser is a failure, not a skip.
+# KG_KEEP=1 keeps the work directory (pages, DOMs, net logs, screenshot) for a look.
 set -uo pipefail
 kg=$1
 src=$2
@@ -302,35 +303,66 @@ check "an unknown key writes nothing" test ! -e "$work/none.html"
 KERNELGEN_CACHE_DIR=$work/no-cache run 1 "$kg" report "$key"
 check "no cache at all: the same advice" contains "$err" "kernelgen cache ls"
 
-# A record whose history blob is not a history (its digest names the kernel source), and one whose
-# history blob is missing: rewritten in the LMDB file with mdb_dump / mdb_load.
-damage_history() {  # damage_history DIGEST_EXPR: sets history_digest of $key's record
-  mdb_dump -s ac "$KERNELGEN_CACHE_DIR" >"$work/ac.dump" || return 1
-  python3 - "$work/ac.dump" "$key" "$1" <<'PY' || return 1
-import json, sys
-path, key, how = sys.argv[1:]
-lines = open(path).read().split("\n")
+# The record rewritten in the LMDB file (mdb_dump / mdb_load, as the daemon would have stored a
+# loop's result): with the fixture as its history blob, with a history blob that is not a history
+# (its digest names the kernel source), and with a history blob that is missing.
+set_history() {  # set_history real|source|missing
+  local dir=$KERNELGEN_CACHE_DIR
+  mdb_dump -s ac "$dir" >"$work/ac.dump" && mdb_dump -s cas "$dir" >"$work/cas.dump" || return 1
+  python3 - "$work" "$key" "$1" <<'PY' || return 1
+import ctypes, json, sys
+work, key, how = sys.argv[1:]
+# Older mdb_load builds do not know every header keyword mdb_dump writes.
+header = lambda lines: [l for l in lines[:lines.index("HEADER=END") + 1] if not l.startswith("db_pagesize=")]
+class H(ctypes.Structure):
+    _fields_ = [("low64", ctypes.c_uint64), ("high64", ctypes.c_uint64)]
+xxh = ctypes.CDLL("libxxhash.so.0")
+xxh.XXH3_128bits.restype = H
+xxh.XXH3_128bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+lines = open(work + "/ac.dump").read().split("\n")
 start = lines.index("HEADER=END") + 1
 for i in range(start, len(lines) - 1, 2):
     if not lines[i].startswith(" "):
         break
     if bytes.fromhex(lines[i].strip()).decode() == key:
         rec = json.loads(bytes.fromhex(lines[i + 1].strip()))
-        rec["history_digest"] = rec["source_digest"] if how == "source" else "0" * 32
+        if how == "real":
+            blob = open(work + "/history.json", "rb").read()
+            h = xxh.XXH3_128bits(blob, len(blob))
+            rec["history_digest"] = "%016x%016x" % (h.high64, h.low64)
+            cas = header(open(work + "/cas.dump").read().split("\n"))
+            cas += [" " + rec["history_digest"].encode().hex(), " " + blob.hex(), "DATA=END", ""]
+            open(work + "/cas.dump", "w").write("\n".join(cas))
+        else:
+            rec["history_digest"] = rec["source_digest"] if how == "source" else "0" * 32
         lines[i + 1] = " " + json.dumps(rec).encode().hex()
-# Older mdb_load builds do not know every header keyword mdb_dump writes.
-open(path, "w").write("\n".join(l for l in lines if not l.startswith("db_pagesize=")))
+open(work + "/ac.dump", "w").write("\n".join(header(lines) + lines[start:]))
 PY
-  mdb_load -s ac -f "$work/ac.dump" "$KERNELGEN_CACHE_DIR"
+  if [[ $1 == real ]]; then
+    mdb_load -s cas -f "$work/cas.dump" "$dir" || return 1
+  fi
+  mdb_load -s ac -f "$work/ac.dump" "$dir"
 }
-if damage_history source; then
+if set_history real; then
+  run 0 "$kg" report "$key" --out "$work/loop.html"
+  check "report KEY renders the record's loop history" grep -qF "candidate 8 (round 3, sample 0)" "$work/loop.html"
+  check "report KEY shows the record's key" grep -qF "$key" "$work/loop.html"
+  if browse "$work/loop.html" loop --dump-dom; then
+    check "chromium: the cached loop's page has its sections, lines and 12 markers" check_dom "$work/loop.dom" 12
+  else
+    check "chromium opens the cached loop's page" false
+  fi
+else
+  check "the record can be rewritten (mdb_dump/mdb_load)" false
+fi
+if set_history source; then
   run 1 "$kg" report "$key" --out "$work/damaged.html"
   check "a history blob that is not a history is reported as damaged" contains "$err" "loop history of $key is damaged"
   check "a damaged history writes nothing" test ! -e "$work/damaged.html"
 else
   check "the record can be rewritten (mdb_dump/mdb_load)" false
 fi
-if damage_history missing; then
+if set_history missing; then
   run 1 "$kg" report "$key" --out "$work/damaged.html"
   check "a missing history blob is reported as damaged" contains "$err" "loop history of $key is damaged"
 else
