@@ -186,13 +186,14 @@ th{background:#f3f4f8}td.n{text-align:right;font-variant-numeric:tabular-nums}
 table.kv th{width:200px;font-weight:600}
 pre{background:#f6f7f9;border:1px solid #e1e3e8;padding:8px;overflow:auto;max-height:480px;white-space:pre-wrap;word-break:break-word;margin:4px 0}
 details{margin:3px 0}summary{cursor:pointer;color:#2a4d8f}
+.wide{overflow-x:auto;max-width:100%}td{overflow-wrap:anywhere}
 .cut{color:#a33;font-style:italic}.note{color:#555;font-style:italic}
 tr.best-row td{background:#eef8ee}tr.texts td{border-top:none;background:#fcfcfd}
 .o-pass{color:#1b7a32;font-weight:600}.o-rejected,.o-compile_error,.o-no_code,.o-llm_error{color:#b3261e}.o-compiled,.o-cancelled{color:#776}
 .verdict-pass{color:#1b7a32;font-weight:700}.verdict-rejected{color:#b3261e;font-weight:700}.verdict-incomplete{color:#8a6d00;font-weight:700}
 svg{background:#fff;border:1px solid #e1e3e8;margin:6px 0;max-width:100%;height:auto}
 svg text{font:11px system-ui,sans-serif;fill:#334}svg .axis{stroke:#334;stroke-width:1}
-svg .grid{stroke:#e7e9ef;stroke-width:1}svg .band{fill:#fbf1f0}
+svg .grid{stroke:#e7e9ef;stroke-width:1}svg .round-mark{stroke:#99a;stroke-width:1;stroke-dasharray:1 4}svg .band{fill:#fbf1f0}
 svg .best{fill:none;stroke:#1b7a32;stroke-width:2.2}
 svg .template{stroke:#2a4d8f;stroke-width:1.6;stroke-dasharray:7 4}
 svg .floor{stroke:#b3261e;stroke-width:1.2;stroke-dasharray:2 3}
@@ -355,6 +356,15 @@ class Plot {
   }
 
   void lines(std::string& s) const {
+    // Where each round after the first began.
+    for (const Round& r : m_h.rounds) {
+      if (finite_or_zero(r.start_s) > 0) {
+        const std::string px = coord(x(r.start_s));
+        s += "<line class=\"round-mark\" x1=\"" + px + "\" y1=\"" + coord(kTop) + "\" x2=\"" + px + "\" y2=\"" +
+             coord(kBottom) + "\"/><text x=\"" + coord(x(r.start_s) + 3) + "\" y=\"" + coord(kTop + 11) +
+             "\">round " + std::to_string(r.index) + "</text>\n";
+      }
+    }
     const double tmpl = finite_or_zero(m_h.template_ms);
     if (tmpl > 0) {
       s += "<line class=\"template\" x1=\"" + coord(kLeft) + "\" y1=\"" + coord(y(tmpl)) + "\" x2=\"" +
@@ -646,7 +656,7 @@ void candidates_section(std::string& s, TextBudget& budget, const History* h) {
     return;
   }
   constexpr int kColumns = 14;
-  s += "<table>\n<tr><th>#</th><th>round</th><th>sample</th><th>outcome</th><th>time</th><th>TFLOP/s</th>"
+  s += "<div class=\"wide\"><table>\n<tr><th>#</th><th>round</th><th>sample</th><th>outcome</th><th>time</th><th>TFLOP/s</th>"
        "<th>of peak</th><th>detail</th><th>done s</th><th>model s</th><th>compile s</th><th>verify s</th>"
        "<th>attempts</th><th>tokens in/out/reasoning</th></tr>\n";
   for (size_t i = 0; i < h->candidates.size(); ++i) {
@@ -675,7 +685,7 @@ void candidates_section(std::string& s, TextBudget& budget, const History* h) {
     text_block(s, budget, "verifier report", pretty_json(c.report_json));
     s += "</td></tr>\n";
   }
-  s += "</table>\n</section>\n";
+  s += "</table></div>\n</section>\n";
 }
 
 void prompts_section(std::string& s, TextBudget& budget, const History* h) {
