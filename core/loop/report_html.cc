@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <string_view>
 #include <vector>
@@ -279,7 +280,7 @@ constexpr double kBandRow = 8;
 
 class Plot {
  public:
-  Plot(const History& h) : m_h(h) {
+  explicit Plot(const History& h) : m_h(h) {
     double xmax = finite_or_zero(h.total_s);
     double ymax = std::max(finite_or_zero(h.template_ms), finite_or_zero(h.floor_ms));
     for (const Candidate& c : h.candidates) {

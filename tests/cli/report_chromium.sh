@@ -369,6 +369,17 @@ else
   check "the record can be rewritten (mdb_dump/mdb_load)" false
 fi
 
+# A hostile spec name or key cannot steer the default file name out of the directory.
+python3 - "$work/history.json" "$work/hostile-name.json" <<'PY'
+import json, sys
+h = json.load(open(sys.argv[1]))
+h.update(spec_name="../../evil name<>", key="../zz")
+json.dump(h, open(sys.argv[2], "w"))
+PY
+run 0 bash -c "cd '$work/cwd' && '$kg' report --history '$work/hostile-name.json'"
+check "the default name keeps only file-name characters" test "$out" = "kernelgen-report-evilname-zz.html" \
+  -a -s "$work/cwd/kernelgen-report-evilname-zz.html"
+
 # --- other errors -----------------------------------------------------------------------------
 run 1 "$kg" report --history "$work/history.json" --out "$work/no/such/dir/page.html"
 check "an unwritable page names the file" contains "$err" "$work/no/such/dir/page.html"
