@@ -28,8 +28,8 @@ Expected<cache::AcRecord, Failure> resolve_key(cache::LocalCache& cache, const s
   for (const cache::AcRecord& r : *all) {
     if (!key_or_prefix.empty() && r.key.rfind(key_or_prefix, 0) == 0) {
       if (found != nullptr) {
-        return fail("key prefix '" + printable(key_or_prefix) + "' is ambiguous: " + found->key + ", " + r.key +
-                    ", …");
+        return fail("key prefix '" + printable(key_or_prefix) + "' is ambiguous: " + found->key + ", " +
+                    r.key + ", …");
       }
       found = &r;
     }
@@ -49,7 +49,8 @@ std::string file_name_part(const std::string& text, size_t limit, const std::str
     if (out.size() == limit) {
       break;
     }
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    const bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
     if (ok) {
       out += c;
     }
@@ -58,12 +59,13 @@ std::string file_name_part(const std::string& text, size_t limit, const std::str
 }
 
 // Fills `in` from a cache record and its blobs.
-Expected<void, Failure> input_from_cache(const GlobalOptions& global, const std::string& key, loop::ReportInput& in) {
+Expected<void, Failure> input_from_cache(const GlobalOptions& global, const std::string& key,
+                                         loop::ReportInput& in) {
   auto cache = cache::LocalCache::open(global.cache_dir, /*read_only=*/true);
   if (!cache) {
     if (cache.error().kind == Failure::Kind::NotFound) {
-      return fail("no cache entry with key '" + printable(key) + "': there is no cache at " + global.cache_dir +
-                      "; `kernelgen cache ls` lists the keys",
+      return fail("no cache entry with key '" + printable(key) + "': there is no cache at " +
+                      global.cache_dir + "; `kernelgen cache ls` lists the keys",
                   Failure::Kind::NotFound);
     }
     return fail("cannot open the kernel cache: " + cache.error().message);
@@ -130,15 +132,16 @@ int run_report(const GlobalOptions& global, const ReportOptions& opts) {
     return kExitUsage;
   }
   loop::ReportInput in;
-  auto loaded = opts.key.empty() ? input_from_file(opts.history_file, in) : input_from_cache(global, opts.key, in);
+  auto loaded =
+      opts.key.empty() ? input_from_file(opts.history_file, in) : input_from_cache(global, opts.key, in);
   if (!loaded) {
     KG_LOG_ERROR(loaded.error().message);
     return kExitFailure;
   }
   std::string out = opts.out_file;
   if (out.empty()) {
-    out = "kernelgen-report-" + file_name_part(in.name, 64, "kernel") + "-" + file_name_part(in.key, 8, "nokey") +
-          ".html";
+    out = "kernelgen-report-" + file_name_part(in.name, 64, "kernel") + "-" +
+          file_name_part(in.key, 8, "nokey") + ".html";
   }
   const std::string page = loop::render_report_html(in);
   auto written = write_file_atomic(out, page);

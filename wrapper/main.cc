@@ -163,12 +163,14 @@ int main(int argc, char** argv) {
   // report
   ReportOptions report;
   CLI::App* report_cmd = app.add_subcommand(
-      "report", "Write one HTML page about a kernel: the closed loop's rounds, candidates, prompts and plots");
-  CLI::Option* report_key =
-      report_cmd->add_option("key", report.key, "Cache key (32 hex digits) or a unique prefix (kernelgen cache ls)");
-  report_cmd->add_option("--history", report.history_file, "Render a loop history JSON file instead of a cache entry")
+      "report", "Write one HTML page about a kernel: the loop's rounds, candidates, prompts and plots");
+  CLI::Option* report_key = report_cmd->add_option(
+      "key", report.key, "Cache key (32 hex digits) or a unique prefix (kernelgen cache ls)");
+  report_cmd
+      ->add_option("--history", report.history_file, "Render a loop history JSON file instead of a cache entry")
       ->excludes(report_key);
-  report_cmd->add_option("--out", report.out_file, "The page to write (default ./kernelgen-report-<name>-<key8>.html)");
+  report_cmd->add_option("--out", report.out_file,
+                         "The page to write (default ./kernelgen-report-<name>-<key8>.html)");
   report_cmd->footer(
       "\nThe page is one self-contained HTML file (no scripts, nothing fetched): summary, a plot of every\n"
       "candidate's kernel time over the loop with the best-so-far, template and physical-floor lines,\n"

@@ -1,11 +1,10 @@
 #include "loop/report_html.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <string_view>
 #include <vector>
 
@@ -71,14 +70,26 @@ void append_escaped(std::string& out, std::string_view text) {
     }
     if (n == 1) {
       switch (text[i]) {
-        case '&': out += "&amp;"; break;
-        case '<': out += "&lt;"; break;
-        case '>': out += "&gt;"; break;
-        case '"': out += "&quot;"; break;
-        case '\'': out += "&#39;"; break;
+        case '&':
+          out += "&amp;";
+          break;
+        case '<':
+          out += "&lt;";
+          break;
+        case '>':
+          out += "&gt;";
+          break;
+        case '"':
+          out += "&quot;";
+          break;
+        case '\'':
+          out += "&#39;";
+          break;
         case '\t':
         case '\n':
-        case '\r': out += text[i]; break;
+        case '\r':
+          out += text[i];
+          break;
         default:
           if (cp < 0x20 || cp == 0x7F) {
             append_replacement(out);
@@ -179,22 +190,28 @@ class TextBudget {
 // ---- page parts -------------------------------------------------------------------------------
 
 constexpr const char* kStyle = R"css(
-body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:0 16px 48px;color:#1d2330;background:#fff}
+body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1200px;
+  padding:0 16px 48px;color:#1d2330;background:#fff}
 h1{font-size:22px;margin:20px 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ccd}
 h3{font-size:15px;margin:16px 0 6px}.sub{color:#667;margin:0 0 12px}
-table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #dde;padding:3px 7px;text-align:left;vertical-align:top}
+table{border-collapse:collapse;margin:6px 0}
+td,th{border:1px solid #dde;padding:3px 7px;text-align:left;vertical-align:top}
 th{background:#f3f4f8}td.n{text-align:right;font-variant-numeric:tabular-nums}
 table.kv th{width:200px;font-weight:600}
-pre{background:#f6f7f9;border:1px solid #e1e3e8;padding:8px;overflow:auto;max-height:480px;white-space:pre-wrap;word-break:break-word;margin:4px 0}
+pre{background:#f6f7f9;border:1px solid #e1e3e8;padding:8px;overflow:auto;
+  max-height:480px;white-space:pre-wrap;word-break:break-word;margin:4px 0}
 details{margin:3px 0}summary{cursor:pointer;color:#2a4d8f}
 .wide{overflow-x:auto;max-width:100%}td{overflow-wrap:anywhere}
 .cut{color:#a33;font-style:italic}.note{color:#555;font-style:italic}
 tr.best-row td{background:#eef8ee}tr.texts td{border-top:none;background:#fcfcfd}
-.o-pass{color:#1b7a32;font-weight:600}.o-rejected,.o-compile_error,.o-no_code,.o-llm_error{color:#b3261e}.o-compiled,.o-cancelled{color:#776}
-.verdict-pass{color:#1b7a32;font-weight:700}.verdict-rejected{color:#b3261e;font-weight:700}.verdict-incomplete{color:#8a6d00;font-weight:700}
+.o-pass{color:#1b7a32;font-weight:600}.o-rejected,.o-compile_error,.o-no_code,.o-llm_error{color:#b3261e}
+.o-compiled,.o-cancelled{color:#776}
+.verdict-pass{color:#1b7a32;font-weight:700}.verdict-rejected{color:#b3261e;font-weight:700}
+.verdict-incomplete{color:#8a6d00;font-weight:700}
 svg{background:#fff;border:1px solid #e1e3e8;margin:6px 0;max-width:100%;height:auto}
 svg text{font:11px system-ui,sans-serif;fill:#334}svg .axis{stroke:#334;stroke-width:1}
-svg .grid{stroke:#e7e9ef;stroke-width:1}svg .round-mark{stroke:#99a;stroke-width:1;stroke-dasharray:1 4}svg .band{fill:#fbf1f0}
+svg .grid{stroke:#e7e9ef;stroke-width:1}svg .round-mark{stroke:#99a;stroke-width:1;stroke-dasharray:1 4}
+svg .band{fill:#fbf1f0}
 svg .best{fill:none;stroke:#1b7a32;stroke-width:2.2}
 svg .template{stroke:#2a4d8f;stroke-width:1.6;stroke-dasharray:7 4}
 svg .floor{stroke:#b3261e;stroke-width:1.2;stroke-dasharray:2 3}
@@ -206,7 +223,7 @@ svg .outcome-cancelled{fill:#b8bcc6;stroke:#8a8f99}
 svg .peak{fill:#2a4d8f;stroke:#14284f}svg .peak-line{stroke:#b3261e;stroke-width:1;stroke-dasharray:4 3}
 )css";
 
-constexpr Outcome kOutcomes[] = {Outcome::Pass,   Outcome::Rejected,  Outcome::CompileError, Outcome::NoCode,
+constexpr Outcome kOutcomes[] = {Outcome::Pass,     Outcome::Rejected, Outcome::CompileError, Outcome::NoCode,
                                  Outcome::LlmError, Outcome::Compiled, Outcome::Cancelled};
 
 int outcome_index(Outcome o) {
@@ -313,8 +330,8 @@ class Plot {
 
   std::string svg() const {
     std::string s;
-    s += "<svg id=\"plot-time\" viewBox=\"0 0 " + coord(kW) + " " +
-         coord(kH) + "\" width=\"" + coord(kW) + "\" height=\"" + coord(kH) +
+    s += "<svg id=\"plot-time\" viewBox=\"0 0 " + coord(kW) + " " + coord(kH) + "\" width=\"" + coord(kW) +
+         "\" height=\"" + coord(kH) +
          "\" role=\"img\" aria-label=\"kernel time of every candidate over the loop\">\n";
     s += "<rect class=\"band\" x=\"" + coord(kLeft) + "\" y=\"" + coord(kBandTop - 5) + "\" width=\"" +
          coord(kRight - kLeft) + "\" height=\"" + coord(kBandRow * std::size(kOutcomes) + 2) + "\"/>\n";
@@ -335,8 +352,8 @@ class Plot {
       const double v = i * m_x.step, px = x(v);
       s += "<line class=\"grid\" x1=\"" + coord(px) + "\" y1=\"" + coord(kTop) + "\" x2=\"" + coord(px) +
            "\" y2=\"" + coord(kBottom) + "\"/>";
-      s += "<text x=\"" + coord(px) + "\" y=\"" + coord(kBottom + 16) + "\" text-anchor=\"middle\">" + sig(v) +
-           "</text>\n";
+      s += "<text x=\"" + coord(px) + "\" y=\"" + coord(kBottom + 16) + "\" text-anchor=\"middle\">" +
+           sig(v) + "</text>\n";
     }
     for (int i = 0; i <= m_y.ticks; ++i) {
       const double v = i * m_y.step, py = y(v);
@@ -345,14 +362,15 @@ class Plot {
       s += "<text x=\"" + coord(kLeft - 6) + "\" y=\"" + coord(py + 4) + "\" text-anchor=\"end\">" + sig(v) +
            "</text>\n";
     }
-    s += "<line class=\"axis\" x1=\"" + coord(kLeft) + "\" y1=\"" + coord(kBottom) + "\" x2=\"" + coord(kRight) +
-         "\" y2=\"" + coord(kBottom) + "\"/>";
+    s += "<line class=\"axis\" x1=\"" + coord(kLeft) + "\" y1=\"" + coord(kBottom) + "\" x2=\"" +
+         coord(kRight) + "\" y2=\"" + coord(kBottom) + "\"/>";
     s += "<line class=\"axis\" x1=\"" + coord(kLeft) + "\" y1=\"" + coord(kTop) + "\" x2=\"" + coord(kLeft) +
          "\" y2=\"" + coord(kBottom) + "\"/>\n";
     s += "<text x=\"" + coord((kLeft + kRight) / 2) + "\" y=\"" + coord(kBottom + 36) +
          "\" text-anchor=\"middle\">time since the loop started (s)</text>\n";
-    s += "<text x=\"18\" y=\"" + coord((kTop + kBottom) / 2) + "\" text-anchor=\"middle\" transform=\"rotate(-90 18 " +
-         coord((kTop + kBottom) / 2) + ")\">kernel time (ms)</text>\n";
+    s += "<text x=\"18\" y=\"" + coord((kTop + kBottom) / 2) +
+         "\" text-anchor=\"middle\" transform=\"rotate(-90 18 " + coord((kTop + kBottom) / 2) +
+         ")\">kernel time (ms)</text>\n";
     s += "</g>\n";
   }
 
@@ -361,9 +379,9 @@ class Plot {
     for (const Round& r : m_h.rounds) {
       if (finite_or_zero(r.start_s) > 0) {
         const std::string px = coord(x(r.start_s));
-        s += "<line class=\"round-mark\" x1=\"" + px + "\" y1=\"" + coord(kTop) + "\" x2=\"" + px + "\" y2=\"" +
-             coord(kBottom) + "\"/><text x=\"" + coord(x(r.start_s) + 3) + "\" y=\"" + coord(kTop + 11) +
-             "\">round " + std::to_string(r.index) + "</text>\n";
+        s += "<line class=\"round-mark\" x1=\"" + px + "\" y1=\"" + coord(kTop) + "\" x2=\"" + px +
+             "\" y2=\"" + coord(kBottom) + "\"/><text x=\"" + coord(x(r.start_s) + 3) + "\" y=\"" +
+             coord(kTop + 11) + "\">round " + std::to_string(r.index) + "</text>\n";
       }
     }
     const double tmpl = finite_or_zero(m_h.template_ms);
@@ -417,8 +435,8 @@ class Plot {
       const Candidate& c = m_h.candidates[i];
       const double px = x(c.end_s);
       const double py = timed(c) ? y(c.time_ms) : kBandTop + kBandRow * outcome_index(c.outcome);
-      std::string tip = "candidate " + std::to_string(i) + ": round " + std::to_string(c.round) + ", sample " +
-                        std::to_string(c.sample) + ", " + outcome_name(c.outcome);
+      std::string tip = "candidate " + std::to_string(i) + ": round " + std::to_string(c.round) +
+                        ", sample " + std::to_string(c.sample) + ", " + outcome_name(c.outcome);
       if (timed(c)) {
         tip += ", " + sig(c.time_ms) + " ms";
       }
@@ -428,7 +446,8 @@ class Plot {
         tip += head(c.detail, 400);
       }
       s += "<g class=\"cand outcome-" + std::string(outcome_name(c.outcome)) + "\" data-index=\"" +
-           std::to_string(i) + "\"><title>" + esc(tip) + "</title>" + marker_shape(c.outcome, px, py) + "</g>\n";
+           std::to_string(i) + "\"><title>" + esc(tip) + "</title>" + marker_shape(c.outcome, px, py) +
+           "</g>\n";
     }
   }
 
@@ -441,8 +460,8 @@ class Plot {
       lx += 34 + 6.5 * static_cast<double>(label.size());
     };
     auto line_mark = [&](const char* cls) {
-      return "<line class=\"legend-line " + std::string(cls) + "\" x1=\"" + coord(lx) + "\" y1=\"" + coord(ly) +
-             "\" x2=\"" + coord(lx + 20) + "\" y2=\"" + coord(ly) + "\"/>";
+      return "<line class=\"legend-line " + std::string(cls) + "\" x1=\"" + coord(lx) + "\" y1=\"" +
+             coord(ly) + "\" x2=\"" + coord(lx + 20) + "\" y2=\"" + coord(ly) + "\"/>";
     };
     s += "<g class=\"legend\">\n";
     item(line_mark("best"), "best so far");
@@ -478,9 +497,11 @@ std::string peak_svg(const History& h) {
   const Axis ax = make_axis(xmax, 8);
   const Axis ay = make_axis(fmax, 4);
   auto x = [&](double v) { return left + std::clamp(finite_or_zero(v) / ax.max, 0.0, 1.0) * (right - left); };
-  auto y = [&](double v) { return bottom - std::clamp(finite_or_zero(v) / ay.max, 0.0, 1.0) * (bottom - top); };
-  std::string s = "<svg id=\"plot-peak\" viewBox=\"0 0 " + coord(w) + " " +
-                  coord(ht) + "\" width=\"" + coord(w) + "\" height=\"" + coord(ht) +
+  auto y = [&](double v) {
+    return bottom - std::clamp(finite_or_zero(v) / ay.max, 0.0, 1.0) * (bottom - top);
+  };
+  std::string s = "<svg id=\"plot-peak\" viewBox=\"0 0 " + coord(w) + " " + coord(ht) + "\" width=\"" +
+                  coord(w) + "\" height=\"" + coord(ht) +
                   "\" role=\"img\" aria-label=\"fraction of the GPU's peak of each passed candidate\">\n";
   for (int i = 0; i <= ax.ticks; ++i) {
     const double v = i * ax.step;
@@ -497,12 +518,13 @@ std::string peak_svg(const History& h) {
   s += "<line class=\"axis\" x1=\"" + coord(left) + "\" y1=\"" + coord(bottom) + "\" x2=\"" + coord(right) +
        "\" y2=\"" + coord(bottom) + "\"/><line class=\"axis\" x1=\"" + coord(left) + "\" y1=\"" + coord(top) +
        "\" x2=\"" + coord(left) + "\" y2=\"" + coord(bottom) + "\"/>\n";
-  s += "<line class=\"peak-line\" x1=\"" + coord(left) + "\" y1=\"" + coord(y(1)) + "\" x2=\"" + coord(right) +
-       "\" y2=\"" + coord(y(1)) + "\"><title>the GPU's peak</title></line>\n";
+  s += "<line class=\"peak-line\" x1=\"" + coord(left) + "\" y1=\"" + coord(y(1)) + "\" x2=\"" +
+       coord(right) + "\" y2=\"" + coord(y(1)) + "\"><title>the GPU's peak</title></line>\n";
   s += "<text x=\"" + coord((left + right) / 2) + "\" y=\"" + coord(bottom + 36) +
        "\" text-anchor=\"middle\">time since the loop started (s)</text>\n";
-  s += "<text x=\"18\" y=\"" + coord((top + bottom) / 2) + "\" text-anchor=\"middle\" transform=\"rotate(-90 18 " +
-       coord((top + bottom) / 2) + ")\">of peak</text>\n";
+  s += "<text x=\"18\" y=\"" + coord((top + bottom) / 2) +
+       "\" text-anchor=\"middle\" transform=\"rotate(-90 18 " + coord((top + bottom) / 2) +
+       ")\">of peak</text>\n";
   for (size_t i = 0; i < h.candidates.size(); ++i) {
     const Candidate& c = h.candidates[i];
     if (c.outcome != Outcome::Pass || !(finite_or_zero(c.fraction_of_peak) > 0)) {
@@ -511,8 +533,8 @@ std::string peak_svg(const History& h) {
     s += "<circle class=\"peak\" cx=\"" + coord(x(c.end_s)) + "\" cy=\"" + coord(y(c.fraction_of_peak)) +
          "\" r=\"4\"><title>" +
          esc("candidate " + std::to_string(i) + ": round " + std::to_string(c.round) + ", sample " +
-             std::to_string(c.sample) + ", " + num(100 * c.fraction_of_peak, 1) + "% of peak, " + sig(c.tflops) +
-             " TFLOP/s") +
+             std::to_string(c.sample) + ", " + num(100 * c.fraction_of_peak, 1) + "% of peak, " +
+             sig(c.tflops) + " TFLOP/s") +
          "</title></circle>\n";
   }
   s += "</svg>\n";
@@ -563,7 +585,8 @@ void summary(std::string& s, const ReportInput& in) {
   if (h == nullptr) {
     s += "</table>\n<p class=\"note\" id=\"no-loop\">No closed loop ran for this kernel: it was made by " +
          or_dash(in.generator) +
-         " without a model, so there are no rounds, candidates or prompts. The final verifier report is below.</p>\n"
+         " without a model, so there are no rounds, candidates or prompts. The final verifier report is "
+         "below.</p>\n"
          "</section>\n";
     return;
   }
@@ -577,26 +600,32 @@ void summary(std::string& s, const ReportInput& in) {
   kv_row(s, "prompt version", or_dash(h->prompt_version));
   kv_row(s, "temperature", num(h->temperature, 2));
   kv_row(s, "samples per round", std::to_string(h->samples));
-  kv_row(s, "budget", num(h->budget_s, 0) + " s, at most " + std::to_string(h->max_rounds) + " rounds, patience " +
-                          std::to_string(h->patience));
+  kv_row(s, "budget",
+         num(h->budget_s, 0) + " s, at most " + std::to_string(h->max_rounds) + " rounds, patience " +
+             std::to_string(h->patience));
   kv_row(s, "mode", h->run ? "verified and timed on the GPU" : "--no-run: static checks and compile only");
   kv_row(s, "rounds", std::to_string(h->rounds.size()));
   kv_row(s, "candidates", std::to_string(h->candidates.size()));
   kv_row(s, "passed", std::to_string(passed));
-  kv_row(s, "best", best_ok ? "candidate " + std::to_string(h->best) + " (round " +
-                                  std::to_string(h->candidates[h->best].round) + ", sample " +
-                                  std::to_string(h->candidates[h->best].sample) + ")"
-                            : std::string("the template kernel"));
+  kv_row(s, "best",
+         best_ok ? "candidate " + std::to_string(h->best) + " (round " +
+                       std::to_string(h->candidates[h->best].round) + ", sample " +
+                       std::to_string(h->candidates[h->best].sample) + ")"
+                 : std::string("the template kernel"));
   kv_row(s, "best time", ms(h->best_ms));
   kv_row(s, "template time", ms(h->template_ms));
-  kv_row(s, "speedup over the template", std::isfinite(h->speedup) && h->speedup > 0 ? num(h->speedup, 2) + "×" : "—");
-  const double frac = best_ok ? h->candidates[h->best].fraction_of_peak : report_fraction_of_peak(h->template_report_json);
+  kv_row(s, "speedup over the template",
+         std::isfinite(h->speedup) && h->speedup > 0 ? num(h->speedup, 2) + "×" : "—");
+  const double frac =
+      best_ok ? h->candidates[h->best].fraction_of_peak : report_fraction_of_peak(h->template_report_json);
   kv_row(s, "fraction of peak", frac > 0 && std::isfinite(frac) ? num(100 * frac, 1) + "%" : "—");
   kv_row(s, "physical floor", ms(h->floor_ms));
   kv_row(s, "stop reason", or_dash(h->stop_reason));
   kv_row(s, "total time", num(h->total_s, 1) + " s");
-  kv_row(s, "GPU", h->gpu.empty() ? "—" : esc(h->gpu) + " (peak " + sig(h->peak_tflops) + " TFLOP/s, " +
-                                               sig(h->peak_tbps) + " TB/s)");
+  kv_row(s, "GPU",
+         h->gpu.empty()
+             ? "—"
+             : esc(h->gpu) + " (peak " + sig(h->peak_tflops) + " TFLOP/s, " + sig(h->peak_tbps) + " TB/s)");
   s += "</table>\n</section>\n";
 }
 
@@ -606,7 +635,8 @@ void plot_section(std::string& s, const ReportInput& in) {
     s += "<p class=\"note\">No loop ran: nothing to plot.</p>\n</section>\n";
     return;
   }
-  s += "<p class=\"sub\">Each mark is one candidate, at the time its verdict was known: passed kernels at their "
+  s += "<p class=\"sub\">Each mark is one candidate, at the time its verdict was known: passed kernels at "
+       "their "
        "median time, the others in the band at the top, by outcome (hover for details).</p>\n";
   s += Plot(*in.history).svg();
   s += "<h3>Fraction of the GPU's peak (passed candidates)</h3>\n";
@@ -657,7 +687,9 @@ void candidates_section(std::string& s, TextBudget& budget, const History* h) {
     return;
   }
   constexpr int kColumns = 14;
-  s += "<div class=\"wide\"><table>\n<tr><th>#</th><th>round</th><th>sample</th><th>outcome</th><th>time</th><th>TFLOP/s</th>"
+  s += "<div "
+       "class=\"wide\"><table>\n<tr><th>#</th><th>round</th><th>sample</th><th>outcome</th><th>time</"
+       "th><th>TFLOP/s</th>"
        "<th>of peak</th><th>detail</th><th>done s</th><th>model s</th><th>compile s</th><th>verify s</th>"
        "<th>attempts</th><th>tokens in/out/reasoning</th></tr>\n";
   for (size_t i = 0; i < h->candidates.size(); ++i) {
@@ -665,17 +697,18 @@ void candidates_section(std::string& s, TextBudget& budget, const History* h) {
     const bool best = static_cast<int>(i) == h->best;
     const std::string outcome = outcome_name(c.outcome);
     const bool passed = c.outcome == Outcome::Pass;
-    s += std::string(best ? "<tr class=\"best-row\" id=\"candidate-" : "<tr id=\"candidate-") + std::to_string(i) +
-         "\"><td class=\"n\">" + std::to_string(i) + (best ? " ★" : "") + "</td><td class=\"n\">" +
-         std::to_string(c.round) + "</td><td class=\"n\">" + std::to_string(c.sample) + "</td><td class=\"o-" +
-         outcome + "\">" + outcome + "</td><td class=\"n\">" + (passed ? ms(c.time_ms) : "—") +
-         "</td><td class=\"n\">" + (passed ? sig(c.tflops) : "—") + "</td><td class=\"n\">" +
+    s += std::string(best ? "<tr class=\"best-row\" id=\"candidate-" : "<tr id=\"candidate-") +
+         std::to_string(i) + "\"><td class=\"n\">" + std::to_string(i) + (best ? " ★" : "") +
+         "</td><td class=\"n\">" + std::to_string(c.round) + "</td><td class=\"n\">" +
+         std::to_string(c.sample) + "</td><td class=\"o-" + outcome + "\">" + outcome +
+         "</td><td class=\"n\">" + (passed ? ms(c.time_ms) : "—") + "</td><td class=\"n\">" +
+         (passed ? sig(c.tflops) : "—") + "</td><td class=\"n\">" +
          (passed ? num(100 * c.fraction_of_peak, 1) + "%" : "—") + "</td><td>" + esc(head(c.detail, 2000)) +
          (c.detail.size() > 2000 ? " …" : "") + "</td><td class=\"n\">" + num(c.end_s, 1) +
          "</td><td class=\"n\">" + num(c.model_s, 1) + "</td><td class=\"n\">" + num(c.compile_s, 1) +
          "</td><td class=\"n\">" + num(c.verify_s, 1) + "</td><td class=\"n\">" + std::to_string(c.attempts) +
-         "</td><td class=\"n\">" + std::to_string(c.prompt_tokens) + " / " + std::to_string(c.completion_tokens) +
-         " / " + std::to_string(c.reasoning_tokens) + "</td></tr>\n";
+         "</td><td class=\"n\">" + std::to_string(c.prompt_tokens) + " / " +
+         std::to_string(c.completion_tokens) + " / " + std::to_string(c.reasoning_tokens) + "</td></tr>\n";
     if (c.answer.empty() && c.reasoning.empty() && c.source.empty() && c.report_json.empty()) {
       continue;
     }
@@ -801,7 +834,8 @@ std::string render_report_html(const ReportInput& in) {
   TextBudget budget;
   s += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
   // Nothing on this page may be fetched or run, even were some text to escape its element.
-  s += "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n";
+  s += "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src "
+       "'unsafe-inline'\">\n";
   s += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";
   s += "<meta name=\"generator\" content=\"kernelgen " + std::string(kVersion) + "\">\n";
   s += "<title>KernelGen report: " + or_dash(in.name) + "</title>\n<style>" + std::string(kStyle) +

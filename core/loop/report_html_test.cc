@@ -138,16 +138,26 @@ TEST(LoopReportHtml, HostileTextAppearsOnlyEscaped) {
   EXPECT_EQ(page.find("<!--"), std::string::npos);
   EXPECT_EQ(count(page, "</style>"), 1u);  // the page's own
   EXPECT_EQ(page.find("</pre><script"), std::string::npos);
-  EXPECT_NE(page.find("&lt;/pre&gt;&lt;script&gt;alert(1)&lt;/script&gt;&lt;/style&gt;&lt;!-- &#39;&quot;&amp;"),
-            std::string::npos);
+  EXPECT_NE(
+      page.find("&lt;/pre&gt;&lt;script&gt;alert(1)&lt;/script&gt;&lt;/style&gt;&lt;!-- &#39;&quot;&amp;"),
+      std::string::npos);
 }
 
 TEST(LoopReportHtml, ControlBytesAndBadUtf8AreReplaced) {
   History h = sample_history();
-  h.candidates[0].answer = std::string("a\x01" "b\xff" "c\xc0\xaf" "d\xed\xa0\x80" "e\t\n", 15);
+  h.candidates[0].answer = std::string(
+      "a\x01"
+      "b\xff"
+      "c\xc0\xaf"
+      "d\xed\xa0\x80"
+      "e\t\n",
+      15);
   h.candidates[0].answer += std::string(1, '\0') + "z";
   const std::string page = render_report_html(input_for(h));
-  EXPECT_NE(page.find("a\xEF\xBF\xBD" "b\xEF\xBF\xBD" "c"), std::string::npos);
+  EXPECT_NE(page.find("a\xEF\xBF\xBD"
+                      "b\xEF\xBF\xBD"
+                      "c"),
+            std::string::npos);
   EXPECT_EQ(page.find('\x01'), std::string::npos);
   EXPECT_EQ(page.find('\0'), std::string::npos);
   EXPECT_EQ(page.find('\xff'), std::string::npos);
@@ -243,8 +253,8 @@ TEST(LoopReportHtml, NoHistorySaysNoLoopRan) {
 TEST(LoopReportHtml, FinalReportRendersFindingsAndDamage) {
   ReportInput in = input_for(sample_history());
   in.report_json = R"({"verdict": "rejected", "findings": [{"kind": "wrong_output", "stage": "correctness",
-      "message": "out differs"}], "ptxas": {"max_registers": 168, "functions": [{"name": "k", "registers": 168}]},
-      "timing": 7})";
+      "message": "out differs"}], "ptxas": {"max_registers": 168,
+      "functions": [{"name": "k", "registers": 168}]}, "timing": 7})";
   std::string page = render_report_html(in);
   EXPECT_NE(page.find("verdict-rejected"), std::string::npos);
   EXPECT_NE(page.find("wrong_output"), std::string::npos);
