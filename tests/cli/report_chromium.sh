@@ -231,6 +231,7 @@ check "the page's only http(s) addresses are in escaped text (the endpoint, the 
   bash -c "[[ \$(grep -oE 'https?://[^ &<]*' '$page' | sort -u | tr '\n' ' ') == 'http://evil.invalid/x.png https://api.deepseek.com/v1 ' ]]"
 check "the hostile answer is shown escaped" grep -qF '&lt;/pre&gt;&lt;script&gt;alert(1)&lt;/script&gt;' "$page"
 check "the page forbids fetching anything (CSP)" grep -qF "default-src 'none'" "$page"
+check "the final report is the best candidate's (it passed)" grep -qF 'class="verdict-pass"' "$page"
 
 if browse "$page" page --virtual-time-budget=2000 --dump-dom; then
   check "chromium: sections, best and template lines, 12 markers, no script" check_dom "$work/page.dom" 12
