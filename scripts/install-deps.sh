@@ -6,12 +6,18 @@
 # repository (package cuda-toolkit-13-0) first; this script checks that it is there.
 set -euo pipefail
 
-packages=(
+# Building KernelGen.
+build_packages=(
   build-essential cmake ninja-build pkg-config git
   libyaml-cpp-dev liblmdb-dev lmdb-utils libxxhash-dev nlohmann-json3-dev libcurl4-openssl-dev
   libcli11-dev libgtest-dev libgmock-dev libexpected-dev libseccomp-dev
-  python3
 )
+# Running its tests: python3 (shell suites), chromium (tests/cli/report_chromium.sh opens the
+# report page headless).
+test_packages=(
+  python3 chromium
+)
+packages=("${build_packages[@]}" "${test_packages[@]}")
 
 missing=()
 for p in "${packages[@]}"; do

@@ -66,6 +66,15 @@ struct CacheOptions {
 };
 int run_cache(const GlobalOptions& global, const CacheOptions& opts);
 
+struct ReportOptions {
+  std::string key;           // a cache key or unique prefix; "" with history_file
+  std::string history_file;  // a loop history JSON file (loop/history.h); "" with key
+  std::string out_file;      // "": ./kernelgen-report-<name>-<key8>.html
+};
+// Writes the HTML page of a loop run (loop/report_html.h) and prints its path. Exit 1 for an
+// unknown key, a damaged history or report, an unreadable history file or an unwritable page.
+int run_report(const GlobalOptions& global, const ReportOptions& opts);
+
 struct DaemonOptions {
   std::string action;  // start | stop | status
   bool json = false;   // status

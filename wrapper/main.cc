@@ -30,6 +30,7 @@ constexpr const char* kFooter =
     "  kernelgen verify --spec specs/causal.yaml --kernel my.cu\n"
     "                                                  check and time a candidate kernel\n"
     "  kernelgen daemon status                         the daemon: running?, jobs, counters\n"
+    "  kernelgen report <key>                          an HTML page: the loop's candidates and plots\n"
     "\n"
     "Configuration: command line > environment > config file > defaults. Every setting has an\n"
     "environment variable KERNELGEN_<SETTING> and a `setting = value` line in the config file\n"
@@ -159,6 +160,24 @@ int main(int argc, char** argv) {
   parts->add_flag_callback("--report", [&] { cache.part = "report"; }, "The verifier report");
   parts->require_option(0, 1);
 
+  // report
+  ReportOptions report;
+  CLI::App* report_cmd = app.add_subcommand(
+      "report", "Write one HTML page about a kernel: the loop's rounds, candidates, prompts and plots");
+  CLI::Option* report_key = report_cmd->add_option(
+      "key", report.key, "Cache key (32 hex digits) or a unique prefix (kernelgen cache ls)");
+  report_cmd
+      ->add_option("--history", report.history_file, "Render a loop history JSON file instead of a cache entry")
+      ->excludes(report_key);
+  report_cmd->add_option("--out", report.out_file,
+                         "The page to write (default ./kernelgen-report-<name>-<key8>.html)");
+  report_cmd->footer(
+      "\nThe page is one self-contained HTML file (no scripts, nothing fetched): summary, a plot of every\n"
+      "candidate's kernel time over the loop with the best-so-far, template and physical-floor lines,\n"
+      "the rounds, every candidate's answer, reasoning, source and verifier report, each round's prompts,\n"
+      "and the final verifier report. A template kernel (no loop ran) still gets a page with its report.\n"
+      "It prints the path it wrote.\n");
+
   // config
   ConfigOptions config_opts;
   CLI::App* config_cmd = app.add_subcommand("config", "Show the configuration");
@@ -224,6 +243,9 @@ int main(int argc, char** argv) {
     }
     if (daemon_cmd->parsed()) {
       return run_daemon(global, daemon);
+    }
+    if (report_cmd->parsed()) {
+      return run_report(global, report);
     }
     if (config_cmd->parsed()) {
       return run_config(global, config_opts);
