@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <regex>
 #include <string>
 #include <vector>
@@ -459,6 +460,50 @@ TEST(LoopPrompt, QuotedTextIsValidUtf8AndFencesHold) {
   ASSERT_NE(end, std::string::npos);
   EXPECT_EQ(user.substr(start, end - start + 1),
             "// ```\n// ````cuda\n" + kBestSource + "/* \\xff\\xfe bad bytes \\x01 */\n");
+}
+
+TEST(LoopPrompt, RandomBytesInEveryQuotedFieldGiveValidBoundedText) {
+  spec::Spec s = parse_ok(kDocument);
+  uint64_t state = 20261201;
+  auto next = [&] {  // splitmix64: fixed seed, so a failure repeats
+    uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  };
+  auto bytes = [&] {
+    std::string b(next() % 700, '\0');
+    for (char& c : b) {
+      c = static_cast<char>(next() % 4 == 0 ? "`{}\n\r\\"[next() % 6] : static_cast<char>(next() & 0xff));
+    }
+    return b;
+  };
+  for (int n = 0; n < 300; ++n) {
+    PromptInput in = base_input(s);
+    in.round = static_cast<int>(next() % 5);
+    in.gpu_name = bytes();
+    in.arch = bytes();
+    in.best_source = bytes();
+    in.best_is_template = next() % 2 == 0;
+    in.template_ms = static_cast<double>(next() % 1000) / 100.0;
+    Attempt a = next() % 2 ? wrong_output_failure() : compile_failure();
+    a.detail = bytes();
+    a.source = bytes();
+    a.report->findings[0].message = (next() % 2 ? "nvcc failed:\n" : "line 1: ") + bytes();
+    a.report->findings[0].trial = bytes();
+    a.report->findings[0].shape = bytes();
+    a.report->findings[0].stage = next() % 2 ? verify::kStageStatic : bytes();
+    a.report->timing = timing(static_cast<double>(next() % 300) / 100.0);
+    a.report->timing.shape = bytes();
+    in.failures = {a, no_code_failure()};
+    in.slower = {a};
+    const auto msgs = build_prompt(in);
+    ASSERT_EQ(msgs.size(), 2u);
+    for (const auto& m : msgs) {
+      ASSERT_NO_THROW((void)nlohmann::json(m.content).dump()) << "input " << n;
+    }
+    EXPECT_LT(msgs[1].content.size(), 64u * 1024) << "input " << n;
+  }
 }
 
 TEST(LoopPrompt, NullSpecDoesNotThrow) {
