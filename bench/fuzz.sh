@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Long fuzzing runs of tests/fuzz/ (fuzz_spec, fuzz_protocol): builds the libFuzzer variant
+# Long fuzzing runs of tests/fuzz/ (fuzz_spec, fuzz_protocol, fuzz_answer): builds the libFuzzer variant
 # (clang, -fsanitize=fuzzer,address,undefined; -DKERNELGEN_FUZZ=libfuzzer) in its own build
 # directory and runs each target until it has tried at least RUNS inputs, then prints, per target,
 # inputs tried, crashes, hangs and the time taken.
 #
-#   bench/fuzz.sh [--runs N] [--timeout S] [--max-len BYTES] [--build-dir DIR] [--targets "fuzz_spec fuzz_protocol"]
+#   bench/fuzz.sh [--runs N] [--timeout S] [--max-len BYTES] [--build-dir DIR] [--targets "fuzz_spec fuzz_protocol fuzz_answer"]
 #
 # A crash or a hang (one input over --timeout seconds, default 10) does not end a target's run:
 # it is counted, its input is kept under DIR/findings/<target>/ (libFuzzer's crash-*/timeout-*
@@ -17,7 +17,7 @@ runs=1000000
 timeout=10
 max_len=4096
 build=$src/build-fuzz
-targets="fuzz_spec fuzz_protocol"
+targets="fuzz_spec fuzz_protocol fuzz_answer"
 while [[ $# -gt 0 ]]; do
   case $1 in
     --runs) runs=$2; shift 2 ;;
@@ -42,6 +42,7 @@ seeds_for() {
   case $1 in
     fuzz_spec) echo "$src/specs $src/tests/gpu/specs $src/bench/specs $src/tests/fuzz/seeds/spec" ;;
     fuzz_protocol) echo "$src/tests/fuzz/seeds/protocol" ;;
+    fuzz_answer) echo "$src/tests/fuzz/seeds/answer" ;;
   esac
 }
 

@@ -18,11 +18,24 @@ struct ParsedAnswer {
 };
 
 // Takes the candidate out of `content` (reasoning already split off by the endpoint; a
-// <think>…</think> left in it is removed here too). `entry` is the exported function the code
-// must define (`kg_causal_forward`). Errors (Error kind), one sentence each: no fenced block;
-// an unterminated block; an empty block; a block that is Python/Triton/PyTorch rather than CUDA
-// C++ (say which markers were found); the entry missing or not extern "C"; larger than
-// kMaxSourceBytes.
+// <think>…</think> left in it is removed here too, as is everything before a </think> that has
+// no opening tag, and everything after a <think> that is never closed). `entry` is the exported
+// function the code must define (`kg_causal_forward`).
+//
+// Blocks are fenced by ``` or ~~~ (3 or more, any indentation, which is removed from the block's
+// lines as far as the fence's; an info string after the fence; CRs before line ends dropped).
+// The candidate is the final top-level block; when that is a prose wrapper (```markdown, ```text,
+// a bare ```) holding blocks of its own, the last block inside it; and when that does not name
+// `entry` at all (a trailing ```bash build line), the last block that does, if any.
+//
+// Errors (Error kind), one sentence each, quotable in the next prompt: no fenced block; the final
+// block never closed; an empty block; larger than kMaxSourceBytes; a block marked python, py,
+// triton, torch (...), or whose code is Python/Triton/PyTorch, or CUDA C++ mixed with them (the
+// markers found are named: 'import triton', '@triton.jit', 'tl.load', 'def ' ...; comments and
+// string literals do not count); a block in another language with no CUDA C++ in it; the entry
+// not defined (absent, or declared without a body) or defined without C linkage (neither
+// `extern "C"` on it or on an earlier declaration, nor an enclosing `extern "C" { }`). Never
+// throws; about linear in the size of `content`.
 Expected<ParsedAnswer, Failure> parse_answer(std::string_view content, std::string_view entry);
 
 // The longest candidate source accepted.

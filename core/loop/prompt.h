@@ -6,6 +6,7 @@
 // reproducible from the history that stored it.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <vector>
@@ -45,8 +46,19 @@ struct PromptInput {
   std::vector<Attempt> slower;    // the last round's correct candidates that did not beat the best
 };
 
-// The system and user messages for a round. Throws nothing; an input it cannot describe fully
-// (no report, unknown GPU) is said so in words in the prompt.
+// Bounds on what one prompt quotes, so that a hostile report or answer cannot blow it up: at most
+// kPromptMaxFailures failures and kPromptMaxSlower slower candidates are described (the rest are
+// counted), each in at most kPromptMaxAttemptBytes; compiler errors are cut to their error lines
+// (kPromptMaxCompileErrorBytes); the best kernel's source to kMaxSourceBytes (loop/answer.h).
+inline constexpr size_t kPromptMaxFailures = 4;
+inline constexpr size_t kPromptMaxSlower = 2;
+inline constexpr size_t kPromptMaxAttemptBytes = 3000;
+inline constexpr size_t kPromptMaxCompileErrorBytes = 1500;
+
+// The system and user messages for a round, in that order (roles "system" and "user"), both valid
+// UTF-8 (text quoted from reports and sources has its non-printable bytes escaped). Throws
+// nothing; an input it cannot describe fully (no report, unknown GPU, a null spec) is said so in
+// words in the prompt.
 std::vector<llm::Message> build_prompt(const PromptInput& input);
 
 // The entry point a candidate must export: kg_<spec name>_forward.
