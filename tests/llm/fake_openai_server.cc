@@ -42,6 +42,7 @@
 //   "truncate_after_chunks": N — close the connection after N events, with no finish_reason and
 //       no [DONE] (non-streamed: after half the body, short of its Content-Length)
 //   "invalid_json": true — the second event is `data: {not json` (non-streamed: the body is)
+//   "stream_error": text — the second event is {"error": {"message": text}} and the stream ends
 //   "empty": true — no content at all (the finish_reason still comes)
 //   "nonce": true — the first "@NONCE@" in the content becomes the request's number n
 //   "usage": {"prompt_tokens": P, "completion_tokens": C, "reasoning_tokens": R} — sent as usage
@@ -109,6 +110,7 @@ struct Behaviour {
   double stall_s = 0;
   int truncate_after_chunks = -1;
   bool invalid_json = false;
+  std::string stream_error;
   bool empty = false;
   bool nonce = false;
   bool crlf = false;
@@ -213,6 +215,7 @@ Script load_script(const std::string& path) {
     b.stall_s = field<double>(r, "stall_s", 0);
     b.truncate_after_chunks = field<int>(r, "truncate_after_chunks", -1);
     b.invalid_json = field<bool>(r, "invalid_json", false);
+    b.stream_error = field<std::string>(r, "stream_error", "");
     b.empty = field<bool>(r, "empty", false);
     b.nonce = field<bool>(r, "nonce", false);
     b.crlf = field<bool>(r, "crlf", false);
@@ -368,6 +371,13 @@ void answer(int fd, const Behaviour& b, const json& request, long n, const std::
   events.push_back(dump(chunk({{"role", "assistant"}, {"content", ""}}, nullptr)));
   if (b.invalid_json) {
     events.push_back("{not json");
+  }
+  if (!b.stream_error.empty()) {
+    events.push_back(dump({{"error", {{"message", b.stream_error}, {"type", "server_error"}}}}));
+    for (const std::string& e : events) {
+      send_all(fd, "data: " + e + eol + eol);
+    }
+    return;
   }
   if (b.mode == "think") {
     const std::string all = (b.reasoning.empty() ? "" : "<think>" + b.reasoning + "</think>\n\n") + content;
