@@ -208,8 +208,9 @@ class CurlEndpoint final : public Endpoint {
       base.pop_back();
     }
     m_chat_url = base + "/chat/completions";
-    m_shown_chat_url = shown_url(m_chat_url);
-    m_description = shown_url(base) + " (model " + printable(m_settings.model, 200) + ")";
+    m_shown_chat_url = redact_secret(shown_url(m_chat_url), m_settings.api_key);
+    m_description =
+        redact_secret(shown_url(base) + " (model " + printable(m_settings.model, 200) + ")", m_settings.api_key);
     if (!m_settings.api_key.empty()) {
       m_auth_header = "Authorization: Bearer " + m_settings.api_key;
     }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -46,6 +47,12 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 
 class CurlEndpointTest : public ::testing::Test {
  protected:
+  // The fake is on loopback: a proxy from the environment must not take these requests.
+  void SetUp() override {
+    ::setenv("no_proxy", "127.0.0.1", 1);
+    ::setenv("NO_PROXY", "127.0.0.1", 1);
+  }
+
   // A server with `responses` (cycle as given).
   FakeLlm& serve(json responses, bool cycle = true) {
     const std::string name = "fake" + std::to_string(m_servers.size());
