@@ -367,7 +367,9 @@ class CurlEndpoint final : public Endpoint {
       result.failure = *t.failure;
       return result;
     }
-    if (code != CURLE_OK) {
+    // A connection that breaks after [DONE] has delivered its whole answer.
+    const bool complete_stream = t.mode == Transfer::Mode::Sse && t.done;
+    if (code != CURLE_OK && !complete_stream) {
       const std::string detail = errbuf[0] != '\0' ? std::string(errbuf) : curl_easy_strerror(code);
       switch (code) {
         case CURLE_OPERATION_TIMEDOUT:

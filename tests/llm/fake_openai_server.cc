@@ -8,7 +8,8 @@
 //   --port N          the port on 127.0.0.1 (default 0: any free one)
 //   --port-file FILE  once listening, the port in decimal is written here (a temporary file, then
 //                     a rename, so a reader never sees half of it)
-//   --exit-after N    exit after answering N requests (default: run until SIGTERM or SIGINT)
+//   --exit-after N    exit once N connections (one request each, junk included) have been served
+//                     (default: run until SIGTERM or SIGINT)
 // Exit status 0 on a signal or --exit-after, 2 on a bad command line or script.
 //
 // Script (JSON):
