@@ -439,6 +439,14 @@ TEST_F(CurlEndpointTest, ConcurrentCalls) {
   EXPECT_EQ(server.log().size(), 8u);
 }
 
+TEST_F(CurlEndpointTest, FirstTokenTimeCountsTheServersDelay) {
+  FakeLlm& server = serve({{{"content", "ok"}, {"delay_s", 0.2}}});
+  auto a = chat(*endpoint(settings_for(server)), request());
+  ASSERT_TRUE(a.has_value()) << a.error().message;
+  EXPECT_GE(a->first_token_seconds, 0.2);
+  EXPECT_GE(a->seconds, a->first_token_seconds);
+}
+
 TEST_F(CurlEndpointTest, DescribeNamesUrlAndModelOnly) {
   FakeLlm& server = serve({{{"content", "ok"}}});
   auto e = endpoint(settings_for(server));
