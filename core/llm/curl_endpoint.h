@@ -16,6 +16,7 @@ struct EndpointSettings {
   std::string api_key;  // "" : no Authorization header. Never logged.
   double timeout_s = 600;       // one request in all (connect to last byte)
   double stall_timeout_s = 60;  // longest wait between two received chunks of one request
+                                // (streamed requests only: a whole answer is silent until done)
   double connect_timeout_s = 10;
   int retries = 4;              // further attempts after the first, on 429/5xx/timeouts/broken streams
   double backoff_s = 1;         // first retry's base wait; doubles each retry, with jitter
