@@ -17,6 +17,9 @@
 #   fuzz   .gpu/bin/kg_gpu_tests --fuzz-dir .gpu/fuzz: the differential fuzzer's random specs
 #          (staged by run_gpu.sh), CPU interpreter vs reference kernel vs template kernel
 #          (docs/verifier.md, "Differential fuzzer"); seed KG_FUZZ_SEED (default: random, printed)
+#   loop   the closed loop against the scripted model (tests/llm/kg_fake_llm): the end-to-end
+#          test through kernelgen_add_attention() (tests/llm/loop_gpu_test.sh) and the per-round
+#          throughput benchmark (bench/loop_bench.sh; KG_LOOP_ROUNDS, KG_LOOP_DELAY). ~5 min.
 #   all    tests, flex, bench in turn (default)
 #
 # Writes under $OUT (default .gpu/out; at most 8 files come back from the device): tests.log,
@@ -28,8 +31,8 @@ set -uo pipefail
 phase=${1:-all}
 shift || true
 case $phase in
-  tests | flex | bench | verify | verify-repeat | fuzz | all) ;;
-  *) echo "usage: bash bench/gpu_entry.sh [tests|flex|bench|verify|verify-repeat|fuzz|all] [bench options]" >&2; exit 2 ;;
+  tests | flex | bench | verify | verify-repeat | fuzz | loop | all) ;;
+  *) echo "usage: bash bench/gpu_entry.sh [tests|flex|bench|verify|verify-repeat|fuzz|loop|all] [bench options]" >&2; exit 2 ;;
 esac
 if [[ ! -x .gpu/bin/kg_gpu_tests ]]; then
   echo "gpu_entry.sh: no .gpu/bin/kg_gpu_tests here ($PWD): run bench/run_gpu.sh first and carry .gpu" >&2
@@ -103,6 +106,19 @@ if [[ $phase == fuzz ]]; then
   step "differential fuzzer" "$OUT/fuzz.log" "${KG_TIMEOUT_FUZZ:-540}" .gpu/bin/kg_gpu_tests --fuzz-dir .gpu/fuzz \
     ${KG_FUZZ_SEED:+--seed "$KG_FUZZ_SEED"}
   grep -E '^(PASS|FAIL|SKIP|fuzz directory)|^  FAIL' "$OUT/fuzz.log" | head -60 | sed 's/^/  /' >>"$summary"
+fi
+
+if [[ $phase == loop ]]; then
+  export KERNELGEN_NVCC=${KERNELGEN_NVCC:-/usr/local/cuda/bin/nvcc}
+  export PATH=$(dirname "$KERNELGEN_NVCC"):$PATH
+  step "loop end to end" "$OUT/loop_e2e.log" "${KG_TIMEOUT_LOOP:-420}" \
+    bash tests/llm/loop_gpu_test.sh .gpu/bin/kernelgen .gpu/bin/kg_fake_llm .
+  grep -E '^(FAIL|best|faster|slower|wrong|broken|none|speedup|round|build|loop_gpu_test)' "$OUT/loop_e2e.log" |
+    sed 's/^/  /' >>"$summary"
+  step "loop throughput" "$OUT/loop_bench.log" "${KG_TIMEOUT_LOOP_BENCH:-420}" \
+    bash bench/loop_bench.sh .gpu/bin/kernelgen .gpu/bin/kg_fake_llm . "${KG_LOOP_ROUNDS:-3}" "${KG_LOOP_DELAY:-0}" \
+    "$OUT/loop_bench.tsv"
+  tail -12 "$OUT/loop_bench.log" | sed 's/^/  /' >>"$summary"
 fi
 
 if [[ $phase == verify || $phase == verify-repeat ]]; then

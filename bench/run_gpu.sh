@@ -21,7 +21,8 @@
 # Layout of .gpu/ (kept under 60 MB; the device copy is limited to 64 MiB):
 #   bin/kg_gpu_tests          GPU test program (static CUDA runtime), sm_90a (wgmma) kernels
 #   bin/kg_gpu_tests_sm80     the same for the mma.sync family (kernels generated for sm_90)
-#   bin/kernelgen, bin/kernelgend, bin/kg_verify_runner, bin/kg_candidate_host, bin/kg_verify_expect
+#   bin/kernelgen, bin/kernelgend, bin/kg_verify_runner, bin/kg_candidate_host, bin/kg_verify_expect,
+#   bin/kg_fake_llm (the scripted OpenAI-compatible server of the loop's tests)
 #                             the verifier (compiles with the device's nvcc, /usr/local/cuda/bin)
 #   kernels/*.so              libkg_spec_kernels.so, libkg_bench_kernels.so (ctypes)
 #   mods/, bench_mods/        torch-flavor Python mods of every spec (kg_spec_python)
@@ -46,7 +47,7 @@ stage=$root/.gpu
 
 echo "building GPU targets in $build"
 cmake --build "$build" --target kg_gpu_tests kg_gpu_tests_sm80 kg_spec_kernels kg_bench_kernels kg_spec_mods kg_bench_mods \
-  kernelgen kernelgend kg_verify_runner kg_candidate_host kg_verify_expect kg_gpu_fuzz_gen
+  kernelgen kernelgend kg_verify_runner kg_candidate_host kg_verify_expect kg_gpu_fuzz_gen kg_fake_llm
 
 fuzz_count=${KG_GPU_FUZZ_COUNT:-40}
 fuzz_seed=${KG_GPU_FUZZ_SEED:-1}
@@ -78,6 +79,7 @@ strip --strip-debug -o "$stage/bin/kernelgend" "$build/wrapper/kernelgend"
 strip --strip-debug -o "$stage/bin/kg_verify_runner" "$build/wrapper/kg_verify_runner"
 strip --strip-debug -o "$stage/bin/kg_candidate_host" "$build/wrapper/kg_candidate_host"
 strip --strip-debug -o "$stage/bin/kg_verify_expect" "$build/tests/verify/kg_verify_expect"
+strip --strip-debug -o "$stage/bin/kg_fake_llm" "$build/tests/kg_fake_llm"
 strip --strip-debug -o "$stage/kernels/libkg_spec_kernels.so" "$gpu/libkg_spec_kernels.so"
 strip --strip-debug -o "$stage/kernels/libkg_bench_kernels.so" "$gpu/libkg_bench_kernels.so"
 cp "$gpu"/mods/*.py "$stage/mods/"

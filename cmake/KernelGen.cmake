@@ -15,6 +15,7 @@ by ``add_subdirectory()`` / ``FetchContent`` of the KernelGen source tree. It pr
       SPECS <spec.yaml>...
       [CUDA_ARCHITECTURES <arch>...]
       [OUT_DIR <dir>]
+      [BUDGET <duration>]
       [REFERENCE])
 
   For each spec, a custom command runs ``kernelgen emit`` at build time (never at configure time)
@@ -40,6 +41,15 @@ by ``add_subdirectory()`` / ``FetchContent`` of the KernelGen source tree. It pr
 
   ``OUT_DIR``
     Where generated files go. Default: ``${CMAKE_CURRENT_BINARY_DIR}/kernelgen/<target>``.
+
+  ``BUDGET``
+    Time the closed loop may spend on each kernel that is not cached: seconds, or a number with
+    ``s``, ``m`` or ``h`` (``90s``, ``15m``, ``1h``). Default: the ``llm_budget`` setting (15
+    minutes). ``BUDGET 0`` means the template kernel only. The loop runs only when an LLM endpoint
+    is configured (``KERNELGEN_LLM_URL`` and friends in the environment of the build, or the
+    config file; ``kernelgen generate --help``) and a GPU verifies candidates; otherwise the
+    template kernel stands, and the daemon's progress says why. A kernel the loop made is cached
+    like any other: later builds are cache hits.
 
   ``REFERENCE``
     Also generate ``<name>_reference.cu``, the plain fp32 reference kernel
@@ -171,7 +181,7 @@ function(_kernelgen_resolve_archs target archs out_var)
 endfunction()
 
 function(kernelgen_add_attention target)
-  cmake_parse_arguments(PARSE_ARGV 1 _KG "REFERENCE" "OUT_DIR" "SPECS;CUDA_ARCHITECTURES")
+  cmake_parse_arguments(PARSE_ARGV 1 _KG "REFERENCE" "OUT_DIR;BUDGET" "SPECS;CUDA_ARCHITECTURES")
   if(_KG_UNPARSED_ARGUMENTS)
     message(FATAL_ERROR "kernelgen_add_attention: unknown arguments: ${_KG_UNPARSED_ARGUMENTS}")
   endif()
@@ -229,6 +239,13 @@ function(kernelgen_add_attention target)
   set(_extra)
   if(_KG_REFERENCE)
     list(APPEND _extra --reference)
+  endif()
+  if(DEFINED _KG_BUDGET)
+    if(NOT _KG_BUDGET MATCHES "^[0-9]+(\\.[0-9]+)?[ ]*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?)?$")
+      message(FATAL_ERROR "kernelgen_add_attention(${target}): BUDGET '${_KG_BUDGET}' is not a duration "
+                          "(expected seconds, or a number with s, m or h: 90s, 15m, 1h; 0 for the template only)")
+    endif()
+    list(APPEND _extra --budget "${_KG_BUDGET}")
   endif()
   if(NOT CMAKE_GENERATOR MATCHES "Ninja")
     # Make has no restat: keep outputs newer than their inputs so they are not regenerated forever.

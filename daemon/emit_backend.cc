@@ -13,11 +13,14 @@
 namespace kg::daemon {
 
 EmitBackend::EmitBackend(std::string cache_dir, cache::LocalCache::Options options,
-                             verify::VerifierSetup verifier, std::shared_ptr<generate::Generator> generator)
+                             verify::VerifierSetup verifier, std::shared_ptr<generate::Generator> generator,
+                             std::shared_ptr<generate::Generator> loop, std::string no_loop)
     : m_cache_dir(std::move(cache_dir)),
       m_options(std::move(options)),
       m_verifier(std::move(verifier)),
-      m_generator(generator ? std::move(generator) : std::make_shared<generate::TemplateGenerator>()) {}
+      m_generator(generator ? std::move(generator) : std::make_shared<generate::TemplateGenerator>()),
+      m_loop(std::move(loop)),
+      m_no_loop(std::move(no_loop)) {}
 
 Expected<cache::LocalCache*, Failure> EmitBackend::cache() {
   std::lock_guard lock(m_mutex);
@@ -101,8 +104,20 @@ Expected<JobBackend::Done, Failure> EmitBackend::generate(const JobRequest& requ
       return verify(spec, source);
     };
   }
+  req.context.spec_yaml = request.spec_text;
+  req.context.spec_file = request.file;
+  req.context.budget_s = request.budget_s;
+  req.context.gpu_lock = &gpus.device(0);
+  req.context.progress = request.progress;
+  generate::Generator* generator = m_generator.get();
+  if (m_loop && request.budget_s != 0 && request.verify) {
+    generator = m_loop.get();
+  } else if (request.progress && request.budget_s > 0) {
+    request.progress("generating", "the template kernel stands: " + (m_loop ? std::string("no GPU verification asked")
+                                                                            : m_no_loop));
+  }
   storage::LocalStorage storage(**c);
-  auto r = emit::emit_kernel(storage, *m_generator, req);
+  auto r = emit::emit_kernel(storage, *generator, req);
   if (!r) {
     return unexpected(r.error());
   }

@@ -22,8 +22,13 @@ class EmitBackend : public JobBackend {
   // opened, so a daemon started before the directory was fixed recovers without a restart.
   // `generator` makes kernels on a miss (default: the template generator); `verifier` says where
   // the verifier's tools are (verify::verifier_setup of the daemon's configuration).
+  //
+  // `loop` (the closed loop; null when no LLM endpoint is configured) makes kernels on a miss
+  // instead, unless the request's budget is 0; `no_loop` says why there is none, for the job's
+  // progress when a request asked for a budget.
   EmitBackend(std::string cache_dir, cache::LocalCache::Options options, verify::VerifierSetup verifier,
-                std::shared_ptr<generate::Generator> generator = nullptr);
+                std::shared_ptr<generate::Generator> generator = nullptr,
+                std::shared_ptr<generate::Generator> loop = nullptr, std::string no_loop = "");
 
   // The generator's check of the request's spec and arch.
   Expected<void, Failure> check(const JobRequest& request) override;
@@ -46,6 +51,8 @@ class EmitBackend : public JobBackend {
   const cache::LocalCache::Options m_options;
   const verify::VerifierSetup m_verifier;
   const std::shared_ptr<generate::Generator> m_generator;
+  const std::shared_ptr<generate::Generator> m_loop;
+  const std::string m_no_loop;
   std::mutex m_mutex;
   std::optional<cache::LocalCache> m_cache;
   dev_t m_data_dev = 0;  // identity of <cache_dir>/data.mdb when the cache was opened

@@ -169,7 +169,9 @@ Result JobRunner::execute(Job& job, const JobRequest& request) {
   SlotHold slot(m_slots);
   job.post("generating", "generating " + job.name() + " for " + request.arch);
   KG_LOG_INFO("job " << job.key() << ": generating " << job.name() << " for " << request.arch);
-  Expected<JobBackend::Done, Failure> done = m_backend.generate(request, m_devices);
+  JobRequest with_progress = request;
+  with_progress.progress = [&job](const std::string& stage, const std::string& message) { job.post(stage, message); };
+  Expected<JobBackend::Done, Failure> done = m_backend.generate(with_progress, m_devices);
   Result result;
   result.key = job.key();
   result.name = job.name();

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -44,6 +45,9 @@ struct JobRequest {
   std::string arch;                        // resolved
   std::string key;                         // spec_key(*spec, arch)
   bool verify = true;                      // verify on a GPU when one is present
+  double budget_s = -1;                    // the closed loop's time (-1: the default; 0: template only)
+  // Set by JobRunner to post the generator's progress to the job's waiters.
+  std::function<void(const std::string& stage, const std::string& message)> progress;
 };
 
 // What serving a key takes, behind an interface so that the job logic is tested without a cache,

@@ -21,7 +21,11 @@
 #include "config/config.h"
 #include "protocol/paths.h"
 #include "emit_backend.h"
+#include "generate/template_generator.h"
 #include "jobs.h"
+#include "loop/judge.h"
+#include "loop/loop.h"
+#include "loop/setup.h"
 #include "protocol/request_check.h"
 #include "server.h"
 #include "test_backend.h"
@@ -270,7 +274,31 @@ int main(int argc, char** argv) {
     cache_options.max_map_size = static_cast<uint64_t>(cap);
     cache_options.initial_map_size = std::min<uint64_t>(cache_options.initial_map_size, cap);
   }
-  EmitBackend emit_backend(config.cache_dir, cache_options, kg::verify::verifier_setup(*settings));
+  // The closed loop, when an LLM endpoint is configured: one generator for every job, its model
+  // calls bounded by llm_jobs over all of them.
+  std::shared_ptr<kg::generate::Generator> loop;
+  std::string no_loop;
+  if (auto endpoint = kg::loop::endpoint_from_config(*settings)) {
+    kg::loop::LoopOptions loop_options = kg::loop::loop_options(*settings);
+    if (std::getenv("KERNELGEN_TEST_LOOP_NO_RUN") != nullptr) {
+      // Testing only: the loop's model calls, parsing and compiles on a machine without a GPU.
+      loop_options.run = false;
+    }
+    if (int64_t calls = settings->number("llm_jobs"); calls > 0) {
+      loop_options.limiter = std::make_shared<kg::loop::CallLimiter>(static_cast<int>(std::min<int64_t>(calls, 4096)));
+    }
+    KG_LOG_INFO("the closed loop asks " << (*endpoint)->describe() << ", " << loop_options.samples
+                                        << " samples per round, budget " << loop_options.budget_s << " s");
+    loop = std::make_shared<kg::loop::LoopGenerator>(*endpoint, kg::loop::verifier_judges(kg::verify::verifier_setup(*settings)),
+                                                     std::make_shared<kg::generate::TemplateGenerator>(), loop_options);
+  } else {
+    no_loop = endpoint.error().message;
+    if (endpoint.error().kind != kg::Failure::Kind::NotFound) {
+      KG_LOG_ERROR("the closed loop is off: " << no_loop);
+    }
+  }
+  EmitBackend emit_backend(config.cache_dir, cache_options, kg::verify::verifier_setup(*settings), nullptr, loop,
+                           no_loop);
   TestKnobs knobs;
   knobs.delay_ms = static_cast<int>(std::min<int64_t>(test_delay_ms, 3'600'000));
   if (const char* gate = std::getenv("KERNELGEN_TEST_JOB_GATE")) {

@@ -354,6 +354,7 @@ bool Server::generate_counted(int fd, const GenerateRequest& request) {
   job.arch = *arch;
   job.key = spec::spec_key(*job.spec, job.arch);
   job.verify = request.verify;
+  job.budget_s = request.budget_s;
   JobRunner::Ticket ticket = m_runner.submit(std::move(job));
   if (!ticket.job) {
     return finish(std::move(ticket.immediate));

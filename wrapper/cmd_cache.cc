@@ -109,10 +109,13 @@ int run_cache(const GlobalOptions& global, const CacheOptions& opts) {
   const std::string& digest = opts.part == "source"      ? record->source_digest
                               : opts.part == "header"    ? record->header_digest
                               : opts.part == "canonical" ? record->canonical_digest
+                              : opts.part == "history"   ? record->history_digest
                                                          : record->report_digest;
   if (digest.empty()) {
     KG_LOG_ERROR("cache entry " << record->key << " has no " << opts.part
-                                << (opts.part == "report" ? " (the kernel is unverified)" : ""));
+                                << (opts.part == "report"    ? " (the kernel is unverified)"
+                                    : opts.part == "history" ? " (no closed loop ran for it: kernelgen generate)"
+                                                             : ""));
     return kExitFailure;
   }
   auto blob = cache->get_blob(digest);

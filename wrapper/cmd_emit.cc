@@ -1,11 +1,16 @@
 // kernelgen emit
+#include <cstdio>
 #include <iostream>
 
 #include "cache/local_cache.h"
 #include "commands.h"
 #include "emit_client.h"
 #include "emit/emit.h"
+#include "config/config.h"
 #include "generate/template_generator.h"
+#include "loop/judge.h"
+#include "loop/loop.h"
+#include "loop/setup.h"
 #include "spec/key.h"
 #include "spec/spec.h"
 #include "storage/local_storage.h"
@@ -72,8 +77,30 @@ int run_emit(const GlobalOptions& global, const EmitOptions& opts) {
     }
     req.verify = verify::emit_verifier(verify::verifier_setup(*global.config), *yaml, opts.spec_file, *arch);
   }
+  // The closed loop on a miss, as kernelgend runs it, when an endpoint is configured.
+  std::shared_ptr<generate::Generator> loop;
+  const double budget = opts.budget.empty() ? -1 : config::parse_duration(opts.budget).value_or(-1);
+  if (!opts.no_verify && budget != 0) {
+    if (auto endpoint = loop::endpoint_from_config(*global.config)) {
+      loop = std::make_shared<loop::LoopGenerator>(*endpoint, loop::verifier_judges(verify::verifier_setup(*global.config)),
+                                                   std::make_shared<generate::TemplateGenerator>(),
+                                                   loop::loop_options(*global.config));
+      auto yaml = read_file(opts.spec_file);
+      req.context.spec_yaml = yaml ? *yaml : "";
+      req.context.spec_file = opts.spec_file;
+      req.context.budget_s = budget;
+      req.context.progress = [name = spec->name](const std::string&, const std::string& message) {
+        std::fprintf(stderr, "kernelgen: %s: %s\n", name.c_str(), message.c_str());
+      };
+    } else if (endpoint.error().kind != Failure::Kind::NotFound) {
+      KG_LOG_ERROR(endpoint.error().message);
+      return kExitFailure;
+    } else if (budget > 0) {
+      KG_LOG_INFO(spec->name << ": the template kernel stands: " << endpoint.error().message);
+    }
+  }
   storage::LocalStorage storage(*cache);
-  auto result = emit::emit_kernel(storage, generator, req);
+  auto result = emit::emit_kernel(storage, loop ? *loop : static_cast<generate::Generator&>(generator), req);
   if (!result) {
     KG_LOG_ERROR(opts.spec_file << ": " << result.error().message << kMoreDetail);
     return kExitFailure;

@@ -40,7 +40,7 @@ int run_verify(const GlobalOptions& global, const VerifyOptions& opts) {
   std::string source;
   if (opts.use_template) {
     generate::TemplateGenerator generator;
-    auto made = generator.generate(generate::Request{&*spec, spec::spec_key(*spec, *arch), *arch});
+    auto made = generator.generate(generate::Request{&*spec, spec::spec_key(*spec, *arch), *arch, {}});
     if (!made) {
       KG_LOG_ERROR(opts.spec_file << ": " << made.error().message);
       return kExitFailure;

@@ -38,6 +38,7 @@ struct EmitOptions {
   bool touch = false;
   bool no_daemon = false;  // generate in this process instead of asking kernelgend (emit_client.h)
   bool no_verify = false;  // never touch the GPU: a generated kernel is cached as "unverified"
+  std::string budget;      // --budget: the closed loop's time on a miss ("15m"; "0": template only; "": default)
 };
 int run_emit(const GlobalOptions& global, const EmitOptions& opts);
 
@@ -58,10 +59,22 @@ struct VerifyOptions {
 };
 int run_verify(const GlobalOptions& global, const VerifyOptions& opts);
 
+struct GenerateOptions {
+  std::vector<std::string> spec_files;
+  std::string arch = "sm_90a";
+  std::string budget;    // --budget: llm_budget ("15m"); "" = the setting
+  std::string samples;   // --samples: llm_samples
+  std::string rounds;    // --rounds: llm_rounds
+  bool no_run = false;   // static and compile checks only; nothing cached
+  bool force = false;    // run even when the cache holds a loop result
+  std::string history_file;  // --no-run: where the history goes (default kernelgen-history-<name>.json)
+};
+int run_generate(const GlobalOptions& global, const GenerateOptions& opts);
+
 struct CacheOptions {
   std::string action;  // stats | ls | show
   std::string key;     // show
-  std::string part;    // show: "" (record), source, header, canonical, report
+  std::string part;    // show: "" (record), source, header, canonical, report, history
   bool json = false;
 };
 int run_cache(const GlobalOptions& global, const CacheOptions& opts);

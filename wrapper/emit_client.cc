@@ -7,6 +7,7 @@
 #include <variant>
 
 #include "cache/local_cache.h"
+#include "config/config.h"
 #include "daemon_client.h"
 #include "emit/emit.h"
 #include "generate/template_generator.h"
@@ -192,6 +193,9 @@ int emit_with_daemon(const GlobalOptions& global, const EmitOptions& opts, const
   request.file = opts.spec_file;
   request.arch = arch;
   request.verify = !opts.no_verify;
+  if (!opts.budget.empty()) {
+    request.budget_s = config::parse_duration(opts.budget).value_or(-1);
+  }
   if (auto checked = protocol::check_generate(request); !checked) {
     KG_LOG_ERROR(opts.spec_file << ": " << checked.error());
     return kExitFailure;

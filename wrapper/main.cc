@@ -87,6 +87,13 @@ int main(int argc, char** argv) {
   emit_cmd->add_flag("--touch", emit.touch, "Update time stamps of outputs whose content did not change");
   emit_cmd->add_flag("--no-daemon", emit.no_daemon,
                      "Generate in this process instead of asking kernelgend (also KERNELGEN_NO_DAEMON=1)");
+  emit_cmd->add_option("--budget", emit.budget,
+                       "On a miss, the closed loop's time: seconds or 90s, 15m, 1h; 0: the template only "
+                       "(default: llm_budget, when an LLM endpoint is configured)")
+      ->check([](const std::string& text) {
+        return kg::config::parse_duration(text) ? std::string()
+                                                : "expected seconds, or a number with s, m or h (90s, 15m, 1h)";
+      });
   emit_cmd->add_flag("--no-verify", emit.no_verify,
                      "Do not verify a newly generated kernel on the GPU (it is cached as unverified)");
   emit_cmd->footer(
@@ -143,6 +150,35 @@ int main(int argc, char** argv) {
       "Settings (kernelgen config show): runner, verify_dir, verify_no_netns, nvcc (KERNELGEN_RUNNER, ...).\n"
       "Tolerances, every check and the report schema: docs/verifier.md.\n");
 
+  // generate
+  GenerateOptions gen;
+  CLI::App* gen_cmd = app.add_subcommand(
+      "generate", "Run the closed loop for specs: a reasoning model writes kernels, the verifier judges them");
+  gen_cmd->add_option("specs", gen.spec_files, "Spec files (YAML)")->required()->check(CLI::ExistingFile);
+  gen_cmd->add_option("--arch", gen.arch, "Target architecture, e.g. sm_90a or 90a")->capture_default_str();
+  gen_cmd->add_option("--budget", gen.budget, "Time for each spec: seconds or 90s, 15m, 1h (llm_budget; default 15m)");
+  gen_cmd->add_option("--samples", gen.samples, "Candidates per round, asked in parallel (llm_samples; default 8)");
+  gen_cmd->add_option("--rounds", gen.rounds, "Most rounds (llm_rounds; default 0: only the budget and patience)");
+  gen_cmd->add_flag("--no-run", gen.no_run,
+                    "No GPU: static and compile checks only, nothing cached (checks the endpoint and prompts)");
+  gen_cmd->add_flag("--force", gen.force, "Run even when the cache holds a kernel the loop made");
+  gen_cmd->add_option("--history", gen.history_file,
+                      "With --no-run: write the loop's history here (default kernelgen-history-<name>.json)");
+  gen_cmd->footer(
+      "\nEach round sends one prompt (the rules, the ABI, the spec's math as Python, the target GPU, the\n"
+      "best kernel so far with its report, the last failures' findings) to the model --samples times\n"
+      "in parallel; answers are parsed, compiled in parallel and verified on the GPU one at a time.\n"
+      "The loop starts from the template kernel and stops at the budget, --rounds, llm_patience rounds\n"
+      "without a faster kernel, or Ctrl-C. The fastest verified kernel (at least 3 % faster than the\n"
+      "template) is cached under the spec's key with every prompt, answer and report; otherwise the\n"
+      "template stands. `kernelgen report KEY` draws the loop's history.\n"
+      "\nThe endpoint: KERNELGEN_LLM_URL (an OpenAI-compatible base URL ending in /v1), KERNELGEN_LLM_MODEL,\n"
+      "KERNELGEN_LLM_API_KEY or KERNELGEN_LLM_API_KEY_FILE; or llm_url, llm_model, llm_api_key_file in\n"
+      "the config file. Reasoning may come as reasoning_content (DeepSeek), reasoning (vLLM, Ollama) or\n"
+      "<think> in the content (NIM, SGLang). The key is never printed, logged or stored.\n"
+      "\nExit status: 0 done (the loop ran; the template may stand), 1 a spec or the endpoint failed,\n"
+      "2 bad command line, 77 no CUDA device (use --no-run).\n");
+
   // cache
   CacheOptions cache;
   CLI::App* cache_cmd = app.add_subcommand("cache", "Inspect the local kernel cache");
@@ -158,6 +194,8 @@ int main(int argc, char** argv) {
   parts->add_flag_callback("--header", [&] { cache.part = "header"; }, "The header (<name>.h)");
   parts->add_flag_callback("--canonical", [&] { cache.part = "canonical"; }, "The canonical spec");
   parts->add_flag_callback("--report", [&] { cache.part = "report"; }, "The verifier report");
+  parts->add_flag_callback("--history", [&] { cache.part = "history"; },
+                           "The closed loop's history: every prompt, answer, report and timing (JSON)");
   parts->require_option(0, 1);
 
   // report
@@ -222,6 +260,15 @@ int main(int argc, char** argv) {
   if (verbose) {
     overrides["log"] = "debug";
   }
+  if (gen_cmd->parsed()) {
+    for (const auto& [key, value] : {std::pair<const char*, std::string*>{"llm_budget", &gen.budget},
+                                     {"llm_samples", &gen.samples},
+                                     {"llm_rounds", &gen.rounds}}) {
+      if (!value->empty()) {
+        overrides[key] = *value;
+      }
+    }
+  }
   auto config = kg::config::Config::load(kg::config::environment_from(environ), overrides);
   if (!config) {
     std::fprintf(stderr, "kernelgen: error: %s\n", config.error().message.c_str());
@@ -240,6 +287,9 @@ int main(int argc, char** argv) {
     }
     if (verify_cmd->parsed()) {
       return run_verify(global, verify);
+    }
+    if (gen_cmd->parsed()) {
+      return run_generate(global, gen);
     }
     if (daemon_cmd->parsed()) {
       return run_daemon(global, daemon);

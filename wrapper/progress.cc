@@ -55,9 +55,13 @@ void ProgressDisplay::show() {
   if (now - m_start < kQuietFor) {
     return;
   }
-  if (m_stage != m_printed_stage) {
+  // The closed loop's stages say something new with every event (a round's verdicts, a new best):
+  // each of their messages gets a line; other stages get one line per stage.
+  const bool loop_stage = m_stage == "baseline" || m_stage == "round" || m_stage == "loop";
+  if (m_stage != m_printed_stage || (loop_stage && m_message != m_printed_message)) {
     write_stderr("kernelgen: " + m_what + ": " + m_message + "\n");
     m_printed_stage = m_stage;
+    m_printed_message = m_message;
     m_last_line = now;
   } else if (now - m_last_line >= kPlainEvery) {
     write_stderr("kernelgen: " + m_what + ": still " + m_stage + " (" + std::to_string(seconds) + " s)\n");

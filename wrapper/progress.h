@@ -40,6 +40,7 @@ class ProgressDisplay {
   std::string m_stage;
   std::string m_message;
   std::string m_printed_stage;  // plain mode: the last stage written
+  std::string m_printed_message;  // plain mode: the last message written
   std::chrono::steady_clock::time_point m_last_line;
   bool m_line_open = false;  // terminal mode: a line is on screen
 };

@@ -76,6 +76,13 @@ Expected<cache::AcRecord, Failure> store(storage::Storage& cache, const spec::Sp
     }
     record.report_digest = *report;
   }
+  if (!sources.history_json.empty()) {
+    auto history = cache.put_blob(sources.history_json);
+    if (!history) {
+      return unexpected(history.error());
+    }
+    record.history_digest = *history;
+  }
   record.created_unix = static_cast<int64_t>(std::time(nullptr));
   record.last_access_unix = record.created_unix;
   KG_TRY(cache.put_record(record));
@@ -106,11 +113,14 @@ Expected<EmitResult, Failure> emit_kernel(storage::Storage& cache, generate::Gen
   result.key = spec::spec_key(spec, req.arch);
 
   KernelSources sources;
-  auto hit = lookup(cache, result.key);
+  auto hit = req.replace ? Expected<std::pair<cache::AcRecord, KernelSources>, Failure>(
+                               fail("regeneration asked for", Failure::Kind::NotFound))
+                         : lookup(cache, result.key);
   if (hit) {
     KG_LOG_DEBUG("cache hit for " << spec.name << " (" << result.key << ")");
     result.cache_hit = true;
     result.verification = hit->first.verification;
+    result.generator = hit->first.generator;
     sources = std::move(hit->second);
   } else {
     if (hit.error().kind != Failure::Kind::NotFound) {
@@ -120,7 +130,7 @@ Expected<EmitResult, Failure> emit_kernel(storage::Storage& cache, generate::Gen
     if (!req.generate) {
       return unexpected(hit.error());
     }
-    auto made = generator.generate(generate::Request{&spec, result.key, req.arch});
+    auto made = generator.generate(generate::Request{&spec, result.key, req.arch, req.context});
     if (!made) {
       return unexpected(made.error());
     }
@@ -144,6 +154,7 @@ Expected<EmitResult, Failure> emit_kernel(storage::Storage& cache, generate::Gen
     }
     sources = KernelSources{std::move(made->source), std::move(made->header)};
     result.verification = record->verification;
+    result.generator = record->generator;
   }
 
   if (req.out_dir.empty()) {

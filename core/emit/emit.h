@@ -44,11 +44,17 @@ struct EmitRequest {
   // path stays fast), unless the generator verified it itself. Unset: the kernel is stored as
   // Unverified. A Failed verification is an error: nothing is stored or written.
   VerifyFn verify;
+  // Passed to the generator on a miss (budget, cancellation, the GPU lock, progress).
+  generate::Context context;
+  // true: generate even when the key is cached, and replace the record with what was made
+  // (`kernelgen generate`: the loop runs although the template kernel is cached).
+  bool replace = false;
 };
 
 struct EmitResult {
   std::string key;
   bool cache_hit = false;
+  std::string generator;  // the record's generator ("tmpl-5", "llm:deepseek-reasoner:prompt-1")
   cache::Verification verification = cache::Verification::Unverified;  // the record's
   std::vector<std::string> written;  // paths whose content changed
   std::vector<std::string> outputs;  // every output path

@@ -148,9 +148,9 @@ TEST(TemplateGenerator, RefusesArchitecturesItCannotTargetWithoutThrowing) {
   auto old = gen.check(spec, "sm_75");
   ASSERT_FALSE(old);
   EXPECT_NE(old.error().message.find("sm_80 or newer"), std::string::npos) << old.error().message;
-  auto made = gen.generate(generate::Request{&spec, std::string(32, '0'), "sm_75"});
+  auto made = gen.generate(generate::Request{&spec, std::string(32, '0'), "sm_75", {}});
   ASSERT_FALSE(made);
-  auto good = gen.generate(generate::Request{&spec, std::string(32, '0'), "sm_90a"});
+  auto good = gen.generate(generate::Request{&spec, std::string(32, '0'), "sm_90a", {}});
   ASSERT_TRUE(good) << good.error().message;
   EXPECT_NE(good->source.find("kg_causal_forward"), std::string::npos);
   EXPECT_EQ(good->generator, kGeneratorVersion);

@@ -7,6 +7,9 @@
 // failed job as an error for its waiters without taking other jobs down.
 #pragma once
 
+#include <atomic>
+#include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -31,12 +34,32 @@ struct Kernel {
   // Set when the generator verified the kernel itself (the LLM loop keeps only verified
   // candidates); unset: emit verifies it (or stores it as unverified).
   std::optional<Verification> verification;
+  // The closed loop's history (loop/history.h JSON), stored as a blob beside the record; "" when
+  // no loop ran.
+  std::string history_json;
+};
+
+// What a job gives a generator beyond the spec: the surroundings of one generation. Every field
+// is optional; the template generator reads none of them.
+struct Context {
+  std::string spec_yaml;  // the text the spec was parsed from (the verifier's runner parses it again)
+  std::string spec_file;  // for reports and messages
+  // Seconds the generator may spend; < 0: its default (llm_budget); 0: the template only.
+  double budget_s = -1;
+  // Set by another thread to stop early; the generator then returns what it has (the best so far,
+  // else the template) as soon as in-flight work allows.
+  const std::atomic<bool>* cancel = nullptr;
+  // Held around each GPU verification (one at a time per device: timings must not share a GPU).
+  std::mutex* gpu_lock = nullptr;
+  // Progress for people ("round 2: 8 candidates, 3 passed, best 0.301 ms"); may be empty.
+  std::function<void(const std::string& stage, const std::string& message)> progress;
 };
 
 struct Request {
   const spec::Spec* spec = nullptr;  // checked; not null
   std::string key;                   // spec_key(*spec, arch): goes into the provenance line
   std::string arch;                  // resolved (spec::resolve_arch), e.g. "sm_90a"
+  Context context;
 };
 
 class Generator {

@@ -261,6 +261,17 @@ Expected<Request, Error> request_from_json(const json& j) {
         return bad("options: " + verify.error());
       }
       g.verify = *verify;
+      if (auto b = it->find("budget_s"); b != it->end()) {
+        if (!b->is_number()) {
+          return bad(std::string("options: field 'budget_s' must be a number, not ") + b->type_name());
+        }
+        const double budget = b->get<double>();
+        if (!(budget == -1 || (budget >= 0 && budget <= 1e7))) {
+          return bad("options: field 'budget_s' must be -1 (the daemon's default) or 0 to 10000000 seconds, not " +
+                     b->dump());
+        }
+        g.budget_s = budget;
+      }
     }
     return Request{std::move(g)};
   }
@@ -321,7 +332,7 @@ std::string encode(const Request& request) {
                                         {"spec", g.spec},
                                         {"file", g.file},
                                         {"arch", g.arch},
-                                        {"options", {{"verify", g.verify}}}};
+                                        {"options", {{"verify", g.verify}, {"budget_s", g.budget_s}}}};
                           },
                           [](const StatusRequest&) {
                             return json{{"type", "status"}};

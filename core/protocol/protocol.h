@@ -27,6 +27,9 @@ struct GenerateRequest {
   std::string file;    // for diagnostics only
   std::string arch;    // any form resolve_arch() accepts; "" = the default
   bool verify = true;  // options.verify
+  // options.budget_s: seconds the closed loop may spend on a miss; -1: the daemon's llm_budget;
+  // 0: the template only. Added within protocol 2 (absent: -1).
+  double budget_s = -1;
 };
 struct StatusRequest {};
 struct StatsRequest {};
