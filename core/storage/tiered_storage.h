@@ -1,0 +1,60 @@
+// The tiers in front of every lookup (docs/design.md §7), as ccache and sccache chain theirs:
+//
+//   get:  local LMDB ─► prebuilt bundles (read-only, in order) ─► remote (HTTP or Redis)
+//         a hit below the local tier is copied into it (record and blobs), so the next is local
+//   put:  local, then the remote unless it is read-only
+//
+// A remote that fails or times out is reported once (a warning naming it and why) and then left
+// alone for the rest of the process: the build goes on with the local tier, never broken by it.
+// Every tier counts hits, misses, errors, bytes and time (stats()).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "storage/storage.h"
+
+namespace kg::storage {
+
+struct TierStats {
+  std::string tier;  // describe() of the tier
+  uint64_t hits = 0, misses = 0, errors = 0;
+  uint64_t bytes_read = 0, bytes_written = 0;
+  double seconds = 0;  // time in the tier's calls
+};
+
+class TieredStorage final : public Storage {
+ public:
+  struct Options {
+    bool copy_hits_local = true;  // copy a hit of a lower tier into the local one
+    bool write_remote = true;     // false: never write the remote (READ_ONLY mode, a read-only remote)
+  };
+  // `local` may be null (a client without a cache directory); `prebuilt` and `remote` may be empty.
+  TieredStorage(std::unique_ptr<Storage> local, std::vector<std::unique_ptr<Storage>> prebuilt,
+                std::unique_ptr<Storage> remote, Options options);
+
+  std::string describe() const override;  // "local cache …, bundle a.kgb, remote http://…"
+  bool read_only() const override;        // no tier takes writes
+  Expected<cache::AcRecord, Failure> get_record(const std::string& key) override;
+  Expected<void, Failure> put_record(const cache::AcRecord& record) override;
+  Expected<std::string, Failure> get_blob(const std::string& digest) override;
+  Expected<std::string, Failure> put_blob(const std::string& content) override;
+  Expected<bool, Failure> touch(const std::string& key) override;  // the local tier only
+
+  // One entry per tier, in lookup order.
+  std::vector<TierStats> stats() const;
+  // Why the last get_record of `key` missed in each tier, for `kernelgen explain`.
+  std::vector<std::string> last_miss_reasons() const;
+
+ private:
+  struct Tier;
+  std::vector<std::unique_ptr<Tier>> m_tiers;  // local (if any), prebuilt..., remote (if any)
+  Options m_options;
+  mutable std::mutex m_mutex;
+  std::vector<std::string> m_last_miss;
+};
+
+}  // namespace kg::storage
