@@ -35,6 +35,7 @@ class TieredStorage final : public Storage {
   // `local` may be null (a client without a cache directory); `prebuilt` and `remote` may be empty.
   TieredStorage(std::unique_ptr<Storage> local, std::vector<std::unique_ptr<Storage>> prebuilt,
                 std::unique_ptr<Storage> remote, Options options);
+  ~TieredStorage() override;
 
   std::string describe() const override;  // "local cache …, bundle a.kgb, remote http://…"
   bool read_only() const override;        // no tier takes writes
