@@ -58,10 +58,13 @@ sed 's/^  return kg_flash_fwd(args, stream);$/  const cudaError_t first = kg_fla
 # Wrong numbers: the diagonal masked out.
 sed 's/^  return (q_idx >= kv_idx);$/  return (q_idx > kv_idx);/' "$work/faster.cu" >"$work/wrong.cu"
 sed 's/^}  \/\/ namespace$/this is not C++;\n}  \/\/ namespace/' "$work/faster.cu" >"$work/broken.cu"
-for f in slower wrong broken; do
-  cmp -s "$work/$f.cu" "$work/faster.cu" "$work/seed/causal_float.cu" && { echo "cannot make the $f variant" >&2; exit 1; }
+# Each variant must differ from what it was made of (a template that changed shape would leave a
+# sed without effect, and the test would judge copies).
+grep -q kg_causal_float_forward "$work/faster.cu" || { echo "cannot make the faster variant" >&2; exit 1; }
+for f in wrong broken; do
+  cmp -s "$work/$f.cu" "$work/faster.cu" && { echo "cannot make the $f variant" >&2; exit 1; }
 done
-grep -q "kg_flash_fwd(args, stream);" "$work/slower.cu" && grep -q "first" "$work/slower.cu" || { echo "no slower variant" >&2; exit 1; }
+cmp -s "$work/slower.cu" "$work/seed/causal_float.cu" && { echo "cannot make the slower variant" >&2; exit 1; }
 fence "This version skips the tiles the mask empties." "$work/faster.cu" faster >"$a/faster.md"
 fence "A safer version." "$work/slower.cu" slower >"$a/slower.md"
 fence "Cheaper mask." "$work/wrong.cu" wrong >"$a/wrong.md"
