@@ -225,6 +225,27 @@ TEST_P(HttpStorageLayout, OversizedRecordIsAMiss) {
   EXPECT_NE(warnings.find("larger than 1048576 bytes"), std::string::npos) << warnings;
 }
 
+// Without a Content-Length the bound is the write callback's.
+TEST_F(HttpStorageNginx, OversizedChunkedAnswersAreAMiss) {
+  auto s = open_remote(m_nginx.url("/chunked") + "|timeout=10");
+  ASSERT_TRUE(s);
+  const std::string key = xxh3_128_hex("chunked");
+  const std::string record_file = m_nginx.data_dir() + "/chunked/" + http::record_path(false, key);
+  // Under the bound, a chunked answer is read whole.
+  const cache::AcRecord r = stored_blobs_record(*s, "chunked");
+  ASSERT_TRUE(s->put_record(r));
+  auto got = s->get_record(r.key);
+  ASSERT_TRUE(got) << got.error().message;
+  EXPECT_EQ(*got, r);
+  write_file(record_file, std::string((size_t{1} << 20) + 4096, ' '));
+  ::testing::internal::CaptureStderr();
+  auto big = s->get_record(key);
+  const std::string warnings = ::testing::internal::GetCapturedStderr();
+  ASSERT_FALSE(big);
+  EXPECT_EQ(big.error().kind, Kind::NotFound) << big.error().message;
+  EXPECT_NE(warnings.find("larger than 1048576 bytes"), std::string::npos) << warnings;
+}
+
 TEST_P(HttpStorageLayout, RecordNeedsItsBlobs) {
   auto s = open();
   ASSERT_TRUE(s);

@@ -93,6 +93,7 @@ std::string config(const std::string& dir, int port, const std::string& token) {
     << "    create_full_put_path on;\n"
     << "    dav_access user:rw;\n"
     << "    location / { }\n"
+    << "    location /chunked/ { ssi on; ssi_types *; }\n"
     << "    location /auth/ {\n"
     << "      if ($http_authorization != \"Bearer " << token << "\") { return 401; }\n"
     << "    }\n"

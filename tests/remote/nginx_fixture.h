@@ -4,6 +4,7 @@
 //
 //   location /        a WebDAV store: GET/HEAD serve <dir>/data, PUT/DELETE write it
 //   location /auth/   the same files, but only with "Authorization: Bearer <token>" (else 401)
+//   location /chunked/  the same files sent without a Content-Length (SSI on: chunked encoding)
 //
 // The server can be paused (SIGSTOP: it accepts connections, through the kernel, but never
 // answers: a stalled remote), resumed, and killed (nothing listens any more).
