@@ -59,8 +59,8 @@ void hit(kg::storage::Storage& s, const kg::cache::AcRecord& r) {
 void report(const char* what, std::vector<double> ms) {
   std::sort(ms.begin(), ms.end());
   const auto at = [&](double q) { return ms[std::min(ms.size() - 1, static_cast<size_t>(q * ms.size()))]; };
-  std::printf("%-34s median %.3f ms  p90 %.3f ms  max %.3f ms  (%zu hits)\n", what, at(0.5), at(0.9), ms.back(),
-              ms.size());
+  std::printf("%-34s median %.3f ms  p90 %.3f ms  max %.3f ms  (%zu hits)\n", what, at(0.5), at(0.9),
+              ms.back(), ms.size());
 }
 
 }  // namespace
@@ -79,7 +79,8 @@ int main(int argc, char** argv) {
   }
   const std::string source = text_of(60000, "source");
   const std::string header = text_of(1500, "header");
-  std::printf("nginx on %s; source %zu bytes, header %zu bytes\n", nginx.url().c_str(), source.size(), header.size());
+  std::printf("nginx on %s; source %zu bytes, header %zu bytes\n", nginx.url().c_str(), source.size(),
+              header.size());
   for (const std::string layout : {"webdav", "bazel"}) {
     const std::string setting = nginx.url("/kg") + "|layout=" + layout;
     auto s = open(setting);

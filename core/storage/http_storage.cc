@@ -63,7 +63,7 @@ namespace {
 
 constexpr size_t k_max_record_bytes = size_t{1} << 20;
 constexpr size_t k_max_blob_bytes = size_t{64} << 20;
-constexpr size_t k_max_index_bytes = 256;  // a bazel blob index: 64 hex (and maybe a newline)
+constexpr size_t k_max_index_bytes = 256;        // a bazel blob index: 64 hex (and maybe a newline)
 constexpr size_t k_max_error_body_bytes = 4096;  // what is read of an error answer (and dropped)
 constexpr size_t k_max_token_file_bytes = 64 << 10;
 constexpr size_t k_idle_handles = 16;  // easy handles kept for reuse; more may be in use at once
@@ -240,15 +240,16 @@ class HttpStorage final : public Storage {
     }
     const std::string text = cache::stored_record_text(record);
     if (text.size() > k_max_record_bytes) {
-      return fail(m_describe + ": record " + record.key + " is larger than " + std::to_string(k_max_record_bytes) +
-                  " bytes");
+      return fail(m_describe + ": record " + record.key + " is larger than " +
+                  std::to_string(k_max_record_bytes) + " bytes");
     }
     return put(http::record_path(m_bazel, record.key), text);
   }
 
   Expected<std::string, Failure> get_blob(const std::string& digest) override {
     if (!is_digest(digest)) {
-      return fail(m_describe + ": '" + digest.substr(0, 64) + "' is not a blob digest", Failure::Kind::NotFound);
+      return fail(m_describe + ": '" + digest.substr(0, 64) + "' is not a blob digest",
+                  Failure::Kind::NotFound);
     }
     const std::string lookup = http::blob_lookup_path(m_bazel, digest);
     std::string path = lookup;
@@ -373,9 +374,10 @@ class HttpStorage final : public Storage {
   }
 
   // A damaged or forged entry: a warning, and a miss.
-  Unexpected<Failure> damaged(const std::string& what, const std::string& path, const std::string& why) const {
-    const std::string message = m_describe + ": " + what + " at " + shown_url(path) + " is damaged (" + why +
-                                "); ignored";
+  Unexpected<Failure> damaged(const std::string& what, const std::string& path,
+                              const std::string& why) const {
+    const std::string message =
+        m_describe + ": " + what + " at " + shown_url(path) + " is damaged (" + why + "); ignored";
     KG_LOG_WARN(message);
     return fail(message, Failure::Kind::NotFound);
   }
@@ -383,7 +385,8 @@ class HttpStorage final : public Storage {
   // One request. Returns the server's answer, whatever its status (the body bounded by
   // `max_body`, and dropped beyond it). Errors: Timeout (no connection, no answer in time),
   // Error (any other transport failure).
-  Expected<Reply, Failure> call(Method method, const std::string& path, std::string_view body, size_t max_body) {
+  Expected<Reply, Failure> call(Method method, const std::string& path, std::string_view body,
+                                size_t max_body) {
     Lease lease(*this);
     CURL* h = lease.get();
     const std::string shown = std::string(method_name(method)) + " " + shown_url(path);
@@ -413,7 +416,8 @@ class HttpStorage final : public Storage {
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(std::ceil(m_spec.timeout_s * 1000)));
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::ceil(m_spec.connect_timeout_s * 1000)));
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(std::ceil(m_spec.connect_timeout_s * 1000)));
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
@@ -462,9 +466,10 @@ class HttpStorage final : public Storage {
     std::string message =
         m_describe + ": " + method_name(method) + " " + shown_url(path) + ": HTTP " + std::to_string(status);
     if (status == 401 || status == 403) {
-      message += m_spec.bearer_token_file.empty()
-                     ? " (the server wants a token: give one with bearer-token-file=PATH)"
-                     : " (the server refused the token from bearer-token-file=" + m_spec.bearer_token_file + ")";
+      message +=
+          m_spec.bearer_token_file.empty()
+              ? " (the server wants a token: give one with bearer-token-file=PATH)"
+              : " (the server refused the token from bearer-token-file=" + m_spec.bearer_token_file + ")";
     } else if (status == 413) {
       message += " (the server refused the body as too large)";
     }
@@ -525,8 +530,8 @@ Expected<std::unique_ptr<Storage>, Failure> make_http_storage(const RemoteSpec& 
     return fail("remote " + redacted_url(spec.url) + ": expected an http:// or https:// URL");
   }
   if (spec.layout != "webdav" && spec.layout != "bazel") {
-    return fail("remote " + redacted_url(spec.url) + ": layout: expected webdav or bazel, found '" + spec.layout +
-                "'");
+    return fail("remote " + redacted_url(spec.url) + ": layout: expected webdav or bazel, found '" +
+                spec.layout + "'");
   }
   if (!(spec.timeout_s > 0) || !(spec.connect_timeout_s > 0)) {
     return fail("remote " + redacted_url(spec.url) + ": expected timeouts above 0 seconds");

@@ -149,7 +149,7 @@ TEST_P(HttpStorageLayout, MissIsNotFound) {
   EXPECT_EQ(blob.error().kind, Kind::NotFound);
   // Names that are not digests never reach the server as paths.
   for (const std::string& bad : std::vector<std::string>{"../../etc/passwd", "", std::string(32, 'G'),
-                                                        "0123456789abcdef0123456789ABCDEF"}) {
+                                                         "0123456789abcdef0123456789ABCDEF"}) {
     auto b = s->get_blob(bad);
     ASSERT_FALSE(b);
     EXPECT_EQ(b.error().kind, Kind::NotFound) << bad;
@@ -183,7 +183,8 @@ TEST_P(HttpStorageLayout, RecordNamingAnotherKeyIsAMiss) {
   const cache::AcRecord r = stored_blobs_record(*s, "moved");
   ASSERT_TRUE(s->put_record(r));
   const std::string other = xxh3_128_hex("other key");
-  write_file(file_of(http::record_path(bazel(), other)), read_file(file_of(http::record_path(bazel(), r.key))));
+  write_file(file_of(http::record_path(bazel(), other)),
+             read_file(file_of(http::record_path(bazel(), r.key))));
   ::testing::internal::CaptureStderr();
   auto got = s->get_record(other);
   const std::string warnings = ::testing::internal::GetCapturedStderr();
@@ -200,8 +201,9 @@ TEST_P(HttpStorageLayout, ForgedRecordIsAMiss) {
   r.key = key;
   r.source_digest = "../../../etc/passwd";
   const std::string bad_digest = cache::stored_record_text(r);
-  for (const std::string& body : {std::string("{not json"), std::string("[1,2]"), std::string("{\"key\":\"" + key + "\"}"),
-                                  bad_digest, std::string("\0\xff\x01", 3)}) {
+  for (const std::string& body :
+       {std::string("{not json"), std::string("[1,2]"), std::string("{\"key\":\"" + key + "\"}"), bad_digest,
+        std::string("\0\xff\x01", 3)}) {
     write_file(file_of(http::record_path(bazel(), key)), body);
     ::testing::internal::CaptureStderr();
     auto got = s->get_record(key);
@@ -254,7 +256,8 @@ TEST_P(HttpStorageLayout, RecordNeedsItsBlobs) {
   auto put = s->put_record(r);
   ASSERT_FALSE(put);
   EXPECT_EQ(put.error().kind, Kind::Error);
-  EXPECT_NE(put.error().message.find("which the remote does not hold"), std::string::npos) << put.error().message;
+  EXPECT_NE(put.error().message.find("which the remote does not hold"), std::string::npos)
+      << put.error().message;
   r.report_digest = "not a digest";
   EXPECT_FALSE(s->put_record(r));
   r.report_digest = "";

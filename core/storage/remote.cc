@@ -33,8 +33,8 @@ Unexpected<Failure> bad(const std::string& message) { return fail("remote: " + m
 Expected<double, Failure> parse_seconds(std::string_view name, std::string_view value) {
   double v = 0;
   const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
-  if (value.empty() || ec != std::errc() || end != value.data() + value.size() || !std::isfinite(v) || v <= 0 ||
-      v > k_max_timeout_s) {
+  if (value.empty() || ec != std::errc() || end != value.data() + value.size() || !std::isfinite(v) ||
+      v <= 0 || v > k_max_timeout_s) {
     return bad(std::string(name) + ": expected a number of seconds above 0 and at most 3600, found '" +
                std::string(value) + "'");
   }
@@ -112,11 +112,13 @@ Expected<RemoteSpec, Failure> parse_remote(std::string_view text) {
   for (size_t i = 1; i < parts.size(); ++i) {
     const std::string_view part = parts[i];
     if (part.empty()) {
-      return bad("expected an attribute after '|', found nothing (known: " + std::string(k_known_attributes) + ")");
+      return bad("expected an attribute after '|', found nothing (known: " + std::string(k_known_attributes) +
+                 ")");
     }
     const size_t eq = part.find('=');
     const std::string_view name = trim(part.substr(0, eq));
-    const std::string_view value = eq == std::string_view::npos ? std::string_view() : trim(part.substr(eq + 1));
+    const std::string_view value =
+        eq == std::string_view::npos ? std::string_view() : trim(part.substr(eq + 1));
     const bool has_value = eq != std::string_view::npos;
     auto once = [&](bool& seen) -> Expected<void, Failure> {
       if (seen) {
@@ -146,7 +148,8 @@ Expected<RemoteSpec, Failure> parse_remote(std::string_view text) {
     } else if (name == "bearer-token-file") {
       KG_TRY(once(seen_token));
       if (spec.scheme == "redis") {
-        return bad("bearer-token-file= applies to http:// and https:// remotes only, found it on a redis:// one");
+        return bad(
+            "bearer-token-file= applies to http:// and https:// remotes only, found it on a redis:// one");
       }
       if (value.empty()) {
         return bad("bearer-token-file: expected the path of a file holding the token, found nothing");
@@ -163,7 +166,8 @@ Expected<RemoteSpec, Failure> parse_remote(std::string_view text) {
       KG_TRY(seconds);
       spec.connect_timeout_s = *seconds;
     } else {
-      return bad("unknown attribute '" + std::string(name) + "' (known: " + std::string(k_known_attributes) + ")");
+      return bad("unknown attribute '" + std::string(name) + "' (known: " + std::string(k_known_attributes) +
+                 ")");
     }
   }
   return spec;

@@ -34,7 +34,8 @@ TEST(RemoteSpecParse, PlainHttpHasTheDefaults) {
 
 TEST(RemoteSpecParse, EveryAttribute) {
   const RemoteSpec spec = parse_ok(
-      "https://cache.example/kg|read-only|layout=bazel|bearer-token-file=/etc/kg/token|timeout=0.5|connect-timeout=3");
+      "https://cache.example/kg|read-only|layout=bazel|bearer-token-file=/etc/kg/"
+      "token|timeout=0.5|connect-timeout=3");
   EXPECT_EQ(spec.url, "https://cache.example/kg");
   EXPECT_EQ(spec.scheme, "https");
   EXPECT_TRUE(spec.read_only);
@@ -47,7 +48,8 @@ TEST(RemoteSpecParse, EveryAttribute) {
 TEST(RemoteSpecParse, ReadOnlyTakesTrueOrFalse) {
   EXPECT_TRUE(parse_ok("http://h|read-only=true").read_only);
   EXPECT_FALSE(parse_ok("http://h|read-only=false").read_only);
-  EXPECT_NE(parse_error("http://h|read-only=yes").find("expected no value, true or false"), std::string::npos);
+  EXPECT_NE(parse_error("http://h|read-only=yes").find("expected no value, true or false"),
+            std::string::npos);
 }
 
 TEST(RemoteSpecParse, BlanksAroundPartsAreIgnored) {
@@ -101,16 +103,18 @@ TEST(RemoteSpecParse, EmptyAttribute) {
 }
 
 TEST(RemoteSpecParse, BadNumbers) {
-  for (const char* text : {"http://h|timeout=", "http://h|timeout=abc", "http://h|timeout=0", "http://h|timeout=-1",
-                           "http://h|timeout=1s", "http://h|timeout=nan", "http://h|timeout=inf",
-                           "http://h|timeout=1e9", "http://h|connect-timeout=0x10", "http://h|timeout"}) {
+  for (const char* text :
+       {"http://h|timeout=", "http://h|timeout=abc", "http://h|timeout=0", "http://h|timeout=-1",
+        "http://h|timeout=1s", "http://h|timeout=nan", "http://h|timeout=inf", "http://h|timeout=1e9",
+        "http://h|connect-timeout=0x10", "http://h|timeout"}) {
     const std::string m = parse_error(text);
     EXPECT_NE(m.find("expected a number of seconds"), std::string::npos) << text << ": " << m;
   }
 }
 
 TEST(RemoteSpecParse, BadLayout) {
-  EXPECT_NE(parse_error("http://h|layout=s3").find("layout: expected webdav or bazel, found 's3'"), std::string::npos);
+  EXPECT_NE(parse_error("http://h|layout=s3").find("layout: expected webdav or bazel, found 's3'"),
+            std::string::npos);
   const std::string m = parse_error("redis://h|layout=bazel");
   EXPECT_NE(m.find("http:// and https:// remotes only"), std::string::npos) << m;
   EXPECT_NE(parse_error("redis://h|bearer-token-file=/t").find("http:// and https:// remotes only"),

@@ -24,8 +24,8 @@ namespace kg::testing {
 
 namespace {
 
-constexpr int k_start_attempts = 5;          // a port taken between choosing and binding: try another
-constexpr double k_start_timeout_s = 10;     // nginx listening, at most this long after the spawn
+constexpr int k_start_attempts = 5;       // a port taken between choosing and binding: try another
+constexpr double k_start_timeout_s = 10;  // nginx listening, at most this long after the spawn
 
 // A loopback port nothing listens on right now (the kernel's choice for port 0).
 int free_port() {
@@ -124,7 +124,8 @@ NginxServer::NginxServer(const std::string& dir, const std::string& token) : m_d
               "(scripts/install-deps.sh does) or point KG_NGINX at one";
     return;
   }
-  for (const char* sub : {"/data", "/tmp", "/tmp/body", "/tmp/proxy", "/tmp/fastcgi", "/tmp/uwsgi", "/tmp/scgi"}) {
+  for (const char* sub :
+       {"/data", "/tmp", "/tmp/body", "/tmp/proxy", "/tmp/fastcgi", "/tmp/uwsgi", "/tmp/scgi"}) {
     ::mkdir((m_dir + sub).c_str(), 0700);
   }
   std::string why;
@@ -146,9 +147,11 @@ bool NginxServer::start_once(std::string& why) {
   std::ofstream(conf) << config(m_dir, port, m_token);
   const std::string out = m_dir + "/nginx.out";
   std::string nginx = nginx_path();
-  std::string p_flag = "-p", c_flag = "-c", e_flag = "-e", prefix = m_dir + "/", error_log = m_dir + "/error.log";
-  std::vector<char*> argv = {nginx.data(), p_flag.data(), prefix.data(), c_flag.data(),
-                             const_cast<char*>(conf.c_str()), e_flag.data(), error_log.data(), nullptr};
+  std::string p_flag = "-p", c_flag = "-c", e_flag = "-e", prefix = m_dir + "/",
+              error_log = m_dir + "/error.log";
+  std::vector<char*> argv = {
+      nginx.data(),  p_flag.data(),    prefix.data(), c_flag.data(), const_cast<char*>(conf.c_str()),
+      e_flag.data(), error_log.data(), nullptr};
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
@@ -177,7 +180,8 @@ bool NginxServer::start_once(std::string& why) {
   }
   ::kill(pid, SIGKILL);
   ::waitpid(pid, nullptr, 0);
-  why = "it did not listen on port " + std::to_string(port) + " within 10 s: " + read_all(m_dir + "/error.log");
+  why =
+      "it did not listen on port " + std::to_string(port) + " within 10 s: " + read_all(m_dir + "/error.log");
   return false;
 }
 
