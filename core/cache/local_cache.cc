@@ -1104,4 +1104,10 @@ nlohmann::json record_json(const AcRecord& r) {
   };
 }
 
+std::string stored_record_text(const AcRecord& record) { return to_json(record).dump(); }
+
+Expected<AcRecord, Failure> parse_record_json(const std::string& key, std::string_view text) {
+  return parse_record(key, text);
+}
+
 }  // namespace kg::cache

@@ -67,6 +67,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cache/record.h"
@@ -188,5 +189,14 @@ class LocalCache {
 // `record`'s fields as a JSON object (what `kernelgen cache show` prints; the stored form adds the
 // cache format version).
 nlohmann::json record_json(const AcRecord& record);
+
+// The stored form of `record` as text: record_json plus "format" = kCacheFormatVersion. What the
+// local cache keeps in `ac`, and what remote tiers store (storage/remote.h).
+std::string stored_record_text(const AcRecord& record);
+
+// Parses a record in its stored form (stored_record_text) found under `key`. Errors (Error kind;
+// the message says why it is damaged): not a JSON object, another format version, a missing or
+// mistyped field, an unknown verification state, a record that names another key.
+Expected<AcRecord, Failure> parse_record_json(const std::string& key, std::string_view text);
 
 }  // namespace kg::cache
