@@ -597,13 +597,13 @@ Expected<void, Failure> check_locked(const Lockfile& lock, const std::string& lo
     entry = lock.find_name_arch(r.name, r.arch);
   }
   if (entry == nullptr) {
-    return fail(r.spec_file + ": " + r.name + " is not locked in " + lockfile_path + " (no entry for spec '" +
+    return fail(r.name + " is not locked in " + lockfile_path + " (no entry for spec '" +
                 printable(rel) + "', nor one for " + r.name + " on " + r.arch + "): lock it with `" +
                 lock_command(lockfile_path, r.spec_file, r.arch, false) + "`");
   }
   const std::string which = entry->spec == rel ? "" : " (its entry for '" + entry->spec + "')";
   if (entry->key != r.key) {
-    return fail(r.spec_file + ": " + r.name + " resolves to key " + r.key + ", but " + lockfile_path +
+    return fail(r.name + " resolves to key " + r.key + ", but " + lockfile_path +
                 " locks it at key " + entry->key + which +
                 (entry->arch != r.arch ? " for " + entry->arch + " (this build is for " + r.arch + ")" : "") +
                 ": the spec or KernelGen changed (the key covers the spec's meaning, the target architecture and "
@@ -611,7 +611,7 @@ Expected<void, Failure> check_locked(const Lockfile& lock, const std::string& lo
                 lock_command(lockfile_path, r.spec_file, r.arch, true) + "`");
   }
   if (entry->kernel != r.kernel) {
-    return fail(r.spec_file + ": " + r.name + " (key " + r.key + ") is locked to kernel " + entry->kernel + " in " +
+    return fail(r.name + " (key " + r.key + ") is locked to kernel " + entry->kernel + " in " +
                 lockfile_path + which + ", but the cache holds kernel " + r.kernel +
                 " for that key: the cache holds a different kernel for the same key (generated again, e.g. by "
                 "recache or the closed loop, or imported). If the new kernel is intended, accept it with `" +

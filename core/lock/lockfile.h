@@ -131,12 +131,12 @@ struct Resolved {
 
 // Checks `resolved` against `lock` (read from `lockfile_path`): the entry is the one for the
 // spec's path (lock_spec_path), else the one entry with its name and arch. Errors (Kind::Error),
-// each a complete message that starts with the spec file and says how to fix it:
-//   "<spec>: <name> is not locked in <lockfile> ... `kernelgen lock ...`"
-//   "<spec>: <name> resolves to key K, but <lockfile> locks it at key L ... the spec or KernelGen
-//    changed ... `kernelgen lock --update ...`"
-//   "<spec>: <name> (key K) is locked to kernel D in <lockfile>, but the cache holds kernel E for
-//    that key ... `kernelgen lock --update ...`"
+// each saying what differs and how to fix it (callers put "<spec file>: " in front):
+//   "<name> is not locked in <lockfile> ... lock it with `kernelgen lock ...`"
+//   "<name> resolves to key K, but <lockfile> locks it at key L ...: the spec or KernelGen
+//    changed ... accept it with `kernelgen lock --update ...`"
+//   "<name> (key K) is locked to kernel D in <lockfile>, but the cache holds kernel E for that
+//    key: the cache holds a different kernel for the same key ... `kernelgen lock --update ...`"
 Expected<void, Failure> check_locked(const Lockfile& lock, const std::string& lockfile_path, const Resolved& resolved);
 
 // The command that (re)locks a spec: "kernelgen lock [--update] --lockfile <lockfile> [--arch
