@@ -29,8 +29,9 @@ using nlohmann::json;
 
 // The lockfile's nesting is 3 (object, entries array, entry object); anything deeper is not one.
 constexpr int kMaxDepth = 8;
-// Values a lockfile of kMaxLockEntries holds (8 per entry and a few more), with room to spare.
-constexpr size_t kMaxValues = kMaxLockEntries * 12 + 64;
+// Keys and values a lockfile of kMaxLockEntries holds (15 per entry and a few more), with room
+// to spare.
+constexpr size_t kMaxTokens = kMaxLockEntries * 20 + 64;
 
 constexpr const char* kAbout =
     "kernelgen lockfile: the kernel each spec resolves to. Written by `kernelgen lock`; a build with "
@@ -52,13 +53,15 @@ std::string position(std::string_view text, size_t offset) {
   return std::to_string(line) + ":" + std::to_string(offset - line_start + 1);
 }
 
-// Where each value of a JSON text starts, by its path ("" the root, "/entries/2/key"), and the
-// first object key that repeats. One pass over the raw bytes before the JSON parser sees them,
-// which also bounds nesting and the number of values (a parser given "[[[[..." or "1,1,1,..."
-// would recurse deeply or allocate without limit). Positions are only trusted once the parser
-// accepted the text.
+// The first object key that repeats in a JSON text and, when asked for, where each value starts,
+// by its path ("" the root, "/entries/2/key"). One pass over the raw bytes before the JSON parser
+// sees them, which also bounds nesting and the number of keys and values (a parser given
+// "[[[[..." or "1,1,1,..." would recurse deeply or allocate without limit). Positions are only
+// trusted once the parser accepted the text. They are only needed for an error message: the
+// pass that reads a good lockfile does not record them (a map of every value's path would cost
+// more than the JSON parser itself on a lockfile of 10000 entries).
 struct Scan {
-  std::map<std::string, size_t> where;
+  std::map<std::string, size_t> where;  // with_positions only
   std::optional<size_t> duplicate;  // offset of a repeated key's string
   size_t duplicate_first = 0;       // offset of its first occurrence
   std::string duplicate_key;
@@ -92,24 +95,30 @@ std::string escape_segment(const std::string& key) {
   return out;
 }
 
-Expected<Scan, Failure> scan(std::string_view text, const std::string& path) {
+Expected<Scan, Failure> scan(std::string_view text, const std::string& path, bool with_positions) {
   Scan s;
   std::vector<Frame> stack;
-  size_t values = 0;
+  size_t tokens = 0;  // keys and values
+  auto count = [&](size_t offset) -> Expected<void, Failure> {
+    if (++tokens > kMaxTokens) {
+      return fail(path + ":" + position(text, offset) + ": expected a lockfile of at most " +
+                  std::to_string(kMaxLockEntries) + " entries, found more values than that many can hold");
+    }
+    return {};
+  };
   // The path of the value about to be read.
-  auto child_path = [&stack]() -> std::string {
-    if (stack.empty()) {
+  auto child_path = [&stack, with_positions]() -> std::string {
+    if (stack.empty() || !with_positions) {
       return "";
     }
     const Frame& f = stack.back();
     return f.path + "/" + (f.object ? escape_segment(f.key) : std::to_string(f.index));
   };
   auto value_at = [&](size_t offset) -> Expected<void, Failure> {
-    if (++values > kMaxValues) {
-      return fail(path + ":" + position(text, offset) + ": expected a lockfile of at most " +
-                  std::to_string(kMaxLockEntries) + " entries, found more values than that many can hold");
+    KG_TRY(count(offset));
+    if (with_positions) {
+      s.where.emplace(child_path(), offset);
     }
-    s.where.emplace(child_path(), offset);
     return {};
   };
   size_t i = 0;
@@ -155,6 +164,7 @@ Expected<Scan, Failure> scan(std::string_view text, const std::string& path) {
       }
       j = std::min(j + 1, text.size());
       if (!stack.empty() && stack.back().object && stack.back().expect_key) {
+        KG_TRY(count(i));
         Frame& f = stack.back();
         f.key = decode_key(text.substr(i, j - i));
         auto [it, fresh] = f.keys.emplace(f.key, i);
@@ -191,7 +201,6 @@ std::string kind_of(const json& j) {
     case json::value_t::null:
       return "null";
     case json::value_t::number_float:
-      return "a number (" + j.dump() + ")";
     case json::value_t::number_integer:
     case json::value_t::number_unsigned:
       return "a number (" + j.dump() + ")";
@@ -266,30 +275,14 @@ std::string field_problem(const std::string& field, const std::string& value) {
   return "unknown field " + in_quotes(field);
 }
 
-std::string& field_of(LockEntry& e, const std::string& field) {
-  if (field == "spec") {
-    return e.spec;
-  }
-  if (field == "name") {
-    return e.name;
-  }
-  if (field == "arch") {
-    return e.arch;
-  }
-  if (field == "key") {
-    return e.key;
-  }
-  if (field == "kernel") {
-    return e.kernel;
-  }
-  if (field == "generator") {
-    return e.generator;
-  }
-  return e.verification;
-}
-
-const std::string& field_of(const LockEntry& e, const std::string& field) {
-  return field_of(const_cast<LockEntry&>(e), field);
+// The entry's field named `field` (one of kEntryFields).
+template <typename Entry>
+auto& field_of(Entry& e, const std::string& field) {
+  static const std::map<std::string, std::string LockEntry::*> members = {
+      {"arch", &LockEntry::arch}, {"generator", &LockEntry::generator},      {"kernel", &LockEntry::kernel},
+      {"key", &LockEntry::key},   {"name", &LockEntry::name},                {"spec", &LockEntry::spec},
+      {"verification", &LockEntry::verification}};
+  return e.*members.at(field);
 }
 
 std::string joined(const std::vector<std::string>& words) {
@@ -356,7 +349,7 @@ Expected<Lockfile, Failure> parse_lockfile(std::string_view text, const std::str
     return fail(path + ": expected a lockfile of at most " + std::to_string(kMaxLockfileBytes) + " bytes, found " +
                 (text.size() == kMaxLockfileBytes + 1 ? "more" : std::to_string(text.size())));
   }
-  auto scanned = scan(text, path);
+  auto scanned = scan(text, path, /*with_positions=*/false);
   if (!scanned) {
     return unexpected(scanned.error());
   }
@@ -376,9 +369,14 @@ Expected<Lockfile, Failure> parse_lockfile(std::string_view text, const std::str
     const size_t offset = e.byte > 0 ? e.byte - 1 : 0;
     return fail(path + ":" + position(text, offset) + ": invalid JSON: " + printable(what, 256));
   }
+  // "<path>:<line>:<col>: " of the value at `pointer`, for an error message.
+  std::optional<Scan> positions;
   auto at = [&](const std::string& pointer) {
-    auto it = s.where.find(pointer);
-    return path + ":" + position(text, it == s.where.end() ? 0 : it->second) + ": ";
+    if (!positions) {
+      positions = scan(text, path, /*with_positions=*/true).value_or(Scan{});
+    }
+    auto it = positions->where.find(pointer);
+    return path + ":" + position(text, it == positions->where.end() ? 0 : it->second) + ": ";
   };
   if (s.duplicate) {
     return fail(path + ":" + position(text, *s.duplicate) + ": field " + in_quotes(s.duplicate_key) +

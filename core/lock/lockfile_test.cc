@@ -180,11 +180,17 @@ TEST(Lockfile, BoundsNestingAndValuesBeforeParsing) {
   const std::string deep = std::string(100000, '[') + std::string(100000, ']');
   EXPECT_EQ(error_of(deep), "kernelgen.lock:1:9: expected a lockfile nested at most 8 deep, found deeper nesting");
   std::string many = "[";
-  for (size_t i = 0; i < kMaxLockEntries * 13; ++i) {
+  for (size_t i = 0; i < kMaxLockEntries * 21; ++i) {
     many += "1,";
   }
   many += "1]";
   EXPECT_NE(error_of(many).find("expected a lockfile of at most 10000 entries, found more values"), std::string::npos);
+  // Keys without values count too (an object of a million keys is refused before it is held).
+  std::string keys = "{";
+  for (size_t i = 0; i < kMaxLockEntries * 21; ++i) {
+    keys += "\"k\" ";
+  }
+  EXPECT_NE(error_of(keys).find("found more values than that many can hold"), std::string::npos) << error_of(keys);
 }
 
 TEST(Lockfile, InvalidJsonIsReportedAtItsLineAndColumn) {
