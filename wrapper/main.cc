@@ -132,7 +132,8 @@ int main(int argc, char** argv) {
       "written: the spec's entry (by its path relative to FILE's directory, else by name and arch)\n"
       "must have the key the spec resolves to (else the spec or KernelGen changed) and the digest of\n"
       "the kernel the cache holds for it (else the cache holds a different kernel for that key). A\n"
-      "spec without an entry fails too. The error says how to accept a change: kernelgen lock --update.\n");
+      "spec without an entry fails too. The error says how to accept a change: kernelgen lock --update.\n"
+      "A kernel generated and then refused stays cached (online, recache), so that command finds it.\n");
 
   // lock
   LockOptions lock_opts;
