@@ -16,6 +16,8 @@ by ``add_subdirectory()`` / ``FetchContent`` of the KernelGen source tree. It pr
       [CUDA_ARCHITECTURES <arch>...]
       [OUT_DIR <dir>]
       [BUDGET <duration>]
+      [LOCKFILE <file>]
+      [MODE ONLINE|OFFLINE|READ_ONLY|RECACHE]
       [REFERENCE])
 
   For each spec, a custom command runs ``kernelgen emit`` at build time (never at configure time)
@@ -50,6 +52,36 @@ by ``add_subdirectory()`` / ``FetchContent`` of the KernelGen source tree. It pr
     config file; ``kernelgen generate --help``) and a GPU verifies candidates; otherwise the
     template kernel stands, and the daemon's progress says why. A kernel the loop made is cached
     like any other: later builds are cache hits.
+
+  ``LOCKFILE``
+    A lockfile written by ``kernelgen lock`` (relative to the current source directory, or
+    absolute; it must exist at configure time). Each spec's kernel is checked against it before
+    anything is written: the spec's entry (found by the spec's path relative to the lockfile's
+    directory, else by name and architecture) must name the key the spec resolves to and the
+    digest of the kernel the cache holds for that key. Otherwise the build step fails and says
+    what differs — the key (the spec or KernelGen changed) or the kernel (the cache holds a
+    different kernel for the same key) — and how to accept the change (``kernelgen lock --update
+    --lockfile <file> <spec>``). A spec with no entry fails too. The lockfile is a dependency of
+    every generation step: changing it re-checks them all.
+
+  ``MODE``
+    How kernels may be obtained (default: the ``mode`` setting of the build's environment,
+    ``KERNELGEN_MODE``, else ``ONLINE``):
+
+    ``ONLINE``
+      A cached kernel is used; a missing one is generated (by ``kernelgend``) and cached.
+    ``OFFLINE``
+      Cached kernels only: nothing is generated, no daemon is started or asked, nothing reaches
+      the network or an LLM. A kernel that is not cached fails the build step with a message
+      naming the spec, its key and how to produce it (``kernelgen emit`` on a machine with a GPU,
+      or ``kernelgen cache import`` of a bundle).
+    ``READ_ONLY``
+      Cached kernels are used; a missing one is generated in the ``kernelgen`` process and
+      written to ``OUT_DIR`` only. The cache is never written.
+    ``RECACHE``
+      Each generation step that runs ignores the cached kernel, generates it again in the
+      ``kernelgen`` process and replaces the cached record. (A step runs when its spec, the tool
+      or the lockfile changed, or its outputs are missing.)
 
   ``REFERENCE``
     Also generate ``<name>_reference.cu``, the plain fp32 reference kernel
@@ -90,7 +122,12 @@ Example
   add_executable(app main.cu)
   kernelgen_add_attention(app
     SPECS specs/causal.yaml specs/alibi_causal.yaml
-    CUDA_ARCHITECTURES 90a)
+    CUDA_ARCHITECTURES 90a
+    LOCKFILE kernelgen.lock)
+
+  The lockfile comes from a first build without ``LOCKFILE``: ``kernelgen lock specs/*.yaml`` in the
+  source directory writes ``kernelgen.lock`` there; commit it. A CI machine without a GPU or
+  network can add ``MODE OFFLINE`` and a cache imported from a bundle.
 #]=======================================================================]
 
 include_guard(GLOBAL)
@@ -181,7 +218,7 @@ function(_kernelgen_resolve_archs target archs out_var)
 endfunction()
 
 function(kernelgen_add_attention target)
-  cmake_parse_arguments(PARSE_ARGV 1 _KG "REFERENCE" "OUT_DIR;BUDGET" "SPECS;CUDA_ARCHITECTURES")
+  cmake_parse_arguments(PARSE_ARGV 1 _KG "REFERENCE" "OUT_DIR;BUDGET;LOCKFILE;MODE" "SPECS;CUDA_ARCHITECTURES")
   if(_KG_UNPARSED_ARGUMENTS)
     message(FATAL_ERROR "kernelgen_add_attention: unknown arguments: ${_KG_UNPARSED_ARGUMENTS}")
   endif()
@@ -247,6 +284,25 @@ function(kernelgen_add_attention target)
     endif()
     list(APPEND _extra --budget "${_KG_BUDGET}")
   endif()
+  set(_lock_dep)
+  if(DEFINED _KG_LOCKFILE)
+    get_filename_component(_lockfile "${_KG_LOCKFILE}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
+    if(NOT EXISTS "${_lockfile}" OR IS_DIRECTORY "${_lockfile}")
+      message(FATAL_ERROR "kernelgen_add_attention(${target}): LOCKFILE ${_lockfile} does not exist; build once "
+                          "without LOCKFILE, then write it with `kernelgen lock --lockfile ${_lockfile} SPEC...`")
+    endif()
+    list(APPEND _extra --lockfile "${_lockfile}")
+    set(_lock_dep "${_lockfile}")
+  endif()
+  if(DEFINED _KG_MODE)
+    string(TOUPPER "${_KG_MODE}" _mode)
+    if(NOT _mode MATCHES "^(ONLINE|OFFLINE|READ_ONLY|RECACHE)$")
+      message(FATAL_ERROR "kernelgen_add_attention(${target}): MODE '${_KG_MODE}' is not one of ONLINE, OFFLINE, "
+                          "READ_ONLY, RECACHE")
+    endif()
+    string(TOLOWER "${_mode}" _mode)
+    list(APPEND _extra --mode "${_mode}")
+  endif()
   if(NOT CMAKE_GENERATOR MATCHES "Ninja")
     # Make has no restat: keep outputs newer than their inputs so they are not regenerated forever.
     list(APPEND _extra --touch)
@@ -288,7 +344,7 @@ function(kernelgen_add_attention target)
       OUTPUT ${_outputs}
       COMMAND "${_exe}" ${_global} emit --spec "${_spec}" --out-dir "${_out}" --arch "${_arch}"
               --expect-name "${_name}" ${_extra}
-      DEPENDS "${_spec}" ${_exe_dep}
+      DEPENDS "${_spec}" ${_exe_dep} ${_lock_dep}
       COMMENT "KernelGen: attention kernel ${_name} (${_arch})"
       JOB_POOL kernelgen
       VERBATIM)

@@ -1,6 +1,9 @@
 // kernelgen emit
 #include <cstdio>
 #include <iostream>
+#include <map>
+#include <mutex>
+#include <optional>
 
 #include "cache/local_cache.h"
 #include "commands.h"
@@ -8,6 +11,8 @@
 #include "emit/emit.h"
 #include "config/config.h"
 #include "generate/template_generator.h"
+#include "lock/lockfile.h"
+#include "lock/mode.h"
 #include "loop/judge.h"
 #include "loop/loop.h"
 #include "loop/setup.h"
@@ -15,6 +20,7 @@
 #include "spec/spec.h"
 #include "storage/local_storage.h"
 #include "util/file.h"
+#include "util/hash.h"
 #include "util/log.h"
 #include "verify/emit_gate.h"
 
@@ -24,9 +30,57 @@ namespace {
 
 constexpr const char* kMoreDetail = " (rerun with KERNELGEN_LOG=debug for details)";
 
+// What read_only mode generates into: records and blobs in this process's memory, gone when it
+// exits, so that nothing reaches the cache.
+class ScratchStorage final : public storage::Storage {
+ public:
+  std::string describe() const override { return "memory (mode read_only: nothing is stored)"; }
+  bool read_only() const override { return false; }
+  Expected<cache::AcRecord, Failure> get_record(const std::string& key) override {
+    std::lock_guard<std::mutex> hold(m_mutex);
+    auto it = m_records.find(key);
+    if (it == m_records.end()) {
+      return fail("not generated in this process", Failure::Kind::NotFound);
+    }
+    return it->second;
+  }
+  Expected<void, Failure> put_record(const cache::AcRecord& record) override {
+    std::lock_guard<std::mutex> hold(m_mutex);
+    m_records[record.key] = record;
+    return {};
+  }
+  Expected<std::string, Failure> get_blob(const std::string& digest) override {
+    std::lock_guard<std::mutex> hold(m_mutex);
+    auto it = m_blobs.find(digest);
+    if (it == m_blobs.end()) {
+      return fail("no blob " + digest + " in memory", Failure::Kind::NotFound);
+    }
+    return it->second;
+  }
+  Expected<std::string, Failure> put_blob(const std::string& content) override {
+    std::string digest = xxh3_128_hex(content);
+    std::lock_guard<std::mutex> hold(m_mutex);
+    m_blobs.emplace(digest, content);
+    return digest;
+  }
+  Expected<bool, Failure> touch(const std::string& key) override {
+    std::lock_guard<std::mutex> hold(m_mutex);
+    if (m_records.count(key) == 0) {
+      return fail("not generated in this process", Failure::Kind::NotFound);
+    }
+    return false;
+  }
+
+ private:
+  std::mutex m_mutex;
+  std::map<std::string, cache::AcRecord> m_records;
+  std::map<std::string, std::string> m_blobs;
+};
+
 }  // namespace
 
-int run_emit(const GlobalOptions& global, const EmitOptions& opts) {
+int run_emit(const GlobalOptions& global, const EmitOptions& given) {
+  EmitOptions opts = given;  // opts.locked is filled in below
   auto arch = spec::resolve_arch(opts.arch);
   if (!arch) {
     KG_LOG_ERROR(arch.error().message);
@@ -52,23 +106,61 @@ int run_emit(const GlobalOptions& global, const EmitOptions& opts) {
     return kExitFailure;
   }
 
-  if (!in_process_generation(global, opts)) {
+  // --lockfile: read once, before anything is generated, so that a damaged lockfile fails at once.
+  if (!opts.lockfile.empty()) {
+    auto lock = lock::read_lockfile(opts.lockfile);
+    if (!lock) {
+      KG_LOG_ERROR(lock.error().message
+                   << (lock.error().kind == Failure::Kind::NotFound
+                           ? " (create it with `kernelgen lock --lockfile " + opts.lockfile + " SPEC...` after a build)"
+                           : ""));
+      return kExitFailure;
+    }
+    opts.locked = std::make_shared<const lock::Lockfile>(std::move(*lock));
+  }
+
+  const lock::Mode mode = global.mode;
+  if (mode == lock::Mode::Online && !in_process_generation(global, opts)) {
     return emit_with_daemon(global, opts, *spec, *arch);
   }
-  // --no-daemon: generate and store in this process (the cache is written here, not by kernelgend).
+  if (mode == lock::Mode::Offline || mode == lock::Mode::ReadOnly) {
+    if (int served = emit_cached(global, opts, *spec, *arch); served != kNotCached) {
+      return served;
+    }
+    if (mode == lock::Mode::Offline) {
+      KG_LOG_ERROR(opts.spec_file << ": " << spec->name << " (key " << spec::spec_key(*spec, *arch)
+                                  << ") is not in the cache and the mode is offline: produce it with `kernelgen emit "
+                                     "--spec "
+                                  << opts.spec_file
+                                  << "` (online, on a machine with a GPU), or import a bundle with `kernelgen cache "
+                                     "import FILE`");
+      return kExitFailure;
+    }
+  }
+  // In this process: --no-daemon (online), a read_only miss, recache. The cache is written here,
+  // not by kernelgend; read_only generates into memory and stores nothing.
   const std::string& dir = global.cache_dir;  // from the configuration (main.cc)
-  auto cache = cache::LocalCache::open(dir);
-  if (!cache) {
-    KG_LOG_ERROR("cannot open the kernel cache: " << cache.error().message << kMoreDetail);
-    return kExitFailure;
+  std::optional<cache::LocalCache> cache;
+  std::optional<storage::LocalStorage> local;
+  ScratchStorage scratch;
+  storage::Storage* storage = &scratch;
+  if (lock::may_store(mode)) {
+    auto opened = cache::LocalCache::open(dir);
+    if (!opened) {
+      KG_LOG_ERROR("cannot open the kernel cache: " << opened.error().message << kMoreDetail);
+      return kExitFailure;
+    }
+    cache.emplace(std::move(*opened));
+    storage = &local.emplace(*cache);
   }
 
   emit::EmitRequest req;
   req.spec = &*spec;
   req.arch = *arch;
-  req.out_dir = opts.out_dir;
+  req.out_dir = "";  // first resolved (a hit, or generated and stored), then written below
   req.reference = opts.reference;
   req.touch = opts.touch;
+  req.replace = mode == lock::Mode::Recache;
   if (!opts.no_verify) {
     auto yaml = read_file(opts.spec_file);
     if (!yaml) {
@@ -99,15 +191,29 @@ int run_emit(const GlobalOptions& global, const EmitOptions& opts) {
       KG_LOG_INFO(spec->name << ": the template kernel stands: " << endpoint.error().message);
     }
   }
-  storage::LocalStorage storage(*cache);
-  auto result = emit::emit_kernel(storage, loop ? *loop : static_cast<generate::Generator&>(generator), req);
+  auto result = emit::emit_kernel(*storage, loop ? *loop : static_cast<generate::Generator&>(generator), req);
   if (!result) {
     KG_LOG_ERROR(opts.spec_file << ": " << result.error().message << kMoreDetail);
     return kExitFailure;
   }
-  KG_LOG_INFO(spec->name << ": " << (result->cache_hit ? "cache hit" : "generated") << ", key " << result->key
-                         << ", " << cache::verification_name(result->verification) << ", " << result->written.size() << " of "
-                         << result->outputs.size() << " files written");
+  // The outputs, from what was just resolved, through the lockfile's check.
+  emit::EmitRequest out = req;
+  out.out_dir = opts.out_dir;
+  out.generate = false;
+  out.replace = false;
+  auto checked = locked_storage(*storage, opts, *spec, *arch);
+  auto written = emit::emit_kernel(checked, generator, out);
+  if (!written) {
+    KG_LOG_ERROR(opts.spec_file << ": " << written.error().message << kMoreDetail);
+    return kExitFailure;
+  }
+  const char* how = result->cache_hit                ? "cache hit"
+                    : mode == lock::Mode::ReadOnly ? "generated (mode read_only: not stored)"
+                    : mode == lock::Mode::Recache  ? "generated again (mode recache), replacing the cached kernel"
+                                                   : "generated";
+  KG_LOG_INFO(spec->name << ": " << how << ", key " << result->key << ", "
+                         << cache::verification_name(result->verification) << ", " << written->written.size() << " of "
+                         << written->outputs.size() << " files written");
   return kExitOk;
 }
 

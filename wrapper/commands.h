@@ -1,8 +1,15 @@
 // The `kernelgen` command line: one function per subcommand, each returning the process exit code.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "lock/mode.h"
+
+namespace kg::lock {
+class Lockfile;
+}
 
 namespace kg::config {
 class Config;
@@ -20,6 +27,8 @@ inline constexpr int kExitNoGpu = 77;   // verify: static and compile passed, no
 struct GlobalOptions {
   std::string cache_dir;                    // --cache-dir; main() then sets it from `config`
   const config::Config* config = nullptr;   // set by main() before any command runs
+  // --mode, else the mode setting (KERNELGEN_MODE; lock/mode.h says what each allows); set by main().
+  lock::Mode mode = lock::Mode::Online;
 };
 
 struct SpecCheckOptions {
@@ -39,8 +48,21 @@ struct EmitOptions {
   bool no_daemon = false;  // generate in this process instead of asking kernelgend (emit_client.h)
   bool no_verify = false;  // never touch the GPU: a generated kernel is cached as "unverified"
   std::string budget;      // --budget: the closed loop's time on a miss ("15m"; "0": template only; "": default)
+  std::string lockfile;    // --lockfile: fail unless the kernel is the one locked there (lock/lockfile.h)
+  std::shared_ptr<const lock::Lockfile> locked;  // `lockfile` as read by run_emit; null without one
 };
 int run_emit(const GlobalOptions& global, const EmitOptions& opts);
+
+struct LockOptions {
+  std::vector<std::string> spec_files;
+  std::string lockfile = "kernelgen.lock";
+  std::string arch = "sm_90a";
+  bool update = false;  // replace entries whose key or kernel changed (else that is an error)
+};
+// Writes the lockfile entries of `spec_files` from the local cache (nothing is generated). Exit 1
+// when a spec does not parse, is not cached, or changed without --update; the lockfile is then
+// left as it was.
+int run_lock(const GlobalOptions& global, const LockOptions& opts);
 
 struct VerifyOptions {
   std::string spec_file;

@@ -11,6 +11,7 @@
 #include "daemon_client.h"
 #include "emit/emit.h"
 #include "generate/template_generator.h"
+#include "lock/locked_storage.h"
 #include "storage/local_storage.h"
 #include "progress.h"
 #include "protocol/request_check.h"
@@ -33,13 +34,16 @@ std::string more_detail(const std::string& daemon_log) {
   return s + ")";
 }
 
-// Writes the outputs from the cache, read-only. NotFound: the cache lacks the kernel (or there is
-// no cache yet).
+// Writes the outputs from the cache, read-only, through the lockfile's check (--lockfile).
+// NotFound: the cache lacks the kernel (or there is no cache yet).
 Expected<emit::EmitResult, Failure> from_cache(const std::string& dir, const EmitOptions& opts,
                                                const spec::Spec& spec, const std::string& arch) {
   auto cache = cache::LocalCache::open(dir, /*read_only=*/true);
   if (!cache) {
-    return unexpected(cache.error());
+    if (cache.error().kind == Failure::Kind::NotFound) {
+      return unexpected(cache.error());
+    }
+    return fail("cannot open the kernel cache: " + cache.error().message);
   }
   emit::EmitRequest req;
   req.spec = &spec;
@@ -48,7 +52,8 @@ Expected<emit::EmitResult, Failure> from_cache(const std::string& dir, const Emi
   req.reference = opts.reference;
   req.touch = opts.touch;
   req.generate = false;
-  storage::LocalStorage storage(*cache);
+  storage::LocalStorage local(*cache);
+  auto storage = locked_storage(local, opts, spec, arch);
   generate::TemplateGenerator generator;  // not asked: a miss returns NotFound
   return emit::emit_kernel(storage, generator, req);
 }
@@ -160,22 +165,34 @@ bool in_process_generation(const GlobalOptions& global, const EmitOptions& opts)
   return opts.no_daemon || global.config->flag("no_daemon");
 }
 
-int emit_with_daemon(const GlobalOptions& global, const EmitOptions& opts, const spec::Spec& spec,
-                     const std::string& arch) {
-  const std::string& dir = global.cache_dir;  // from the configuration (main.cc)
+lock::LockedStorage locked_storage(storage::Storage& inner, const EmitOptions& opts, const spec::Spec& spec,
+                                   const std::string& arch) {
+  return lock::LockedStorage(inner, opts.locked.get(), opts.lockfile, opts.spec_file, spec.name, arch);
+}
 
-  // The hit path: no socket, no daemon. Lean on purpose — this is what every build step runs.
-  auto hit = from_cache(dir, opts, spec, arch);
+int emit_cached(const GlobalOptions& global, const EmitOptions& opts, const spec::Spec& spec,
+                const std::string& arch) {
+  auto hit = from_cache(global.cache_dir, opts, spec, arch);
   if (hit) {
     report(spec, *hit, "cache hit");
     return kExitOk;
   }
   if (hit.error().kind != Failure::Kind::NotFound) {
-    KG_LOG_ERROR(opts.spec_file << ": cannot open the kernel cache: " << hit.error().message
-                                << more_detail(""));
+    KG_LOG_ERROR(opts.spec_file << ": " << hit.error().message << more_detail(""));
     return kExitFailure;
   }
   KG_LOG_DEBUG("not in the cache: " << hit.error().message);
+  return kNotCached;
+}
+
+int emit_with_daemon(const GlobalOptions& global, const EmitOptions& opts, const spec::Spec& spec,
+                     const std::string& arch) {
+  const std::string& dir = global.cache_dir;  // from the configuration (main.cc)
+
+  // The hit path: no socket, no daemon. Lean on purpose — this is what every build step runs.
+  if (int served = emit_cached(global, opts, spec, arch); served != kNotCached) {
+    return served;
+  }
 
   auto target = daemon_target(dir, *global.config);
   if (!target) {
@@ -240,6 +257,11 @@ int emit_with_daemon(const GlobalOptions& global, const EmitOptions& opts, const
   }
 
   auto written = from_cache(dir, opts, spec, arch);
+  if (!written && written.error().kind != Failure::Kind::NotFound) {
+    // The lockfile refused it, or an output could not be written.
+    KG_LOG_ERROR(opts.spec_file << ": " << written.error().message << more_detail(target->paths.log));
+    return kExitFailure;
+  }
   if (!written) {
     KG_LOG_ERROR(opts.spec_file << ": the daemon stored " << spec.name << " under key " << result.key
                                 << ", but reading it back failed: " << written.error().message

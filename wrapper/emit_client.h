@@ -5,6 +5,7 @@
 #include <string>
 
 #include "commands.h"
+#include "lock/locked_storage.h"
 #include "spec/ast.h"
 
 namespace kg::cli {
@@ -12,6 +13,23 @@ namespace kg::cli {
 // True when generation should happen in this process: --no-daemon, or the no_daemon setting
 // (KERNELGEN_NO_DAEMON=1).
 bool in_process_generation(const GlobalOptions& global, const EmitOptions& opts);
+
+// What emit_cached() returns when the cache lacks the kernel.
+inline constexpr int kNotCached = -1;
+
+// Serves `spec` for resolved `arch` from the local cache alone, read-only (no daemon, no
+// generation, nothing written to the cache), through the lockfile's check (--lockfile). Returns
+// kExitOk when the outputs were written, kExitFailure after printing why not (the cache cannot be
+// read, the lockfile refuses the kernel, an output cannot be written), or kNotCached (nothing
+// printed).
+int emit_cached(const GlobalOptions& global, const EmitOptions& opts, const spec::Spec& spec,
+                const std::string& arch);
+
+// The storage every emit path writes its outputs through: `inner` behind the lockfile's check
+// (lock/locked_storage.h) for opts.locked, read from opts.lockfile; without a lockfile it passes
+// everything through. The outputs are only written from a record the check accepted.
+lock::LockedStorage locked_storage(storage::Storage& inner, const EmitOptions& opts, const spec::Spec& spec,
+                                   const std::string& arch);
 
 // Serves `spec` (already parsed from opts.spec_file and checked) for resolved `arch`: writes the
 // outputs from the cache when it holds the kernel, else has the daemon generate it (starting the

@@ -9,6 +9,7 @@ extern char** environ;
 
 #include "commands.h"
 #include "config/config.h"
+#include "lock/mode.h"
 #include "util/log.h"
 #include "version.h"
 
@@ -25,6 +26,7 @@ constexpr const char* kFooter =
     "  kernelgen spec check specs/causal.yaml          canonical form and cache key\n"
     "  kernelgen emit --spec specs/causal.yaml --out-dir gen\n"
     "                                                  write gen/causal.cu and gen/causal.h\n"
+    "  kernelgen lock specs/*.yaml                     record each spec's key and kernel in kernelgen.lock\n"
     "  kernelgen cache stats                           what the local cache holds\n"
     "  kernelgen cache show <key> --source             a cached kernel's source\n"
     "  kernelgen verify --spec specs/causal.yaml --kernel my.cu\n"
@@ -38,6 +40,7 @@ constexpr const char* kFooter =
     "  KERNELGEN_CACHE_DIR  cache location (default $XDG_CACHE_HOME/kernelgen or ~/.cache/kernelgen)\n"
     "  KERNELGEN_LOG        error | warn (default) | info | debug\n"
     "  KERNELGEN_NO_DAEMON  1: generate in the kernelgen process (as --no-daemon)\n"
+    "  KERNELGEN_MODE       online (default) | offline | read_only | recache (as --mode; kernelgen emit --help)\n"
     "  KERNELGEN_NVCC       the nvcc the verifier uses (default: nvcc on PATH)\n"
     "`kernelgen config show` lists every setting, its value and where the value came from.\n"
     "\n"
@@ -78,7 +81,8 @@ int main(int argc, char** argv) {
   CLI::App* emit_cmd = app.add_subcommand(
       "emit", "Write <name>.cu and <name>.h for a spec: from the cache, or generated and cached");
   emit_cmd->add_option("--spec", emit.spec_file, "Spec file (YAML)")->required()->check(CLI::ExistingFile);
-  emit_cmd->add_option("--out-dir", emit.out_dir, "Directory for the generated files (created)")->required();
+  emit_cmd->add_option("--out-dir", emit.out_dir,
+                       "Directory for the generated files (created); without it the kernel is only put in the cache");
   emit_cmd->add_option("--arch", emit.arch, "Target architecture, e.g. sm_90a or 90a")->capture_default_str();
   emit_cmd->add_flag("--reference", emit.reference,
                      "Also write <name>_reference.cu, the plain fp32 reference kernel (tests)");
@@ -96,6 +100,17 @@ int main(int argc, char** argv) {
       });
   emit_cmd->add_flag("--no-verify", emit.no_verify,
                      "Do not verify a newly generated kernel on the GPU (it is cached as unverified)");
+  // --mode (emit and lock): becomes the `mode` setting from the command line.
+  std::string mode_flag;
+  const auto mode_check = [](const std::string& text) {
+    auto m = kg::lock::parse_mode(text);
+    return m ? std::string() : m.error().message;
+  };
+  emit_cmd->add_option("--mode", mode_flag, "online | offline | read_only | recache (default: the mode setting, "
+                                            "KERNELGEN_MODE, else online; see below)")
+      ->check(mode_check);
+  emit_cmd->add_option("--lockfile", emit.lockfile,
+                       "Fail unless the kernel is the one this lockfile locks for the spec (kernelgen lock)");
   emit_cmd->footer(
       "\nFiles are written atomically and only when their content changes, so a rebuild recompiles\n"
       "nothing when the kernel is the same. The cache key covers the canonical spec, the target,\n"
@@ -103,7 +118,43 @@ int main(int argc, char** argv) {
       "A newly generated kernel is verified on the GPU (see `kernelgen verify`) before it is cached\n"
       "when a CUDA device is present, and its report is kept (kernelgen cache show KEY --report);\n"
       "without a device, or with --no-verify, it is cached as unverified. A kernel that fails\n"
-      "verification is an error and is not cached. Cache hits never touch the GPU.\n");
+      "verification is an error and is not cached. Cache hits never touch the GPU.\n"
+      "\nModes (--mode, or the mode setting: KERNELGEN_MODE, the config file):\n"
+      "  online     the default: a hit from the cache, a miss generated (by kernelgend, or in this\n"
+      "             process with --no-daemon) and cached\n"
+      "  offline    hits only: no generation, no daemon, no network, no LLM; a miss is an error that\n"
+      "             names the spec, its key and how to produce it\n"
+      "  read_only  hits from the cache; a miss is generated in this process (no daemon) and written to\n"
+      "             --out-dir only: the cache is never written\n"
+      "  recache    ignore a cached kernel: generate it again in this process (no daemon) and replace\n"
+      "             the cached record\n"
+      "\nWith --lockfile FILE (kernelgen lock writes it), the kernel is checked before any output is\n"
+      "written: the spec's entry (by its path relative to FILE's directory, else by name and arch)\n"
+      "must have the key the spec resolves to (else the spec or KernelGen changed) and the digest of\n"
+      "the kernel the cache holds for it (else the cache holds a different kernel for that key). A\n"
+      "spec without an entry fails too. The error says how to accept a change: kernelgen lock --update.\n"
+      "A kernel generated and then refused stays cached (online, recache), so that command finds it.\n");
+
+  // lock
+  LockOptions lock_opts;
+  CLI::App* lock_cmd = app.add_subcommand(
+      "lock", "Record each spec's cache key and kernel digest in a lockfile, from the local cache");
+  lock_cmd->add_option("specs", lock_opts.spec_files, "Spec files (YAML)")->required()->check(CLI::ExistingFile);
+  lock_cmd->add_option("--lockfile", lock_opts.lockfile, "The lockfile to write")->capture_default_str();
+  lock_cmd->add_option("--arch", lock_opts.arch, "Target architecture the kernels are for")->capture_default_str();
+  lock_cmd->add_flag("--update", lock_opts.update,
+                     "Accept specs whose key or kernel changed (replace their entries)");
+  lock_cmd->add_option("--mode", mode_flag, "As for emit; lock only ever reads the local cache")->check(mode_check);
+  lock_cmd->footer(
+      "\nFor each spec, the kernel the local cache holds for its key (--arch) is locked: the lockfile\n"
+      "gets an entry {spec, name, arch, key, kernel (XXH3-128 of <name>.cu), generator, verification},\n"
+      "spec being the path relative to the lockfile's directory. Nothing is generated: a spec that is\n"
+      "not cached is an error (build first: kernelgen emit, or the build that uses the spec).\n"
+      "Entries of other specs are kept. A spec whose entry names another key or kernel is an error\n"
+      "unless --update is given; then its entry is replaced. Nothing is written when any spec fails.\n"
+      "The file is sorted, stable JSON (commit it); it is rewritten only when its content changes.\n"
+      "Builds check against it with kernelgen emit --lockfile (CMake: kernelgen_add_attention(...\n"
+      "LOCKFILE kernelgen.lock)).\n");
 
   // verify
   VerifyOptions verify;
@@ -260,6 +311,9 @@ int main(int argc, char** argv) {
   if (verbose) {
     overrides["log"] = "debug";
   }
+  if (!mode_flag.empty()) {
+    overrides["mode"] = mode_flag;
+  }
   if (gen_cmd->parsed()) {
     for (const auto& [key, value] : {std::pair<const char*, std::string*>{"llm_budget", &gen.budget},
                                      {"llm_samples", &gen.samples},
@@ -277,6 +331,14 @@ int main(int argc, char** argv) {
   kg::log::set_level(kg::log::parse_level(config->text("log")));
   global.config = &*config;
   global.cache_dir = config->cache_dir();
+  if (auto mode = kg::lock::parse_mode(config->text("mode")); mode) {
+    global.mode = *mode;
+  } else {
+    const kg::config::Value& from = config->value("mode");
+    std::fprintf(stderr, "kernelgen: error: %s: %s\n", from.source.empty() ? "mode" : from.source.c_str(),
+                 mode.error().message.c_str());
+    return kExitUsage;
+  }
 
   try {
     if (spec_check->parsed()) {
@@ -289,7 +351,16 @@ int main(int argc, char** argv) {
       return run_verify(global, verify);
     }
     if (gen_cmd->parsed()) {
+      if (global.mode == kg::lock::Mode::Offline) {
+        KG_LOG_ERROR("kernelgen generate runs the closed loop, which asks an LLM: not in offline mode (the mode "
+                     "setting, from "
+                     << config->value("mode").source << ")");
+        return kExitFailure;
+      }
       return run_generate(global, gen);
+    }
+    if (lock_cmd->parsed()) {
+      return run_lock(global, lock_opts);
     }
     if (daemon_cmd->parsed()) {
       return run_daemon(global, daemon);

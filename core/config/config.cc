@@ -59,6 +59,9 @@ const std::vector<SettingInfo> kSettings = {
      "OpenAI-compatible endpoint, a base URL ending in /v1 (e.g. https://api.deepseek.com/v1); empty: no "
      "LLM, the template kernels stand"},
     {"log", Kind::LogLevel, "error | warn | info | debug (the daemon's log defaults to info)"},
+    {"mode", Kind::String,
+     "online | offline (cache hits only: no generation, daemon, network or LLM) | read_only (a miss is "
+     "generated in process and not stored) | recache (regenerate and replace cached kernels)"},
     {"no_daemon", Kind::Bool, "generate in the kernelgen process instead of asking kernelgend"},
     {"nvcc", Kind::Path, "nvcc used by the verifier (default: $CUDACXX, nvcc on PATH, /usr/local/cuda/bin/nvcc)"},
     {"runner", Kind::Path, "the verifier's GPU runner (default: kg_verify_runner beside kernelgen)"},
@@ -203,6 +206,7 @@ std::map<std::string, std::string> defaults(const Environment& env) {
   d["daemon_silence_timeout"] = "60";
   d["jobs"] = "0";
   d["log"] = "warn";
+  d["mode"] = "online";
   d["no_daemon"] = "false";
   d["verify_no_netns"] = "false";
   d["compile_jobs"] = "0";
