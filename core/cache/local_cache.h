@@ -67,6 +67,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cache/record.h"
@@ -188,5 +189,11 @@ class LocalCache {
 // `record`'s fields as a JSON object (what `kernelgen cache show` prints; the stored form adds the
 // cache format version).
 nlohmann::json record_json(const AcRecord& record);
+
+// Parses a record in its stored form (record_json plus "format" = kCacheFormatVersion), as kept
+// under `key`. Returns the record. Errors (Error kind, the message says why it is corrupt): not a
+// JSON object, another format, a field missing or of the wrong type, an unknown verification
+// state, or a record that names a key other than `key`.
+Expected<AcRecord, Failure> parse_record_json(const std::string& key, std::string_view text);
 
 }  // namespace kg::cache
