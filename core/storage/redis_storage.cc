@@ -11,8 +11,10 @@
 // Connections: a small pool guarded by a mutex, so that calls from several threads run at once,
 // each on its own connection. A call takes a connection (or opens one: spec.connect_timeout_s),
 // and gives it back when it ended cleanly; a connection that failed in any way (an I/O error, a
-// timeout, a reply that was not read) is closed, and the next call opens a new one. Each command
-// waits at most spec.timeout_s (redisSetTimeout: the socket's send and receive timeouts).
+// timeout, a reply that was not read) is closed, and the next call opens a new one. A pooled
+// connection that the server closed while it was idle (end of file, reset) is replaced at once and
+// the command sent again (every command here may be repeated). Each command waits at most
+// spec.timeout_s (redisSetTimeout: the socket's send and receive timeouts).
 //
 // Failure kinds: a server that cannot be reached, refuses the connection, closes it, or does not
 // answer in time → Timeout (the remote is not there for now); an error reply (a wrong password,
@@ -165,6 +167,12 @@ timeval to_timeval(double seconds) {
   tv.tv_usec = static_cast<suseconds_t>((seconds - std::floor(seconds)) * 1e6);
   return tv;
 }
+
+// A connection and whether it came from the pool (it may have been closed by the server since).
+struct Connection {
+  Context context;
+  bool reused = false;
+};
 
 // The bytes of a string reply.
 std::string_view reply_bytes(const redisReply& r) { return std::string_view(r.str, r.len); }
@@ -330,7 +338,7 @@ class RedisStorage final : public Storage {
     return fail(m_describe + ": " + what + " is damaged (" + why + ")", Failure::Kind::NotFound);
   }
 
-  Unexpected<Failure> malformed(Context /*conn: closed, not given back*/, const char* what) const {
+  Unexpected<Failure> malformed(Connection /*closed, not given back*/, const char* what) const {
     return fail(m_where + ": unexpected reply to " + std::string(what));
   }
 
@@ -346,9 +354,12 @@ class RedisStorage final : public Storage {
     return Failure{Failure::Kind::Error, m_where + ": " + doing + ": " + why};
   }
 
-  // Sends one command and reads its reply. A connection failure closes `conn`; after an error
-  // reply the caller drops it (simpler than telling which errors leave it usable).
-  Expected<Reply, Failure> command(Context& conn, const std::vector<std::string>& args) {
+  // Sends one command on `conn` and reads its reply, once: a connection that failed is closed
+  // (`*stale` then says whether it failed as one the server had closed: end of file, reset,
+  // broken pipe; not a timeout). After an error reply the caller drops the connection (simpler
+  // than telling which errors leave it usable).
+  Expected<Reply, Failure> command_once(Context& conn, const std::vector<std::string>& args, bool* stale) {
+    *stale = false;
     std::vector<const char*> argv;
     std::vector<size_t> lens;
     argv.reserve(args.size());
@@ -361,6 +372,9 @@ class RedisStorage final : public Storage {
         redisCommandArgv(conn.get(), static_cast<int>(args.size()), argv.data(), lens.data())));
     if (!reply) {
       Failure f = connection_failure(*conn, args[0]);
+      *stale = conn->err == REDIS_ERR_EOF ||
+               (conn->err == REDIS_ERR_IO && (std::strstr(conn->errstr, "reset") != nullptr ||
+                                              std::strstr(conn->errstr, "Broken pipe") != nullptr));
       conn.reset();
       return unexpected(std::move(f));
     }
@@ -369,6 +383,23 @@ class RedisStorage final : public Storage {
       return fail(m_where + ": " + args[0] + ": " + why);
     }
     return reply;
+  }
+
+  // command_once on `conn`; when a connection taken from the pool turns out to have been closed
+  // by the server (Redis drops idle clients after its `timeout`), once more on a new one. Every
+  // command this tier sends may be repeated (GETRANGE, EXISTS, SET, SET NX, DEL).
+  Expected<Reply, Failure> command(Connection& conn, const std::vector<std::string>& args) {
+    bool stale = false;
+    auto reply = command_once(conn.context, args, &stale);
+    if (reply || !stale || !conn.reused) {
+      return reply;
+    }
+    auto fresh = connect();
+    if (!fresh) {
+      return unexpected(fresh.error());
+    }
+    conn = Connection{std::move(*fresh), false};
+    return command_once(conn.context, args, &stale);
   }
 
   // The value of `name`, at most limit + 1 bytes of it (more means "too large"); nullopt when
@@ -404,16 +435,26 @@ class RedisStorage final : public Storage {
     return std::optional<std::string>(std::move(value));
   }
 
-  // An idle connection, or a new one (connected, authenticated, database selected).
-  Expected<Context, Failure> acquire() {
+  // An idle connection, or a new one.
+  Expected<Connection, Failure> acquire() {
     {
       std::lock_guard<std::mutex> lock(m_mutex);
       if (!m_idle.empty()) {
         Context c = std::move(m_idle.back());
         m_idle.pop_back();
-        return c;
+        return Connection{std::move(c), true};
       }
     }
+    auto c = connect();
+    if (!c) {
+      return unexpected(c.error());
+    }
+    return Connection{std::move(*c), false};
+  }
+
+  // A new connection: connected, authenticated, database selected.
+  Expected<Context, Failure> connect() {
+    bool stale = false;
     Context c(redisConnectWithTimeout(m_address.host.c_str(), m_address.port,
                                       to_timeval(m_spec.connect_timeout_s)));
     if (!c) {
@@ -431,7 +472,7 @@ class RedisStorage final : public Storage {
         auth.push_back(m_address.user);
       }
       auth.push_back(m_address.password);
-      auto r = command(c, auth);
+      auto r = command_once(c, auth, &stale);
       if (!r) {
         // The server's words ("WRONGPASS ...", "invalid password") never repeat the password.
         return fail(r.error().message.empty() ? m_where + ": AUTH failed" : r.error().message,
@@ -439,7 +480,7 @@ class RedisStorage final : public Storage {
       }
     }
     if (m_address.db != 0) {
-      auto r = command(c, {"SELECT", std::to_string(m_address.db)});
+      auto r = command_once(c, {"SELECT", std::to_string(m_address.db)}, &stale);
       if (!r) {
         return unexpected(r.error());
       }
@@ -448,13 +489,13 @@ class RedisStorage final : public Storage {
   }
 
   // Gives back a connection that is in step with the server.
-  void release(Context conn) {
-    if (!conn || conn->err != 0) {
+  void release(Connection conn) {
+    if (!conn.context || conn.context->err != 0) {
       return;
     }
     std::lock_guard<std::mutex> lock(m_mutex);
     if (m_idle.size() < k_max_idle_connections) {
-      m_idle.push_back(std::move(conn));
+      m_idle.push_back(std::move(conn.context));
     }
   }
 

@@ -357,6 +357,22 @@ TEST(RedisStorage, KilledServer) {
   EXPECT_EQ(refused.error().kind, Failure::Kind::Timeout) << refused.error().message;
 }
 
+TEST(RedisStorage, PooledConnectionClosedByTheServer) {
+  // Redis closes idle clients (its `timeout` setting) and CLIENT KILL does it now: the next call
+  // must not fail for a connection that the pool held.
+  auto server = start_server();
+  ASSERT_TRUE(server);
+  auto s = open(spec_for(server->url()));
+  ASSERT_TRUE(s);
+  const cache::AcRecord r = store_kernel(*s, "pooled");
+  ASSERT_NE(server->command({"CLIENT", "KILL", "TYPE", "normal"}), "0");
+  auto got = s->get_record(r.key);
+  ASSERT_TRUE(got) << got.error().message;
+  EXPECT_EQ(*got, r);
+  ASSERT_NE(server->command({"CLIENT", "KILL", "TYPE", "normal"}), "0");
+  EXPECT_TRUE(s->put_blob("after the kill"));
+}
+
 TEST(RedisStorage, EightThreads) {
   auto server = start_server();
   ASSERT_TRUE(server);
