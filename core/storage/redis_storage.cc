@@ -210,6 +210,12 @@ class RedisStorage final : public Storage {
     if (!record) {
       return damaged("record " + key, record.error().message);
     }
+    for (const std::string* d : {&record->source_digest, &record->header_digest, &record->report_digest,
+                                 &record->canonical_digest, &record->history_digest}) {
+      if (!d->empty() && !is_digest(*d)) {
+        return damaged("record " + key, "it names a blob by something that is not a digest");
+      }
+    }
     return std::move(*record);
   }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "../../tests/remote/redis_fixture.h"
+#include "cache/local_cache.h"
 #include "storage/remote.h"
 #include "util/hash.h"
 
@@ -211,6 +212,16 @@ TEST(RedisStorage, GarbageRecordIsNotFound) {
     EXPECT_EQ(got.error().kind, Failure::Kind::NotFound) << value.substr(0, 20);
     EXPECT_NE(got.error().message.find("damaged"), std::string::npos) << got.error().message;
   }
+  // A record that parses but names a blob by a path, not a digest.
+  cache::AcRecord forged = record_for("forged", "../../etc/passwd", "");
+  forged.key = key;
+  nlohmann::json j = cache::record_json(forged);
+  j["format"] = 1;
+  ASSERT_EQ(server->command({"SET", "kernelgen:ac:" + key, j.dump()}), "OK");
+  auto got_forged = s->get_record(key);
+  ASSERT_FALSE(got_forged);
+  EXPECT_EQ(got_forged.error().kind, Failure::Kind::NotFound);
+  EXPECT_NE(got_forged.error().message.find("not a digest"), std::string::npos) << got_forged.error().message;
   // A value of another Redis type is an error reply, never a crash.
   ASSERT_EQ(server->command({"DEL", "kernelgen:ac:" + key}), "1");
   ASSERT_EQ(server->command({"LPUSH", "kernelgen:ac:" + key, "x"}), "1");
