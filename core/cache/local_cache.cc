@@ -688,6 +688,44 @@ nlohmann::json to_json(const AcRecord& r) {
 
 }  // namespace
 
+Expected<AcRecord, Failure> parse_record_json(const std::string& key, std::string_view text) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return fail("not a JSON object");
+  }
+  try {
+    if (j.at("format").get<int>() != kCacheFormatVersion) {
+      return fail("record format " + j.at("format").dump());
+    }
+    AcRecord r;
+    r.key = j.at("key").get<std::string>();
+    r.name = j.at("name").get<std::string>();
+    r.arch = j.at("arch").get<std::string>();
+    r.generator = j.at("generator").get<std::string>();
+    r.source_digest = j.at("source_digest").get<std::string>();
+    r.header_digest = j.at("header_digest").get<std::string>();
+    r.report_digest = j.at("report_digest").get<std::string>();
+    r.canonical_digest = j.at("canonical_digest").get<std::string>();
+    // Added within format 1: records written before the loop have none.
+    if (auto it = j.find("history_digest"); it != j.end()) {
+      r.history_digest = it->get<std::string>();
+    }
+    const auto verification = parse_verification(j.at("verification").get<std::string>());
+    if (!verification) {
+      return fail("unknown verification state " + j.at("verification").dump());
+    }
+    r.verification = *verification;
+    r.created_unix = j.at("created_unix").get<int64_t>();
+    r.last_access_unix = j.at("last_access_unix").get<int64_t>();
+    if (r.key != key) {
+      return fail("stored under " + key + " but names " + r.key);
+    }
+    return r;
+  } catch (const nlohmann::json::exception& e) {
+    return fail(e.what());
+  }
+}
+
 struct LocalCache::Impl {
   Impl(Env* e, EnvId i) : env(e), id(i) {}
   Impl(const Impl&) = delete;
@@ -1063,44 +1101,6 @@ nlohmann::json record_json(const AcRecord& r) {
       {"created_unix", r.created_unix},
       {"last_access_unix", r.last_access_unix},
   };
-}
-
-Expected<AcRecord, Failure> parse_record_json(const std::string& key, std::string_view text) {
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
-    return fail("not a JSON object");
-  }
-  try {
-    if (j.at("format").get<int>() != kCacheFormatVersion) {
-      return fail("record format " + j.at("format").dump());
-    }
-    AcRecord r;
-    r.key = j.at("key").get<std::string>();
-    r.name = j.at("name").get<std::string>();
-    r.arch = j.at("arch").get<std::string>();
-    r.generator = j.at("generator").get<std::string>();
-    r.source_digest = j.at("source_digest").get<std::string>();
-    r.header_digest = j.at("header_digest").get<std::string>();
-    r.report_digest = j.at("report_digest").get<std::string>();
-    r.canonical_digest = j.at("canonical_digest").get<std::string>();
-    // Added within format 1: records written before the loop have none.
-    if (auto it = j.find("history_digest"); it != j.end()) {
-      r.history_digest = it->get<std::string>();
-    }
-    const auto verification = parse_verification(j.at("verification").get<std::string>());
-    if (!verification) {
-      return fail("unknown verification state " + j.at("verification").dump());
-    }
-    r.verification = *verification;
-    r.created_unix = j.at("created_unix").get<int64_t>();
-    r.last_access_unix = j.at("last_access_unix").get<int64_t>();
-    if (r.key != key) {
-      return fail("stored under " + key + " but names " + r.key);
-    }
-    return r;
-  } catch (const nlohmann::json::exception& e) {
-    return fail(e.what());
-  }
 }
 
 }  // namespace kg::cache
