@@ -10,12 +10,12 @@ set -euo pipefail
 build_packages=(
   build-essential cmake ninja-build pkg-config git
   libyaml-cpp-dev liblmdb-dev lmdb-utils libxxhash-dev nlohmann-json3-dev libcurl4-openssl-dev
-  libcli11-dev libgtest-dev libgmock-dev libexpected-dev libseccomp-dev libssl-dev
+  libcli11-dev libgtest-dev libgmock-dev libexpected-dev libseccomp-dev libssl-dev libhiredis-dev
 )
 # Running its tests: python3 (shell suites), chromium (tests/cli/report_chromium.sh opens the
-# report page headless).
+# report page headless), nginx and redis-server (the shared-cache tests start them on loopback).
 test_packages=(
-  python3 chromium nginx
+  python3 chromium nginx redis-server
 )
 packages=("${build_packages[@]}" "${test_packages[@]}")
 

@@ -686,8 +686,9 @@ nlohmann::json to_json(const AcRecord& r) {
   return j;
 }
 
-// Parses a stored record; on failure returns why it is corrupt.
-Expected<AcRecord, Failure> parse_record(const std::string& key, std::string_view text) {
+}  // namespace
+
+Expected<AcRecord, Failure> parse_record_json(const std::string& key, std::string_view text) {
   nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
     return fail("not a JSON object");
@@ -724,8 +725,6 @@ Expected<AcRecord, Failure> parse_record(const std::string& key, std::string_vie
     return fail(e.what());
   }
 }
-
-}  // namespace
 
 struct LocalCache::Impl {
   Impl(Env* e, EnvId i) : env(e), id(i) {}
@@ -802,7 +801,7 @@ struct LocalCache::Impl {
 
   // Parses a record read under `key`; a corrupt one is logged, evicted and reported as NotFound.
   Expected<AcRecord, Failure> decode_record(const std::string& key, const std::string& bytes) {
-    auto record = parse_record(key, bytes);
+    auto record = parse_record_json(key, bytes);
     if (record) {
       return record;
     }
@@ -939,7 +938,7 @@ Expected<bool, Failure> LocalCache::touch(const std::string& key, int64_t now_un
     if (rc != 0) {
       return rc;
     }
-    auto record = parse_record(key, as_view(v));
+    auto record = parse_record_json(key, as_view(v));
     if (!record || now_unix - record->last_access_unix < kTouchIntervalSeconds) {
       return 0;  // corrupt (the next read evicts it) or touched by someone else meanwhile
     }
@@ -1105,9 +1104,5 @@ nlohmann::json record_json(const AcRecord& r) {
 }
 
 std::string stored_record_text(const AcRecord& record) { return to_json(record).dump(); }
-
-Expected<AcRecord, Failure> parse_record_json(const std::string& key, std::string_view text) {
-  return parse_record(key, text);
-}
 
 }  // namespace kg::cache

@@ -31,6 +31,10 @@ Expected<BundleStats, Failure> write_bundle(Storage& from, const std::vector<std
 // ("bundle b.kgb: entry cas/3f2a…: content does not match its digest").
 Expected<std::unique_ptr<Storage>, Failure> open_bundle(const std::string& path);
 
+// open_bundle for a bundle's bytes already in memory (`name` stands for the file in messages):
+// the same checks and errors, without the file's. For tests and the fuzz target.
+Expected<std::unique_ptr<Storage>, Failure> open_bundle_bytes(std::string bytes, const std::string& name);
+
 // Copies every entry of the bundle at `path` into `to` (checked as open_bundle does; nothing is
 // copied from a damaged bundle). Entries `to` already holds are left as they are.
 Expected<BundleStats, Failure> import_bundle(const std::string& path, Storage& to);

@@ -183,11 +183,4 @@ Expected<std::unique_ptr<Storage>, Failure> make_remote_storage(const RemoteSpec
   return fail("remote: expected an http://, https:// or redis:// remote, found scheme '" + spec.scheme + "'");
 }
 
-#ifdef KG_NO_REDIS_STORAGE
-// This tree has no redis_storage.cc (core/CMakeLists.txt defines KG_NO_REDIS_STORAGE then).
-Expected<std::unique_ptr<Storage>, Failure> make_redis_storage(const RemoteSpec& spec) {
-  return fail("remote " + redacted_url(spec.url) + ": redis:// remotes are not built into this kernelgen");
-}
-#endif
-
 }  // namespace kg::storage
