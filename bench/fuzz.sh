@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Long fuzzing runs of tests/fuzz/ (fuzz_spec, fuzz_protocol, fuzz_answer): builds the libFuzzer variant
+# Long fuzzing runs of tests/fuzz/ (fuzz_spec, fuzz_protocol, fuzz_answer, fuzz_bundle): builds the libFuzzer variant
 # (clang, -fsanitize=fuzzer,address,undefined; -DKERNELGEN_FUZZ=libfuzzer) in its own build
 # directory and runs each target until it has tried at least RUNS inputs, then prints, per target,
 # inputs tried, crashes, hangs and the time taken.
 #
-#   bench/fuzz.sh [--runs N] [--timeout S] [--max-len BYTES] [--build-dir DIR] [--targets "fuzz_spec fuzz_protocol fuzz_answer"]
+#   bench/fuzz.sh [--runs N] [--timeout S] [--max-len BYTES] [--build-dir DIR] [--targets "fuzz_spec fuzz_protocol fuzz_answer fuzz_bundle"]
 #
 # A crash or a hang (one input over --timeout seconds, default 10) does not end a target's run:
 # it is counted, its input is kept under DIR/findings/<target>/ (libFuzzer's crash-*/timeout-*
@@ -17,7 +17,7 @@ runs=1000000
 timeout=10
 max_len=4096
 build=$src/build-fuzz
-targets="fuzz_spec fuzz_protocol fuzz_answer"
+targets="fuzz_spec fuzz_protocol fuzz_answer fuzz_bundle"
 while [[ $# -gt 0 ]]; do
   case $1 in
     --runs) runs=$2; shift 2 ;;
@@ -43,6 +43,7 @@ seeds_for() {
     fuzz_spec) echo "$src/specs $src/tests/gpu/specs $src/bench/specs $src/tests/fuzz/seeds/spec" ;;
     fuzz_protocol) echo "$src/tests/fuzz/seeds/protocol" ;;
     fuzz_answer) echo "$src/tests/fuzz/seeds/answer" ;;
+    fuzz_bundle) echo "$src/tests/fuzz/seeds/bundle" ;;
   esac
 }
 

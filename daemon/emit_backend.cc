@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 
+#include "cache/gc.h"
 #include "emit/emit.h"
 #include "generate/template_generator.h"
 #include "storage/local_storage.h"
@@ -14,13 +15,40 @@ namespace kg::daemon {
 
 EmitBackend::EmitBackend(std::string cache_dir, cache::LocalCache::Options options,
                              verify::VerifierSetup verifier, std::shared_ptr<generate::Generator> generator,
-                             std::shared_ptr<generate::Generator> loop, std::string no_loop)
+                             std::shared_ptr<generate::Generator> loop, std::string no_loop,
+                             storage::TierSetup tiers)
     : m_cache_dir(std::move(cache_dir)),
       m_options(std::move(options)),
       m_verifier(std::move(verifier)),
       m_generator(generator ? std::move(generator) : std::make_shared<generate::TemplateGenerator>()),
       m_loop(std::move(loop)),
-      m_no_loop(std::move(no_loop)) {}
+      m_no_loop(std::move(no_loop)),
+      m_tier_setup(std::move(tiers)) {}
+
+Expected<storage::Storage*, Failure> EmitBackend::storage() {
+  auto c = cache();
+  if (!c) {
+    return unexpected(c.error());
+  }
+  std::lock_guard lock(m_mutex);
+  if (!m_local) {
+    m_local.emplace(**c);
+  }
+  if (!m_tier_setup.any()) {
+    return &*m_local;
+  }
+  if (!m_tiers) {
+    storage::TieredStorage::Options options;
+    options.retry_remote_after_s = 60;  // a daemon outlives a remote's outage
+    auto t = storage::open_tiers(m_tier_setup, &*m_local, /*offline=*/false, options);
+    if (!t) {
+      return unexpected(t.error());
+    }
+    m_tiers = std::move(*t);
+    KG_LOG_INFO("storage: " << m_tiers->describe());
+  }
+  return m_tiers.get();
+}
 
 Expected<cache::LocalCache*, Failure> EmitBackend::cache() {
   std::lock_guard lock(m_mutex);
@@ -78,8 +106,11 @@ Expected<JobBackend::Done, Failure> EmitBackend::lookup(const JobRequest& reques
   req.spec = request.spec.get();
   req.arch = request.arch;
   req.generate = false;
-  storage::LocalStorage storage(**c);
-  auto r = emit::emit_kernel(storage, *m_generator, req);
+  auto s = storage();
+  if (!s) {
+    return unexpected(s.error());
+  }
+  auto r = emit::emit_kernel(**s, *m_generator, req);
   if (!r) {
     return unexpected(r.error());
   }
@@ -116,10 +147,25 @@ Expected<JobBackend::Done, Failure> EmitBackend::generate(const JobRequest& requ
     request.progress("generating", "the template kernel stands: " + (m_loop ? std::string("no GPU verification asked")
                                                                             : m_no_loop));
   }
-  storage::LocalStorage storage(**c);
-  auto r = emit::emit_kernel(storage, *generator, req);
+  auto s = storage();
+  if (!s) {
+    return unexpected(s.error());
+  }
+  auto r = emit::emit_kernel(**s, *generator, req);
   if (!r) {
     return unexpected(r.error());
+  }
+  if (!r->cache_hit && m_max_size > 0) {
+    // Eviction by size, after a kernel was added (the only time the cache grows).
+    if (auto st = (*c)->stats(); st && st->cas_bytes > m_max_size) {
+      if (auto gc = cache::collect_garbage(**c, m_max_size)) {
+        KG_LOG_INFO("the cache outgrew " << m_max_size << " bytes: evicted " << gc->records_removed
+                                         << " kernels used longest ago (" << gc->bytes_before << " -> "
+                                         << gc->bytes_after << " bytes)");
+      } else {
+        KG_LOG_WARN("cannot evict from the cache: " << gc.error().message);
+      }
+    }
   }
   if (r->key != request.key) {
     return fail("internal error: the stored key " + r->key + " differs from the request's " + request.key);

@@ -12,6 +12,8 @@
 #include "cache/local_cache.h"
 #include "generate/generator.h"
 #include "jobs.h"
+#include "storage/local_storage.h"
+#include "storage/tiers.h"
 #include "verify/verify.h"
 
 namespace kg::daemon {
@@ -28,7 +30,8 @@ class EmitBackend : public JobBackend {
   // progress when a request asked for a budget.
   EmitBackend(std::string cache_dir, cache::LocalCache::Options options, verify::VerifierSetup verifier,
                 std::shared_ptr<generate::Generator> generator = nullptr,
-                std::shared_ptr<generate::Generator> loop = nullptr, std::string no_loop = "");
+                std::shared_ptr<generate::Generator> loop = nullptr, std::string no_loop = "",
+                storage::TierSetup tiers = {});
 
   // The generator's check of the request's spec and arch.
   Expected<void, Failure> check(const JobRequest& request) override;
@@ -41,11 +44,16 @@ class EmitBackend : public JobBackend {
   // file, and the daemon must give way to a new one.
   bool cache_gone();
 
+  // The max_size setting: after storing a kernel, a cache larger than this is cleaned up.
+  void set_max_size(uint64_t bytes) { m_max_size = bytes; }
+
  private:
   // cache_gone() with m_mutex held.
   bool cache_gone_locked() const;
   // The open cache, or why it cannot be opened ("cannot open the kernel cache: …").
   Expected<cache::LocalCache*, Failure> cache();
+  // The open cache behind the configured bundles and remote (storage/tiers.h).
+  Expected<storage::Storage*, Failure> storage();
 
   const std::string m_cache_dir;
   const cache::LocalCache::Options m_options;
@@ -55,6 +63,10 @@ class EmitBackend : public JobBackend {
   const std::string m_no_loop;
   std::mutex m_mutex;
   std::optional<cache::LocalCache> m_cache;
+  const storage::TierSetup m_tier_setup;
+  uint64_t m_max_size = 0;  // set_max_size; 0: no eviction
+  std::optional<storage::LocalStorage> m_local;
+  std::unique_ptr<storage::TieredStorage> m_tiers;
   dev_t m_data_dev = 0;  // identity of <cache_dir>/data.mdb when the cache was opened
   ino_t m_data_ino = 0;
 };

@@ -297,8 +297,15 @@ int main(int argc, char** argv) {
       KG_LOG_ERROR("the closed loop is off: " << no_loop);
     }
   }
+  auto tiers = kg::storage::tier_setup(*settings);
+  if (!tiers) {
+    KG_LOG_ERROR(tiers.error().message);
+    report_ready(ready_fd, 'f');
+    return kExitFailure;
+  }
   EmitBackend emit_backend(config.cache_dir, cache_options, kg::verify::verifier_setup(*settings), nullptr, loop,
-                           no_loop);
+                           no_loop, std::move(*tiers));
+  emit_backend.set_max_size(kg::config::parse_size(settings->text("max_size")).value_or(0));
   TestKnobs knobs;
   knobs.delay_ms = static_cast<int>(std::min<int64_t>(test_delay_ms, 3'600'000));
   if (const char* gate = std::getenv("KERNELGEN_TEST_JOB_GATE")) {

@@ -3,8 +3,14 @@
 
 #include <iostream>
 
+#include "cache/gc.h"
 #include "cache/local_cache.h"
 #include "commands.h"
+#include "config/config.h"
+#include "util/text.h"
+#include "storage/bundle.h"
+#include "storage/local_storage.h"
+#include "storage/tiered_storage.h"
 #include "util/log.h"
 
 namespace kg::cli {
@@ -39,17 +45,115 @@ Expected<cache::AcRecord, Failure> find_record(cache::LocalCache& cache, const s
 
 }  // namespace
 
+// kernelgen cache import FILE...: every entry of each bundle into the local cache.
+int run_import(const std::string& dir, const CacheOptions& opts) {
+  auto cache = cache::LocalCache::open(dir);
+  if (!cache) {
+    KG_LOG_ERROR("cannot open the kernel cache: " << cache.error().message);
+    return kExitFailure;
+  }
+  storage::LocalStorage local(*cache);
+  for (const std::string& file : opts.files) {
+    auto s = storage::import_bundle(file, local);
+    if (!s) {
+      KG_LOG_ERROR("cannot import " << file << ": " << s.error().message);
+      return kExitFailure;
+    }
+    std::cout << file << ": " << s->records << " kernels, " << s->blobs << " blobs (" << s->bytes << " bytes) into "
+              << dir << "\n";
+  }
+  return kExitOk;
+}
+
+// kernelgen cache export --out FILE [KEY...]: the named kernels (every one when none is named).
+// A kernel the loop wrote leaves only once a GPU verified it.
+int run_export(cache::LocalCache& cache, const CacheOptions& opts) {
+  std::vector<std::string> keys;
+  if (opts.keys.empty()) {
+    auto all = cache.list_records();
+    if (!all) {
+      KG_LOG_ERROR(all.error().message);
+      return kExitFailure;
+    }
+    for (const cache::AcRecord& r : *all) {
+      if (storage::may_leave_this_machine(r)) {
+        keys.push_back(r.key);
+      } else {
+        KG_LOG_WARN("not exporting " << r.key << " (" << r.name << ", " << r.generator
+                                     << "): a kernel the loop wrote leaves only once a GPU verified it");
+      }
+    }
+  } else {
+    for (const std::string& k : opts.keys) {
+      auto r = find_record(cache, k);
+      if (!r) {
+        KG_LOG_ERROR(r.error().message);
+        return kExitFailure;
+      }
+      if (!storage::may_leave_this_machine(*r)) {
+        KG_LOG_ERROR("cannot export " << r->key << " (" << r->name << ", " << r->generator
+                                      << "): a kernel the loop wrote leaves only once a GPU verified it; "
+                                         "`kernelgen cache verify " << r->key << "` on a machine with a GPU");
+        return kExitFailure;
+      }
+      keys.push_back(r->key);
+    }
+  }
+  storage::LocalStorage local(cache);
+  auto s = storage::write_bundle(local, keys, opts.out);
+  if (!s) {
+    KG_LOG_ERROR("cannot export to " << opts.out << ": " << s.error().message);
+    return kExitFailure;
+  }
+  std::cout << opts.out << ": " << s->records << " kernels, " << s->blobs << " blobs (" << s->bytes << " bytes)\n";
+  return kExitOk;
+}
+
+// kernelgen cache gc [--max-size SIZE]: evicts by last access down to the limit.
+int run_gc(const GlobalOptions& global, const CacheOptions& opts) {
+  const std::string& text = opts.max_size.empty() ? global.config->text("max_size") : opts.max_size;
+  auto max = config::parse_size(text);
+  if (!max) {
+    KG_LOG_ERROR("--max-size: expected a size (bytes, or a number with K, M, G or T: 5G, 512M), found '"
+                 << printable(text) << "'");
+    return kExitUsage;
+  }
+  auto cache = cache::LocalCache::open(global.cache_dir);
+  if (!cache) {
+    KG_LOG_ERROR("cannot open the kernel cache: " << cache.error().message);
+    return kExitFailure;
+  }
+  auto r = cache::collect_garbage(*cache, *max);
+  if (!r) {
+    KG_LOG_ERROR("cannot clean up the cache: " << r.error().message);
+    return kExitFailure;
+  }
+  std::cout << "removed " << r->records_removed << " of " << r->records_before << " kernels and " << r->blobs_removed
+            << " blobs: " << r->bytes_before << " -> " << r->bytes_after << " bytes (limit " << *max << ")\n";
+  return kExitOk;
+}
+
 int run_cache(const GlobalOptions& global, const CacheOptions& opts) {
   const std::string& dir = global.cache_dir;  // from the configuration (main.cc)
+  if (opts.action == "import") {
+    return run_import(dir, opts);
+  }
+  if (opts.action == "gc") {
+    return run_gc(global, opts);
+  }
   auto cache = cache::LocalCache::open(dir, /*read_only=*/true);
   if (!cache) {
-    if (cache.error().kind == Failure::Kind::NotFound && opts.action != "show") {
+    if (cache.error().kind == Failure::Kind::NotFound && opts.action != "show" && opts.action != "export") {
       // An absent cache is an empty one.
       std::cout << (opts.json ? "{}\n" : "no cache at " + dir + "\n");
       return kExitOk;
     }
     KG_LOG_ERROR("cannot open the kernel cache: " << cache.error().message);
     return kExitFailure;
+  }
+
+  if (opts.action == "export") {
+    return run_export(*cache, opts);
   }
 
   if (opts.action == "stats") {

@@ -19,6 +19,7 @@
 #include "spec/key.h"
 #include "spec/spec.h"
 #include "storage/local_storage.h"
+#include "storage/tiers.h"
 #include "util/file.h"
 #include "util/hash.h"
 #include "util/log.h"
@@ -190,6 +191,23 @@ int run_emit(const GlobalOptions& global, const EmitOptions& given) {
     } else if (budget > 0) {
       KG_LOG_INFO(spec->name << ": the template kernel stands: " << endpoint.error().message);
     }
+  }
+  // The configured bundles and remote behind the local cache (none of them without a cache to
+  // store into: read_only generates into memory).
+  std::unique_ptr<storage::TieredStorage> tiers;
+  if (local) {
+    auto setup = storage::tier_setup(*global.config);
+    if (!setup) {
+      KG_LOG_ERROR(setup.error().message);
+      return kExitFailure;
+    }
+    auto opened = storage::open_tiers(*setup, &*local, !lock::may_use_network(mode), {});
+    if (!opened) {
+      KG_LOG_ERROR(opts.spec_file << ": " << opened.error().message);
+      return kExitFailure;
+    }
+    tiers = std::move(*opened);
+    storage = tiers.get();
   }
   auto result = emit::emit_kernel(*storage, loop ? *loop : static_cast<generate::Generator&>(generator), req);
   if (!result) {

@@ -17,6 +17,7 @@
 #include "spec/key.h"
 #include "spec/spec.h"
 #include "storage/local_storage.h"
+#include "storage/tiers.h"
 #include "util/file.h"
 #include "util/log.h"
 #include "verify/runner.h"
@@ -190,8 +191,15 @@ int run_generate(const GlobalOptions& global, const GenerateOptions& opts) {
     req.context = ctx;
     req.context.budget_s = options.budget_s;
     req.verify = verify::emit_verifier(setup, *yaml, file, *arch);  // when the loop fell back
-    storage::LocalStorage storage(*cache);
-    auto result = emit::emit_kernel(storage, generator, req);
+    storage::LocalStorage local(*cache);
+    auto setup = storage::tier_setup(config);
+    auto tiers = setup ? storage::open_tiers(*setup, &local, /*offline=*/false, {})
+                       : Expected<std::unique_ptr<storage::TieredStorage>, Failure>(unexpected(setup.error()));
+    if (!tiers) {
+      KG_LOG_ERROR(tiers.error().message);
+      return kExitFailure;
+    }
+    auto result = emit::emit_kernel(**tiers, generator, req);
     if (!result) {
       KG_LOG_ERROR(file << ": " << result.error().message);
       status = kExitFailure;

@@ -93,10 +93,20 @@ struct GenerateOptions {
 };
 int run_generate(const GlobalOptions& global, const GenerateOptions& opts);
 
+struct ExplainOptions {
+  std::string spec_file;
+  std::string arch = "sm_90a";
+};
+int run_explain(const GlobalOptions& global, const ExplainOptions& opts);
+
 struct CacheOptions {
   std::string action;  // stats | ls | show
   std::string key;     // show
   std::string part;    // show: "" (record), source, header, canonical, report, history
+  std::vector<std::string> keys;   // export: keys or prefixes ("" : every kernel)
+  std::string out;                 // export: the bundle to write
+  std::vector<std::string> files;  // import: bundles
+  std::string max_size;            // gc: --max-size ("" : the max_size setting)
   bool json = false;
 };
 int run_cache(const GlobalOptions& global, const CacheOptions& opts);

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <variant>
 
 #include "cache/local_cache.h"
@@ -13,6 +14,7 @@
 #include "generate/template_generator.h"
 #include "lock/locked_storage.h"
 #include "storage/local_storage.h"
+#include "storage/tiers.h"
 #include "progress.h"
 #include "protocol/request_check.h"
 #include "util/file.h"
@@ -56,6 +58,47 @@ Expected<emit::EmitResult, Failure> from_cache(const std::string& dir, const Emi
   auto storage = locked_storage(local, opts, spec, arch);
   generate::TemplateGenerator generator;  // not asked: a miss returns NotFound
   return emit::emit_kernel(storage, generator, req);
+}
+
+// A local miss asked of the prebuilt bundles and the remote (storage/tiers.h), through the
+// lockfile's check. A hit there is copied into the local cache (opened for writing for that),
+// unless the mode stores nothing; offline asks the bundles only. NotFound: no tier has it.
+Expected<emit::EmitResult, Failure> from_tiers(const std::string& dir, lock::Mode mode,
+                                               const storage::TierSetup& setup, const EmitOptions& opts,
+                                               const spec::Spec& spec, const std::string& arch) {
+  const bool store = lock::may_store(mode);
+  std::optional<cache::LocalCache> cache;
+  std::optional<storage::LocalStorage> local;
+  if (store) {
+    auto opened = cache::LocalCache::open(dir);
+    if (!opened) {
+      return fail("cannot open the kernel cache: " + opened.error().message);
+    }
+    cache.emplace(std::move(*opened));
+    local.emplace(*cache);
+  }
+  storage::TieredStorage::Options options;
+  options.copy_hits_local = store;
+  options.write_remote = false;  // a lookup writes nothing upstream
+  auto tiers = storage::open_tiers(setup, local ? &*local : nullptr, !lock::may_use_network(mode), options);
+  if (!tiers) {
+    return unexpected(tiers.error());
+  }
+  emit::EmitRequest req;
+  req.spec = &spec;
+  req.arch = arch;
+  req.out_dir = opts.out_dir;
+  req.reference = opts.reference;
+  req.touch = opts.touch;
+  req.generate = false;
+  auto locked = locked_storage(**tiers, opts, spec, arch);
+  generate::TemplateGenerator generator;  // not asked
+  auto r = emit::emit_kernel(locked, generator, req);
+  for (const storage::TierStats& s : (*tiers)->stats()) {
+    KG_LOG_DEBUG("tier " << s.tier << ": " << s.hits << " hits, " << s.misses << " misses, " << s.errors
+                         << " errors, " << s.bytes_read << " bytes read, " << s.seconds * 1000 << " ms");
+  }
+  return r;
 }
 
 void report(const spec::Spec& spec, const emit::EmitResult& r, const char* how) {
@@ -175,6 +218,15 @@ int emit_cached(const GlobalOptions& global, const EmitOptions& opts, const spec
   auto hit = from_cache(global.cache_dir, opts, spec, arch);
   if (hit) {
     report(spec, *hit, "cache hit");
+    // Eviction goes by last access: record this one, at most once per kTouchIntervalSeconds (the
+    // read above saw when the last was), so that nearly every hit stays a read.
+    if (lock::may_store(global.mode) && std::time(nullptr) - hit->last_access_unix >= cache::kTouchIntervalSeconds) {
+      if (auto writable = cache::LocalCache::open(global.cache_dir)) {
+        if (auto t = writable->touch(hit->key); !t) {
+          KG_LOG_DEBUG("cannot record the access to " << hit->key << ": " << t.error().message);
+        }
+      }
+    }
     return kExitOk;
   }
   if (hit.error().kind != Failure::Kind::NotFound) {
@@ -182,6 +234,23 @@ int emit_cached(const GlobalOptions& global, const EmitOptions& opts, const spec
     return kExitFailure;
   }
   KG_LOG_DEBUG("not in the cache: " << hit.error().message);
+  auto setup = storage::tier_setup(*global.config);
+  if (!setup) {
+    KG_LOG_ERROR(setup.error().message);
+    return kExitFailure;
+  }
+  if (setup->any()) {
+    auto shared = from_tiers(global.cache_dir, global.mode, *setup, opts, spec, arch);
+    if (shared) {
+      report(spec, *shared, "shared cache hit");
+      return kExitOk;
+    }
+    if (shared.error().kind != Failure::Kind::NotFound) {
+      KG_LOG_ERROR(opts.spec_file << ": " << shared.error().message << more_detail(""));
+      return kExitFailure;
+    }
+    KG_LOG_DEBUG("not in the shared tiers: " << shared.error().message);
+  }
   return kNotCached;
 }
 

@@ -230,6 +230,18 @@ int main(int argc, char** argv) {
       "\nExit status: 0 done (the loop ran; the template may stand), 1 a spec or the endpoint failed,\n"
       "2 bad command line, 77 no CUDA device (use --no-run).\n");
 
+  // explain
+  ExplainOptions explain;
+  CLI::App* explain_cmd = app.add_subcommand(
+      "explain", "Every input of a spec's cache key, and why each storage tier misses it");
+  explain_cmd->add_option("spec", explain.spec_file, "Spec file (YAML)")->required()->check(CLI::ExistingFile);
+  explain_cmd->add_option("--arch", explain.arch, "Target architecture")->capture_default_str();
+  explain_cmd->footer(
+      "\nThe key changes exactly when one of its inputs does: the spec's meaning (its canonical form;\n"
+      "comments and spacing do not count), the target, or a version of KernelGen's generator, prompts or\n"
+      "verifier. The lookup goes local cache, prebuilt bundles (KERNELGEN_PREBUILT), remote\n"
+      "(KERNELGEN_REMOTE); explain changes nothing in any of them.\n");
+
   // cache
   CacheOptions cache;
   CLI::App* cache_cmd = app.add_subcommand("cache", "Inspect the local kernel cache");
@@ -248,6 +260,22 @@ int main(int argc, char** argv) {
   parts->add_flag_callback("--history", [&] { cache.part = "history"; },
                            "The closed loop's history: every prompt, answer, report and timing (JSON)");
   parts->require_option(0, 1);
+  CLI::App* cache_export = cache_cmd->add_subcommand(
+      "export", "Write cached kernels into one portable bundle file (every kernel when no KEY is given)");
+  cache_export->add_option("keys", cache.keys, "Keys or unique key prefixes");
+  cache_export->add_option("--out", cache.out, "The bundle to write")->required();
+  cache_export->footer(
+      "\nA bundle holds the kernels' records and every blob they name (source, header, report, the\n"
+      "loop's history), each checked against its digest when read. Build machines without a GPU or a\n"
+      "network use it with `kernelgen cache import FILE` or KERNELGEN_PREBUILT=FILE[:FILE...].\n"
+      "Kernels the closed loop wrote are exported only once a GPU verified them.\n");
+  CLI::App* cache_gc = cache_cmd->add_subcommand(
+      "gc", "Evict the kernels used longest ago until the cache fits its limit; drop unreferenced blobs");
+  cache_gc->add_option("--max-size", cache.max_size, "The limit: 5G, 512M, ... (default: the max_size setting, 5G)");
+  CLI::App* cache_import = cache_cmd->add_subcommand("import", "Copy every kernel of bundles into the local cache");
+  cache_import->add_option("files", cache.files, "Bundle files (kernelgen cache export)")
+      ->required()
+      ->check(CLI::ExistingFile);
 
   // report
   ReportOptions report;
@@ -362,6 +390,9 @@ int main(int argc, char** argv) {
     if (lock_cmd->parsed()) {
       return run_lock(global, lock_opts);
     }
+    if (explain_cmd->parsed()) {
+      return run_explain(global, explain);
+    }
     if (daemon_cmd->parsed()) {
       return run_daemon(global, daemon);
     }
@@ -372,7 +403,12 @@ int main(int argc, char** argv) {
       return run_config(global, config_opts);
     }
     if (cache_cmd->parsed()) {
-      cache.action = cache_stats->parsed() ? "stats" : cache_ls->parsed() ? "ls" : "show";
+      cache.action = cache_stats->parsed()    ? "stats"
+                     : cache_ls->parsed()     ? "ls"
+                     : cache_export->parsed() ? "export"
+                     : cache_import->parsed() ? "import"
+                     : cache_gc->parsed()     ? "gc"
+                                              : "show";
       return run_cache(global, cache);
     }
   } catch (const std::exception& e) {

@@ -1052,6 +1052,25 @@ Expected<std::vector<AcRecord>, Failure> LocalCache::list_records() {
   return out;
 }
 
+Expected<std::vector<std::pair<std::string, uint64_t>>, Failure> LocalCache::list_blob_sizes() {
+  Env& env = *m_impl->env;
+  std::vector<std::pair<std::string, uint64_t>> out;
+  KG_TRY(env.read("cannot list blobs", [&](MDB_txn* txn, Failure&) -> int {
+    out.clear();
+    Cursor cursor;
+    int rc = cursor.open(txn, env.cas);
+    if (rc != 0) {
+      return rc;
+    }
+    MDB_val k, v;
+    while ((rc = mdb_cursor_get(cursor.get(), &k, &v, MDB_NEXT)) == 0) {
+      out.emplace_back(std::string(as_view(k)), static_cast<uint64_t>(v.mv_size));
+    }
+    return rc == MDB_NOTFOUND ? 0 : rc;
+  }));
+  return out;
+}
+
 Expected<Stats, Failure> LocalCache::stats() {
   Env& env = *m_impl->env;
   Stats s;

@@ -172,6 +172,9 @@ class LocalCache {
   // (unless read-only). Errors: Error on LMDB failure.
   Expected<std::vector<AcRecord>, Failure> list_records();
 
+  // Every blob's digest and size in bytes, in digest order (for garbage collection: gc.h).
+  Expected<std::vector<std::pair<std::string, uint64_t>>, Failure> list_blob_sizes();
+
   // Entry counts and sizes; cas_bytes reads every blob's size (not its bytes).
   // Errors: Error on LMDB failure.
   Expected<Stats, Failure> stats();

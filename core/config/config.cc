@@ -62,8 +62,15 @@ const std::vector<SettingInfo> kSettings = {
     {"mode", Kind::String,
      "online | offline (cache hits only: no generation, daemon, network or LLM) | read_only (a miss is "
      "generated in process and not stored) | recache (regenerate and replace cached kernels)"},
+    {"max_size", Kind::Size,
+     "the local cache's limit: beyond it the kernels used longest ago are evicted (5G; K, M, G, T; 0: no limit)"},
     {"no_daemon", Kind::Bool, "generate in the kernelgen process instead of asking kernelgend"},
     {"nvcc", Kind::Path, "nvcc used by the verifier (default: $CUDACXX, nvcc on PATH, /usr/local/cuda/bin/nvcc)"},
+    {"prebuilt", Kind::String,
+     "prebuilt bundles read as a read-only tier after the local cache: FILE[:FILE...] (kernelgen cache export)"},
+    {"remote", Kind::String,
+     "the team's shared cache: http(s)://host[:port]/path or redis://[:password@]host[:port][/db], with "
+     "|read-only, |layout=bazel, |bearer-token-file=PATH, |timeout=S attributes (docs/design.md §7)"},
     {"runner", Kind::Path, "the verifier's GPU runner (default: kg_verify_runner beside kernelgen)"},
     {"runtime_dir", Kind::Path,
      "where daemons keep sockets, locks and logs (default $XDG_RUNTIME_DIR/kernelgen, else "
@@ -167,6 +174,12 @@ Expected<void, Failure> check_value(const SettingInfo& s, const std::string& tex
       return {};
     case Kind::Secret:
       return {};
+    case Kind::Size:
+      if (!parse_size(text)) {
+        return fail(std::string("expected a size for ") + s.key + " (bytes, or a number with K, M, G or T: 5G, 512M), found '" +
+                    printable(text) + "'");
+      }
+      return {};
     case Kind::LogLevel: {
       const std::string l = lower(text);
       if (l != "error" && l != "warn" && l != "warning" && l != "info" && l != "debug") {
@@ -210,6 +223,7 @@ std::map<std::string, std::string> defaults(const Environment& env) {
   d["no_daemon"] = "false";
   d["verify_no_netns"] = "false";
   d["compile_jobs"] = "0";
+  d["max_size"] = "5G";
   d["llm_budget"] = "15m";
   d["llm_jobs"] = "16";
   d["llm_max_tokens"] = "0";
@@ -396,6 +410,44 @@ bool Config::flag(std::string_view key) const { return parse_bool(text(key)).val
 int64_t Config::milliseconds(std::string_view key) const {
   double s = 0;
   return parse_seconds(text(key), s) ? static_cast<int64_t>(s * 1000) : 0;
+}
+
+std::optional<uint64_t> parse_size(std::string_view text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) {
+    text.remove_prefix(1);
+  }
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) {
+    text.remove_suffix(1);
+  }
+  uint64_t value = 0;
+  const auto r = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (r.ec != std::errc() || r.ptr == text.data()) {
+    return std::nullopt;
+  }
+  std::string unit(r.ptr, text.data() + text.size());
+  unit.erase(0, unit.find_first_not_of(" \t") == std::string::npos ? unit.size() : unit.find_first_not_of(" \t"));
+  std::transform(unit.begin(), unit.end(), unit.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (unit.size() > 1 && (unit.ends_with("ib") || unit.ends_with("b"))) {
+    unit = unit.substr(0, unit.find('i') != std::string::npos ? unit.find('i') : unit.size() - 1);
+  }
+  int shift = 0;
+  if (unit.empty() || unit == "b") {
+    shift = 0;
+  } else if (unit == "k") {
+    shift = 10;
+  } else if (unit == "m") {
+    shift = 20;
+  } else if (unit == "g") {
+    shift = 30;
+  } else if (unit == "t") {
+    shift = 40;
+  } else {
+    return std::nullopt;
+  }
+  if (shift > 0 && value > (UINT64_MAX >> shift)) {
+    return std::nullopt;
+  }
+  return value << shift;
 }
 
 double Config::real(std::string_view key) const {

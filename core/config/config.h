@@ -48,7 +48,8 @@ enum class Kind {
   LogLevel, // error | warn | info | debug
   Number,   // a non-negative decimal number ("0.6")
   Duration, // seconds, or a number with a unit: "900", "90s", "15m", "1.5h"
-  Secret    // any text, never shown: `config show` says only whether it is set
+  Secret,   // any text, never shown: `config show` says only whether it is set
+  Size      // bytes, or a number with K, M, G or T (powers of 1024): "5G", "512M"
 };
 
 // One setting: its key (config file), kind, and what it means.
@@ -118,6 +119,10 @@ class Config {
 // "900", "90s", "15m", "15min", "1.5h" (and "0") as seconds; nullopt for anything else or a
 // negative or absurd (> 10^7 s) value.
 std::optional<double> parse_duration(std::string_view text);
+
+// "5G", "512M", "100k", "1073741824" (bytes; K, M, G, T as powers of 1024, with an optional B or
+// iB); nullopt for anything else.
+std::optional<uint64_t> parse_size(std::string_view text);
 
 // "true"/"1"/"yes"/"on" → true, "false"/"0"/"no"/"off"/"" → false (any case); nullopt otherwise.
 std::optional<bool> parse_bool(std::string_view text);

@@ -166,6 +166,18 @@ TEST(Config, SecretsAreNeverShown) {
   EXPECT_NE(c->show().find("llm_api_key = (set, hidden)"), std::string::npos) << c->show();
 }
 
+TEST(Config, SizesParse) {
+  EXPECT_EQ(parse_size("5G"), 5ull << 30);
+  EXPECT_EQ(parse_size("512M"), 512ull << 20);
+  EXPECT_EQ(parse_size("100k"), 100ull << 10);
+  EXPECT_EQ(parse_size("2GiB"), 2ull << 30);
+  EXPECT_EQ(parse_size("1024"), 1024u);
+  EXPECT_EQ(parse_size(" 3 GB "), 3ull << 30);
+  for (const char* bad : {"", "G", "-1G", "5X", "1.5G", "99999999999999999999", "20000000000T"}) {
+    EXPECT_EQ(parse_size(bad), std::nullopt) << bad;
+  }
+}
+
 TEST(Config, EnvironmentFromEnviron) {
   const char* envp[] = {"A=1", "B=x=y", "NOEQUALS", "C=", nullptr};
   const Environment env = environment_from(envp);

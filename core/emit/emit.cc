@@ -121,6 +121,7 @@ Expected<EmitResult, Failure> emit_kernel(storage::Storage& cache, generate::Gen
     result.cache_hit = true;
     result.verification = hit->first.verification;
     result.generator = hit->first.generator;
+    result.last_access_unix = hit->first.last_access_unix;
     sources = std::move(hit->second);
   } else {
     if (hit.error().kind != Failure::Kind::NotFound) {

@@ -26,12 +26,22 @@ Expected<std::string, Failure> resolve_arch(std::string_view arch) {
   return "sm_" + m[1].str() + m[2].str();
 }
 
+std::vector<std::pair<std::string, std::string>> key_inputs(const Spec& spec, const std::string& resolved_arch) {
+  return {{"format", std::to_string(kCacheFormatVersion)},
+          {"canonical spec", canonical_form(spec)},
+          {"arch", resolved_arch},
+          {"generator", kGeneratorVersion},
+          {"prompts", kPromptVersion},
+          {"verifier", kVerifierVersion}};
+}
+
 std::string spec_key(const Spec& spec, const std::string& resolved_arch) {
-  const std::string format = std::to_string(kCacheFormatVersion);
-  const std::string canonical = canonical_form(spec);
-  return xxh3_128_hex_fields(
-      {"kernelgen-key", format, canonical, resolved_arch, kGeneratorVersion, kPromptVersion,
-                             kVerifierVersion});
+  const auto inputs = key_inputs(spec, resolved_arch);
+  std::vector<std::string_view> fields{"kernelgen-key"};
+  for (const auto& [name, value] : inputs) {
+    fields.push_back(value);
+  }
+  return xxh3_128_hex_fields(fields);
 }
 
 }  // namespace kg::spec

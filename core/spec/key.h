@@ -3,6 +3,8 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "spec/spec.h"
 #include "util/expected.h"
@@ -21,5 +23,9 @@ Expected<std::string, Failure> resolve_arch(std::string_view arch);
 // kGeneratorVersion, kPromptVersion and kVerifierVersion — 32 lowercase hex digits. Changes exactly when one of
 // them does.
 std::string spec_key(const Spec& spec, const std::string& resolved_arch);
+
+// Every input of spec_key, in the order it hashes them: {"format", "1"}, {"canonical spec", ...},
+// {"arch", ...}, {"generator", ...}, {"prompts", ...}, {"verifier", ...} (`kernelgen explain`).
+std::vector<std::pair<std::string, std::string>> key_inputs(const Spec& spec, const std::string& resolved_arch);
 
 }  // namespace kg::spec

@@ -293,30 +293,18 @@ class HttpStorage final : public Storage {
                   " bytes: the limit is " + std::to_string(k_max_blob_bytes));
     }
     const std::string digest = xxh3_128_hex(content);
+    // Always a PUT, never "HEAD, then PUT if absent": a copy on the server that was damaged (and
+    // that readers therefore refuse) is replaced by the next writer instead of standing forever.
+    // Blobs are written when a kernel is generated, not on every build, so the bytes are few.
     if (!m_bazel) {
-      const std::string path = http::blob_lookup_path(false, digest);
-      auto present = exists(path);
-      KG_TRY(present);
-      if (!*present) {
-        KG_TRY(put(path, content));
-      }
+      KG_TRY(put(http::blob_lookup_path(false, digest), content));
       return digest;
     }
     // Content first, then the index that leads to it: a reader never follows an index to nothing
     // that this writer left behind.
     const std::string sha = http::sha256_hex(content);
-    const std::string cas = http::bazel_cas_path(sha);
-    auto present = exists(cas);
-    KG_TRY(present);
-    if (!*present) {
-      KG_TRY(put(cas, content));
-    }
-    const std::string index = http::blob_lookup_path(true, digest);
-    auto indexed = exists(index);
-    KG_TRY(indexed);
-    if (!*indexed) {
-      KG_TRY(put(index, sha));
-    }
+    KG_TRY(put(http::bazel_cas_path(sha), content));
+    KG_TRY(put(http::blob_lookup_path(true, digest), sha));
     return digest;
   }
 

@@ -175,6 +175,11 @@ TEST_P(HttpStorageLayout, TamperedBlobIsAMissAndAWarning) {
   EXPECT_EQ(got.error().kind, Kind::NotFound);
   EXPECT_NE(warnings.find("failed its digest check"), std::string::npos) << warnings;
   EXPECT_NE(warnings.find(*digest), std::string::npos) << warnings;
+  // The next writer of the same content repairs the server's copy.
+  ASSERT_TRUE(s->put_blob(content));
+  auto repaired = s->get_blob(*digest);
+  ASSERT_TRUE(repaired) << repaired.error().message;
+  EXPECT_EQ(*repaired, content);
 }
 
 TEST_P(HttpStorageLayout, RecordNamingAnotherKeyIsAMiss) {

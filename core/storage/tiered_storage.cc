@@ -15,13 +15,34 @@ double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock:
 
 }  // namespace
 
+bool may_leave_this_machine(const cache::AcRecord& record) {
+  return record.generator.rfind("llm:", 0) != 0 || record.verification == cache::Verification::Verified;
+}
+
 struct TieredStorage::Tier {
   enum class Role { Local, Prebuilt, Remote };
   std::unique_ptr<Storage> storage;
   Role role;
   std::string name;
-  // A remote that failed once is left alone for the rest of the process.
-  std::atomic<bool> down{false};
+  // A remote that failed is left alone for the rest of the process, or until `retry_at`.
+  std::atomic<bool> down_flag{false};
+  std::atomic<int64_t> retry_at_ms{0};  // steady-clock ms; 0: never
+  double retry_after_s = 0;
+
+  bool down() {
+    if (!down_flag.load()) {
+      return false;
+    }
+    const int64_t at = retry_at_ms.load();
+    if (at > 0 && now_ms() >= at) {
+      down_flag = false;  // try it again; a new failure warns again
+      return false;
+    }
+    return true;
+  }
+  static int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
+  }
   mutable std::mutex mutex;
   TierStats stats;
 
@@ -44,9 +65,13 @@ struct TieredStorage::Tier {
     if (role != Role::Remote) {
       return;
     }
-    if (!down.exchange(true)) {
-      KG_LOG_WARN("the remote cache " << name << " failed (" << f.message
-                                      << "); going on with the local cache only for this process");
+    if (retry_after_s > 0) {
+      retry_at_ms = now_ms() + static_cast<int64_t>(retry_after_s * 1000);
+    }
+    if (!down_flag.exchange(true)) {
+      KG_LOG_WARN("the remote cache " << name << " failed (" << f.message << "); going on with the local cache only"
+                                      << (retry_after_s > 0 ? " for " + std::to_string(static_cast<int>(retry_after_s)) + " s"
+                                                            : std::string(" for this process")));
     }
   }
 };
@@ -64,6 +89,7 @@ TieredStorage::TieredStorage(std::unique_ptr<Storage> local, std::vector<std::un
   }
   if (remote) {
     m_tiers.push_back(std::make_unique<Tier>(std::move(remote), Tier::Role::Remote));
+    m_tiers.back()->retry_after_s = options.retry_remote_after_s;
   }
 }
 
@@ -96,7 +122,7 @@ Expected<cache::AcRecord, Failure> TieredStorage::get_record(const std::string& 
     if (t->role == Tier::Role::Local) {
       local = t.get();
     }
-    if (t->down.load()) {
+    if (t->down()) {
       reasons.push_back(t->name + ": skipped (it failed earlier in this process)");
       continue;
     }
@@ -181,7 +207,7 @@ Expected<cache::AcRecord, Failure> TieredStorage::get_record(const std::string& 
 Expected<std::string, Failure> TieredStorage::get_blob(const std::string& digest) {
   std::string why;
   for (const auto& t : m_tiers) {
-    if (t->down.load()) {
+    if (t->down()) {
       continue;
     }
     const auto t0 = Clock::now();
@@ -205,7 +231,7 @@ Expected<std::string, Failure> TieredStorage::put_blob(const std::string& conten
   for (const auto& t : m_tiers) {
     const bool is_local = t->role == Tier::Role::Local;
     const bool is_remote = t->role == Tier::Role::Remote && m_options.write_remote && !t->storage->read_only();
-    if ((!is_local && !is_remote) || t->down.load()) {
+    if ((!is_local && !is_remote) || t->down()) {
       continue;
     }
     const auto t0 = Clock::now();
@@ -233,7 +259,12 @@ Expected<void, Failure> TieredStorage::put_record(const cache::AcRecord& record)
   for (const auto& t : m_tiers) {
     const bool is_local = t->role == Tier::Role::Local;
     const bool is_remote = t->role == Tier::Role::Remote && m_options.write_remote && !t->storage->read_only();
-    if ((!is_local && !is_remote) || t->down.load()) {
+    if ((!is_local && !is_remote) || t->down()) {
+      continue;
+    }
+    if (is_remote && !may_leave_this_machine(record)) {
+      KG_LOG_INFO("not uploading " << record.key << " (" << record.generator
+                                   << "): a kernel the loop wrote travels only once a GPU verified it");
       continue;
     }
     const auto t0 = Clock::now();

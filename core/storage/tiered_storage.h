@@ -26,11 +26,18 @@ struct TierStats {
   double seconds = 0;  // time in the tier's calls
 };
 
+// Whether `record` may be uploaded or exported: a kernel the loop wrote ("llm:…") only once a GPU
+// verified it; template kernels travel with whatever status they have (design §7, item 5).
+bool may_leave_this_machine(const cache::AcRecord& record);
+
 class TieredStorage final : public Storage {
  public:
   struct Options {
     bool copy_hits_local = true;  // copy a hit of a lower tier into the local one
     bool write_remote = true;     // false: never write the remote (READ_ONLY mode, a read-only remote)
+    // How long a failed remote is left alone before it is tried again (a long-lived daemon);
+    // 0: for the rest of the process (a build step).
+    double retry_remote_after_s = 0;
   };
   // `local` may be null (a client without a cache directory); `prebuilt` and `remote` may be empty.
   TieredStorage(std::unique_ptr<Storage> local, std::vector<std::unique_ptr<Storage>> prebuilt,

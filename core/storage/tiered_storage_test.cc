@@ -1,0 +1,198 @@
+#include "storage/tiered_storage.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "util/hash.h"
+
+namespace kg::storage {
+namespace {
+
+// A tier in memory whose failures the test chooses.
+class MemoryTier final : public Storage {
+ public:
+  explicit MemoryTier(std::string name, bool read_only = false) : m_name(std::move(name)), m_read_only(read_only) {}
+  std::string describe() const override { return m_name; }
+  bool read_only() const override { return m_read_only; }
+  Expected<cache::AcRecord, Failure> get_record(const std::string& key) override {
+    ++gets;
+    if (broken) {
+      return fail(m_name + " timed out", Failure::Kind::Timeout);
+    }
+    auto it = records.find(key);
+    if (it == records.end()) {
+      return fail("no record", Failure::Kind::NotFound);
+    }
+    return it->second;
+  }
+  Expected<void, Failure> put_record(const cache::AcRecord& record) override {
+    if (broken || m_read_only) {
+      return fail(m_name + " refuses writes");
+    }
+    records[record.key] = record;
+    return {};
+  }
+  Expected<std::string, Failure> get_blob(const std::string& digest) override {
+    ++gets;
+    if (broken) {
+      return fail(m_name + " timed out", Failure::Kind::Timeout);
+    }
+    auto it = blobs.find(digest);
+    if (it == blobs.end()) {
+      return fail("no blob", Failure::Kind::NotFound);
+    }
+    return it->second;
+  }
+  Expected<std::string, Failure> put_blob(const std::string& content) override {
+    if (broken || m_read_only) {
+      return fail(m_name + " refuses writes");
+    }
+    const std::string d = xxh3_128_hex(content);
+    blobs[d] = content;
+    return d;
+  }
+  Expected<bool, Failure> touch(const std::string&) override { return false; }
+
+  std::map<std::string, cache::AcRecord> records;
+  std::map<std::string, std::string> blobs;
+  bool broken = false;
+  int gets = 0;
+
+ private:
+  std::string m_name;
+  bool m_read_only;
+};
+
+// Stores a record with a source and a header in `tier`; returns it.
+cache::AcRecord seed(MemoryTier& tier, const std::string& key) {
+  cache::AcRecord r;
+  r.key = key;
+  r.name = "causal";
+  r.source_digest = *tier.put_blob("source of " + key);
+  r.header_digest = *tier.put_blob("header of " + key);
+  EXPECT_TRUE(tier.put_record(r));
+  return r;
+}
+
+struct Tiers {
+  MemoryTier* local;
+  MemoryTier* bundle;
+  MemoryTier* remote;
+  std::unique_ptr<TieredStorage> storage;
+};
+
+Tiers make(TieredStorage::Options options = {}, bool remote_read_only = false) {
+  auto local = std::make_unique<MemoryTier>("local");
+  auto bundle = std::make_unique<MemoryTier>("bundle", true);
+  auto remote = std::make_unique<MemoryTier>("remote", remote_read_only);
+  Tiers t{local.get(), bundle.get(), remote.get(), nullptr};
+  std::vector<std::unique_ptr<Storage>> prebuilt;
+  prebuilt.push_back(std::move(bundle));
+  t.storage = std::make_unique<TieredStorage>(std::move(local), std::move(prebuilt), std::move(remote), options);
+  return t;
+}
+
+const std::string kKey(32, 'a');
+
+TEST(TieredStorage, LooksUpLocalThenBundlesThenRemoteAndCopiesHitsDown) {
+  Tiers t = make();
+  const cache::AcRecord r = seed(*t.remote, kKey);
+  auto got = t.storage->get_record(kKey);
+  ASSERT_TRUE(got) << got.error().message;
+  EXPECT_EQ(*got, r);
+  // Copied into the local tier with its blobs: the next lookup does not reach the remote.
+  EXPECT_EQ(t.local->records.count(kKey), 1u);
+  EXPECT_EQ(t.local->blobs.count(r.source_digest), 1u);
+  const int remote_gets = t.remote->gets;
+  ASSERT_TRUE(t.storage->get_record(kKey));
+  ASSERT_TRUE(t.storage->get_blob(r.source_digest));
+  EXPECT_EQ(t.remote->gets, remote_gets);
+  const auto stats = t.storage->stats();
+  ASSERT_EQ(stats.size(), 3u);
+  EXPECT_EQ(stats[0].tier, "local");
+  EXPECT_EQ(stats[0].hits, 2u);  // the record and the blob, the second time
+  EXPECT_EQ(stats[0].misses, 1u);
+  EXPECT_EQ(stats[1].misses, 1u);
+  EXPECT_EQ(stats[2].hits, 1u);
+  EXPECT_GT(stats[2].bytes_read, 0u);
+}
+
+TEST(TieredStorage, ABundleHitComesBeforeTheRemote) {
+  Tiers t = make();
+  seed(*t.remote, kKey);
+  // The bundle is read-only for the storage, but the test fills it directly.
+  cache::AcRecord r;
+  r.key = kKey;
+  r.name = "from-bundle";
+  const std::string src = "bundle source";
+  t.bundle->blobs[xxh3_128_hex(src)] = src;
+  r.source_digest = xxh3_128_hex(src);
+  t.bundle->records[kKey] = r;
+  auto got = t.storage->get_record(kKey);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->name, "from-bundle");
+  EXPECT_EQ(t.remote->gets, 0);
+}
+
+TEST(TieredStorage, ARecordWhoseBlobsATierLacksIsAMissThere) {
+  Tiers t = make();
+  cache::AcRecord r = seed(*t.remote, kKey);
+  t.remote->blobs.erase(r.header_digest);
+  auto got = t.storage->get_record(kKey);
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error().kind, Failure::Kind::NotFound);
+  EXPECT_NE(got.error().message.find("cannot give"), std::string::npos) << got.error().message;
+  EXPECT_EQ(t.local->records.count(kKey), 0u);
+}
+
+TEST(TieredStorage, WritesGoThroughToTheRemoteUnlessReadOnly) {
+  Tiers t = make();
+  auto d = t.storage->put_blob("kernel");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(t.local->blobs.count(*d), 1u);
+  EXPECT_EQ(t.remote->blobs.count(*d), 1u);
+  EXPECT_TRUE(t.bundle->blobs.empty());
+
+  Tiers ro = make({}, /*remote_read_only=*/true);
+  ASSERT_TRUE(ro.storage->put_blob("kernel"));
+  EXPECT_TRUE(ro.remote->blobs.empty());
+
+  TieredStorage::Options no_remote_writes;
+  no_remote_writes.write_remote = false;
+  Tiers off = make(no_remote_writes);
+  cache::AcRecord r;
+  r.key = kKey;
+  ASSERT_TRUE(off.storage->put_record(r));
+  EXPECT_TRUE(off.remote->records.empty());
+  EXPECT_EQ(off.local->records.count(kKey), 1u);
+}
+
+TEST(TieredStorage, AFailingRemoteIsReportedOnceThenLeftAlone) {
+  Tiers t = make();
+  t.remote->broken = true;
+  auto miss = t.storage->get_record(kKey);
+  ASSERT_FALSE(miss);
+  EXPECT_EQ(miss.error().kind, Failure::Kind::NotFound) << "a remote failure must look like a miss to the build";
+  const int gets = t.remote->gets;
+  // Writes still land locally; the remote is not asked again.
+  ASSERT_TRUE(t.storage->put_blob("kernel"));
+  EXPECT_FALSE(t.storage->get_record(kKey));
+  EXPECT_EQ(t.remote->gets, gets);
+  EXPECT_EQ(t.storage->stats()[2].errors, 1u);
+  const auto reasons = t.storage->last_miss_reasons();
+  ASSERT_EQ(reasons.size(), 3u);
+  EXPECT_NE(reasons[2].find("failed earlier"), std::string::npos) << reasons[2];
+}
+
+TEST(TieredStorage, ALocalWriteFailureIsAnError) {
+  Tiers t = make();
+  t.local->broken = true;
+  EXPECT_FALSE(t.storage->put_blob("kernel"));
+  cache::AcRecord r;
+  r.key = kKey;
+  EXPECT_FALSE(t.storage->put_record(r));
+}
+
+}  // namespace
+}  // namespace kg::storage

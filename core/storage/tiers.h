@@ -1,0 +1,49 @@
+// The storage a kernelgen process uses, as the configuration describes it: the local cache, the
+// bundles of `prebuilt` (KERNELGEN_PREBUILT=FILE[:FILE...]) and the `remote` (KERNELGEN_REMOTE),
+// chained by TieredStorage.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "storage/remote.h"
+#include "storage/tiered_storage.h"
+
+namespace kg::storage {
+
+struct TierSetup {
+  std::vector<std::string> prebuilt;  // bundle files, in lookup order
+  std::optional<RemoteSpec> remote;
+
+  bool any() const { return !prebuilt.empty() || remote.has_value(); }
+};
+
+// Reads the prebuilt and remote settings. Errors name the setting and what was expected.
+Expected<TierSetup, Failure> tier_setup(const config::Config& config);
+
+// A Storage that forwards to one it does not own (the local cache, owned by its caller).
+class BorrowedStorage final : public Storage {
+ public:
+  explicit BorrowedStorage(Storage& s) : m_s(s) {}
+  std::string describe() const override { return m_s.describe(); }
+  bool read_only() const override { return m_s.read_only(); }
+  Expected<cache::AcRecord, Failure> get_record(const std::string& key) override { return m_s.get_record(key); }
+  Expected<void, Failure> put_record(const cache::AcRecord& r) override { return m_s.put_record(r); }
+  Expected<std::string, Failure> get_blob(const std::string& d) override { return m_s.get_blob(d); }
+  Expected<std::string, Failure> put_blob(const std::string& c) override { return m_s.put_blob(c); }
+  Expected<bool, Failure> touch(const std::string& key) override { return m_s.touch(key); }
+
+ private:
+  Storage& m_s;
+};
+
+// `local` (borrowed; may be null) in front of the setup's bundles (opened and checked now: a
+// damaged bundle is an error naming it and the entry) and remote (contacted on first use).
+// `offline`: no remote at all (OFFLINE mode never touches the network).
+Expected<std::unique_ptr<TieredStorage>, Failure> open_tiers(const TierSetup& setup, Storage* local, bool offline,
+                                                             TieredStorage::Options options);
+
+}  // namespace kg::storage

@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# Shared, reproducible and offline builds (docs/design.md §7) with the real programs, a real nginx
+# (WebDAV) and, where named, a real redis-server, all on loopback.
+#   tests/remote/shared_cache_test.sh <kernelgen> <source-dir> [section...]
+# Sections (default: all): clones tamper stalled killed parallel bundle redis.
+set -uo pipefail
+kg=$(readlink -f "$1")
+src=$(readlink -f "$2")
+shift 2
+sections=${*:-clones tamper stalled killed parallel bundle redis}
+work=$(mktemp -d)
+export XDG_RUNTIME_DIR=$work/run
+mkdir -m 700 "$XDG_RUNTIME_DIR"
+export KERNELGEN_DAEMON=$(dirname "$kg")/kernelgend
+export KERNELGEN_CONFIG=$work/no-config KERNELGEN_IDLE_TIMEOUT=300
+unset KERNELGEN_LOG KERNELGEN_NO_DAEMON KERNELGEN_CACHE_DIR KERNELGEN_REMOTE KERNELGEN_PREBUILT KERNELGEN_MODE \
+  KERNELGEN_LLM_URL
+source "$(dirname "$0")/nginx.sh"
+caches=()
+redis_pid=
+cleanup() {
+  nginx_stop
+  [[ -n $redis_pid ]] && kill "$redis_pid" 2>/dev/null
+  for c in "${caches[@]}"; do KERNELGEN_CACHE_DIR=$c "$kg" daemon stop >/dev/null 2>&1; done
+  [[ -n ${KG_KEEP:-} ]] && { echo "kept $work"; return; }
+  rm -rf "$work"
+}
+trap cleanup EXIT
+passed=0
+failed=0
+check() {
+  local name=$1
+  shift
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $name" >&2; fi
+}
+contains() { [[ $1 == *"$2"* ]] || { echo "  expected '$2' in: $1" >&2; return 1; }; }
+use_cache() {
+  export KERNELGEN_CACHE_DIR=$work/$1
+  caches+=("$KERNELGEN_CACHE_DIR")
+}
+no_daemon_ran() { ! ls "$XDG_RUNTIME_DIR"/kernelgen/*.sock >/dev/null 2>&1; }
+nvcc=${KERNELGEN_NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
+
+nginx_start "$work/nginx" || exit 1
+export KERNELGEN_REMOTE=http://127.0.0.1:$NGINX_PORT/kernelgen
+specs=("$src/specs/causal.yaml" "$src/specs/alibi_causal.yaml" "$src/specs/document_mask.yaml")
+
+if [[ " $sections " == *" clones "* ]]; then
+  # Two fresh clones of a project, each with a fresh cache, sharing the remote: the second builds
+  # from the first's kernels (no daemon, nothing generated) and both outputs are byte-identical.
+  for clone in a b; do
+    mkdir -p "$work/clone-$clone"
+    cp -r "$src/tests/remote/project" "$work/clone-$clone/project"
+  done
+  use_cache clone-a-cache
+  rm -rf "$XDG_RUNTIME_DIR"/kernelgen
+  cmake -S "$work/clone-a/project" -B "$work/clone-a/build" -G Ninja -DKERNELGEN_EXECUTABLE="$kg" -DKG_SOURCE_DIR="$src" \
+    -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_BUILD_TYPE=Release >"$work/clone-a.log" 2>&1 &&
+    cmake --build "$work/clone-a/build" >>"$work/clone-a.log" 2>&1
+  check "the first clone builds" test $? -eq 0
+  "$kg" daemon stop >/dev/null 2>&1
+  use_cache clone-b-cache
+  rm -rf "$XDG_RUNTIME_DIR"/kernelgen
+  cmake -S "$work/clone-b/project" -B "$work/clone-b/build" -G Ninja -DKERNELGEN_EXECUTABLE="$kg" -DKG_SOURCE_DIR="$src" \
+    -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_BUILD_TYPE=Release >"$work/clone-b.log" 2>&1 &&
+    KERNELGEN_LOG=info cmake --build "$work/clone-b/build" >>"$work/clone-b.log" 2>&1
+  check "the second clone builds" test $? -eq 0
+  check "the second clone started no daemon (nothing generated)" no_daemon_ran
+  check "the second clone's kernels came from the remote" grep -q "shared cache hit" "$work/clone-b.log"
+  for f in causal.cu causal.h alibi_causal.cu alibi_causal.h; do
+    check "clones: $f is byte-identical" cmp -s "$work/clone-a/build/kernelgen/shared_kernels/$f" \
+      "$work/clone-b/build/kernelgen/shared_kernels/$f"
+  done
+  # nvcc 13 does not write byte-identical objects even for one file compiled twice in one
+  # directory (the fatbinary differs; measured), so only the sources KernelGen writes can be
+  # compared bytewise; both clones must still have built the same objects.
+  objs_a=$(cd "$work/clone-a/build" && find . -name '*.o' | sort)
+  objs_b=$(cd "$work/clone-b/build" && find . -name '*.o' | sort)
+  check "clones: the same object files" test -n "$objs_a" -a "$objs_a" == "$objs_b"
+  check "clones: the second clone's local cache holds the kernels" \
+    test "$("$kg" cache ls | grep -c -E 'causal|alibi_causal')" -eq 2
+fi
+
+# A blob changed on the server is never used: the client finds it does not match its digest,
+# warns, and the kernel is generated again (the same bytes, from the template).
+if [[ " $sections " == *" tamper "* ]]; then
+  use_cache tamper-seed
+  "$kg" emit --spec "${specs[0]}" --out-dir "$work/tamper-ref" --no-verify >/dev/null 2>&1
+  "$kg" daemon stop >/dev/null 2>&1
+  key=$("$kg" spec check "${specs[0]}" | head -1 | awk '{print $3}')
+  source_digest=$(python3 -c "import json,sys; print(json.load(sys.stdin)['source_digest'])" < <("$kg" cache show "$key"))
+  blob=$(find "$NGINX_ROOT" -path "*cas/$source_digest" | head -1)
+  check "tamper: the source blob is on the server" test -f "$blob"
+  [[ -f $blob ]] && printf '__global__ void pwned() {}\n' >"$blob"
+  use_cache tamper-fresh
+  out=$("$kg" emit --spec "${specs[0]}" --out-dir "$work/tamper-out" --no-verify 2>&1)
+  check "tamper: the build still succeeds" test $? -eq 0
+  check "tamper: the tampered bytes are not emitted" bash -c "! grep -q pwned '$work/tamper-out/causal.cu'"
+  check "tamper: the emitted kernel is the real one" cmp -s "$work/tamper-ref/causal.cu" "$work/tamper-out/causal.cu"
+  check "tamper: the mismatch is reported" contains "$out" "$source_digest"
+  "$kg" daemon stop >/dev/null 2>&1
+fi
+
+# A remote that stops answering (SIGSTOP) or dies costs one warning; the build goes on locally.
+if [[ " $sections " == *" stalled "* ]]; then
+  use_cache stalled
+  kill -STOP "$NGINX_PID"
+  pkill -STOP -P "$NGINX_PID" 2>/dev/null
+  t0=$SECONDS
+  out=$(KERNELGEN_REMOTE="$KERNELGEN_REMOTE|timeout=0.5" "$kg" emit --spec "${specs[1]}" --out-dir "$work/stalled" \
+    --no-verify 2>&1)
+  rc=$?
+  pkill -CONT -P "$NGINX_PID" 2>/dev/null
+  kill -CONT "$NGINX_PID"
+  check "stalled: the build succeeds" test $rc -eq 0
+  check "stalled: one warning names the remote" contains "$out" "remote cache"
+  check "stalled: it did not wait long" test $((SECONDS - t0)) -lt 60
+  "$kg" daemon stop >/dev/null 2>&1
+fi
+if [[ " $sections " == *" killed "* ]]; then
+  use_cache killed
+  saved_port=$NGINX_PORT
+  nginx_stop
+  out=$("$kg" emit --spec "${specs[2]}" --out-dir "$work/killed" --no-verify 2>&1)
+  check "killed: the build succeeds without the remote" test $? -eq 0
+  check "killed: the remote's failure is reported" contains "$out" "remote cache"
+  "$kg" daemon stop >/dev/null 2>&1
+  nginx_start "$work/nginx" || exit 1
+  export KERNELGEN_REMOTE=http://127.0.0.1:$NGINX_PORT/kernelgen
+fi
+
+# Sixteen builds at once against one remote, each with its own cache: identical outputs, and
+# every entry on the server whole.
+if [[ " $sections " == *" parallel "* ]]; then
+  pids=()
+  for i in $(seq 16); do
+    (
+      export KERNELGEN_CACHE_DIR=$work/par-$i XDG_RUNTIME_DIR=$work/par-run-$i
+      mkdir -p -m 700 "$XDG_RUNTIME_DIR"
+      for s in "${specs[@]}"; do "$kg" emit --spec "$s" --out-dir "$work/par-out-$i" --no-verify || exit 1; done
+      "$kg" daemon stop >/dev/null 2>&1
+      exit 0
+    ) >"$work/par-$i.log" 2>&1 &
+    pids+=($!)
+  done
+  ok=0
+  for p in "${pids[@]}"; do wait "$p" && ok=$((ok + 1)); done
+  check "parallel: 16 builds succeed" test $ok -eq 16
+  same=0
+  for i in $(seq 2 16); do diff -r "$work/par-out-1" "$work/par-out-$i" >/dev/null && same=$((same + 1)); done
+  check "parallel: 16 identical outputs" test $same -eq 15
+  bad=$(python3 - "$NGINX_ROOT" <<'PY'
+import ctypes, os, sys
+xx = ctypes.CDLL("libxxhash.so.0")
+class H(ctypes.Structure):
+    _fields_ = [("low", ctypes.c_uint64), ("high", ctypes.c_uint64)]
+xx.XXH3_128bits.restype = H
+xx.XXH3_128bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+bad = 0
+for root, _, files in os.walk(sys.argv[1]):
+    if os.path.basename(root) != "cas":
+        continue
+    for f in files:
+        data = open(os.path.join(root, f), "rb").read()
+        h = xx.XXH3_128bits(data, len(data))
+        if "%016x%016x" % (h.high, h.low) != f:
+            bad += 1
+print(bad)
+PY
+)
+  check "parallel: every blob on the server matches its digest" test "$bad" == "0"
+fi
+
+# A bundle exported from one cache builds a machine with no GPU and no network in OFFLINE mode;
+# without it the offline build fails saying what to do; a tampered bundle is refused by entry.
+if [[ " $sections " == *" bundle "* ]]; then
+  use_cache bundle-src
+  for s in "${specs[@]}"; do "$kg" emit --spec "$s" --out-dir "$work/bundle-ref" --no-verify >/dev/null 2>&1; done
+  "$kg" daemon stop >/dev/null 2>&1
+  "$kg" cache export --out "$work/kernels.kgb" >/dev/null 2>&1
+  check "bundle: export writes the file" test -s "$work/kernels.kgb"
+  use_cache bundle-offline
+  ( unset KERNELGEN_REMOTE
+    export KERNELGEN_MODE=offline KERNELGEN_PREBUILT=$work/kernels.kgb
+    for s in "${specs[@]}"; do "$kg" emit --spec "$s" --out-dir "$work/bundle-out" || exit 1; done ) >"$work/bundle.log" 2>&1
+  check "bundle: the offline build from the bundle succeeds" test $? -eq 0
+  check "bundle: its outputs equal the source machine's" diff -r "$work/bundle-ref" "$work/bundle-out"
+  use_cache bundle-none
+  out=$(unset KERNELGEN_REMOTE; KERNELGEN_MODE=offline "$kg" emit --spec "${specs[0]}" --out-dir "$work/none" 2>&1)
+  check "bundle: offline without it fails" test $? -ne 0
+  check "bundle: the failure names the mode" contains "$out" "offline"
+  check "bundle: the failure says how to import" contains "$out" "kernelgen cache import"
+  cp "$work/kernels.kgb" "$work/tampered.kgb"
+  python3 - "$work/tampered.kgb" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+i = b.find(b"__global__")
+b[i] ^= 0x20
+open(p, "wb").write(b)
+PY
+  use_cache bundle-tampered
+  out=$("$kg" cache import "$work/tampered.kgb" 2>&1)
+  check "bundle: a tampered bundle is refused" test $? -ne 0
+  check "bundle: the refusal names the entry" contains "$out" "cas/"
+  check "bundle: nothing was imported" test "$("$kg" cache ls 2>/dev/null | grep -c causal)" -eq 0
+  use_cache bundle-import
+  "$kg" cache import "$work/kernels.kgb" >/dev/null 2>&1
+  check "bundle: import brings every kernel" test "$("$kg" cache ls | wc -l)" -eq 3
+fi
+
+if [[ " $sections " == *" redis "* ]]; then
+  bin=${KG_REDIS:-/usr/bin/redis-server}
+  if [[ ! -x $bin ]]; then
+    echo "FAIL: redis-server is not installed ($bin): scripts/install-deps.sh installs it" >&2
+    failed=$((failed + 1))
+  else
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "$bin" --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
+    redis_pid=$!
+    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
+    use_cache redis-a
+    KERNELGEN_REMOTE=redis://127.0.0.1:$port "$kg" emit --spec "${specs[0]}" --out-dir "$work/redis-a" --no-verify >/dev/null 2>&1
+    "$kg" daemon stop >/dev/null 2>&1
+    use_cache redis-b
+    rm -rf "$XDG_RUNTIME_DIR"/kernelgen
+    out=$(KERNELGEN_LOG=info KERNELGEN_REMOTE=redis://127.0.0.1:$port "$kg" emit --spec "${specs[0]}" --out-dir "$work/redis-b" 2>&1)
+    check "redis: the second cache is served by the remote" contains "$out" "shared cache hit"
+    check "redis: identical output" cmp -s "$work/redis-a/causal.cu" "$work/redis-b/causal.cu"
+    check "redis: no daemon was needed" no_daemon_ran
+  fi
+fi
+
+echo "shared_cache_test: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]
