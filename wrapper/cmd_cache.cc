@@ -6,6 +6,7 @@
 #include "cache/gc.h"
 #include "cache/local_cache.h"
 #include "commands.h"
+#include "record_lookup.h"
 #include "config/config.h"
 #include "util/text.h"
 #include "storage/bundle.h"
@@ -16,34 +17,6 @@
 namespace kg::cli {
 
 namespace {
-
-// Resolves a key or a unique key prefix.
-Expected<cache::AcRecord, Failure> find_record(cache::LocalCache& cache, const std::string& key_or_prefix) {
-  auto exact = cache.get_record(key_or_prefix);
-  if (exact || exact.error().kind != Failure::Kind::NotFound) {
-    return exact;
-  }
-  auto all = cache.list_records();
-  if (!all) {
-    return unexpected(all.error());
-  }
-  const cache::AcRecord* found = nullptr;
-  for (const cache::AcRecord& r : *all) {
-    if (r.key.rfind(key_or_prefix, 0) == 0) {
-      if (found != nullptr) {
-        return fail("key prefix '" + key_or_prefix + "' is ambiguous: " + found->key + ", " + r.key + ", …");
-      }
-      found = &r;
-    }
-  }
-  if (found == nullptr) {
-    return fail("no cache entry with key '" + key_or_prefix + "' (see `kernelgen cache ls`)",
-                Failure::Kind::NotFound);
-  }
-  return *found;
-}
-
-}  // namespace
 
 // kernelgen cache import FILE...: every entry of each bundle into the local cache.
 int run_import(const std::string& dir, const CacheOptions& opts) {
@@ -132,6 +105,8 @@ int run_gc(const GlobalOptions& global, const CacheOptions& opts) {
             << " blobs: " << r->bytes_before << " -> " << r->bytes_after << " bytes (limit " << *max << ")\n";
   return kExitOk;
 }
+
+}  // namespace
 
 int run_cache(const GlobalOptions& global, const CacheOptions& opts) {
   const std::string& dir = global.cache_dir;  // from the configuration (main.cc)

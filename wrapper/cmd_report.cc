@@ -4,6 +4,7 @@
 
 #include "cache/local_cache.h"
 #include "commands.h"
+#include "record_lookup.h"
 #include "loop/report_html.h"
 #include "util/file.h"
 #include "util/log.h"
@@ -12,35 +13,6 @@
 namespace kg::cli {
 
 namespace {
-
-// The record of a key or of a unique key prefix. Errors: NotFound (no such key; the message says
-// how to list keys), ambiguous prefix, cache errors.
-Expected<cache::AcRecord, Failure> resolve_key(cache::LocalCache& cache, const std::string& key_or_prefix) {
-  auto exact = cache.get_record(key_or_prefix);
-  if (exact || exact.error().kind != Failure::Kind::NotFound) {
-    return exact;
-  }
-  auto all = cache.list_records();
-  if (!all) {
-    return unexpected(all.error());
-  }
-  const cache::AcRecord* found = nullptr;
-  for (const cache::AcRecord& r : *all) {
-    if (!key_or_prefix.empty() && r.key.rfind(key_or_prefix, 0) == 0) {
-      if (found != nullptr) {
-        return fail("key prefix '" + printable(key_or_prefix) + "' is ambiguous: " + found->key + ", " +
-                    r.key + ", …");
-      }
-      found = &r;
-    }
-  }
-  if (found == nullptr) {
-    return fail("no cache entry with key '" + printable(key_or_prefix) + "' in " + cache.dir() +
-                    "; `kernelgen cache ls` lists the keys",
-                Failure::Kind::NotFound);
-  }
-  return *found;
-}
 
 // `text` reduced to file-name characters ([A-Za-z0-9_-]), at most `limit` of them.
 std::string file_name_part(const std::string& text, size_t limit, const std::string& fallback) {
@@ -70,7 +42,7 @@ Expected<void, Failure> input_from_cache(const GlobalOptions& global, const std:
     }
     return fail("cannot open the kernel cache: " + cache.error().message);
   }
-  auto record = resolve_key(*cache, key);
+  auto record = find_record(*cache, key);
   if (!record) {
     return unexpected(record.error());
   }
