@@ -116,7 +116,7 @@ build "$work/offline"
 check "MODE OFFLINE fails on a kernel that is not cached" test "$rc" != 0
 check "... with the offline message" contains "$(flat "$log")" "alibi_causal (key "
 check "... ... naming the mode and the command" contains "$(flat "$log")" "is not in the cache and the mode is offline: produce it with \`kernelgen emit --spec $proj/specs/alibi_causal.yaml\`"
-check "... and no daemon" test -z "$(ls -A "$XDG_RUNTIME_DIR")"
+check "... and no daemon" test -z "$(ls -A "$XDG_RUNTIME_DIR/kernelgen" 2>/dev/null)"
 configure "$work/offline_hit" -DKG_SPECS=specs/full.yaml -DKG_MODE=offline -DKG_LOCKFILE=kernelgen.lock
 build "$work/offline_hit"
 check "MODE offline (any case) with LOCKFILE builds from the cache" test "$rc" = 0
