@@ -4,7 +4,7 @@
 // only about once a second while a connection is idle, which is too coarse for both.
 #include "llm/curl_endpoint.h"
 
-#include <curl/curl.h>
+#include "util/curl_library.h"
 
 #include <algorithm>
 #include <chrono>
@@ -37,11 +37,6 @@ std::string format_seconds(double s) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f s", s);
   return buf;
-}
-
-void global_init() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
 bool starts_with_nocase(std::string_view text, std::string_view prefix) {
@@ -110,9 +105,9 @@ struct Transfer {
     if (mode != Mode::Unknown) {
       return;
     }
-    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    kg::curl::lib().easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
     char* type = nullptr;
-    curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &type);
+    kg::curl::lib().easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &type);
     if (status < 200 || status > 299) {
       mode = Mode::ErrorBody;
     } else if (stream && !(type != nullptr && starts_with_nocase(type, "application/json"))) {
@@ -271,62 +266,61 @@ class CurlEndpoint final : public Endpoint {
       result.failure = Failure{Failure::Kind::Error, "cancelled"};
       return result;
     }
-    global_init();
     Transfer t(stream, m_settings.max_answer_bytes);
     t.max_body_bytes = m_settings.max_answer_bytes * 6 + (1 << 20);
     t.max_total_bytes = std::max<size_t>(m_settings.max_answer_bytes * 64, size_t{64} << 20);
 
-    std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> easy(curl_easy_init(), &curl_easy_cleanup);
-    std::unique_ptr<CURLM, decltype(&curl_multi_cleanup)> multi(curl_multi_init(), &curl_multi_cleanup);
+    std::unique_ptr<CURL, decltype(kg::curl::Api::easy_cleanup)> easy(kg::curl::lib().easy_init(), kg::curl::lib().easy_cleanup);
+    std::unique_ptr<CURLM, decltype(kg::curl::Api::multi_cleanup)> multi(kg::curl::lib().multi_init(), kg::curl::lib().multi_cleanup);
     if (!easy || !multi) {
       result.failure = Failure{Failure::Kind::Error, "cannot start a libcurl transfer"};
       return result;
     }
     t.easy = easy.get();
     curl_slist* headers = nullptr;
-    headers = curl_slist_append(headers, "Content-Type: application/json");
-    headers = curl_slist_append(headers, stream ? "Accept: text/event-stream" : "Accept: application/json");
-    headers = curl_slist_append(headers, "Expect:");  // no 100-continue round trip
+    headers = kg::curl::lib().slist_append(headers, "Content-Type: application/json");
+    headers = kg::curl::lib().slist_append(headers, stream ? "Accept: text/event-stream" : "Accept: application/json");
+    headers = kg::curl::lib().slist_append(headers, "Expect:");  // no 100-continue round trip
     if (!m_auth_header.empty()) {
-      headers = curl_slist_append(headers, m_auth_header.c_str());
+      headers = kg::curl::lib().slist_append(headers, m_auth_header.c_str());
     }
-    std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_list(headers, &curl_slist_free_all);
+    std::unique_ptr<curl_slist, decltype(kg::curl::Api::slist_free_all)> header_list(headers, kg::curl::lib().slist_free_all);
     char errbuf[CURL_ERROR_SIZE] = {0};
 
     CURL* h = easy.get();
-    curl_easy_setopt(h, CURLOPT_URL, m_chat_url.c_str());
-    curl_easy_setopt(h, CURLOPT_POST, 1L);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "kernelgen");
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(std::ceil(m_settings.timeout_s * 1000)));
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::ceil(m_settings.connect_timeout_s * 1000)));
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
-    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");  // whatever this libcurl decodes
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    kg::curl::lib().easy_setopt(h, CURLOPT_URL, m_chat_url.c_str());
+    kg::curl::lib().easy_setopt(h, CURLOPT_POST, 1L);
+    kg::curl::lib().easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
+    kg::curl::lib().easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+    kg::curl::lib().easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    kg::curl::lib().easy_setopt(h, CURLOPT_USERAGENT, "kernelgen");
+    kg::curl::lib().easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    kg::curl::lib().easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    kg::curl::lib().easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(std::ceil(m_settings.timeout_s * 1000)));
+    kg::curl::lib().easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::ceil(m_settings.connect_timeout_s * 1000)));
+    kg::curl::lib().easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_body);
+    kg::curl::lib().easy_setopt(h, CURLOPT_WRITEDATA, &t);
+    kg::curl::lib().easy_setopt(h, CURLOPT_HEADERFUNCTION, &on_header);
+    kg::curl::lib().easy_setopt(h, CURLOPT_HEADERDATA, &t);
+    kg::curl::lib().easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");  // whatever this libcurl decodes
+    kg::curl::lib().easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     // Redirects are not followed: a POST with a bearer token goes only where it was configured to.
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    kg::curl::lib().easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
 
     t.start = Clock::now();
     t.last_byte = t.start;
-    curl_multi_add_handle(multi.get(), h);
+    kg::curl::lib().multi_add_handle(multi.get(), h);
     enum class Stop { Finished, Cancelled, Stalled, MultiError } stop = Stop::Finished;
     CURLcode code = CURLE_OK;
     for (;;) {
       int running = 0;
-      if (curl_multi_perform(multi.get(), &running) != CURLM_OK) {
+      if (kg::curl::lib().multi_perform(multi.get(), &running) != CURLM_OK) {
         stop = Stop::MultiError;
         break;
       }
       if (running == 0) {
         int left = 0;
-        while (CURLMsg* m = curl_multi_info_read(multi.get(), &left)) {
+        while (CURLMsg* m = kg::curl::lib().multi_info_read(multi.get(), &left)) {
           if (m->msg == CURLMSG_DONE) {
             code = m->data.result;
           }
@@ -342,9 +336,9 @@ class CurlEndpoint final : public Endpoint {
         stop = Stop::Stalled;
         break;
       }
-      curl_multi_poll(multi.get(), nullptr, 0, k_poll_ms, nullptr);
+      kg::curl::lib().multi_poll(multi.get(), nullptr, 0, k_poll_ms, nullptr);
     }
-    curl_multi_remove_handle(multi.get(), h);
+    kg::curl::lib().multi_remove_handle(multi.get(), h);
     const double elapsed = seconds_since(t.start);
 
     switch (stop) {
@@ -370,7 +364,7 @@ class CurlEndpoint final : public Endpoint {
     // A connection that breaks after [DONE] has delivered its whole answer.
     const bool complete_stream = t.mode == Transfer::Mode::Sse && t.done;
     if (code != CURLE_OK && !complete_stream) {
-      const std::string detail = errbuf[0] != '\0' ? std::string(errbuf) : curl_easy_strerror(code);
+      const std::string detail = errbuf[0] != '\0' ? std::string(errbuf) : kg::curl::lib().easy_strerror(code);
       switch (code) {
         case CURLE_OPERATION_TIMEDOUT:
           result.failure.kind = Failure::Kind::Timeout;
@@ -460,6 +454,7 @@ std::string number_text(double s) {
 }  // namespace
 
 Expected<std::unique_ptr<Endpoint>, Failure> make_curl_endpoint(const EndpointSettings& settings) {
+  KG_TRY(kg::curl::load());
   const std::string& url = settings.url;
   const bool http = starts_with_nocase(url, "http://") && url.size() > 7;
   const bool https = starts_with_nocase(url, "https://") && url.size() > 8;

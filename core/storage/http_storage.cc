@@ -8,7 +8,8 @@
 // Answers are bounded: a record at most k_max_record_bytes, a blob k_max_blob_bytes, through
 // CURLOPT_MAXFILESIZE_LARGE (a Content-Length above it) and the write callback (a body that grows
 // past it). Redirects are never followed: a bearer token goes only where it was configured to.
-#include <curl/curl.h>
+#include <dlfcn.h>
+
 #include <openssl/evp.h>
 
 #include <cerrno>
@@ -23,6 +24,7 @@
 #include "cache/local_cache.h"
 #include "storage/http_layout.h"
 #include "storage/remote.h"
+#include "util/curl_library.h"
 #include "util/hash.h"
 #include "util/log.h"
 
@@ -30,10 +32,42 @@ namespace kg::storage {
 
 namespace http {
 
+// libcrypto, loaded when the bazel layout first needs a digest (as libcurl is: util/curl_library.h),
+// so that processes that never speak to a remote do not pay for loading it.
+struct Crypto {
+  int (*digest)(const void* data, size_t count, unsigned char* md, unsigned int* size, const EVP_MD* type,
+                ENGINE* impl) = nullptr;
+  const EVP_MD* (*sha256)() = nullptr;
+  std::string error;
+};
+
+static const Crypto& crypto_lib() {
+  static const Crypto c = [] {
+    Crypto out;
+    void* h = ::dlopen("libcrypto.so.3", RTLD_NOW | RTLD_LOCAL);
+    if (h == nullptr) {
+      const char* why = ::dlerror();
+      out.error = std::string("cannot load libcrypto.so.3 (install libssl3): ") + (why != nullptr ? why : "?");
+      return out;
+    }
+    out.digest = reinterpret_cast<decltype(out.digest)>(::dlsym(h, "EVP_Digest"));
+    out.sha256 = reinterpret_cast<decltype(out.sha256)>(::dlsym(h, "EVP_sha256"));
+    if (out.digest == nullptr || out.sha256 == nullptr) {
+      out.error = "libcrypto.so.3 lacks EVP_Digest or EVP_sha256";
+    }
+    return out;
+  }();
+  return c;
+}
+
 std::string sha256_hex(std::string_view data) {
+  const Crypto& c = crypto_lib();
+  if (!c.error.empty()) {
+    throw std::runtime_error(c.error);
+  }
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int size = 0;
-  if (EVP_Digest(data.data(), data.size(), md, &size, EVP_sha256(), nullptr) != 1 || size != 32) {
+  if (c.digest(data.data(), data.size(), md, &size, c.sha256(), nullptr) != 1 || size != 32) {
     throw std::runtime_error("OpenSSL could not compute a SHA-256 digest");
   }
   static constexpr char k_hex[] = "0123456789abcdef";
@@ -67,11 +101,6 @@ constexpr size_t k_max_index_bytes = 256;        // a bazel blob index: 64 hex (
 constexpr size_t k_max_error_body_bytes = 4096;  // what is read of an error answer (and dropped)
 constexpr size_t k_max_token_file_bytes = 64 << 10;
 constexpr size_t k_idle_handles = 16;  // easy handles kept for reuse; more may be in use at once
-
-void global_init() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
 
 enum class Method { Get, Head, Put };
 
@@ -178,7 +207,7 @@ class HttpStorage final : public Storage {
 
   ~HttpStorage() override {
     for (CURL* h : m_idle) {
-      curl_easy_cleanup(h);
+      kg::curl::lib().easy_cleanup(h);
     }
   }
 
@@ -335,7 +364,7 @@ class HttpStorage final : public Storage {
         return h;
       }
     }
-    return curl_easy_init();
+    return kg::curl::lib().easy_init();
   }
 
   void release(CURL* h) {
@@ -349,7 +378,7 @@ class HttpStorage final : public Storage {
         return;
       }
     }
-    curl_easy_cleanup(h);
+    kg::curl::lib().easy_cleanup(h);
   }
 
   std::string shown_url(const std::string& path) const { return m_shown_base + "/" + path; }
@@ -381,60 +410,60 @@ class HttpStorage final : public Storage {
     if (h == nullptr) {
       return fail(m_describe + ": " + shown + ": cannot start a libcurl transfer");
     }
-    curl_easy_reset(h);
+    kg::curl::lib().easy_reset(h);
     const std::string url = m_base + "/" + path;
     curl_slist* headers = nullptr;
-    headers = curl_slist_append(headers, "Expect:");  // no 100-continue round trip
+    headers = kg::curl::lib().slist_append(headers, "Expect:");  // no 100-continue round trip
     if (method == Method::Put) {
-      headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
+      headers = kg::curl::lib().slist_append(headers, "Content-Type: application/octet-stream");
     }
     if (!m_auth_header.empty()) {
-      headers = curl_slist_append(headers, m_auth_header.c_str());
+      headers = kg::curl::lib().slist_append(headers, m_auth_header.c_str());
     }
-    std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_list(headers, &curl_slist_free_all);
+    std::unique_ptr<curl_slist, decltype(kg::curl::Api::slist_free_all)> header_list(headers, kg::curl::lib().slist_free_all);
     char errbuf[CURL_ERROR_SIZE] = {0};
     Sink sink;
     sink.max = max_body;
 
-    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "kernelgen");
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(std::ceil(m_spec.timeout_s * 1000)));
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+    kg::curl::lib().easy_setopt(h, CURLOPT_URL, url.c_str());
+    kg::curl::lib().easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    kg::curl::lib().easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    kg::curl::lib().easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    kg::curl::lib().easy_setopt(h, CURLOPT_USERAGENT, "kernelgen");
+    kg::curl::lib().easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    kg::curl::lib().easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    kg::curl::lib().easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(std::ceil(m_spec.timeout_s * 1000)));
+    kg::curl::lib().easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
                      static_cast<long>(std::ceil(m_spec.connect_timeout_s * 1000)));
-    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+    kg::curl::lib().easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+    kg::curl::lib().easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_body);
+    kg::curl::lib().easy_setopt(h, CURLOPT_WRITEDATA, &sink);
     switch (method) {
       case Method::Get:
         // A Content-Length above the bound fails before any of the body is read.
-        curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(max_body));
+        kg::curl::lib().easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(max_body));
         break;
       case Method::Head:
-        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+        kg::curl::lib().easy_setopt(h, CURLOPT_NOBODY, 1L);
         break;
       case Method::Put:
         // The body from memory: libcurl can send it again itself when a kept-alive connection
         // turns out to be closed.
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+        kg::curl::lib().easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
+        kg::curl::lib().easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
+        kg::curl::lib().easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
         break;
     }
 
-    const CURLcode code = curl_easy_perform(h);
+    const CURLcode code = kg::curl::lib().easy_perform(h);
     Reply reply;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &reply.status);
+    kg::curl::lib().easy_getinfo(h, CURLINFO_RESPONSE_CODE, &reply.status);
     if (code == CURLE_FILESIZE_EXCEEDED || (code == CURLE_WRITE_ERROR && sink.too_large)) {
       reply.too_large = true;
       return reply;
     }
     if (code != CURLE_OK) {
-      const std::string detail = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(code);
+      const std::string detail = errbuf[0] != '\0' ? errbuf : kg::curl::lib().easy_strerror(code);
       if (code == CURLE_OPERATION_TIMEDOUT) {
         return fail(m_describe + ": " + shown + ": no answer within " + format_seconds(m_spec.timeout_s) +
                         " (the remote's timeout=)",
@@ -514,6 +543,10 @@ class HttpStorage final : public Storage {
 }  // namespace
 
 Expected<std::unique_ptr<Storage>, Failure> make_http_storage(const RemoteSpec& spec) {
+  KG_TRY(kg::curl::load());
+  if (spec.layout == "bazel" && !http::crypto_lib().error.empty()) {
+    return fail("remote " + redacted_url(spec.url) + ": the bazel layout needs SHA-256: " + http::crypto_lib().error);
+  }
   if (spec.scheme != "http" && spec.scheme != "https") {
     return fail("remote " + redacted_url(spec.url) + ": expected an http:// or https:// URL");
   }
@@ -530,7 +563,6 @@ Expected<std::unique_ptr<Storage>, Failure> make_http_storage(const RemoteSpec& 
     KG_TRY(read);
     token = std::move(*read);
   }
-  global_init();
   return std::unique_ptr<Storage>(std::make_unique<HttpStorage>(spec, std::move(token)));
 }
 
