@@ -7,21 +7,6 @@
 
 namespace kg::cache {
 
-namespace {
-
-std::vector<const std::string*> digests_of(const AcRecord& r) {
-  std::vector<const std::string*> out;
-  for (const std::string* d : {&r.source_digest, &r.header_digest, &r.report_digest, &r.canonical_digest,
-                               &r.history_digest}) {
-    if (!d->empty()) {
-      out.push_back(d);
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
 Expected<GcResult, Failure> collect_garbage(LocalCache& cache, uint64_t max_bytes) {
   GcResult result;
   auto records = cache.list_records();
@@ -41,7 +26,7 @@ Expected<GcResult, Failure> collect_garbage(LocalCache& cache, uint64_t max_byte
   // How many kept records name each blob; the referenced total.
   std::map<std::string, int> refs;
   for (const AcRecord& r : *records) {
-    for (const std::string* d : digests_of(r)) {
+    for (const std::string* d : blob_digests(r)) {
       ++refs[*d];
     }
   }
@@ -64,7 +49,7 @@ Expected<GcResult, Failure> collect_garbage(LocalCache& cache, uint64_t max_byte
     }
     KG_TRY(cache.remove_record(r->key));
     ++result.records_removed;
-    for (const std::string* d : digests_of(*r)) {
+    for (const std::string* d : blob_digests(*r)) {
       if (--refs[*d] == 0) {
         if (auto it = size.find(*d); it != size.end()) {
           referenced -= it->second;

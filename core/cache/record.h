@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "cache/verification.h"
 
@@ -26,5 +27,18 @@ struct AcRecord {
 
   bool operator==(const AcRecord&) const = default;
 };
+
+// The blob digests `r` names, the empty ones left out: source, header, report, canonical, history.
+// Every tier that copies, checks or collects a record's blobs walks this one list.
+inline std::vector<const std::string*> blob_digests(const AcRecord& r) {
+  std::vector<const std::string*> out;
+  for (const std::string* d : {&r.source_digest, &r.header_digest, &r.report_digest, &r.canonical_digest,
+                               &r.history_digest}) {
+    if (!d->empty()) {
+      out.push_back(d);
+    }
+  }
+  return out;
+}
 
 }  // namespace kg::cache

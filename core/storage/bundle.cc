@@ -54,18 +54,6 @@ constexpr uint64_t k_max_record_bytes = uint64_t{1} << 20;
 // Longest header line: "ac " + 32 + " " + 20 digits + " " + 32 + "\n" is 89 bytes.
 constexpr size_t k_max_header_line = 128;
 
-// The record fields that name blobs, in the order the messages list them.
-std::vector<const std::string*> named_digests(const cache::AcRecord& r) {
-  std::vector<const std::string*> out;
-  for (const std::string* d :
-       {&r.source_digest, &r.header_digest, &r.report_digest, &r.canonical_digest, &r.history_digest}) {
-    if (!d->empty()) {
-      out.push_back(d);
-    }
-  }
-  return out;
-}
-
 struct BlobEntry {
   std::string digest;
   size_t offset = 0;  // into BundleStorage::m_data
@@ -219,7 +207,7 @@ class Reader {
     std::vector<cache::AcRecord> out;
     out.reserve(records.size());
     for (auto& [record, at] : records) {
-      for (const std::string* digest : named_digests(record)) {
+      for (const std::string* digest : cache::blob_digests(record)) {
         auto it = std::lower_bound(blobs.begin(), blobs.end(), *digest,
                                    [](const BlobEntry& b, const std::string& x) { return b.digest < x; });
         if (it == blobs.end() || it->digest != *digest) {
@@ -385,7 +373,7 @@ Expected<BundleStats, Failure> write_bundle(Storage& from, const std::vector<std
       return fail("cannot export " + key + " from " + from.describe() + ": " + record.error().message,
                   record.error().kind == Failure::Kind::Timeout ? Failure::Kind::Timeout : Failure::Kind::Error);
     }
-    for (const std::string* digest : named_digests(*record)) {
+    for (const std::string* digest : cache::blob_digests(*record)) {
       if (blobs.count(*digest) != 0) {
         continue;
       }
@@ -465,7 +453,7 @@ Expected<BundleStats, Failure> import_bundle(const std::string& path, Storage& t
       return fail("cannot import bundle " + path + " into " + to.describe() + ": " + have.error().message,
                   have.error().kind);
     }
-    for (const std::string* digest : named_digests(record)) {
+    for (const std::string* digest : cache::blob_digests(record)) {
       if (!stored.insert(*digest).second) {
         continue;
       }

@@ -236,9 +236,8 @@ class HttpStorage final : public Storage {
     if (!record) {
       return damaged("record " + key, path, record.error().message);
     }
-    for (const std::string* d : {&record->source_digest, &record->header_digest, &record->report_digest,
-                                 &record->canonical_digest, &record->history_digest}) {
-      if (!d->empty() && !is_digest(*d)) {
+    for (const std::string* d : cache::blob_digests(*record)) {
+      if (!is_digest(*d)) {
         return damaged("record " + key, path, "a blob digest is not 32 hex digits");
       }
     }
@@ -251,11 +250,7 @@ class HttpStorage final : public Storage {
       return fail(m_describe + ": cannot store a record under '" + record.key.substr(0, 64) +
                   "': expected a key of 32 hex digits");
     }
-    for (const std::string* d : {&record.source_digest, &record.header_digest, &record.report_digest,
-                                 &record.canonical_digest, &record.history_digest}) {
-      if (d->empty()) {
-        continue;
-      }
+    for (const std::string* d : cache::blob_digests(record)) {
       if (!is_digest(*d)) {
         return fail(m_describe + ": record " + record.key + " names '" + d->substr(0, 64) +
                     "', which is not a blob digest");

@@ -210,9 +210,8 @@ class RedisStorage final : public Storage {
     if (!record) {
       return damaged("record " + key, record.error().message);
     }
-    for (const std::string* d : {&record->source_digest, &record->header_digest, &record->report_digest,
-                                 &record->canonical_digest, &record->history_digest}) {
-      if (!d->empty() && !is_digest(*d)) {
+    for (const std::string* d : cache::blob_digests(*record)) {
+      if (!is_digest(*d)) {
         return damaged("record " + key, "it names a blob by something that is not a digest");
       }
     }
@@ -225,11 +224,7 @@ class RedisStorage final : public Storage {
       return fail("cannot store a record under \"" + record.key + "\": not a key");
     }
     std::vector<std::string> args = {"EXISTS"};
-    for (const std::string* d : {&record.source_digest, &record.header_digest, &record.report_digest,
-                                 &record.canonical_digest, &record.history_digest}) {
-      if (d->empty()) {
-        continue;
-      }
+    for (const std::string* d : cache::blob_digests(record)) {
       if (!is_digest(*d)) {
         return fail("cannot store record " + record.key + ": \"" + *d + "\" is not a digest");
       }

@@ -143,11 +143,7 @@ Expected<cache::AcRecord, Failure> TieredStorage::get_record(const std::string& 
     bool complete = true;
     std::vector<std::string> blobs;
     if (t->role != Tier::Role::Local) {
-      for (const std::string* d : {&r->source_digest, &r->header_digest, &r->report_digest, &r->canonical_digest,
-                                   &r->history_digest}) {
-        if (d->empty()) {
-          continue;
-        }
+      for (const std::string* d : cache::blob_digests(*r)) {
         auto b = t->storage->get_blob(*d);
         if (!b) {
           complete = false;
