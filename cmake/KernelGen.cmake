@@ -113,6 +113,16 @@ Variables
 ``KERNELGEN_CACHE_DIR``
   Optional cache directory passed to every generation command.
 
+``KERNELGEN_REPRODUCIBLE_OBJECTS``
+  ``ON`` (default): a target given to ``kernelgen_add_attention`` compiles its CUDA sources through
+  ``kernelgen launch`` (its ``CUDA_COMPILER_LAUNCHER``, in front of any launcher already set, such
+  as ccache). nvcc writes the names of its temporary files, ``tmpxft_<pid>_<n>``, into every
+  object; the launcher zeroes those digits, so a kernel compiles to the same bytes on every run and
+  in every checkout. Generated kernels use a namespace named after their key, never an anonymous
+  one (whose mangled name nvcc derives from the source path). Objects built with host debug info
+  (``-g``) still hold the build directory, as with any compiler, unless the build maps it away
+  (``-ffile-prefix-map``).
+
 Example
 ^^^^^^^
 
@@ -143,6 +153,8 @@ endif()
 set_property(GLOBAL PROPERTY _KERNELGEN_INCLUDE_DIR "${KERNELGEN_INCLUDE_DIR}")
 
 set(KERNELGEN_JOB_POOL_SIZE 4 CACHE STRING "Most kernelgen generation jobs at once (Ninja job pool)")
+option(KERNELGEN_REPRODUCIBLE_OBJECTS
+       "Compile targets with generated kernels through `kernelgen launch`, which makes nvcc's objects reproducible" ON)
 
 function(_kernelgen_spec_name spec_file out_var)
   # The build needs each output's name before anything is built, so read `name:` here. The
@@ -355,4 +367,17 @@ function(kernelgen_add_attention target)
   target_sources(${target} PRIVATE ${_sources})
   target_include_directories(${target} PUBLIC "$<BUILD_INTERFACE:${_out}>"
                                               "$<BUILD_INTERFACE:${_abi_include}>")
+
+  # Reproducible objects: nvcc's temporary-file names (tmpxft_<pid>_<n>) end up in every object it
+  # writes, so the same kernel compiled twice differs in those digits. `kernelgen launch` runs the
+  # compiler and zeroes them; it goes in front of any launcher the target already has (ccache).
+  if(KERNELGEN_REPRODUCIBLE_OBJECTS)
+    get_target_property(_launcher ${target} CUDA_COMPILER_LAUNCHER)
+    if(NOT _launcher)
+      set(_launcher)
+    endif()
+    if(NOT _launcher MATCHES "(^|;)launch;--(;|$)")
+      set_property(TARGET ${target} PROPERTY CUDA_COMPILER_LAUNCHER "${_exe}" launch -- ${_launcher})
+    endif()
+  endif()
 endfunction()

@@ -126,6 +126,14 @@ struct DaemonOptions {
 };
 int run_daemon(const GlobalOptions& global, const DaemonOptions& opts);
 
+struct LaunchOptions {
+  std::vector<std::string> command;  // the compiler and its arguments
+};
+// kernelgen launch -- <compiler> <args...> (wrapper/cmd_launch.cc): runs the command; on success
+// zeroes nvcc's temporary-file names in the object it wrote (util/reproducible.h). Returns the
+// command's exit status (128 + signal if a signal ended it, 127 if it could not be started).
+int run_launch(const LaunchOptions& opts);
+
 struct ConfigOptions {
   bool json = false;
 };

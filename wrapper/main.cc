@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <exception>
 #include <map>
+#include <string_view>
 
 extern char** environ;
 
@@ -51,6 +52,15 @@ constexpr const char* kFooter =
 
 int main(int argc, char** argv) {
   using namespace kg::cli;
+  // The compiler launcher runs on every compile of a target with generated kernels: straight to it,
+  // before any configuration is read, so nothing but the command line can make a compile fail.
+  if (argc >= 2 && std::string_view(argv[1]) == "launch" &&
+      !(argc >= 3 && (std::string_view(argv[2]) == "--help" || std::string_view(argv[2]) == "-h"))) {
+    LaunchOptions launch;
+    const int first = argc >= 3 && std::string_view(argv[2]) == "--" ? 3 : 2;
+    launch.command.assign(argv + first, argv + argc);
+    return run_launch(launch);
+  }
   CLI::App app{kDescription, "kernelgen"};
   app.footer(kFooter);
   app.set_version_flag("--version", std::string("kernelgen ") + kg::kVersion + " (generator " +
@@ -277,6 +287,19 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::ExistingFile);
 
+  // launch (dispatched before parsing, above; here for --help)
+  std::vector<std::string> launch_command;
+  CLI::App* launch_cmd = app.add_subcommand(
+      "launch", "Run a compiler and make the object it writes reproducible (the CMake module's launcher)");
+  launch_cmd->add_option("command", launch_command, "The compiler and its arguments, after --");
+  launch_cmd->footer(
+      "\nUsage: kernelgen launch -- <compiler> <args...>\n"
+      "Runs the command as given and exits as it did. When it succeeds and wrote an ELF object\n"
+      "(-o FILE), the names of nvcc's temporary files in the object (tmpxft_<pid>_<n>, which the host\n"
+      "compiler records) get zeros for their digits, so one kernel compiles to the same bytes on every\n"
+      "run and in every checkout. kernelgen_add_attention() sets it as the target's\n"
+      "CUDA_COMPILER_LAUNCHER, in front of any launcher already set (ccache, sccache).\n");
+
   // report
   ReportOptions report;
   CLI::App* report_cmd = app.add_subcommand(
@@ -398,6 +421,9 @@ int main(int argc, char** argv) {
     }
     if (report_cmd->parsed()) {
       return run_report(global, report);
+    }
+    if (launch_cmd->parsed()) {
+      return run_launch(LaunchOptions{launch_command});
     }
     if (config_cmd->parsed()) {
       return run_config(global, config_opts);

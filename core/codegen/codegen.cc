@@ -273,14 +273,32 @@ std::string emit_spec_section(const spec::Spec& spec, MathMode math, bool for_te
   return s;
 }
 
-std::string file_prelude(const spec::Spec& spec, const Provenance& prov, const std::string& what) {
+// The namespace that holds everything of one generated file but its extern "C" entry points.
+// Named after the key, not anonymous: nvcc mangles an anonymous namespace with a hash of the
+// source file's path, so the same kernel built in two checkouts would differ (and so would its
+// object file). The key makes it unique to this kernel: two kernels linked into one program never
+// share a name, and the same key always stands for the same code. `part` tells apart the files
+// of one key ("kernel", "reference").
+std::string internal_namespace(const Provenance& prov, const char* part) {
+  std::string id;
+  for (char c : prov.key) {
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) id += c;
+  }
+  if (id.empty()) id = "nokey";
+  return std::string("kg_") + id + "_" + part;
+}
+
+std::string file_prelude(const spec::Spec& spec, const Provenance& prov, const std::string& what,
+                         const std::string& ns) {
   std::string s = provenance_line(prov);
   s += "//\n// " + what + "\n" + spec_summary(spec);
   s += "#include <cuda_runtime.h>\n#include <cuda_bf16.h>\n#include <cuda_fp16.h>\n\n#include <kernelgen/attention_abi.h>\n\n";
   s += "// Helpers below that this spec does not use are not worth a warning (-G/-g builds warn).\n"
        "#pragma nv_diag_suppress 177\n\n";
-  s += "// Everything but the extern \"C\" entry point is internal to this file, so several generated\n"
-       "// kernels link into one target without colliding.\nnamespace {\n\n";
+  s += "// Everything but the extern \"C\" entry point is in a namespace named after the key, so several\n"
+       "// generated kernels link into one target without colliding, and the file compiles to the same\n"
+       "// object wherever it is built (nvcc names an anonymous namespace after the source path).\n"
+       "namespace " + ns + " {\n\n";
   s += "// ===== common.cuh =====\n";
   s += template_text("common.cuh");
   return s;
@@ -307,10 +325,12 @@ std::string emit_template_kernel(const spec::Spec& spec, const Provenance& prov,
   // head_dim 256 would need BLOCK_M 64 and more registers than a wgmma consumer has: mma.sync.
   if (family == TemplateFamily::Sm90aWgmma && spec.head_dim == 256) family = TemplateFamily::Sm80MmaSync;
   const bool wgmma = family == TemplateFamily::Sm90aWgmma;
+  const std::string ns = internal_namespace(prov, "kernel");
   std::string s = file_prelude(spec, prov,
                                wgmma ? "Template forward kernel (FlashAttention-3 class, wgmma, family Sm90aWgmma) for " + arch + "."
                                      : "Template forward kernel (FlashAttention-2 class, mma.sync m16n8k16, family "
-                                       "Sm80MmaSync) for " + arch + ".");
+                                       "Sm80MmaSync) for " + arch + ".",
+                               ns);
   s += "\n// ===== interval_rules.inc =====\n#define KG_IV_FN [[maybe_unused]] __device__ __forceinline__\n";
   s += template_text("interval_rules.inc");
   s += "\n" + emit_spec_section(spec, MathMode::Fast, true);
@@ -326,30 +346,32 @@ std::string emit_template_kernel(const spec::Spec& spec, const Provenance& prov,
       s += template_text("flash_fwd_sm90.cuh");
       break;
   }
-  s += "\n}  // namespace\n\n";
+  s += "\n}  // namespace " + ns + "\n\n";
   s += "extern \"C\" cudaError_t kg_" + spec.name + "_forward(const KgAttentionArgs* args, cudaStream_t stream) {\n";
-  s += "  return kg_flash_fwd(args, stream);\n}\n";
+  s += "  return " + ns + "::kg_flash_fwd(args, stream);\n}\n";
   return s;
 }
 
 std::string emit_reference_kernel(const spec::Spec& spec, const Provenance& prov) {
   check_spec(spec);
+  const std::string ns = internal_namespace(prov, "reference");
   std::string s = file_prelude(spec, prov,
                                "Reference forward kernel: fp32 scores and softmax, the mods in double exactly as the CPU "
-                               "interpreter evaluates them; slow and obviously correct.");
+                               "interpreter evaluates them; slow and obviously correct.",
+                               ns);
   s += "\n" + emit_spec_section(spec, MathMode::Fast, false);  // sizes, params, tensors: no mods
   s += "// ===== reference_math.cuh =====\n";
   s += template_text("reference_math.cuh");
   s += "\n" + emit_reference_mods(spec);
   s += "// ===== reference_fwd.cuh =====\n";
   s += template_text("reference_fwd.cuh");
-  s += "\n}  // namespace\n\n";
+  s += "\n}  // namespace " + ns + "\n\n";
   s += "extern \"C\" cudaError_t kg_" + spec.name +
        "_reference_forward(const KgAttentionArgs* args, cudaStream_t stream) {\n";
-  s += "  return kg_reference_fwd(args, stream);\n}\n\n";
+  s += "  return " + ns + "::kg_reference_fwd(args, stream);\n}\n\n";
   s += "extern \"C\" cudaError_t kg_" + spec.name +
        "_reference_count_kept(const KgAttentionArgs* args, unsigned long long* kept_dev, cudaStream_t stream) {\n";
-  s += "  return kg_reference_count(args, kept_dev, stream);\n}\n";
+  s += "  return " + ns + "::kg_reference_count(args, kept_dev, stream);\n}\n";
   return s;
 }
 

@@ -6,7 +6,8 @@
 // checked spec cannot be (or that no template supports, e.g. head_dim 96), naming the problem.
 //
 // Emitted .cu files are self-contained: CUDA headers plus kernelgen/attention_abi.h, everything
-// else internal to the file (anonymous namespace) except the extern "C" entry point. The kernel
+// else in a namespace named after the key (kg_<key>_kernel, kg_<key>_reference; not an anonymous
+// one, whose mangled name nvcc derives from the source path) except the extern "C" entry points. The kernel
 // bodies are real CUDA sources in core/codegen/templates/, embedded at build time.
 #pragma once
 

@@ -90,7 +90,8 @@ TEST(Codegen, EntryPointsIncludesAndNamespace) {
                              "cudaStream_t stream) {"),
               1u);
     EXPECT_EQ(ref.find(entry), std::string::npos);
-    for (const std::string& out : {cu, ref}) {
+    for (const std::string* out_ptr : {&cu, &ref}) {
+      const std::string& out = *out_ptr;
       // Only CUDA headers and the ABI header.
       std::istringstream lines(out);
       for (std::string line; std::getline(lines, line);) {
@@ -101,9 +102,12 @@ TEST(Codegen, EntryPointsIncludesAndNamespace) {
               << line;
         }
       }
-      // All device code inside one anonymous namespace that closes right before the entry point.
-      const size_t open = out.find("\nnamespace {\n");
-      const size_t close = out.find("\n}  // namespace\n\nextern \"C\"");
+      // All device code inside one namespace named after the key (never an anonymous one: nvcc
+      // names those after the source path) that closes right before the entry point.
+      EXPECT_EQ(out.find("\nnamespace {"), std::string::npos);
+      const std::string ns = std::string("kg_") + prov_for(s).key + (out_ptr == &ref ? "_reference" : "_kernel");
+      const size_t open = out.find("\nnamespace " + ns + " {\n");
+      const size_t close = out.find("\n}  // namespace " + ns + "\n\nextern \"C\"");
       ASSERT_NE(open, std::string::npos);
       ASSERT_NE(close, std::string::npos);
       EXPECT_LT(out.find("__global__"), close);

@@ -71,12 +71,16 @@ if [[ " $sections " == *" clones "* ]]; then
     check "clones: $f is byte-identical" cmp -s "$work/clone-a/build/kernelgen/shared_kernels/$f" \
       "$work/clone-b/build/kernelgen/shared_kernels/$f"
   done
-  # nvcc 13 does not write byte-identical objects even for one file compiled twice in one
-  # directory (the fatbinary differs; measured), so only the sources KernelGen writes can be
-  # compared bytewise; both clones must still have built the same objects.
-  objs_a=$(cd "$work/clone-a/build" && find . -name '*.o' | sort)
-  objs_b=$(cd "$work/clone-b/build" && find . -name '*.o' | sort)
+  # The objects too: generated kernels use a namespace named after their key (an anonymous one
+  # is mangled with a hash of the source path) and compile through `kernelgen launch`, which
+  # zeroes the names of nvcc's temporary files (its pid) that the host compiler records.
+  objs_a=$(cd "$work/clone-a/build" && find . -name '*.o' -o -name '*.a' | sort)
+  objs_b=$(cd "$work/clone-b/build" && find . -name '*.o' -o -name '*.a' | sort)
   check "clones: the same object files" test -n "$objs_a" -a "$objs_a" == "$objs_b"
+  for o in $objs_a; do
+    check "clones: $o is byte-identical" cmp -s "$work/clone-a/build/$o" "$work/clone-b/build/$o"
+  done
+  check "clones: compiled through kernelgen launch" grep -q -- "kernelgen launch -- " "$work/clone-a/build/CMakeFiles/rules.ninja"
   check "clones: the second clone's local cache holds the kernels" \
     test "$("$kg" cache ls | grep -c -E 'causal|alibi_causal')" -eq 2
 fi

@@ -2,7 +2,7 @@
 // cp.async wrappers, b16 packing, the kernel parameter block and its host-side filling, the walk
 // over non-Empty key/value tiles and the masking modes.
 //
-// Pasted by kernelgen into a generated template .cu inside its anonymous namespace, after
+// Pasted by kernelgen into a generated template .cu inside its namespace (named after the key), after
 // common.cuh, interval_rules.inc and the generated spec section, right before the family's file.
 
 // ---- PTX wrappers ----------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 // TemplateFamily::Sm80MmaSync (core/codegen/codegen.cc): runs on sm_80 and later; the template
 // for every arch but sm_90a (flash_fwd_sm90.cuh), and for head_dim 256 on sm_90a too.
 //
-// Pasted by kernelgen into a generated .cu inside its anonymous namespace, after common.cuh,
+// Pasted by kernelgen into a generated .cu inside its namespace (named after the key), after common.cuh,
 // interval_rules.inc, the generated spec section and flash_common.cuh, which define:
 //   kg_element                    __nv_bfloat16 or __half
 //   kg_head_dim                   64, 128 or 256

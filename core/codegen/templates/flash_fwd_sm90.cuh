@@ -3,7 +3,7 @@
 // TemplateFamily::Sm90aWgmma (core/codegen/codegen.cc): sm_90a only (wgmma needs the arch-specific
 // target), head_dim 64 and 128; head_dim 256 and every other arch use flash_fwd_sm80.cuh.
 //
-// Pasted by kernelgen into a generated .cu inside its anonymous namespace, after common.cuh,
+// Pasted by kernelgen into a generated .cu inside its namespace (named after the key), after common.cuh,
 // interval_rules.inc, the generated spec section and flash_common.cuh, which define:
 //   kg_element, kg_head_dim, KgModArgs, kg_has_score_mod, kg_has_mask_mod, kg_mask_reads_tensors,
 //   kg_score_mod, kg_mask_mod, kg_classify_tile, kg_fill_mod_args     (the spec section)

@@ -1,6 +1,6 @@
 // reference_fwd.cuh — the plain fp32 reference forward kernel (the verifier's trusted baseline).
 //
-// Pasted by kernelgen into `<name>_reference.cu` inside its anonymous namespace, after common.cuh,
+// Pasted by kernelgen into `<name>_reference.cu` inside its namespace (named after the key), after common.cuh,
 // reference_math.cuh, the generated spec section (kg_element, kg_head_dim, KgModArgs,
 // kg_fill_mod_args) and the reference's own mods (kg_ref_score_mod, kg_ref_mask_mod: lowered by
 // codegen/reference_lower.h in double, exactly as the CPU interpreter evaluates them, and
