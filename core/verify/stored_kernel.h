@@ -31,14 +31,14 @@ struct StoredKernel {
 //     hashes to its digest;
 //   - the canonical spec reads back (spec/canonical_reader.h) as a spec named record.name;
 //   - that spec for record.arch has the key record.key (spec::spec_key, with this KernelGen's
-//     generator, prompt and verifier versions, as every lookup computes it);
-//   - the header is the one KernelGen writes for that spec and key (no generator writes another).
+//     generator, prompt and verifier versions, as every lookup computes it).
+// The header is checked against its digest only: it documents the mods as the spec file wrote
+// them (bindings, an absent mod), which the canonical text does not keep, and nothing in it runs.
 // Errors (Error kind), each starting with "<key> (<name>): ":
 //   "the <blob> blob <digest> is missing or damaged: ..."   (a storage miss, a digest mismatch)
 //   "its canonical spec ...: ..."                           (canonical_reader's error)
 //   "key mismatch: ..."        the canonical spec gives another key (the spec text was altered,
 //                              or an older KernelGen made the record: the message says which)
-//   "the header does not match its spec"
 //   and storage errors other than a miss, with their message.
 Expected<StoredKernel, Failure> load_stored_kernel(storage::Storage& storage, const cache::AcRecord& record);
 
