@@ -6,6 +6,10 @@
 #   tests  .gpu/bin/kg_gpu_tests --all            (template vs reference kernel, every spec)
 #          .gpu/bin/kg_gpu_tests_sm80 --all       (the same for the mma.sync family)
 #          .gpu/bin/kg_gpu_tests --reference-vs-cpu (reference kernel vs CPU double reference)
+#          tests/cli/cache_verify_gpu_test.sh      (`kernelgen cache verify`: records made with the GPU
+#                                                  hidden, then verified, one of them tampered; its
+#                                                  log stays in .gpu/cache_verify.log, its lines go
+#                                                  into the summary)
 #   flex   flex_check.py: template kernels vs torch.compile(flex_attention)
 #   bench  attention_bench.py: ours vs FlexAttention vs SDPA flash/cuDNN; e.g. `bench --seqs 4096`
 #   verify the verifier (docs/verifier.md): the adversarial suite (tests/verify/adversarial/*.cu,
@@ -86,6 +90,14 @@ if [[ $phase == tests || $phase == all ]]; then
   grep -E '^(PASS|FAIL|SKIP)|^  FAIL' "$OUT/tests_sm80.log" | tail -3 | sed 's/^/  /' >>"$summary"
   step "reference vs cpu" "$OUT/ref_cpu.log" "${KG_TIMEOUT_TESTS:-300}" .gpu/bin/kg_gpu_tests --reference-vs-cpu
   grep -E '^(PASS|FAIL|SKIP)|^  FAIL' "$OUT/ref_cpu.log" | head -40 | sed 's/^/  /' >>"$summary"
+  # Its log is not under $OUT (the files that come back are counted): the summary gets its lines.
+  step "cache verify" .gpu/cache_verify.log "${KG_TIMEOUT_TESTS:-300}" \
+    env KERNELGEN_NVCC="${KERNELGEN_NVCC:-/usr/local/cuda/bin/nvcc}" bash tests/cli/cache_verify_gpu_test.sh .gpu/bin/kernelgen
+  if grep -q '^cache_verify_gpu_test: .* 0 failed' .gpu/cache_verify.log; then
+    grep -E '^(SKIP|report|cache verify|cache_verify_gpu_test)' .gpu/cache_verify.log | sed 's/^/  /' >>"$summary"
+  else
+    tail -40 .gpu/cache_verify.log | sed 's/^/  /' >>"$summary"
+  fi
 fi
 if [[ $phase == flex || $phase == all ]]; then
   step "flex_check" "$OUT/flex.log" "${KG_TIMEOUT_FLEX:-540}" python3 .gpu/scripts/flex_check.py \

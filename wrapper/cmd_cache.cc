@@ -116,6 +116,9 @@ int run_cache(const GlobalOptions& global, const CacheOptions& opts) {
   if (opts.action == "gc") {
     return run_gc(global, opts);
   }
+  if (opts.action == "verify") {
+    return run_cache_verify(global, opts);
+  }
   auto cache = cache::LocalCache::open(dir, /*read_only=*/true);
   if (!cache) {
     if (cache.error().kind == Failure::Kind::NotFound && opts.action != "show" && opts.action != "export") {

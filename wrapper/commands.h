@@ -108,8 +108,18 @@ struct CacheOptions {
   std::vector<std::string> files;  // import: bundles
   std::string max_size;            // gc: --max-size ("" : the max_size setting)
   bool json = false;
+  std::string arch;                // verify: --arch, only records for this target ("" : every one)
+  bool force = false;              // verify: verify the named keys again even when verified
 };
 int run_cache(const GlobalOptions& global, const CacheOptions& opts);
+
+// kernelgen cache verify [KEY...] (cmd_cache_verify.cc): verifies unverified records (opts.keys, else
+// every unverified one) on this machine's GPU and writes them back verified. Exit kExitOk when
+// every selected record passed (or nothing was to verify); kExitFailure when one was rejected (its
+// record is removed), damaged, a key mismatch or unknown; kExitNoGpu when no CUDA device is here
+// (the waiting records are listed); kExitVerifierError when the verifier cannot work (no nvcc, no
+// runner).
+int run_cache_verify(const GlobalOptions& global, const CacheOptions& opts);
 
 struct ReportOptions {
   std::string key;           // a cache key or unique prefix; "" with history_file

@@ -30,6 +30,7 @@ constexpr const char* kFooter =
     "  kernelgen lock specs/*.yaml                     record each spec's key and kernel in kernelgen.lock\n"
     "  kernelgen cache stats                           what the local cache holds\n"
     "  kernelgen cache show <key> --source             a cached kernel's source\n"
+    "  kernelgen cache verify                          verify, on a GPU, the kernels cached without one\n"
     "  kernelgen verify --spec specs/causal.yaml --kernel my.cu\n"
     "                                                  check and time a candidate kernel\n"
     "  kernelgen daemon status                         the daemon: running?, jobs, counters\n"
@@ -299,6 +300,34 @@ int main(int argc, char** argv) {
       "compiler records) get zeros for their digits, so one kernel compiles to the same bytes on every\n"
       "run and in every checkout. kernelgen_add_attention() sets it as the target's\n"
       "CUDA_COMPILER_LAUNCHER, in front of any launcher already set (ccache, sccache).\n");
+  CLI::App* cache_verify = cache_cmd->add_subcommand(
+      "verify", "Verify on this machine's GPU the kernels cached where no GPU was (every unverified one "
+                "when no KEY is given)");
+  cache_verify->add_option("keys", cache.keys, "Keys or unique key prefixes (kernelgen cache ls)");
+  cache_verify->add_option("--arch", cache.arch, "Only kernels for this target, e.g. sm_90a or 90a (default: every one)");
+  cache_verify->add_flag("--force", cache.force, "Verify the named kernels again even when they are verified");
+  cache_verify->footer(
+      "\nA kernel generated where no GPU was is cached as `unverified` (kernelgen cache ls). On a machine\n"
+      "with a GPU, this command gives each one the check a generated kernel gets there, and a kernel\n"
+      "verified once stays verified wherever its record travels (bundles, a shared remote).\n"
+      "\nFor each kernel, first, with or without a GPU: every blob the record names must match its digest,\n"
+      "the spec is rebuilt from the record's canonical spec and must give the record's key again (else\n"
+      "\"key mismatch\": the record is never marked verified). Then, on the GPU, the verifier of\n"
+      "`kernelgen verify` judges the cached source: static checks, nvcc for the record's target,\n"
+      "correctness and timing in the sandboxed runner.\n"
+      "  passed    the record becomes `verified` with the verifier's report (kernelgen cache show KEY\n"
+      "            --report), in one write; a writable remote (KERNELGEN_REMOTE) receives it too\n"
+      "  rejected  the findings are printed and the record is removed from the local cache: a kernel a\n"
+      "            GPU rejected is never kept, and the next build generates it again\n"
+      "Kernels already verified are skipped (--force with their keys verifies them again); kernels for\n"
+      "a target this GPU cannot run stay unverified. Progress goes to stderr, and a last line says\n"
+      "`N verified, M failed, K skipped`.\n"
+      "\nExit status: 0 every kernel passed, or nothing was waiting; 1 a kernel was rejected, damaged, a\n"
+      "key mismatch or an unknown key; 2 bad command line; 3 the verifier could not work (no nvcc, no\n"
+      "runner); 77 no CUDA device here: nothing is changed and the waiting kernels are listed.\n"
+      "\nExamples:\n"
+      "  kernelgen cache verify                    every unverified kernel of the local cache\n"
+      "  kernelgen cache verify 3f2a91 --force     one kernel again, by a key prefix\n");
 
   // report
   ReportOptions report;
@@ -434,6 +463,7 @@ int main(int argc, char** argv) {
                      : cache_export->parsed() ? "export"
                      : cache_import->parsed() ? "import"
                      : cache_gc->parsed()     ? "gc"
+                     : cache_verify->parsed() ? "verify"
                                               : "show";
       return run_cache(global, cache);
     }
