@@ -92,7 +92,8 @@ if [[ $phase == tests || $phase == all ]]; then
   grep -E '^(PASS|FAIL|SKIP)|^  FAIL' "$OUT/ref_cpu.log" | head -40 | sed 's/^/  /' >>"$summary"
   # Its log is not under $OUT (the files that come back are counted): the summary gets its lines.
   step "cache verify" .gpu/cache_verify.log "${KG_TIMEOUT_TESTS:-300}" \
-    env KERNELGEN_NVCC="${KERNELGEN_NVCC:-/usr/local/cuda/bin/nvcc}" bash tests/cli/cache_verify_gpu_test.sh .gpu/bin/kernelgen
+    env PATH="$PWD/.gpu/bin:$PATH" KERNELGEN_NVCC="${KERNELGEN_NVCC:-/usr/local/cuda/bin/nvcc}" \
+    bash tests/cli/cache_verify_gpu_test.sh .gpu/bin/kernelgen
   if grep -q '^cache_verify_gpu_test: .* 0 failed' .gpu/cache_verify.log; then
     grep -E '^(SKIP|report|cache verify|cache_verify_gpu_test)' .gpu/cache_verify.log | sed 's/^/  /' >>"$summary"
   else

@@ -30,7 +30,7 @@ sed 's/kg_causal_forward/kg_causal_float_forward/' "$work/seed/causal.cu" >"$wor
 sed 's/^  return kg_flash_fwd(args, stream);$/  const cudaError_t first = kg_flash_fwd(args, stream);\n  if (first != cudaSuccess) {\n    return first;\n  }\n  return kg_flash_fwd(args, stream);/' \
   "$work/seed/causal_float.cu" >"$work/slower.cu"
 sed 's/^  return (q_idx >= kv_idx);$/  return (q_idx > kv_idx);/' "$work/faster.cu" >"$work/wrong.cu"
-sed 's/^}  \/\/ namespace$/this is not C++;\n}  \/\/ namespace/' "$work/faster.cu" >"$work/broken.cu"
+sed 's/^\(}  \/\/ namespace kg_[0-9a-f]*_kernel\)$/this is not C++;\n\1/' "$work/faster.cu" >"$work/broken.cu"
 for v in faster slower wrong broken; do
   { echo "A kernel."; echo '```cuda'; echo "// loop-bench: $v @NONCE@"; cat "$work/$v.cu"; echo '```'; } >"$work/$v.md"
 done

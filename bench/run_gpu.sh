@@ -80,6 +80,10 @@ strip --strip-debug -o "$stage/bin/kg_verify_runner" "$build/wrapper/kg_verify_r
 strip --strip-debug -o "$stage/bin/kg_candidate_host" "$build/wrapper/kg_candidate_host"
 strip --strip-debug -o "$stage/bin/kg_verify_expect" "$build/tests/verify/kg_verify_expect"
 strip --strip-debug -o "$stage/bin/kg_fake_llm" "$build/tests/kg_fake_llm"
+# LMDB's tools, for the tampering part of tests/cli/cache_verify_gpu_test.sh (lmdb-utils).
+for tool in mdb_dump mdb_load; do
+  if command -v "$tool" >/dev/null; then cp "$(command -v "$tool")" "$stage/bin/$tool"; fi
+done
 strip --strip-debug -o "$stage/kernels/libkg_spec_kernels.so" "$gpu/libkg_spec_kernels.so"
 strip --strip-debug -o "$stage/kernels/libkg_bench_kernels.so" "$gpu/libkg_bench_kernels.so"
 cp "$gpu"/mods/*.py "$stage/mods/"

@@ -64,7 +64,7 @@ KERNELGEN_CACHE_DIR=$work/seed "$kg" emit --no-daemon --no-verify --spec "$spec"
   >/dev/null 2>&1 || { echo "cannot emit the seed kernel" >&2; exit 1; }
 { echo "Here is a faster kernel."; echo '```cuda'; echo "// @NONCE@"; cat "$work/seed-gen/causal.cu"; echo '```'; } \
   >"$answers/template.md"
-{ echo "Fixed the tiles."; echo '```cuda'; echo "// @NONCE@"; sed 's/^}  \/\/ namespace$/this is not C++;\n}  \/\/ namespace/' \
+{ echo "Fixed the tiles."; echo '```cuda'; echo "// @NONCE@"; sed 's/^\(}  \/\/ namespace kg_[0-9a-f]*_kernel\)$/this is not C++;\n\1/' \
   "$work/seed-gen/causal.cu"; echo '```'; } >"$answers/broken.md"
 grep -q "this is not C++" "$answers/broken.md" || { echo "cannot make the broken variant" >&2; exit 1; }
 

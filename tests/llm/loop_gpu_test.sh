@@ -57,7 +57,7 @@ sed 's/^  return kg_flash_fwd(args, stream);$/  const cudaError_t first = kg_fla
   "$work/seed/causal_float.cu" >"$work/slower.cu"
 # Wrong numbers: the diagonal masked out.
 sed 's/^  return (q_idx >= kv_idx);$/  return (q_idx > kv_idx);/' "$work/faster.cu" >"$work/wrong.cu"
-sed 's/^}  \/\/ namespace$/this is not C++;\n}  \/\/ namespace/' "$work/faster.cu" >"$work/broken.cu"
+sed 's/^\(}  \/\/ namespace kg_[0-9a-f]*_kernel\)$/this is not C++;\n\1/' "$work/faster.cu" >"$work/broken.cu"
 # Each variant must differ from what it was made of (a template that changed shape would leave a
 # sed without effect, and the test would judge copies).
 grep -q kg_causal_float_forward "$work/faster.cu" || { echo "cannot make the faster variant" >&2; exit 1; }
