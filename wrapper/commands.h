@@ -108,6 +108,7 @@ struct CacheOptions {
   std::vector<std::string> files;  // import: bundles
   std::string max_size;            // gc: --max-size ("" : the max_size setting)
   bool json = false;
+  bool zero = false;               // stats: --zero, reset the per-tier counters
 };
 int run_cache(const GlobalOptions& global, const CacheOptions& opts);
 

@@ -897,6 +897,81 @@ Expected<void, Failure> LocalCache::put_record(const AcRecord& record) {
   });
 }
 
+Expected<void, Failure> LocalCache::put_entries(const std::vector<EntryToStore>& entries) {
+  if (entries.empty()) {
+    return {};
+  }
+  KG_TRY(m_impl->check_writable("store a cache entry"));
+  // Everything is checked before the transaction: a bad entry costs no writer lock.
+  std::vector<std::string> texts;
+  texts.reserve(entries.size());
+  for (const EntryToStore& e : entries) {
+    const AcRecord& record = *e.record;
+    if (!is_digest(record.key)) {
+      return fail("cannot store a record under \"" + record.key + "\": not a key");
+    }
+    for (const std::string* digest : blob_digests(record)) {
+      if (!is_digest(*digest)) {
+        return fail("cannot store record " + record.key + ": \"" + *digest + "\" is not a digest");
+      }
+    }
+    for (const BlobToStore& b : e.blobs) {
+      if (!is_digest(b.digest) || xxh3_128_hex(b.content) != b.digest) {
+        return fail("cannot store record " + record.key + ": the bytes given for blob \"" + b.digest +
+                    "\" do not hash to it; nothing was stored");
+      }
+    }
+    texts.push_back(to_json(record).dump());
+  }
+  Env& env = *m_impl->env;
+  std::vector<std::string> replaced;
+  KG_TRY(env.write("cannot store a cache entry", [&](MDB_txn* txn, Failure& failure) -> int {
+    replaced.clear();
+    for (const EntryToStore& e : entries) {
+      for (const BlobToStore& b : e.blobs) {
+        MDB_val k = as_val(b.digest);
+        MDB_val v = as_val(b.content);
+        int rc = mdb_put(txn, env.cas, &k, &v, MDB_NOOVERWRITE);
+        if (rc == MDB_KEYEXIST && as_view(v) != b.content) {  // v now points at the stored bytes
+          replaced.push_back(b.digest);
+          v = as_val(b.content);
+          rc = mdb_put(txn, env.cas, &k, &v, 0);
+        }
+        if (rc != 0 && rc != MDB_KEYEXIST) {
+          return rc;
+        }
+      }
+    }
+    for (size_t i = 0; i < entries.size(); ++i) {
+      const AcRecord& record = *entries[i].record;
+      for (const std::string* digest : blob_digests(record)) {
+        MDB_val k = as_val(*digest);
+        MDB_val v;
+        int rc = mdb_get(txn, env.cas, &k, &v);
+        if (rc == MDB_NOTFOUND) {
+          failure = {Failure::Kind::Error, "cannot store record " + record.key + ": blob " + *digest +
+                                               " is neither given nor in cache " + env.dir() +
+                                               "; nothing was stored"};
+          return kBodyFailed;
+        }
+        if (rc != 0) {
+          return rc;
+        }
+      }
+      MDB_val k = as_val(record.key);
+      MDB_val v = as_val(texts[i]);
+      if (int rc = mdb_put(txn, env.ac, &k, &v, 0); rc != 0) {
+        return rc;
+      }
+    }
+    return 0;
+  }));
+  for (const std::string& digest : replaced) {
+    m_impl->warn("cache: blob " + digest + " failed its digest check; replaced");
+  }
+  return {};
+}
+
 Expected<void, Failure> LocalCache::remove_record(const std::string& key) {
   KG_TRY(m_impl->check_writable("remove a record"));
   Env& env = *m_impl->env;

@@ -34,6 +34,9 @@ class BorrowedStorage final : public Storage {
   Expected<void, Failure> put_record(const cache::AcRecord& r) override { return m_s.put_record(r); }
   Expected<std::string, Failure> get_blob(const std::string& d) override { return m_s.get_blob(d); }
   Expected<std::string, Failure> put_blob(const std::string& c) override { return m_s.put_blob(c); }
+  Expected<void, Failure> put_entries(const std::vector<cache::EntryToStore>& e) override {
+    return m_s.put_entries(e);
+  }
   Expected<bool, Failure> touch(const std::string& key) override { return m_s.touch(key); }
 
  private:
