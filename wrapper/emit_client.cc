@@ -56,9 +56,7 @@ void collect(storage::TieredStorage& tiers, std::vector<storage::TierStats>& cou
 // Adds this process's counts into the cache directory's statistics: once per process, no sync
 // (cache/tier_stats.h). A directory that is not there (nothing was ever cached) keeps none.
 void save_counts(const std::string& dir, const std::vector<storage::TierStats>& counted) {
-  if (auto saved = cache::add_tier_stats(dir, counted, static_cast<int64_t>(std::time(nullptr))); !saved) {
-    KG_LOG_DEBUG("cannot update the cache statistics: " << saved.error().message);
-  }
+  storage::save_stats(dir, counted);
 }
 
 // Writes the outputs from the cache, read-only, through the lockfile's check (--lockfile).

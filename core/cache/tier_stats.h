@@ -3,13 +3,15 @@
 // counted into one small file of the cache directory once, when it is done.
 //
 //   <cache dir>/stats.json   {"format": 1, "since_unix": T, "tiers": [{"tier": "local", "hits": 3, ...}]}
-//   <cache dir>/stats.lock   flock(LOCK_EX) while a process reads, adds and writes the file
 //
-// Not in LMDB on purpose: a cache hit only reads data.mdb, and a write there would change its
-// times, which makes the next process re-check every page of it before opening (cache/validate.h,
-// about 4 ms per thousand kernels). The file is replaced atomically (temporary file, rename) but
-// not synced: a crash may lose the last counts, never a kernel. A damaged, oversized or foreign
-// file (not a regular file of this user) is treated as empty, and replaced on the next update.
+// A process takes flock(LOCK_EX) on the file, reads it, adds its counts and writes it back in
+// place; readers take LOCK_SH. Not in LMDB on purpose: a cache hit only reads data.mdb, and a
+// write there would change its times, which makes the next process re-check every page of it
+// before opening (cache/validate.h, about 4 ms per thousand kernels), besides costing a synced
+// commit. The file is never synced and not replaced by rename (which costs ~0.5 ms on ext4): a
+// crash may lose or garble the counts, never a kernel. A damaged or oversized file reads as no
+// counters; something else under its name (a symbolic or hard link, another user's file) is
+// never written through: it is removed and a new file made.
 #pragma once
 
 #include <cstdint>
@@ -46,9 +48,8 @@ struct TierStatsFile {
 // counted least recently is dropped.
 inline constexpr size_t kMaxTiersInStats = 64;
 
-// The counters in `dir`; an absent (or damaged, see above) file reads as no counters. Takes no
-// lock (the file is replaced whole), so it works in a directory this process cannot write.
-// Errors: none today (kept Expected for the callers' sake).
+// The counters in `dir`; an absent (or damaged, see above) file reads as no counters. Needs no
+// write access. Errors: none today (an unreadable file reads as no counters).
 Expected<TierStatsFile, Failure> read_tier_stats(const std::string& dir);
 
 // Adds `counted` (entries with empty() are skipped; none: nothing is touched) into the file in

@@ -108,6 +108,29 @@ TEST(TierStats, ASymlinkIsNotFollowed) {
   EXPECT_EQ(read_tier_stats(tmp.path())->tiers[0].hits, 1u);
 }
 
+TEST(TierStats, AHardLinkIsNotWrittenThrough) {
+  TempDir tmp;
+  const std::string text = "{\"format\":1,\"since_unix\":5,\"tiers\":[{\"tier\":\"local\",\"hits\":9}]}";
+  std::ofstream(tmp.sub("elsewhere")) << text;
+  ASSERT_EQ(::link(tmp.sub("elsewhere").c_str(), tmp.sub("stats.json").c_str()), 0);
+  ASSERT_TRUE(add_tier_stats(tmp.path(), {counted("local", 1, 0, 0)}, 1000));
+  std::ifstream target(tmp.sub("elsewhere"));
+  std::string now((std::istreambuf_iterator<char>(target)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(now, text);
+  EXPECT_EQ(read_tier_stats(tmp.path())->tiers[0].hits, 1u);
+}
+
+TEST(TierStats, AShorterUpdateLeavesNoTail) {
+  TempDir tmp;
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(add_tier_stats(tmp.path(), {counted("remote http://a-long-name-" + std::to_string(i), 1, 0, 0)}, 1000));
+  }
+  ASSERT_TRUE(zero_tier_stats(tmp.path(), 2000));  // much shorter than what was there
+  auto s = read_tier_stats(tmp.path());
+  EXPECT_TRUE(s->tiers.empty());
+  EXPECT_EQ(s->since_unix, 2000);
+}
+
 TEST(TierStats, KeepsAtMostTheCapDroppingTheLeastRecentlyCounted) {
   TempDir tmp;
   for (size_t i = 0; i < kMaxTiersInStats + 3; ++i) {

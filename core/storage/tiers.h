@@ -43,6 +43,11 @@ class BorrowedStorage final : public Storage {
   Storage& m_s;
 };
 
+// Adds what `counted` holds (TieredStorage::take_stats) into the statistics of the cache
+// directory `dir` (cache/tier_stats.h), once per process or batch of work. A failure (no such
+// directory, not writable) is only logged at debug level: statistics never fail a build.
+void save_stats(const std::string& dir, const std::vector<TierStats>& counted);
+
 // `local` (borrowed; may be null) in front of the setup's bundles (opened and checked now: a
 // damaged bundle is an error naming it and the entry) and remote (contacted on first use).
 // `offline`: no remote at all (OFFLINE mode never touches the network).
