@@ -245,6 +245,13 @@ if [[ " $sections " == *" stats "* ]]; then
   "$kg" cache stats -z >/dev/null
   check "stats: --zero resets every tier" test "$(tier_field local hits)" -eq 0 -a "$(tier_field "$remote" hits)" -eq 0
   check "stats: zeroed, the table says nothing was counted" contains "$("$kg" cache stats)" "nothing counted"
+  # An http:// remote hit goes through the built-in client: libcurl is never loaded.
+  use_cache stats-ld
+  KERNELGEN_REMOTE=$remote_url LD_DEBUG=libs "$kg" emit --spec "${specs[0]}" --out-dir "$work/stats-ld-out" \
+    >/dev/null 2>"$work/stats-ld.log"
+  check "stats: the remote hit without libcurl builds" test "$(tier_field "$remote" hits)" -eq 1
+  check "stats: an http:// remote hit does not load libcurl" bash -c "! grep -q 'libcurl' '$work/stats-ld.log'"
+  check "stats: ... as the loader's log, which names what it loads, shows" grep -q "libxxhash" "$work/stats-ld.log"
   "$kg" daemon stop >/dev/null 2>&1
 fi
 
