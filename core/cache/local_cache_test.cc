@@ -498,6 +498,24 @@ TEST(Cache, PutEntriesGrowsTheMapAndRetriesTheWholeBatch) {
   }
 }
 
+TEST(Cache, TheCheckStampIsRewrittenWholeInPlace) {
+  TempDir tmp;
+  { ASSERT_TRUE(LocalCache::open(tmp.path())); }
+  { ASSERT_TRUE(LocalCache::open(tmp.path())); }  // the second open checks the file the first made
+  const std::string stamp = tmp.sub("checked");
+  auto read = [&] {
+    std::ifstream in(stamp);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  const std::string good = read();
+  ASSERT_EQ(good.rfind("kernelgen cache check 1 ", 0), 0u) << good;
+  // A stale stamp, longer than a real one: the next open does the full check and leaves exactly
+  // the new stamp, no tail of the old one.
+  std::ofstream(stamp) << std::string(500, 'x');
+  { ASSERT_TRUE(LocalCache::open(tmp.path())); }
+  EXPECT_EQ(read(), good);
+}
+
 TEST(Cache, MapGrowsWhenFull) {
   TempDir tmp;
   LocalCache::Options options;
