@@ -245,9 +245,11 @@ lock::LockedStorage locked_storage(storage::Storage& inner, const EmitOptions& o
   return lock::LockedStorage(inner, opts.locked.get(), opts.lockfile, opts.spec_file, spec.name, arch);
 }
 
-int emit_cached(const GlobalOptions& global, const EmitOptions& opts, const spec::Spec& spec,
-                const std::string& arch) {
-  std::vector<storage::TierStats> counted;
+namespace {
+
+// emit_cached, counting into `counted` (the caller saves it).
+int serve_cached(const GlobalOptions& global, const EmitOptions& opts, const spec::Spec& spec,
+                 const std::string& arch, std::vector<storage::TierStats>& counted) {
   auto hit = from_cache(global.cache_dir, opts, spec, arch, counted);
   if (hit) {
     report(spec, *hit, "cache hit");
@@ -260,11 +262,9 @@ int emit_cached(const GlobalOptions& global, const EmitOptions& opts, const spec
         }
       }
     }
-    save_counts(global.cache_dir, counted);
     return kExitOk;
   }
   if (hit.error().kind != Failure::Kind::NotFound) {
-    save_counts(global.cache_dir, counted);
     KG_LOG_ERROR(opts.spec_file << ": " << hit.error().message << more_detail(""));
     return kExitFailure;
   }
@@ -276,7 +276,6 @@ int emit_cached(const GlobalOptions& global, const EmitOptions& opts, const spec
   }
   if (setup->any()) {
     auto shared = from_tiers(global.cache_dir, global.mode, *setup, opts, spec, arch, counted);
-    save_counts(global.cache_dir, counted);
     if (shared) {
       report(spec, *shared, "shared cache hit");
       return kExitOk;
@@ -286,18 +285,40 @@ int emit_cached(const GlobalOptions& global, const EmitOptions& opts, const spec
       return kExitFailure;
     }
     KG_LOG_DEBUG("not in the shared tiers: " << shared.error().message);
-    return kNotCached;
   }
-  save_counts(global.cache_dir, counted);
   return kNotCached;
 }
+
+// Saves what was counted when it goes: at the end of a build step, whichever way it ends (after
+// a miss the daemon has made the cache directory by then).
+class SaveCounts {
+ public:
+  explicit SaveCounts(std::string dir) : m_dir(std::move(dir)) {}
+  ~SaveCounts() { save_counts(m_dir, counted); }
+  SaveCounts(const SaveCounts&) = delete;
+  SaveCounts& operator=(const SaveCounts&) = delete;
+  std::vector<storage::TierStats> counted;
+
+ private:
+  std::string m_dir;
+};
+
+}  // namespace
+
+int emit_cached(const GlobalOptions& global, const EmitOptions& opts, const spec::Spec& spec,
+                const std::string& arch) {
+  SaveCounts saver(global.cache_dir);
+  return serve_cached(global, opts, spec, arch, saver.counted);
+}
+
 
 int emit_with_daemon(const GlobalOptions& global, const EmitOptions& opts, const spec::Spec& spec,
                      const std::string& arch) {
   const std::string& dir = global.cache_dir;  // from the configuration (main.cc)
 
   // The hit path: no socket, no daemon. Lean on purpose — this is what every build step runs.
-  if (int served = emit_cached(global, opts, spec, arch); served != kNotCached) {
+  SaveCounts saver(dir);
+  if (int served = serve_cached(global, opts, spec, arch, saver.counted); served != kNotCached) {
     return served;
   }
 
