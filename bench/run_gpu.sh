@@ -107,10 +107,10 @@ for bin in "$stage"/bin/* "$stage"/kernels/*.so; do  # (fuzz/ carries its own li
   done
 done
 
-# libcurl and libcrypto are loaded with dlopen when first used (core/util/curl_library.h), so ldd of
-# the binaries does not list them: stage them and what they need (gpu_entry.sh drops what the
-# device already has).
-for want in libcurl.so.4 libcrypto.so.3; do
+# libcurl, libcrypto and libhiredis are loaded with dlopen when first used (core/util/curl_library.h,
+# core/util/hiredis_library.h), so ldd of the binaries does not list them: stage them and what they
+# need (gpu_entry.sh drops what the device already has).
+for want in libcurl.so.4 libcrypto.so.3 libhiredis.so.0.14; do
   path=$(ldconfig -p | awk -v n="$want" '$1 == n { print $NF; exit }')
   [[ -n $path ]] || { echo "run_gpu.sh: $want not found here" >&2; exit 1; }
   { echo "$want $path"; ldd "$path" | awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 }'; } | while read -r name lib; do

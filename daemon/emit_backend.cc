@@ -34,9 +34,8 @@ Expected<storage::Storage*, Failure> EmitBackend::storage() {
   if (!m_local) {
     m_local.emplace(**c);
   }
-  if (!m_tier_setup.any()) {
-    return &*m_local;
-  }
+  // Through a TieredStorage even with no bundle or remote configured: it counts what this
+  // daemon writes into each tier (save_counts).
   if (!m_tiers) {
     storage::TieredStorage::Options options;
     options.retry_remote_after_s = 60;  // a daemon outlives a remote's outage
@@ -45,7 +44,9 @@ Expected<storage::Storage*, Failure> EmitBackend::storage() {
       return unexpected(t.error());
     }
     m_tiers = std::move(*t);
-    KG_LOG_INFO("storage: " << m_tiers->describe());
+    if (m_tier_setup.any()) {
+      KG_LOG_INFO("storage: " << m_tiers->describe());
+    }
   }
   return m_tiers.get();
 }
@@ -93,6 +94,25 @@ bool EmitBackend::cache_gone_locked() const {
   return st.st_dev != m_data_dev || st.st_ino != m_data_ino;
 }
 
+void EmitBackend::save_counts() {
+  storage::TieredStorage* tiers = nullptr;
+  {
+    std::lock_guard lock(m_mutex);
+    tiers = m_tiers.get();
+  }
+  if (tiers == nullptr) {
+    return;
+  }
+  std::vector<storage::TierStats> counted = tiers->take_stats();
+  for (storage::TierStats& c : counted) {
+    // The build step that asked counted this lookup's hit or miss (and what it read) already.
+    c.hits = 0;
+    c.misses = 0;
+    c.bytes_read = 0;
+  }
+  storage::save_stats(m_cache_dir, counted);
+}
+
 Expected<void, Failure> EmitBackend::check(const JobRequest& request) {
   return m_generator->check(*request.spec, request.arch);
 }
@@ -111,6 +131,7 @@ Expected<JobBackend::Done, Failure> EmitBackend::lookup(const JobRequest& reques
     return unexpected(s.error());
   }
   auto r = emit::emit_kernel(**s, *m_generator, req);
+  save_counts();
   if (!r) {
     return unexpected(r.error());
   }
@@ -152,6 +173,7 @@ Expected<JobBackend::Done, Failure> EmitBackend::generate(const JobRequest& requ
     return unexpected(s.error());
   }
   auto r = emit::emit_kernel(**s, *generator, req);
+  save_counts();
   if (!r) {
     return unexpected(r.error());
   }

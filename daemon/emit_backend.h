@@ -54,6 +54,10 @@ class EmitBackend : public JobBackend {
   Expected<cache::LocalCache*, Failure> cache();
   // The open cache behind the configured bundles and remote (storage/tiers.h).
   Expected<storage::Storage*, Failure> storage();
+  // Adds what this daemon wrote into each tier since the last call (bytes written, errors, time;
+  // not its lookups, which the asking build step counted) into the cache's statistics
+  // (cache/tier_stats.h). Called after every job.
+  void save_counts();
 
   const std::string m_cache_dir;
   const cache::LocalCache::Options m_options;

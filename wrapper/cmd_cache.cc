@@ -1,10 +1,15 @@
 // kernelgen cache stats|ls|show
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <ctime>
+#include <iomanip>
 #include <iostream>
+#include <sstream>
 
 #include "cache/gc.h"
 #include "cache/local_cache.h"
+#include "cache/tier_stats.h"
 #include "commands.h"
 #include "record_lookup.h"
 #include "config/config.h"
@@ -106,6 +111,79 @@ int run_gc(const GlobalOptions& global, const CacheOptions& opts) {
   return kExitOk;
 }
 
+// "local", "bundle" or "remote": the kind of tier a statistics name (cache/tier_stats.h) is.
+std::string tier_kind(const std::string& tier) {
+  const size_t space = tier.find(' ');
+  return space == std::string::npos ? tier : tier.substr(0, space);
+}
+
+// The counters in lookup order: the local tier, the bundles, the remotes.
+std::vector<cache::TierCounters> ordered(std::vector<cache::TierCounters> tiers) {
+  auto rank = [](const cache::TierCounters& c) {
+    const std::string kind = tier_kind(c.tier);
+    return kind == "local" ? 0 : kind == "bundle" ? 1 : 2;
+  };
+  std::stable_sort(tiers.begin(), tiers.end(), [&](const auto& a, const auto& b) { return rank(a) < rank(b); });
+  return tiers;
+}
+
+std::string utc_time(int64_t unix_seconds) {
+  const std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return text;
+}
+
+// The per-tier table of `kernelgen cache stats`.
+void print_tiers(const cache::TierStatsFile& stats) {
+  if (stats.tiers.empty()) {
+    std::cout << "tiers             nothing counted"
+              << (stats.since_unix > 0 ? " since " + utc_time(stats.since_unix) : std::string()) << "\n";
+    return;
+  }
+  std::cout << "tiers             counted since " << utc_time(stats.since_unix) << "\n";
+  const std::vector<cache::TierCounters> tiers = ordered(stats.tiers);
+  size_t width = 4;
+  for (const cache::TierCounters& c : tiers) {
+    width = std::max(width, printable(c.tier).size());
+  }
+  auto row = [&](const std::string& tier, const std::string& hits, const std::string& misses,
+                 const std::string& errors, const std::string& read, const std::string& written,
+                 const std::string& time) {
+    std::cout << "  " << std::left << std::setw(static_cast<int>(width)) << tier << std::right << std::setw(8) << hits
+              << std::setw(8) << misses << std::setw(8) << errors << std::setw(14) << read << std::setw(15) << written
+              << std::setw(12) << time << "\n";
+  };
+  row("tier", "hits", "misses", "errors", "bytes read", "bytes written", "time");
+  for (const cache::TierCounters& c : tiers) {
+    std::ostringstream time;
+    if (c.seconds < 100) {
+      time << std::fixed << std::setprecision(1) << c.seconds * 1000 << " ms";
+    } else {
+      time << std::fixed << std::setprecision(1) << c.seconds << " s";
+    }
+    row(printable(c.tier), std::to_string(c.hits), std::to_string(c.misses), std::to_string(c.errors),
+        std::to_string(c.bytes_read), std::to_string(c.bytes_written), time.str());
+  }
+}
+
+nlohmann::json tiers_json(const cache::TierStatsFile& stats) {
+  nlohmann::json arr = nlohmann::json::array();
+  for (const cache::TierCounters& c : ordered(stats.tiers)) {
+    arr.push_back({{"tier", c.tier},
+                   {"kind", tier_kind(c.tier)},
+                   {"hits", c.hits},
+                   {"misses", c.misses},
+                   {"errors", c.errors},
+                   {"bytes_read", c.bytes_read},
+                   {"bytes_written", c.bytes_written},
+                   {"seconds", c.seconds}});
+  }
+  return arr;
+}
+
 }  // namespace
 
 int run_cache(const GlobalOptions& global, const CacheOptions& opts) {
@@ -118,6 +196,14 @@ int run_cache(const GlobalOptions& global, const CacheOptions& opts) {
   }
   if (opts.action == "verify") {
     return run_cache_verify(global, opts);
+  }
+  if (opts.action == "stats" && opts.zero) {
+    if (auto z = cache::zero_tier_stats(dir, static_cast<int64_t>(std::time(nullptr))); !z) {
+      KG_LOG_ERROR("cannot reset the statistics of " << dir << ": " << z.error().message);
+      return kExitFailure;
+    }
+    std::cout << "statistics zeroed\n";
+    return kExitOk;
   }
   auto cache = cache::LocalCache::open(dir, /*read_only=*/true);
   if (!cache) {
@@ -140,13 +226,16 @@ int run_cache(const GlobalOptions& global, const CacheOptions& opts) {
       KG_LOG_ERROR(s.error().message);
       return kExitFailure;
     }
+    const cache::TierStatsFile tiers = cache::read_tier_stats(dir).value_or(cache::TierStatsFile{});
     if (opts.json) {
       std::cout << nlohmann::json{{"dir", dir},
                                   {"ac_entries", s->ac_entries},
                                   {"cas_entries", s->cas_entries},
                                   {"cas_bytes", s->cas_bytes},
                                   {"map_size", s->map_size},
-                                  {"used_bytes", s->used_bytes}}
+                                  {"used_bytes", s->used_bytes},
+                                  {"stats_since_unix", tiers.since_unix},
+                                  {"tiers", tiers_json(tiers)}}
                        .dump(2)
                 << "\n";
     } else {
@@ -154,6 +243,7 @@ int run_cache(const GlobalOptions& global, const CacheOptions& opts) {
                 << "kernels           " << s->ac_entries << "\n"
                 << "blobs             " << s->cas_entries << " (" << s->cas_bytes << " bytes)\n"
                 << "space used        " << s->used_bytes << " of " << s->map_size << " bytes reserved\n";
+      print_tiers(tiers);
     }
     return kExitOk;
   }

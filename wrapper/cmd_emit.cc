@@ -210,7 +210,10 @@ int run_emit(const GlobalOptions& global, const EmitOptions& given) {
     storage = tiers.get();
   }
   auto result = emit::emit_kernel(*storage, loop ? *loop : static_cast<generate::Generator&>(generator), req);
+  // The lookup's counts per tier (the read-back below is the same lookup: not counted again).
+  std::vector<storage::TierStats> counted = tiers ? tiers->take_stats() : std::vector<storage::TierStats>{};
   if (!result) {
+    storage::save_stats(dir, counted);
     KG_LOG_ERROR(opts.spec_file << ": " << result.error().message << kMoreDetail);
     return kExitFailure;
   }
@@ -221,6 +224,15 @@ int run_emit(const GlobalOptions& global, const EmitOptions& given) {
   out.replace = false;
   auto checked = locked_storage(*storage, opts, *spec, *arch);
   auto written = emit::emit_kernel(checked, generator, out);
+  if (tiers) {
+    const std::vector<storage::TierStats> again = tiers->take_stats();
+    for (size_t i = 0; i < again.size() && i < counted.size(); ++i) {
+      counted[i].bytes_read += again[i].bytes_read;
+      counted[i].errors += again[i].errors;
+      counted[i].seconds += again[i].seconds;
+    }
+    storage::save_stats(dir, counted);
+  }
   if (!written) {
     KG_LOG_ERROR(opts.spec_file << ": " << written.error().message << kMoreDetail);
     return kExitFailure;

@@ -110,6 +110,7 @@ struct CacheOptions {
   bool json = false;
   std::string arch;                // verify: --arch, only records for this target ("" : every one)
   bool force = false;              // verify: verify the named keys again even when verified
+  bool zero = false;               // stats: --zero, reset the per-tier counters
 };
 int run_cache(const GlobalOptions& global, const CacheOptions& opts);
 

@@ -8,6 +8,7 @@
 #include <variant>
 
 #include "cache/local_cache.h"
+#include "cache/tier_stats.h"
 #include "config/config.h"
 #include "daemon_client.h"
 #include "emit/emit.h"
@@ -36,13 +37,41 @@ std::string more_detail(const std::string& daemon_log) {
   return s + ")";
 }
 
+// Adds what the tiers counted into `counted`, merging by tier (cache/tier_stats.h).
+void collect(storage::TieredStorage& tiers, std::vector<storage::TierStats>& counted) {
+  for (const storage::TierStats& s : tiers.take_stats()) {
+    KG_LOG_DEBUG("tier " << s.tier << ": " << s.hits << " hits, " << s.misses << " misses, " << s.errors
+                         << " errors, " << s.bytes_read << " bytes read, " << s.bytes_written << " written, "
+                         << s.seconds * 1000 << " ms");
+    auto it = std::find_if(counted.begin(), counted.end(),
+                           [&](const storage::TierStats& c) { return c.tier == s.tier; });
+    if (it == counted.end()) {
+      counted.push_back(s);
+    } else {
+      it->add(s);
+    }
+  }
+}
+
+// Adds this process's counts into the cache directory's statistics: once per process, no sync
+// (cache/tier_stats.h). A directory that is not there (nothing was ever cached) keeps none.
+void save_counts(const std::string& dir, const std::vector<storage::TierStats>& counted) {
+  storage::save_stats(dir, counted);
+}
+
 // Writes the outputs from the cache, read-only, through the lockfile's check (--lockfile).
-// NotFound: the cache lacks the kernel (or there is no cache yet).
+// NotFound: the cache lacks the kernel (or there is no cache yet). The local tier's counts go
+// into `counted`.
 Expected<emit::EmitResult, Failure> from_cache(const std::string& dir, const EmitOptions& opts,
-                                               const spec::Spec& spec, const std::string& arch) {
+                                               const spec::Spec& spec, const std::string& arch,
+                                               std::vector<storage::TierStats>& counted) {
   auto cache = cache::LocalCache::open(dir, /*read_only=*/true);
   if (!cache) {
     if (cache.error().kind == Failure::Kind::NotFound) {
+      storage::TierStats miss;  // no cache yet: a miss of the local tier all the same
+      miss.tier = "local";
+      miss.misses = 1;
+      counted.push_back(miss);
       return unexpected(cache.error());
     }
     return fail("cannot open the kernel cache: " + cache.error().message);
@@ -55,9 +84,13 @@ Expected<emit::EmitResult, Failure> from_cache(const std::string& dir, const Emi
   req.touch = opts.touch;
   req.generate = false;
   storage::LocalStorage local(*cache);
-  auto storage = locked_storage(local, opts, spec, arch);
+  // A TieredStorage of the local tier alone: it counts (hits, bytes, time) and does nothing else.
+  storage::TieredStorage tiers(std::make_unique<storage::BorrowedStorage>(local), {}, nullptr, {});
+  auto storage = locked_storage(tiers, opts, spec, arch);
   generate::TemplateGenerator generator;  // not asked: a miss returns NotFound
-  return emit::emit_kernel(storage, generator, req);
+  auto r = emit::emit_kernel(storage, generator, req);
+  collect(tiers, counted);
+  return r;
 }
 
 // A local miss asked of the prebuilt bundles and the remote (storage/tiers.h), through the
@@ -65,7 +98,8 @@ Expected<emit::EmitResult, Failure> from_cache(const std::string& dir, const Emi
 // unless the mode stores nothing; offline asks the bundles only. NotFound: no tier has it.
 Expected<emit::EmitResult, Failure> from_tiers(const std::string& dir, lock::Mode mode,
                                                const storage::TierSetup& setup, const EmitOptions& opts,
-                                               const spec::Spec& spec, const std::string& arch) {
+                                               const spec::Spec& spec, const std::string& arch,
+                                               std::vector<storage::TierStats>& counted) {
   const bool store = lock::may_store(mode);
   std::optional<cache::LocalCache> cache;
   std::optional<storage::LocalStorage> local;
@@ -80,6 +114,7 @@ Expected<emit::EmitResult, Failure> from_tiers(const std::string& dir, lock::Mod
   storage::TieredStorage::Options options;
   options.copy_hits_local = store;
   options.write_remote = false;  // a lookup writes nothing upstream
+  options.local_already_missed = true;  // from_cache just looked
   auto tiers = storage::open_tiers(setup, local ? &*local : nullptr, !lock::may_use_network(mode), options);
   if (!tiers) {
     return unexpected(tiers.error());
@@ -94,10 +129,7 @@ Expected<emit::EmitResult, Failure> from_tiers(const std::string& dir, lock::Mod
   auto locked = locked_storage(**tiers, opts, spec, arch);
   generate::TemplateGenerator generator;  // not asked
   auto r = emit::emit_kernel(locked, generator, req);
-  for (const storage::TierStats& s : (*tiers)->stats()) {
-    KG_LOG_DEBUG("tier " << s.tier << ": " << s.hits << " hits, " << s.misses << " misses, " << s.errors
-                         << " errors, " << s.bytes_read << " bytes read, " << s.seconds * 1000 << " ms");
-  }
+  collect(**tiers, counted);
   return r;
 }
 
@@ -213,9 +245,12 @@ lock::LockedStorage locked_storage(storage::Storage& inner, const EmitOptions& o
   return lock::LockedStorage(inner, opts.locked.get(), opts.lockfile, opts.spec_file, spec.name, arch);
 }
 
-int emit_cached(const GlobalOptions& global, const EmitOptions& opts, const spec::Spec& spec,
-                const std::string& arch) {
-  auto hit = from_cache(global.cache_dir, opts, spec, arch);
+namespace {
+
+// emit_cached, counting into `counted` (the caller saves it).
+int serve_cached(const GlobalOptions& global, const EmitOptions& opts, const spec::Spec& spec,
+                 const std::string& arch, std::vector<storage::TierStats>& counted) {
+  auto hit = from_cache(global.cache_dir, opts, spec, arch, counted);
   if (hit) {
     report(spec, *hit, "cache hit");
     // Eviction goes by last access: record this one, at most once per kTouchIntervalSeconds (the
@@ -240,7 +275,7 @@ int emit_cached(const GlobalOptions& global, const EmitOptions& opts, const spec
     return kExitFailure;
   }
   if (setup->any()) {
-    auto shared = from_tiers(global.cache_dir, global.mode, *setup, opts, spec, arch);
+    auto shared = from_tiers(global.cache_dir, global.mode, *setup, opts, spec, arch, counted);
     if (shared) {
       report(spec, *shared, "shared cache hit");
       return kExitOk;
@@ -254,12 +289,36 @@ int emit_cached(const GlobalOptions& global, const EmitOptions& opts, const spec
   return kNotCached;
 }
 
+// Saves what was counted when it goes: at the end of a build step, whichever way it ends (after
+// a miss the daemon has made the cache directory by then).
+class SaveCounts {
+ public:
+  explicit SaveCounts(std::string dir) : m_dir(std::move(dir)) {}
+  ~SaveCounts() { save_counts(m_dir, counted); }
+  SaveCounts(const SaveCounts&) = delete;
+  SaveCounts& operator=(const SaveCounts&) = delete;
+  std::vector<storage::TierStats> counted;
+
+ private:
+  std::string m_dir;
+};
+
+}  // namespace
+
+int emit_cached(const GlobalOptions& global, const EmitOptions& opts, const spec::Spec& spec,
+                const std::string& arch) {
+  SaveCounts saver(global.cache_dir);
+  return serve_cached(global, opts, spec, arch, saver.counted);
+}
+
+
 int emit_with_daemon(const GlobalOptions& global, const EmitOptions& opts, const spec::Spec& spec,
                      const std::string& arch) {
   const std::string& dir = global.cache_dir;  // from the configuration (main.cc)
 
   // The hit path: no socket, no daemon. Lean on purpose — this is what every build step runs.
-  if (int served = emit_cached(global, opts, spec, arch); served != kNotCached) {
+  SaveCounts saver(dir);
+  if (int served = serve_cached(global, opts, spec, arch, saver.counted); served != kNotCached) {
     return served;
   }
 
@@ -325,7 +384,9 @@ int emit_with_daemon(const GlobalOptions& global, const EmitOptions& opts, const
     return kExitFailure;
   }
 
-  auto written = from_cache(dir, opts, spec, arch);
+  // Reading back what the daemon stored is part of this miss, not a hit of its own: not counted.
+  std::vector<storage::TierStats> not_counted;
+  auto written = from_cache(dir, opts, spec, arch, not_counted);
   if (!written && written.error().kind != Failure::Kind::NotFound) {
     // The lockfile refused it, or an output could not be written.
     KG_LOG_ERROR(opts.spec_file << ": " << written.error().message << more_detail(target->paths.log));

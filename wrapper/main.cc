@@ -257,8 +257,9 @@ int main(int argc, char** argv) {
   CacheOptions cache;
   CLI::App* cache_cmd = app.add_subcommand("cache", "Inspect the local kernel cache");
   cache_cmd->require_subcommand(1);
-  CLI::App* cache_stats = cache_cmd->add_subcommand("stats", "Entry counts and sizes");
+  CLI::App* cache_stats = cache_cmd->add_subcommand("stats", "Entry counts and sizes, and what each tier served");
   cache_stats->add_flag("--json", cache.json, "JSON output");
+  cache_stats->add_flag("-z,--zero", cache.zero, "Reset the per-tier counters (hits, misses, errors, bytes, time)");
   CLI::App* cache_ls = cache_cmd->add_subcommand("ls", "One line per cached kernel: key, name, arch, state");
   cache_ls->add_flag("--json", cache.json, "JSON output");
   CLI::App* cache_show = cache_cmd->add_subcommand("show", "A cached kernel's record, or one of its blobs");

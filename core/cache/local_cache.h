@@ -70,6 +70,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cache/entry.h"
 #include "cache/record.h"
 #include "util/expected.h"
 
@@ -138,6 +139,17 @@ class LocalCache {
   // Errors (Error kind): read-only cache; record.key is not a digest; a digest field names a
   // blob that is not stored; the map cannot grow past max_map_size; LMDB failure.
   Expected<void, Failure> put_record(const AcRecord& record);
+
+  // Stores every entry of `entries` (their blobs, then their records) in one write transaction,
+  // synced once: a crash leaves all of them or none, and no record is ever visible before the
+  // blobs it names. Blobs already stored with the same bytes are left alone (one stored under a
+  // digest its bytes fail is replaced, with a warning, as put_blob does). A record replaces any
+  // record under its key; last_access_unix is stored as given. Empty `entries`: nothing happens.
+  // Errors (Error kind), in which case nothing at all was written: read-only cache; a record's
+  // key or a digest it names is not a digest; a blob's bytes do not hash to its digest; a digest
+  // a record names is neither among its blobs nor stored; the map cannot grow past
+  // max_map_size; LMDB failure.
+  Expected<void, Failure> put_entries(const std::vector<EntryToStore>& entries);
 
   // Deletes the record for `key` (its blobs stay; gc removes unreferenced blobs).
   // Errors: NotFound when there is no such record; Error when read-only or on LMDB failure.

@@ -399,6 +399,123 @@ TEST(Cache, ForeignLmdbEnvironmentIsRefused) {
   EXPECT_NE(cache.error().message.find("not a kernelgen cache"), std::string::npos) << cache.error().message;
 }
 
+// A record for item `i` naming its source and header (not stored).
+AcRecord record_of(int i) {
+  AcRecord r;
+  r.key = key_of(i);
+  r.name = "kernel_" + std::to_string(i);
+  r.arch = "sm_90a";
+  r.generator = kGeneratorVersion;
+  r.source_digest = xxh3_128_hex(source_of(i));
+  r.header_digest = xxh3_128_hex(header_of(i));
+  r.created_unix = 1700000000 + i;
+  return r;
+}
+
+// The batch that stores item `i` whole; `sources` keeps the bytes the views point at.
+EntryToStore entry_of(const AcRecord& r, int i, std::vector<std::string>& sources) {
+  sources.push_back(source_of(i));
+  sources.push_back(header_of(i));
+  return EntryToStore{&r, {{r.source_digest, sources[sources.size() - 2]}, {r.header_digest, sources.back()}}};
+}
+
+TEST(Cache, PutEntriesStoresRecordsAndBlobsTogether) {
+  TempDir tmp;
+  std::vector<std::string> warnings;
+  auto cache = LocalCache::open(tmp.path(), quiet(&warnings));
+  ASSERT_TRUE(cache) << cache.error().message;
+  std::vector<std::string> bytes;
+  bytes.reserve(8);
+  const AcRecord a = record_of(1), b = record_of(2);
+  std::vector<EntryToStore> batch = {entry_of(a, 1, bytes), entry_of(b, 2, bytes)};
+  ASSERT_TRUE(cache->put_entries(batch));
+  EXPECT_EQ(check_item(*cache, *cache->get_record(a.key)), "");
+  EXPECT_EQ(check_item(*cache, *cache->get_record(b.key)), "");
+  // Again: the blobs are there with the same bytes; a record may name stored blobs it does not give.
+  AcRecord c = record_of(1);
+  c.key = key_of(3);
+  ASSERT_TRUE(cache->put_entries({EntryToStore{&c, {}}}));
+  EXPECT_EQ(*cache->get_record(c.key), c);
+  EXPECT_TRUE(cache->put_entries({}));
+  EXPECT_TRUE(warnings.empty());
+}
+
+TEST(Cache, PutEntriesWithABadBlobWritesNothing) {
+  TempDir tmp;
+  auto cache = LocalCache::open(tmp.path());
+  ASSERT_TRUE(cache) << cache.error().message;
+  std::vector<std::string> bytes;
+  bytes.reserve(8);
+  const AcRecord a = record_of(1), b = record_of(2);
+  std::vector<EntryToStore> batch = {entry_of(a, 1, bytes), entry_of(b, 2, bytes)};
+  const std::string forged = "not the header of item 2";
+  batch[1].blobs[1].content = forged;  // bytes that do not hash to the digest given
+  auto put = cache->put_entries(batch);
+  ASSERT_FALSE(put);
+  EXPECT_NE(put.error().message.find(b.header_digest), std::string::npos) << put.error().message;
+  EXPECT_EQ(cache->stats()->ac_entries, 0u);
+  EXPECT_EQ(cache->stats()->cas_entries, 0u);
+}
+
+TEST(Cache, PutEntriesNamingAMissingBlobWritesNothing) {
+  TempDir tmp;
+  auto cache = LocalCache::open(tmp.path());
+  ASSERT_TRUE(cache) << cache.error().message;
+  std::vector<std::string> bytes;
+  bytes.reserve(8);
+  const AcRecord a = record_of(1), b = record_of(2);
+  std::vector<EntryToStore> batch = {entry_of(a, 1, bytes), entry_of(b, 2, bytes)};
+  batch[1].blobs.pop_back();  // the header of b is neither given nor stored
+  auto put = cache->put_entries(batch);
+  ASSERT_FALSE(put);
+  EXPECT_NE(put.error().message.find(b.header_digest), std::string::npos) << put.error().message;
+  // The failure came inside the transaction, after a's record and blobs were put: all undone.
+  EXPECT_FALSE(cache->get_record(a.key));
+  EXPECT_FALSE(cache->get_blob(a.source_digest));
+  EXPECT_EQ(cache->stats()->cas_entries, 0u);
+}
+
+TEST(Cache, PutEntriesGrowsTheMapAndRetriesTheWholeBatch) {
+  TempDir tmp;
+  LocalCache::Options options;
+  options.initial_map_size = 64 << 10;
+  auto cache = LocalCache::open(tmp.path(), options);
+  ASSERT_TRUE(cache) << cache.error().message;
+  std::vector<AcRecord> records;
+  for (int i = 0; i < 60; ++i) {
+    records.push_back(record_of(i));
+  }
+  std::vector<std::string> bytes;
+  bytes.reserve(2 * records.size());
+  std::vector<EntryToStore> batch;
+  for (int i = 0; i < 60; ++i) {
+    batch.push_back(entry_of(records[i], i, bytes));
+  }
+  ASSERT_TRUE(cache->put_entries(batch));
+  EXPECT_GT(cache->stats()->map_size, uint64_t{64} << 10);
+  for (const AcRecord& r : records) {
+    EXPECT_EQ(check_item(*cache, r), "");
+  }
+}
+
+TEST(Cache, TheCheckStampIsRewrittenWholeInPlace) {
+  TempDir tmp;
+  { ASSERT_TRUE(LocalCache::open(tmp.path())); }
+  { ASSERT_TRUE(LocalCache::open(tmp.path())); }  // the second open checks the file the first made
+  const std::string stamp = tmp.sub("checked");
+  auto read = [&] {
+    std::ifstream in(stamp);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  const std::string good = read();
+  ASSERT_EQ(good.rfind("kernelgen cache check 1 ", 0), 0u) << good;
+  // A stale stamp, longer than a real one: the next open does the full check and leaves exactly
+  // the new stamp, no tail of the old one.
+  std::ofstream(stamp) << std::string(500, 'x');
+  { ASSERT_TRUE(LocalCache::open(tmp.path())); }
+  EXPECT_EQ(read(), good);
+}
+
 TEST(Cache, MapGrowsWhenFull) {
   TempDir tmp;
   LocalCache::Options options;

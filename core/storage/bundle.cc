@@ -444,6 +444,26 @@ Expected<BundleStats, Failure> import_bundle(const std::string& path, Storage& t
   const BundleStorage& b = **bundle;
   BundleStats stats;
   std::set<std::string> stored;  // blobs put by this import
+  // Entries go into `to` in batches: one transaction (one sync) per batch in the local cache,
+  // each entry whole or not at all. The blobs are views into the bundle, not copies.
+  constexpr size_t k_batch = 256;
+  std::vector<cache::EntryToStore> batch;
+  BundleStats pending;
+  auto flush = [&]() -> Expected<void, Failure> {
+    if (batch.empty()) {
+      return {};
+    }
+    if (auto put = to.put_entries(batch); !put) {
+      return fail("cannot import bundle " + path + " into " + to.describe() + ": " + put.error().message,
+                  put.error().kind);
+    }
+    stats.records += pending.records;
+    stats.blobs += pending.blobs;
+    stats.bytes += pending.bytes;
+    pending = BundleStats{};
+    batch.clear();
+    return {};
+  };
   for (const cache::AcRecord& record : b.records()) {
     auto have = to.get_record(record.key);
     if (have) {
@@ -453,28 +473,23 @@ Expected<BundleStats, Failure> import_bundle(const std::string& path, Storage& t
       return fail("cannot import bundle " + path + " into " + to.describe() + ": " + have.error().message,
                   have.error().kind);
     }
+    cache::EntryToStore entry{&record, {}};
     for (const std::string* digest : cache::blob_digests(record)) {
       if (!stored.insert(*digest).second) {
-        continue;
+        continue;  // given with an earlier entry (of this batch or one already stored)
       }
       const std::string_view bytes = b.blob_view(*digest);
-      auto put = to.put_blob(std::string(bytes));
-      if (!put) {
-        return fail("cannot import bundle " + path + " into " + to.describe() + ": blob " + *digest + ": " +
-                        put.error().message,
-                    put.error().kind);
-      }
-      ++stats.blobs;
-      stats.bytes += bytes.size();
+      entry.blobs.push_back(cache::BlobToStore{*digest, bytes});
+      ++pending.blobs;
+      pending.bytes += bytes.size();
     }
-    auto put = to.put_record(record);
-    if (!put) {
-      return fail("cannot import bundle " + path + " into " + to.describe() + ": record " + record.key + ": " +
-                      put.error().message,
-                  put.error().kind);
+    batch.push_back(std::move(entry));
+    ++pending.records;
+    if (batch.size() == k_batch) {
+      KG_TRY(flush());
     }
-    ++stats.records;
   }
+  KG_TRY(flush());
   return stats;
 }
 

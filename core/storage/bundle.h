@@ -36,7 +36,9 @@ Expected<std::unique_ptr<Storage>, Failure> open_bundle(const std::string& path)
 Expected<std::unique_ptr<Storage>, Failure> open_bundle_bytes(std::string bytes, const std::string& name);
 
 // Copies every entry of the bundle at `path` into `to` (checked as open_bundle does; nothing is
-// copied from a damaged bundle). Entries `to` already holds are left as they are.
+// copied from a damaged bundle). Entries `to` already holds are left as they are. Entries are
+// stored in batches of 256 through Storage::put_entries (into the local cache: one transaction
+// each, so a failure or a crash leaves whole entries only).
 Expected<BundleStats, Failure> import_bundle(const std::string& path, Storage& to);
 
 }  // namespace kg::storage

@@ -22,6 +22,10 @@ Expected<std::string, Failure> LocalStorage::put_blob(const std::string& content
   return m_cache.put_blob(content);
 }
 
+Expected<void, Failure> LocalStorage::put_entries(const std::vector<cache::EntryToStore>& entries) {
+  return m_cache.put_entries(entries);
+}
+
 Expected<bool, Failure> LocalStorage::touch(const std::string& key) { return m_cache.touch(key); }
 
 }  // namespace kg::storage

@@ -17,6 +17,8 @@ class LocalStorage final : public Storage {
   Expected<void, Failure> put_record(const cache::AcRecord& record) override;
   Expected<std::string, Failure> get_blob(const std::string& digest) override;
   Expected<std::string, Failure> put_blob(const std::string& content) override;
+  // One LMDB write transaction (LocalCache::put_entries).
+  Expected<void, Failure> put_entries(const std::vector<cache::EntryToStore>& entries) override;
   Expected<bool, Failure> touch(const std::string& key) override;
 
   cache::LocalCache& cache() { return m_cache; }

@@ -1,4 +1,5 @@
-// The Redis tier (storage/remote.h): a team's shared cache in a Redis server, over libhiredis.
+// The Redis tier (storage/remote.h): a team's shared cache in a Redis server, over libhiredis
+// (loaded on first use: util/hiredis_library.h; without it the tier fails like a server that is down).
 //
 //   kernelgen:ac:<key>       the record, in its stored JSON form (cache::parse_record_json)
 //   kernelgen:cas:<digest>   the blob's bytes, written with SET NX (content-addressed: never replaced)
@@ -42,6 +43,7 @@
 #include "cache/local_cache.h"
 #include "storage/remote.h"
 #include "util/hash.h"
+#include "util/hiredis_library.h"
 #include "util/log.h"
 #include "version.h"
 
@@ -149,12 +151,12 @@ Expected<RedisAddress, Failure> parse_redis_url(const std::string& url) {
 }
 
 struct ContextFree {
-  void operator()(redisContext* c) const { redisFree(c); }
+  void operator()(redisContext* c) const { hiredis::lib().free_context(c); }
 };
 using Context = std::unique_ptr<redisContext, ContextFree>;
 
 struct ReplyFree {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
+  void operator()(redisReply* r) const { hiredis::lib().free_reply(r); }
 };
 using Reply = std::unique_ptr<redisReply, ReplyFree>;
 
@@ -370,7 +372,7 @@ class RedisStorage final : public Storage {
       lens.push_back(a.size());
     }
     Reply reply(static_cast<redisReply*>(
-        redisCommandArgv(conn.get(), static_cast<int>(args.size()), argv.data(), lens.data())));
+        hiredis::lib().command_argv(conn.get(), static_cast<int>(args.size()), argv.data(), lens.data())));
     if (!reply) {
       Failure f = connection_failure(*conn, args[0]);
       *stale = conn->err == REDIS_ERR_EOF ||
@@ -455,8 +457,12 @@ class RedisStorage final : public Storage {
 
   // A new connection: connected, authenticated, database selected.
   Expected<Context, Failure> connect() {
+    if (auto loaded = hiredis::load(); !loaded) {
+      // Error, not Timeout: the library will not appear later in this process.
+      return fail(m_where + ": " + loaded.error().message);
+    }
     bool stale = false;
-    Context c(redisConnectWithTimeout(m_address.host.c_str(), m_address.port,
+    Context c(hiredis::lib().connect_with_timeout(m_address.host.c_str(), m_address.port,
                                       to_timeval(m_spec.connect_timeout_s)));
     if (!c) {
       return fail(m_where + ": cannot connect: out of memory");
@@ -464,7 +470,7 @@ class RedisStorage final : public Storage {
     if (c->err != 0) {
       return unexpected(connection_failure(*c, "cannot connect"));
     }
-    if (redisSetTimeout(c.get(), to_timeval(m_spec.timeout_s)) != REDIS_OK) {
+    if (hiredis::lib().set_timeout(c.get(), to_timeval(m_spec.timeout_s)) != REDIS_OK) {
       return unexpected(connection_failure(*c, "cannot set the timeout"));
     }
     if (m_address.has_password) {

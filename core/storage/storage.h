@@ -12,6 +12,9 @@
 
 #include <string>
 
+#include <vector>
+
+#include "cache/entry.h"
 #include "cache/record.h"
 #include "util/expected.h"
 
@@ -42,6 +45,12 @@ class Storage {
 
   // Stores `content`; returns its digest (XXH3-128, 32 hex). Idempotent. Errors: as put_record.
   virtual Expected<std::string, Failure> put_blob(const std::string& content) = 0;
+
+  // Stores whole entries (their blobs, then their records). The local tier does it in one
+  // transaction (all or nothing; no record visible before its blobs); this default, for tiers that
+  // cannot, stores each entry's blobs and then its record, checking each blob's digest. Errors: as
+  // put_record and put_blob, and Error when a blob's bytes do not hash to its digest.
+  virtual Expected<void, Failure> put_entries(const std::vector<cache::EntryToStore>& entries);
 
   // Records an access to `key` for eviction by last use. Returns true when it wrote. Errors:
   // NotFound (no record), Error (read-only, I/O).

@@ -47,7 +47,7 @@ struct TieredStorage::Tier {
   TierStats stats;
 
   Tier(std::unique_ptr<Storage> s, Role r) : storage(std::move(s)), role(r), name(storage->describe()) {
-    stats.tier = name;
+    stats.tier = r == Role::Local ? "local" : name;
   }
 
   void count(double seconds, bool hit, bool miss, bool error, uint64_t read, uint64_t written) {
@@ -121,6 +121,9 @@ Expected<cache::AcRecord, Failure> TieredStorage::get_record(const std::string& 
   for (const auto& t : m_tiers) {
     if (t->role == Tier::Role::Local) {
       local = t.get();
+      if (m_options.local_already_missed) {
+        continue;
+      }
     }
     if (t->down()) {
       reasons.push_back(t->name + ": skipped (it failed earlier in this process)");
@@ -141,6 +144,7 @@ Expected<cache::AcRecord, Failure> TieredStorage::get_record(const std::string& 
     // a miss of that tier (the record alone cannot be served).
     uint64_t bytes = 0;
     bool complete = true;
+    bool blob_failed = false;
     std::vector<std::string> blobs;
     if (t->role != Tier::Role::Local) {
       for (const std::string* d : cache::blob_digests(*r)) {
@@ -149,6 +153,7 @@ Expected<cache::AcRecord, Failure> TieredStorage::get_record(const std::string& 
           complete = false;
           reasons.push_back(t->name + ": the record names blob " + *d + " which it cannot give: " + b.error().message);
           if (b.error().kind != Failure::Kind::NotFound) {
+            blob_failed = true;
             t->failed(b.error());
           }
           break;
@@ -157,31 +162,30 @@ Expected<cache::AcRecord, Failure> TieredStorage::get_record(const std::string& 
         blobs.push_back(std::move(*b));
       }
     }
-    t->count(since(t0), complete, !complete, false, bytes, 0);
+    t->count(since(t0), complete, !complete, blob_failed, bytes, 0);
     if (!complete) {
       continue;
     }
     if (t->role != Tier::Role::Local && local != nullptr && m_options.copy_hits_local &&
         !local->storage->read_only()) {
-      // Copy the hit down so that the next lookup is local. A failure here costs only the copy.
+      // Copy the hit down so that the next lookup is local: record and blobs in one local
+      // transaction (one sync; a crash leaves the record with its blobs or nothing). A failure
+      // here costs only the copy.
       const auto c0 = Clock::now();
-      bool copied = true;
+      cache::EntryToStore entry{&*r, {}};
+      const std::vector<const std::string*> digests = cache::blob_digests(*r);
       uint64_t written = 0;
-      for (const std::string& b : blobs) {
-        if (auto put = local->storage->put_blob(b); !put) {
-          copied = false;
-          KG_LOG_WARN("cannot copy " << key << " from " << t->name << " into " << local->name << ": "
-                                     << put.error().message);
-          break;
-        }
-        written += b.size();
+      for (size_t i = 0; i < digests.size(); ++i) {
+        entry.blobs.push_back(cache::BlobToStore{*digests[i], blobs[i]});
+        written += blobs[i].size();
       }
-      if (copied) {
-        if (auto put = local->storage->put_record(*r); !put) {
-          KG_LOG_WARN("cannot copy the record " << key << " into " << local->name << ": " << put.error().message);
-        }
+      const auto put = local->storage->put_entries({entry});
+      if (!put) {
+        written = 0;
+        KG_LOG_WARN("cannot copy " << key << " from " << t->name << " into " << local->name << ": "
+                                   << put.error().message);
       }
-      local->count(since(c0), false, false, false, 0, written);
+      local->count(since(c0), false, false, !put, 0, written);
     }
     {
       std::lock_guard lock(m_mutex);
@@ -209,11 +213,11 @@ Expected<std::string, Failure> TieredStorage::get_blob(const std::string& digest
     const auto t0 = Clock::now();
     auto b = t->storage->get_blob(digest);
     if (b) {
-      t->count(since(t0), true, false, false, b->size(), 0);
+      t->count(since(t0), false, false, false, b->size(), 0);
       return b;
     }
     const bool miss = b.error().kind == Failure::Kind::NotFound;
-    t->count(since(t0), false, miss, !miss, 0, 0);
+    t->count(since(t0), false, false, !miss, 0, 0);
     if (!miss) {
       t->failed(b.error());
     }
@@ -295,6 +299,18 @@ std::vector<TierStats> TieredStorage::stats() const {
   for (const auto& t : m_tiers) {
     std::lock_guard lock(t->mutex);
     out.push_back(t->stats);
+  }
+  return out;
+}
+
+std::vector<TierStats> TieredStorage::take_stats() {
+  std::vector<TierStats> out;
+  for (const auto& t : m_tiers) {
+    std::lock_guard lock(t->mutex);
+    out.push_back(t->stats);
+    TierStats zero;
+    zero.tier = t->stats.tier;
+    t->stats = zero;
   }
   return out;
 }

@@ -1,7 +1,8 @@
 // The tiers in front of every lookup (docs/design.md §7), as ccache and sccache chain theirs:
 //
 //   get:  local LMDB ─► prebuilt bundles (read-only, in order) ─► remote (HTTP or Redis)
-//         a hit below the local tier is copied into it (record and blobs), so the next is local
+//         a hit below the local tier is copied into it (record and blobs, one transaction), so
+//         the next is local
 //   put:  local, then the remote unless it is read-only
 //
 // A remote that fails or times out is reported once (a warning naming it and why) and then left
@@ -15,16 +16,16 @@
 #include <string>
 #include <vector>
 
+#include "cache/tier_stats.h"
 #include "storage/storage.h"
 
 namespace kg::storage {
 
-struct TierStats {
-  std::string tier;  // describe() of the tier
-  uint64_t hits = 0, misses = 0, errors = 0;
-  uint64_t bytes_read = 0, bytes_written = 0;
-  double seconds = 0;  // time in the tier's calls
-};
+// What a tier did (cache/tier_stats.h): `tier` is "local" for the local cache, describe() for the
+// others ("bundle <file>", "remote <url without credentials> (...)"), the name the statistics
+// file keeps across processes. Hits and misses count record lookups (a kernel served or not);
+// blob reads add to bytes_read and seconds, and count only as errors when they fail.
+using TierStats = cache::TierCounters;
 
 // Whether `record` may be uploaded or exported: a kernel the loop wrote ("llm:…") only once a GPU
 // verified it; template kernels travel with whatever status they have (design §7, item 5).
@@ -38,6 +39,10 @@ class TieredStorage final : public Storage {
     // How long a failed remote is left alone before it is tried again (a long-lived daemon);
     // 0: for the rest of the process (a build step).
     double retry_remote_after_s = 0;
+    // The caller has just looked the key up in the local tier itself and missed (the wrapper's
+    // hit path does, before it opens the other tiers): get_record starts below the local tier,
+    // which then only takes the copy and serves blobs.
+    bool local_already_missed = false;
   };
   // `local` may be null (a client without a cache directory); `prebuilt` and `remote` may be empty.
   TieredStorage(std::unique_ptr<Storage> local, std::vector<std::unique_ptr<Storage>> prebuilt,
@@ -54,6 +59,9 @@ class TieredStorage final : public Storage {
 
   // One entry per tier, in lookup order.
   std::vector<TierStats> stats() const;
+  // stats(), and every counter back to zero: what was counted since the last call (a long-lived
+  // process adds it into the statistics file now and then: cache/tier_stats.h).
+  std::vector<TierStats> take_stats();
   // Why the last get_record of `key` missed in each tier, for `kernelgen explain`.
   std::vector<std::string> last_miss_reasons() const;
 

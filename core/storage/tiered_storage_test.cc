@@ -52,8 +52,22 @@ class MemoryTier final : public Storage {
     blobs[d] = content;
     return d;
   }
+  Expected<void, Failure> put_entries(const std::vector<cache::EntryToStore>& entries) override {
+    ++batches;
+    if (broken || m_read_only) {
+      return fail(m_name + " refuses writes");
+    }
+    for (const cache::EntryToStore& e : entries) {
+      for (const cache::BlobToStore& b : e.blobs) {
+        blobs[b.digest] = std::string(b.content);
+      }
+      records[e.record->key] = *e.record;
+    }
+    return {};
+  }
   Expected<bool, Failure> touch(const std::string&) override { return false; }
 
+  int batches = 0;  // put_entries calls
   std::map<std::string, cache::AcRecord> records;
   std::map<std::string, std::string> blobs;
   bool broken = false;
@@ -108,14 +122,68 @@ TEST(TieredStorage, LooksUpLocalThenBundlesThenRemoteAndCopiesHitsDown) {
   ASSERT_TRUE(t.storage->get_record(kKey));
   ASSERT_TRUE(t.storage->get_blob(r.source_digest));
   EXPECT_EQ(t.remote->gets, remote_gets);
+  const uint64_t blob_bytes = t.remote->blobs[r.source_digest].size() + t.remote->blobs[r.header_digest].size();
   const auto stats = t.storage->stats();
   ASSERT_EQ(stats.size(), 3u);
   EXPECT_EQ(stats[0].tier, "local");
-  EXPECT_EQ(stats[0].hits, 2u);  // the record and the blob, the second time
+  EXPECT_EQ(stats[0].hits, 1u);  // the record, the second time (blob reads are bytes, not hits)
   EXPECT_EQ(stats[0].misses, 1u);
+  EXPECT_EQ(stats[0].bytes_written, blob_bytes);  // the copy
+  EXPECT_EQ(stats[0].bytes_read, t.local->blobs[r.source_digest].size());
+  EXPECT_EQ(stats[1].tier, "bundle");
   EXPECT_EQ(stats[1].misses, 1u);
+  EXPECT_EQ(stats[2].tier, "remote");
   EXPECT_EQ(stats[2].hits, 1u);
-  EXPECT_GT(stats[2].bytes_read, 0u);
+  EXPECT_EQ(stats[2].misses, 0u);
+  EXPECT_EQ(stats[2].errors, 0u);
+  EXPECT_EQ(stats[2].bytes_read, blob_bytes);
+}
+
+TEST(TieredStorage, TheCopyDownIsOneBatch) {
+  Tiers t = make();
+  seed(*t.remote, kKey);
+  ASSERT_TRUE(t.storage->get_record(kKey));
+  EXPECT_EQ(t.local->batches, 1);
+  EXPECT_EQ(t.local->records.count(kKey), 1u);
+  EXPECT_EQ(t.local->blobs.size(), 2u);
+}
+
+TEST(TieredStorage, AFailedCopyDownIsCountedAndStillAHit) {
+  Tiers t = make();
+  seed(*t.remote, kKey);
+  t.local->broken = true;  // refuses the copy
+  ASSERT_TRUE(t.storage->get_record(kKey));
+  const auto stats = t.storage->stats();
+  EXPECT_EQ(stats[2].hits, 1u);
+  EXPECT_EQ(stats[0].errors, 2u);  // the lookup (it times out) and the copy
+  EXPECT_EQ(stats[0].bytes_written, 0u);
+}
+
+TEST(TieredStorage, ALocalMissTheCallerSawIsNotAskedAgain) {
+  TieredStorage::Options options;
+  options.local_already_missed = true;
+  Tiers t = make(options);
+  const cache::AcRecord r = seed(*t.remote, kKey);
+  ASSERT_TRUE(t.storage->get_record(kKey));
+  EXPECT_EQ(t.local->gets, 0);
+  EXPECT_EQ(t.local->records.count(kKey), 1u);  // still copied down
+  EXPECT_EQ(t.storage->stats()[0].misses, 0u);
+  // Blobs are then served by the local tier.
+  ASSERT_TRUE(t.storage->get_blob(r.source_digest));
+  EXPECT_EQ(t.local->gets, 1);
+}
+
+TEST(TieredStorage, TakeStatsReturnsTheCountsSinceTheLastCall) {
+  Tiers t = make();
+  seed(*t.remote, kKey);
+  ASSERT_TRUE(t.storage->get_record(kKey));
+  auto first = t.storage->take_stats();
+  EXPECT_EQ(first[2].hits, 1u);
+  auto second = t.storage->take_stats();
+  ASSERT_EQ(second.size(), 3u);
+  EXPECT_EQ(second[2].tier, "remote");
+  EXPECT_TRUE(second[0].empty());
+  EXPECT_TRUE(second[2].empty());
 }
 
 TEST(TieredStorage, ABundleHitComesBeforeTheRemote) {

@@ -1,6 +1,10 @@
 #include "storage/tiers.h"
 
+#include <ctime>
+
+#include "cache/tier_stats.h"
 #include "storage/bundle.h"
+#include "util/log.h"
 
 namespace kg::storage {
 
@@ -29,6 +33,12 @@ Expected<TierSetup, Failure> tier_setup(const config::Config& config) {
     s.remote = std::move(*spec);
   }
   return s;
+}
+
+void save_stats(const std::string& dir, const std::vector<TierStats>& counted) {
+  if (auto saved = cache::add_tier_stats(dir, counted, static_cast<int64_t>(std::time(nullptr))); !saved) {
+    KG_LOG_DEBUG("cannot update the cache statistics: " << saved.error().message);
+  }
 }
 
 Expected<std::unique_ptr<TieredStorage>, Failure> open_tiers(const TierSetup& setup, Storage* local, bool offline,

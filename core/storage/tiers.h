@@ -34,11 +34,19 @@ class BorrowedStorage final : public Storage {
   Expected<void, Failure> put_record(const cache::AcRecord& r) override { return m_s.put_record(r); }
   Expected<std::string, Failure> get_blob(const std::string& d) override { return m_s.get_blob(d); }
   Expected<std::string, Failure> put_blob(const std::string& c) override { return m_s.put_blob(c); }
+  Expected<void, Failure> put_entries(const std::vector<cache::EntryToStore>& e) override {
+    return m_s.put_entries(e);
+  }
   Expected<bool, Failure> touch(const std::string& key) override { return m_s.touch(key); }
 
  private:
   Storage& m_s;
 };
+
+// Adds what `counted` holds (TieredStorage::take_stats) into the statistics of the cache
+// directory `dir` (cache/tier_stats.h), once per process or batch of work. A failure (no such
+// directory, not writable) is only logged at debug level: statistics never fail a build.
+void save_stats(const std::string& dir, const std::vector<TierStats>& counted);
 
 // `local` (borrowed; may be null) in front of the setup's bundles (opened and checked now: a
 // damaged bundle is an error naming it and the entry) and remote (contacted on first use).
