@@ -1,8 +1,8 @@
-// The HTTP remote (remote.h): GET/PUT/HEAD, paths as http_layout.h lays them out; http:// URLs
-// through the small client of http_client.h (no libcurl to load on a remote hit), https:// over
-// libcurl, loaded on the first https request (util/curl_library.h).
+// The HTTP remote (remote.h): GET/PUT/HEAD over libcurl, paths as http_layout.h lays them out.
+// libcurl is loaded on the first request (util/curl_library.h), not when the tier is set up: a
+// build step that hits its local cache never loads it.
 //
-// Keep-alive (https): each object keeps a small pool of libcurl easy handles (each with its own connection
+// Keep-alive: each object keeps a small pool of libcurl easy handles (each with its own connection
 // cache); a call takes one, resets its options (curl_easy_reset keeps the live connections) and
 // gives it back, so consecutive calls on one thread reuse one connection, and calls on several
 // threads at once get a handle each. Nothing else in the object changes after construction.
@@ -24,7 +24,6 @@
 #include <vector>
 
 #include "cache/local_cache.h"
-#include "storage/http_client.h"
 #include "storage/http_layout.h"
 #include "storage/remote.h"
 #include "util/curl_library.h"
@@ -206,16 +205,6 @@ class HttpStorage final : public Storage {
     if (!token.empty()) {
       m_auth_header = "Authorization: Bearer " + token;
     }
-  }
-
-  // For http:// URLs: the built-in client takes every request (`target` from parse_plain_url).
-  void use_plain_client(http::PlainTarget target) {
-    std::vector<std::string> headers;
-    if (!m_auth_header.empty()) {
-      headers.push_back(m_auth_header);
-    }
-    m_plain = std::make_unique<http::PlainClient>(std::move(target), m_spec.timeout_s, m_spec.connect_timeout_s,
-                                                  std::move(headers));
   }
 
   ~HttpStorage() override {
@@ -412,18 +401,6 @@ class HttpStorage final : public Storage {
   // Error (any other transport failure).
   Expected<Reply, Failure> call(Method method, const std::string& path, std::string_view body,
                                 size_t max_body) {
-    if (m_plain) {
-      auto r = m_plain->request(method_name(method), path, body, max_body);
-      if (!r) {
-        return fail(m_describe + ": " + method_name(method) + " " + shown_url(path) + ": " + r.error().message,
-                    r.error().kind);
-      }
-      Reply reply;
-      reply.status = r->status;
-      reply.body = std::move(r->body);
-      reply.too_large = r->too_large;
-      return reply;
-    }
     KG_TRY(kg::curl::load());
     Lease lease(*this);
     CURL* h = lease.get();
@@ -559,7 +536,6 @@ class HttpStorage final : public Storage {
   std::string m_auth_header;  // "" or "Authorization: Bearer <token>"; never in a message
   std::mutex m_mutex;         // guards m_idle
   std::vector<CURL*> m_idle;
-  std::unique_ptr<http::PlainClient> m_plain;  // http:// URLs; null for https://
 };
 
 }  // namespace
@@ -584,15 +560,7 @@ Expected<std::unique_ptr<Storage>, Failure> make_http_storage(const RemoteSpec& 
     KG_TRY(read);
     token = std::move(*read);
   }
-  auto storage = std::make_unique<HttpStorage>(spec, std::move(token));
-  if (spec.scheme == "http") {
-    auto target = http::parse_plain_url(spec.url);
-    if (!target) {
-      return fail("remote " + redacted_url(spec.url) + ": " + target.error().message);
-    }
-    storage->use_plain_client(std::move(*target));
-  }
-  return std::unique_ptr<Storage>(std::move(storage));
+  return std::unique_ptr<Storage>(std::make_unique<HttpStorage>(spec, std::move(token)));
 }
 
 }  // namespace kg::storage
