@@ -99,8 +99,8 @@ constexpr int kg_decode_max_devices = 64;        // per-device caches; beyond: f
 // ---- Shared memory ----------------------------------------------------------------------------
 
 // [rows][kHeadDim] b16 tiles, 16-byte chunks of row r XOR-swizzled by r % 8 (as flash_fwd_sm80.cuh:
-// conflict-free ldmatrix and cp.async). After the main loop the K/V stages hold the fp32 O of each
-// warp, [kNWarps][kBlockM][kOStride].
+// conflict-free ldmatrix and cp.async). After the main loop the K and V stages (adjacent, read as
+// one region) hold the fp32 O of each warp, [kNWarps][kBlockM][kOStride].
 template <class Tr>
 struct KgDecodeSmem {
   typename Tr::Element q[Tr::kBlockM * Tr::kHeadDim];
@@ -488,8 +488,8 @@ __global__ void __launch_bounds__(Tr::kNThreads, Tr::kMinBlocks)
   }
   __syncthreads();
   float* o_smem = reinterpret_cast<float*>(&smem.k[0][0]);
-  static_assert(sizeof(float) * Tr::kNWarps * Tr::kBlockM * Tr::kOStride <= sizeof(smem.k),
-                "the warps' O fits the K stages");
+  static_assert(sizeof(float) * Tr::kNWarps * Tr::kBlockM * Tr::kOStride <= sizeof(smem.k) + sizeof(smem.v),
+                "the warps' O fits the K and V stages (adjacent members)");
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int row = g + 8 * r;
