@@ -10,8 +10,8 @@ KgAttentionArgs mirror is checked against the library's kg_abi_layout() first) a
 torch.compile(flex_attention) using the module's score_mod / mask_mod, on a few shapes: GQA
 (enable_gqa=True), MQA, lengths that are not multiples of 128, Sq != Skv, one decoding shape (Sq = 1
 against 4097 keys), and one trial with scores near ±50. Outputs are poisoned with NaN first; every
-element is compared with the tolerance of kg_gpu_tests (bf16 abs 2e-2 + rel 2e-2, fp16 5e-3 + 5e-3; LSE 1e-3 + 1e-3, -inf exactly where
-Flex has -inf); NaN/Inf never pass; q, k, v and index tensors must be unchanged afterwards.
+element is compared with the tolerance of kg_gpu_tests (bf16 abs 2e-2 + rel 2e-2, fp16 5e-3 +
+5e-3; LSE 1e-3 + 1e-3, -inf exactly where Flex has -inf); NaN/Inf never pass; q, k, v and index tensors must be unchanged afterwards.
 
 Exit status: 0 all match, 1 a mismatch or error, 77 skipped (no torch, no FlexAttention, or no
 CUDA device).
