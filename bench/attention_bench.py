@@ -4,6 +4,7 @@
     python3 bench/attention_bench.py --lib build/tests/gpu/libkg_bench_kernels.so \
         --mods build/tests/gpu/bench_mods --out bench.json \
         [--seqs 4096 16384] [--dims 128 64] [--variants full causal ...] [--runs 30] [--sets 3]
+        [--no-decode | --decode-only] [--decode-shapes 16:1:8192 ...] [--hbm-peak-tbs 4.8]
 
 B=2, H=16 (q and kv), bf16, Sq = Skv = S. Variants (spec names in specs/ and bench/specs/):
 full, causal, causal + relative position, causal + ALiBi (num_heads = 16), causal + tanh softcap 30,
@@ -20,6 +21,15 @@ timing (it is reusable). TFLOP/s = 4*B*H*S*S*D * (fraction of (q, kv) pairs the 
 exactly by evaluating mask_mod on the GPU over the whole S x S grid) / time. A time under the
 physical floor (those FLOPs at 990 TFLOP/s) is flagged SUSPECT.
 Prints a markdown table last; writes everything to --out (JSON).
+
+Decode rows (--decode-shapes, on by default; --no-decode skips them, --decode-only runs nothing
+else): spec `full` (d128 bf16), 32 query heads over 8 KV heads (GQA), Sq = 1 at Skv 8k and 64k for
+B 4 and 16, and a chunk Sq = 16 at Skv 8k; ours side by side with SDPA cuDNN, SDPA flash (both with
+enable_gqa=True, else with K/V expanded to the query heads, which the table says) and compiled
+FlexAttention (enable_gqa=True). Checked first against FlexAttention (out and LSE; SDPA when Flex
+fails). Achieved bandwidth = bytes of K + V + Q + O (each read or written once) / median time;
+"% of HBM" divides it by --hbm-peak-tbs (default: 4.8 TB/s for an H200, 3.35 for an H100, by the
+device name). A backend that fails prints n/a with the reason and does not stop the run.
 """
 import argparse
 import json
@@ -118,6 +128,13 @@ def main():
     ap.add_argument("--warmup", type=int, default=3, help="warm-up runs per input set")
     ap.add_argument("--sets", type=int, default=3, help="input sets rotated through")
     ap.add_argument("--no-sdpa", action="store_true")
+    ap.add_argument("--no-decode", action="store_true", help="skip the decode rows")
+    ap.add_argument("--decode-only", action="store_true", help="only the decode rows")
+    ap.add_argument("--decode-shapes", nargs="+", default=DECODE_SHAPES_DEFAULT, metavar="B:SQ:SKV",
+                    help="decode rows as batch:seqlen_q:seqlen_kv (heads %d/%d, d%d)" % (DECODE_HQ, DECODE_HKV,
+                                                                                       DECODE_D))
+    ap.add_argument("--hbm-peak-tbs", type=float, default=None,
+                    help="HBM peak for the decode rows' %% column (default by device name)")
     args = ap.parse_args()
     if args.runs < 30 or args.sets < 3:
         print("note: METHOD asks for >= 30 runs over >= 3 input sets")
@@ -149,8 +166,29 @@ def main():
     timer = Timer(torch, args.runs, args.warmup)
     gen = torch.Generator(device="cuda").manual_seed(1234)
     rows = []
+    decode_rows = []
+    if not args.no_decode:
+        peak = args.hbm_peak_tbs or hbm_peak_tbs(dev_name)
+        for text in args.decode_shapes:
+            try:
+                b_, sq_, skv_ = (int(x) for x in text.split(":"))
+            except ValueError:
+                print("bad --decode-shapes entry %r (expected B:SQ:SKV)" % text)
+                return 2
+            row = {"kind": "decode", "B": b_, "Hq": DECODE_HQ, "Hkv": DECODE_HKV, "Sq": sq_, "Skv": skv_,
+                   "D": DECODE_D, "spec": DECODE_SPEC, "hbm_peak_tbs": peak}
+            decode_rows.append(row)
+            print("== decode B=%d Hq=%d Hkv=%d Sq=%d Skv=%d D=%d (spec %s)" % (b_, DECODE_HQ, DECODE_HKV, sq_, skv_,
+                                                                               DECODE_D, DECODE_SPEC), flush=True)
+            try:
+                run_decode(torch, F, flex, SDPBackend, sdpa_kernel, lib, timer, gen, args, row)
+            except Exception as e:
+                row["error"] = "%s: %s" % (type(e).__name__, e)
+                print("  ERROR: " + row["error"])
+                traceback.print_exc(limit=4)
+            torch.cuda.empty_cache()
 
-    for S in args.seqs:
+    for S in ([] if args.decode_only else args.seqs):
         for D in args.dims:
             for variant in args.variants:
                 label = VARIANTS[variant][0] + (" (%s)" % IMAGE.get(S, "?") if variant == "natten" else "")
@@ -167,16 +205,22 @@ def main():
                     traceback.print_exc(limit=4)
                 torch.cuda.empty_cache()
 
-    table = markdown(rows)
+    table = markdown(rows) if rows else ""
+    dtable = markdown_decode(decode_rows) if decode_rows else ""
     print()
     print(table)
+    if dtable:
+        print()
+        print(dtable)
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"device": dev_name, "torch": torch.__version__, "B": B, "H": H, "runs": args.runs,
                        "sets": args.sets, "method": "median of CUDA-event times; L2 flushed (256 MB write) before "
-                       "each run; rotating input sets; FLOPs = 4*B*H*S*S*D*unmasked_fraction (exact count)",
-                       "results": rows, "table": table}, f, indent=1)
-    bad = [r for r in rows if r.get("error") or not r.get("correct", False)]
+                       "each run; rotating input sets; FLOPs = 4*B*H*S*S*D*unmasked_fraction (exact count); "
+                       "decode bandwidth = bytes of K+V+Q+O / time",
+                       "results": rows, "table": table, "decode_results": decode_rows, "decode_table": dtable},
+                      f, indent=1)
+    bad = [r for r in rows + decode_rows if r.get("error") or not r.get("correct", False)]
     return 1 if bad else 0
 
 
@@ -268,6 +312,180 @@ def run_config(torch, F, flex, create_block_mask, SDPBackend, sdpa_kernel, lib, 
               t["max_ms"], t["tflops"], " SUSPECT" if suspect else ""), flush=True)
     if row["correct"] and "ours" in row and "flex" in row:
         row["speed_ours_over_flex"] = row["flex"]["median_ms"] / row["ours"]["median_ms"]
+
+
+# ---- Decode rows ------------------------------------------------------------------------------
+
+DECODE_SPEC = "full"
+DECODE_HQ, DECODE_HKV, DECODE_D = 32, 8, 128
+DECODE_SHAPES_DEFAULT = ["4:1:8192", "16:1:8192", "4:1:65536", "16:1:65536", "4:16:8192", "16:16:8192"]
+
+
+def hbm_peak_tbs(device_name):
+    """Datasheet HBM bandwidth by device name (TB/s); 0 when unknown (the % column is then empty)."""
+    n = device_name.upper()
+    for key, tbs in (("H200", 4.8), ("H100 NVL", 3.9), ("H100 PCIE", 2.0), ("H100", 3.35), ("H800", 3.35),
+                     ("A100-SXM4-80GB", 2.04), ("A100 80GB", 1.94), ("A100", 1.56)):
+        if key in n:
+            return tbs
+    return 0.0
+
+
+def run_decode(torch, F, flex, SDPBackend, sdpa_kernel, lib, timer, gen, args, row):
+    import ctypes
+    Bd, Hq, Hkv, Sq, Skv, D = row["B"], row["Hq"], row["Hkv"], row["Sq"], row["Skv"], row["D"]
+    mods_path = os.path.join(args.mods, DECODE_SPEC + ".py")
+    if not os.path.exists(mods_path):
+        raise RuntimeError("no mods module %s (build kg_bench_mods)" % mods_path)
+    mods = kg_abi.load_mods(mods_path)
+    fwd = lib.forward(DECODE_SPEC)
+    dtype = kg_abi.torch_dtype(mods)
+    scale = 1.0 / math.sqrt(D)
+    _, plist, _, tlist = kg_abi.random_runtime(mods, Bd, Hq, Hkv, Sq, Skv, torch.Generator().manual_seed(7))
+    elem = torch.finfo(dtype).bits // 8
+    nbytes = elem * (2 * Bd * Hkv * Skv * D + 2 * Bd * Hq * Sq * D)  # K + V read, Q read, O written
+    row["bytes"] = nbytes
+    floor_ms = nbytes / (row["hbm_peak_tbs"] * 1e12) * 1e3 if row["hbm_peak_tbs"] else 0.0
+    row["floor_ms"] = floor_ms
+    print("  %.1f MB of K+V+Q+O" % (nbytes / 1e6))
+
+    sets = []
+    for _ in range(args.sets):
+        q = torch.randn(Bd, Hq, Sq, D, generator=gen, device="cuda", dtype=torch.float32).to(dtype)
+        k, v = (torch.randn(Bd, Hkv, Skv, D, generator=gen, device="cuda", dtype=torch.float32).to(dtype)
+                for _ in range(2))
+        out = torch.empty_like(q)
+        a, keep = kg_abi.make_args(q, k, v, out, None, scale, plist, tlist)
+        sets.append({"q": q, "k": k, "v": v, "out": out, "args": a, "keep": keep})
+    stream = torch.cuda.current_stream().cuda_stream
+
+    def ours(st):
+        def go():
+            err = fwd(ctypes.byref(st["args"]), ctypes.c_void_p(stream))
+            if err:
+                raise RuntimeError("kg_%s_forward returned %s" % (DECODE_SPEC, kg_abi.cuda_error_name(err)))
+        return go
+
+    def flex_fn(st, lse=False):
+        return lambda: flex(st["q"], st["k"], st["v"], scale=scale, enable_gqa=True, return_lse=lse)
+
+    def sdpa_fn(st, backend, expanded):
+        if expanded:  # K/V materialised per query head: reads group x the bytes
+            g = Hq // Hkv
+            k_e, v_e = st["k"].repeat_interleave(g, dim=1), st["v"].repeat_interleave(g, dim=1)
+
+            def go():
+                with sdpa_kernel(backend):
+                    return F.scaled_dot_product_attention(st["q"], k_e, v_e, scale=scale)
+            return go
+
+        def go():
+            with sdpa_kernel(backend):
+                return F.scaled_dot_product_attention(st["q"], st["k"], st["v"], scale=scale, enable_gqa=True)
+        return go
+
+    # Reference on set 0: FlexAttention (out and LSE), else any SDPA (out only).
+    st = sets[0]
+    ref = ref_lse = None
+    try:
+        ref, ref_lse = flex_fn(st, lse=True)()
+        row["reference"] = "flex"
+    except Exception as e:
+        row["flex_error"] = "%s: %s" % (type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+        print("  flex unavailable: %s" % row["flex_error"])
+        try:
+            ref = F.scaled_dot_product_attention(st["q"], st["k"], st["v"], scale=scale, enable_gqa=True)
+        except Exception:
+            g = Hq // Hkv
+            ref = F.scaled_dot_product_attention(st["q"], st["k"].repeat_interleave(g, dim=1),
+                                                 st["v"].repeat_interleave(g, dim=1), scale=scale)
+        row["reference"] = "sdpa"
+    out = torch.full_like(st["q"], float("nan"))
+    lse = torch.full((Bd, Hq, Sq), float("nan"), dtype=torch.float32, device="cuda")
+    kg_abi.call(fwd, st["q"], st["k"], st["v"], out, lse, scale, plist, tlist)
+    torch.cuda.synchronize()
+    ok, msg, max_err = kg_abi.compare(out, ref, lse, ref_lse, mods.DTYPE)
+    row.update(correct=ok, max_abs_err_vs_ref=max_err, check_message=msg)
+    print("  check vs %s: %s, max |diff| %.3g %s" % (row["reference"], "ok" if ok else "WRONG", max_err, msg))
+    del out, lse, ref, ref_lse
+
+    impls = [("ours", [ours(s) for s in sets])]
+    if "flex_error" not in row:
+        impls.append(("flex", [flex_fn(s) for s in sets]))
+    if not args.no_sdpa and sdpa_kernel is not None:
+        for name, backend in (("sdpa_cudnn", SDPBackend.CUDNN_ATTENTION), ("sdpa_flash", SDPBackend.FLASH_ATTENTION)):
+            errors = []
+            for expanded in (False, True):
+                try:
+                    fns = [sdpa_fn(s, backend, expanded) for s in sets]
+                    fns[0]()
+                    torch.cuda.synchronize()
+                    impls.append((name, fns))
+                    row[name + "_gqa"] = "expanded K/V" if expanded else "enable_gqa"
+                    break
+                except Exception as e:
+                    errors.append("%s%s: %s" % ("expanded: " if expanded else "", type(e).__name__,
+                                                str(e).splitlines()[0] if str(e) else ""))
+            else:
+                row[name + "_error"] = "; ".join(errors)
+                print("  %s unavailable: %s" % (name, row[name + "_error"]))
+
+    for name, fns in impls:
+        try:
+            t = timer.time(fns)
+        except Exception as e:
+            row[name + "_error"] = "%s: %s" % (type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+            print("  %-10s n/a: %s" % (name, row[name + "_error"]))
+            continue
+        row[name] = t
+        t["tbs"] = nbytes / (t["median_ms"] * 1e-3) / 1e12
+        if row["hbm_peak_tbs"]:
+            t["hbm_fraction"] = t["tbs"] / row["hbm_peak_tbs"]
+        if t["median_ms"] < floor_ms:
+            t["suspect"] = "faster than the bandwidth floor (%.3f ms)" % floor_ms
+        print("  %-10s median %.3f ms (min %.3f, max %.3f), %.2f TB/s%s%s" % (
+            name, t["median_ms"], t["min_ms"], t["max_ms"], t["tbs"],
+            " (%.0f%% of HBM peak)" % (100 * t["hbm_fraction"]) if "hbm_fraction" in t else "",
+            " SUSPECT" if "suspect" in t else ""), flush=True)
+    if row["correct"] and "ours" in row and "sdpa_cudnn" in row:
+        row["speed_ours_over_cudnn"] = row["sdpa_cudnn"]["median_ms"] / row["ours"]["median_ms"]
+
+
+def markdown_decode(rows):
+    def ms(r, k):
+        t = r.get(k)
+        if t:
+            return "%.3f" % t["median_ms"] + (" (exp.)" if r.get(k + "_gqa") == "expanded K/V" else "")
+        return "n/a" if r.get(k + "_error") else ""
+
+    def tbs(r, k):
+        t = r.get(k)
+        return "%.2f" % t["tbs"] if t else ""
+
+    lines = ["| B | Sq | Skv | Hq/Hkv | D | ours ms | ours TB/s | ours % of HBM | cuDNN ms | cuDNN TB/s | flash ms "
+             "| Flex ms | ours/cuDNN ms | speed vs cuDNN | max err vs ref |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        head = "| %d | %d | %d | %d/%d | %d " % (r["B"], r["Sq"], r["Skv"], r["Hq"], r["Hkv"], r["D"])
+        if r.get("error"):
+            lines.append(head + "| ERROR: %s ||||||||||" % r["error"][:80])
+            continue
+        o, c = r.get("ours"), r.get("sdpa_cudnn")
+        frac = "%.0f%%" % (100 * o["hbm_fraction"]) if o and "hbm_fraction" in o else ""
+        ratio_ms = "%.2f" % (o["median_ms"] / c["median_ms"]) if o and c else ""
+        speed = ("%.2fx" % r["speed_ours_over_cudnn"] if "speed_ours_over_cudnn" in r
+                 else ("WRONG" if not r.get("correct") else ""))
+        ours = ms(r, "ours") + (" SUSPECT" if (o or {}).get("suspect") else "")
+        lines.append(head + "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2g |" % (
+            ours, tbs(r, "ours"), frac, ms(r, "sdpa_cudnn"), tbs(r, "sdpa_cudnn"), ms(r, "sdpa_flash"),
+            ms(r, "flex"), ratio_ms, speed, r.get("max_abs_err_vs_ref", float("nan"))))
+    peak = rows[0].get("hbm_peak_tbs") if rows else 0
+    lines.append("")
+    lines.append("Decode: spec %s, bf16, GQA %d/%d heads. TB/s = bytes of K+V+Q+O / median time; %% of HBM against "
+                 "%s TB/s. ours/cuDNN ms < 1 and speed vs cuDNN > 1: ours is faster. (exp.): that backend ran with "
+                 "K/V expanded to the query heads. n/a: the backend failed (reason in the log and the JSON)."
+                 % (DECODE_SPEC, DECODE_HQ, DECODE_HKV, ("%.2f" % peak) if peak else "an unknown"))
+    return "\n".join(lines)
 
 
 def markdown(rows):

@@ -338,10 +338,14 @@ std::string emit_template_kernel(const spec::Spec& spec, const Provenance& prov,
   s += template_text("flash_common.cuh");
   switch (family) {
     case TemplateFamily::Sm80MmaSync:
+      s += "\n// ===== flash_decode.cuh =====\n";
+      s += template_text("flash_decode.cuh");
       s += "\n// ===== flash_fwd_sm80.cuh =====\n";
       s += template_text("flash_fwd_sm80.cuh");
       break;
     case TemplateFamily::Sm90aWgmma:
+      s += "\n// ===== flash_decode.cuh =====\n";
+      s += template_text("flash_decode.cuh");
       s += "\n// ===== flash_fwd_sm90.cuh =====\n";
       s += template_text("flash_fwd_sm90.cuh");
       break;

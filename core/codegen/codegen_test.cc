@@ -346,6 +346,15 @@ int main() {
   // seqlen_kv == 0: k and v may be NULL (empty tensors).
   a = ok; a.seqlen_kv = 0; a.k = nullptr; a.v = nullptr;
   CHECK(kg_check_common_args(&a, 128) == nullptr);
+  // Decode split count (flash_decode.cuh): CTAs, resident slots, key tiles -> splits. 128 CTAs on
+  // 264 slots (H200 at 2 per SM): 2 splits fill one wave; a wave's worth already: 1; too few key
+  // tiles to split: 1; 32 CTAs: 7 (224 of 264 slots, within 85 % of the best count's wave).
+  CHECK(kg_decode_num_splits(128, 264, 128) == 2);
+  CHECK(kg_decode_num_splits(512, 264, 128) == 1);
+  CHECK(kg_decode_num_splits(1, 264, 3) == 1);
+  CHECK(kg_decode_num_splits(2, 264, 0) == 1);
+  CHECK(kg_decode_num_splits(32, 264, 128) == 7);
+  CHECK(kg_decode_num_splits(32, 264, 1024) == 8);
   std::printf("%d failures\n", failures);
   return failures == 0 ? 0 : 1;
 }

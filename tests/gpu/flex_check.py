@@ -8,10 +8,10 @@ For each torch-flavor mods module in --mods (kg_spec_python <spec> torch, one pe
 the CMake target kg_spec_mods) it calls kg_<NAME>_forward from --lib through ctypes (the
 KgAttentionArgs mirror is checked against the library's kg_abi_layout() first) and compares with
 torch.compile(flex_attention) using the module's score_mod / mask_mod, on a few shapes: GQA
-(enable_gqa=True), MQA, lengths that are not multiples of 128, Sq != Skv, and one trial with scores
-near ±50. Outputs are poisoned with NaN first; every element is compared with the tolerance of
-kg_gpu_tests (bf16 abs 2e-2 + rel 2e-2, fp16 5e-3 + 5e-3; LSE 1e-3 + 1e-3, -inf exactly where
-Flex has -inf); NaN/Inf never pass; q, k, v and index tensors must be unchanged afterwards.
+(enable_gqa=True), MQA, lengths that are not multiples of 128, Sq != Skv, one decoding shape (Sq = 1
+against 4097 keys), and one trial with scores near ±50. Outputs are poisoned with NaN first; every
+element is compared with the tolerance of kg_gpu_tests (bf16 abs 2e-2 + rel 2e-2, fp16 5e-3 +
+5e-3; LSE 1e-3 + 1e-3, -inf exactly where Flex has -inf); NaN/Inf never pass; q, k, v and index tensors must be unchanged afterwards.
 
 Exit status: 0 all match, 1 a mismatch or error, 77 skipped (no torch, no FlexAttention, or no
 CUDA device).
@@ -28,11 +28,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kg_abi  # noqa: E402
 
 # (B, Hq, Hkv, Sq, Skv, score_std): GQA with a non-multiple length; MQA with Sq < Skv; Sq > Skv with
-# scores near ±50 (a missing max subtraction overflows there).
+# scores near ±50 (a missing max subtraction overflows there); the decode path (seqlen_q <= 64:
+# GQA rows packed, split KV) at Sq = 1 (one shape only: every shape is a FlexAttention compile per spec).
 SHAPES = [
     (2, 8, 2, 1000, 1000, 2.0),
     (1, 4, 1, 300, 700, 2.0),
     (2, 4, 4, 517, 129, 20.0),
+    (2, 32, 8, 1, 4097, 2.0),
 ]
 
 

@@ -136,6 +136,7 @@ std::vector<Shape> fuzz_shapes(std::mt19937_64& rng) {
       {1, 4, 1, len(65, 200), len(1, 64), Layout::BHSD, false, 2.0},  // MQA, Sq > Skv, LSE off
       {2, 2, 2, s, s, Layout::Packed, true, 3.0},                     // packed q/k/v
       {1, 2, 2, len(1, 8), len(100, 280), Layout::BSHD, true, 10.0},  // few queries, long rows, large scores
+      {1, 4, 1, len(1, 4), len(130, 279), Layout::BHSD, true, 2.0},   // MQA rows packed into one decode tile
   };
 }
 

@@ -56,7 +56,8 @@ std::string g_context;
 Tolerance template_tolerance(spec::DType dtype) { return default_tolerance(dtype); }
 
 // Shapes for template vs reference: tile non-multiples, length 1, Sq != Skv both ways, batch > 1,
-// GQA and MQA, strided and packed layouts, padded out, empty sequences, LSE on and off.
+// GQA and MQA, strided and packed layouts, padded out, empty sequences, LSE on and off; every
+// shape with seqlen_q <= 64 (and few CTAs or a small GQA group) takes the decode path.
 std::vector<Shape> template_shapes() {
   // B Hq Hkv Sq Skv layout lse score_std
   return {
@@ -75,6 +76,17 @@ std::vector<Shape> template_shapes() {
       {1, 2, 1, 64, 0, Layout::BHSD, true, 2.0},       // seqlen_kv = 0: every row fully masked
       {1, 2, 2, 0, 64, Layout::BSHD, true, 2.0},       // seqlen_q = 0: nothing to do
       {2, 4, 4, 257, 257, Layout::BSHD, true, 20.0},   // scores near ±50
+      // The decode path (flash_decode.cuh: seqlen_q <= 64, split-KV, GQA rows packed into one
+      // tile). Causal-type masks with Sq < Skv leave every split but the first fully masked.
+      // (q/k/v of the two largest filled on the device: 100 M elements would take seconds per spec.)
+      {4, 32, 8, 1, 8192, Layout::BHSD, true, 2.0, 1.0, true},     // decoding, GQA 4: several splits
+      {2, 32, 8, 1, 8192, Layout::BSHD, false, 20.0, 0.0, true},   // the same, scores near ±50, no LSE
+      {2, 16, 2, 16, 4100, Layout::BSHD, false, 2.0},     // chunk, group 8: 8 row tiles per KV head
+      {1, 8, 1, 64, 3000, Layout::BHSD, true, 2.0, 0.5},  // MQA, 512 rows per KV head
+      {3, 4, 4, 1, 1, Layout::BSHD, true, 2.0},           // one key
+      {2, 8, 8, 1, 777, Layout::BHSD, true, 2.0},         // MHA, Skv not a tile multiple
+      {1, 16, 1, 3, 5000, Layout::BSHD, true, 2.0},       // MQA, 48 rows: 3 row tiles
+      {1, 4, 2, 33, 2049, Layout::BHSD, true, 3.0},       // chunk, Skv one past a tile multiple
   };
 }
 

@@ -525,6 +525,12 @@ inline cudaError_t kg_flash_fwd(const KgAttentionArgs* args, cudaStream_t stream
   KgFlashParams<kg_element> p;
   if (!kg_make_flash_params(args, &p)) return cudaErrorInvalidValue;
   if (args->seqlen_q == 0) return cudaSuccess;  // nothing to compute or write
+  // Few query rows and long keys: split-KV with GQA packing (flash_decode.cuh) when it would
+  // launch more useful CTAs than this kernel.
+  KgDecodePlan plan;
+  const cudaError_t plan_error = kg_decode_plan(p, &plan);
+  if (plan_error != cudaSuccess) return plan_error;
+  if (plan.use) return kg_flash_decode(p, plan, stream);
   // seqlen_kv == 0 still launches: no tile is visited, so every row writes out = 0, lse = -inf.
   return p.lse != nullptr ? kg_launch_flash_fwd<Traits, true>(p, stream)
                           : kg_launch_flash_fwd<Traits, false>(p, stream);
