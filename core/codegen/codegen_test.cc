@@ -195,6 +195,84 @@ TEST(Codegen, FamilyFollowsArchAndHeadDim) {
   EXPECT_STREQ(family_of(emit_template_kernel(d256, prov_for(d256), "sm_90a")), "sm80");
 }
 
+TEST(Codegen, ArchSetFamilies) {
+  using F = TemplateFamily;
+  EXPECT_EQ(template_families("sm_90a"), (std::vector<F>{F::Sm90aWgmma}));
+  EXPECT_EQ(template_families("sm_80,sm_86,sm_89"), (std::vector<F>{F::Sm80MmaSync}));
+  EXPECT_EQ(template_families("sm_80,sm_86,sm_89,sm_90a"), (std::vector<F>{F::Sm80MmaSync, F::Sm90aWgmma}));
+  EXPECT_THROW(template_families("sm_90,sm_90a"), std::invalid_argument);  // one GPU, two cubins
+  EXPECT_THROW(template_families("sm_75,sm_90a"), std::invalid_argument);
+  EXPECT_THROW(template_families(""), std::invalid_argument);
+  const spec::Spec c = causal_spec();
+  EXPECT_THROW(emit_template_kernel(c, prov_for(c), "sm_90,sm_90a"), std::invalid_argument);
+}
+
+TEST(Codegen, MultiFamilyFileHoldsBothKernelsAndDispatches) {
+  for (const auto& s : all_specs()) {
+    SCOPED_TRACE(s.name);
+    const std::string cu = emit_template_kernel(s, prov_for(s), "sm_80,sm_86,sm_89,sm_90a");
+    EXPECT_EQ(cu, emit_template_kernel(s, prov_for(s), "sm_80,sm_86,sm_89,sm_90a"));  // deterministic
+    EXPECT_EQ(count(cu, "extern \"C\" cudaError_t kg_" + s.name + "_forward("), 1u);
+    const std::string k = std::string("kg_") + kKey;
+    if (s.head_dim == 256) {
+      // No wgmma kernel for head_dim 256: one family, the plain one-family file.
+      EXPECT_EQ(count(cu, "namespace " + k + "_kernel {"), 1u);
+      EXPECT_EQ(cu.find("_sm90a {"), std::string::npos);
+      EXPECT_EQ(cu.find("// ===== flash_fwd_sm90.cuh ====="), std::string::npos);
+      EXPECT_EQ(cu.find("cudaGetDevice"), std::string::npos);
+      continue;
+    }
+    EXPECT_EQ(cu.find(k + "_kernel"), std::string::npos);
+    EXPECT_EQ(count(cu, "namespace " + k + "_sm80 {"), 1u);
+    EXPECT_EQ(count(cu, "namespace " + k + "_sm90a {"), 1u);
+    EXPECT_EQ(count(cu, "// ===== flash_fwd_sm80.cuh ====="), 1u);
+    EXPECT_EQ(count(cu, "// ===== flash_fwd_sm90.cuh ====="), 1u);
+    EXPECT_EQ(count(cu, "// ===== common.cuh ====="), 2u);
+    // Each family in its own namespace: the sm80 template inside the sm80 namespace, and so on.
+    const size_t ns80 = cu.find("namespace " + k + "_sm80 {");
+    const size_t end80 = cu.find("}  // namespace " + k + "_sm80");
+    const size_t ns90 = cu.find("namespace " + k + "_sm90a {");
+    const size_t end90 = cu.find("}  // namespace " + k + "_sm90a");
+    ASSERT_LT(ns80, end80);
+    ASSERT_LT(end80, ns90);
+    ASSERT_LT(ns90, end90);
+    const size_t t80 = cu.find("// ===== flash_fwd_sm80.cuh =====");
+    const size_t t90 = cu.find("// ===== flash_fwd_sm90.cuh =====");
+    EXPECT_TRUE(ns80 < t80 && t80 < end80);
+    EXPECT_TRUE(ns90 < t90 && t90 < end90);
+    // The wgmma kernel's body is compiled only for sm_90a.
+    EXPECT_NE(cu.find("#if defined(__CUDA_ARCH_FEAT_SM90_ALL)", t90), std::string::npos);
+    // Dispatch by the running device, cached per device; no launch on a device outside the set.
+    EXPECT_NE(cu.find("cudaGetDevice(&dev)"), std::string::npos);
+    EXPECT_NE(cu.find("cudaDevAttrComputeCapabilityMajor"), std::string::npos);
+    EXPECT_NE(cu.find("cudaDevAttrComputeCapabilityMinor"), std::string::npos);
+    EXPECT_NE(cu.find("__atomic_store_n(&kg_family_cache[dev]"), std::string::npos);
+    EXPECT_NE(cu.find("  if (major == 9 && minor == 0) return kg_family_sm90a;  // sm_90a\n"), std::string::npos);
+    EXPECT_NE(cu.find("  if (major == 8 && minor >= 0) return kg_family_sm80;  // sm_80\n"), std::string::npos);
+    EXPECT_NE(cu.find("  if (major == 8 && minor >= 9) return kg_family_sm80;  // sm_89\n"), std::string::npos);
+    EXPECT_EQ(cu.find("major == 9 && minor >="), std::string::npos);  // no mma.sync cubin for 9.x here
+    EXPECT_NE(cu.find("return " + k + "_sm90a::kg_flash_fwd(args, stream);"), std::string::npos);
+    EXPECT_NE(cu.find("return " + k + "_sm80::kg_flash_fwd(args, stream);"), std::string::npos);
+    EXPECT_NE(cu.find("return cudaErrorNoKernelImageForDevice;"), std::string::npos);
+    // Arguments are checked before the device is asked (a bad call needs no GPU).
+    EXPECT_LT(cu.find("return cudaErrorInvalidValue;", end90), cu.find("kg_device_family(&family)", end90));
+    EXPECT_EQ(first_line(cu), first_line(emit_template_kernel(s, prov_for(s), "sm_90a")));
+  }
+}
+
+TEST(Codegen, OneFamilySetIsTheOneArchFile) {
+  // A set that needs one family gives the one-family file: only the description line names the set.
+  const spec::Spec c = causal_spec();
+  const std::string one = emit_template_kernel(c, prov_for(c), "sm_80");
+  const std::string set = emit_template_kernel(c, prov_for(c), "sm_80,sm_86,sm_89");
+  EXPECT_NE(set.find("Sm80MmaSync) for sm_80,sm_86,sm_89.\n"), std::string::npos);
+  std::string expected = one;
+  const std::string from = "Sm80MmaSync) for sm_80.\n";
+  expected.replace(expected.find(from), from.size(), "Sm80MmaSync) for sm_80,sm_86,sm_89.\n");
+  EXPECT_EQ(set, expected);
+  EXPECT_EQ(set.find("cudaGetDevice"), std::string::npos);
+}
+
 // ---- nvcc ---------------------------------------------------------------------------------------
 // Compiles every emitted file with nvcc for sm_90a and checks ptxas (no spills in the template
 // kernels), then builds and runs a host-only harness around one generated kernel (Python integer

@@ -1,0 +1,72 @@
+# kernelgen_add_attention() with a CUDA_ARCHITECTURES list that spans both kernel families, built
+# with nvcc: the generated file holds one kernel per family, each in its own namespace, and the
+# object holds machine code (SASS) for every listed architecture (cuobjdump --list-elf).
+# Cases: 80;86;89;90a and all-major. Kernels are generated in the build step (template kernels,
+# no daemon, no GPU) into a cache of this test.
+#   cmake -DKG_SOURCE_DIR=... -DKG_KERNELGEN=<kernelgen> -DNVCC=<nvcc> -DWORK_DIR=... -P multiarch_build.cmake
+cmake_minimum_required(VERSION 3.25)
+foreach(var KG_SOURCE_DIR KG_KERNELGEN NVCC WORK_DIR)
+  if(NOT DEFINED ${var})
+    message(FATAL_ERROR "multiarch_build.cmake: -D${var}=... is required")
+  endif()
+endforeach()
+get_filename_component(_nvcc_dir "${NVCC}" DIRECTORY)
+find_program(CUOBJDUMP cuobjdump HINTS "${_nvcc_dir}" REQUIRED)
+
+file(REMOVE_RECURSE "${WORK_DIR}")
+file(MAKE_DIRECTORY "${WORK_DIR}/src" "${WORK_DIR}/run")
+set(ENV{KERNELGEN_CACHE_DIR} "${WORK_DIR}/cache")
+set(ENV{XDG_RUNTIME_DIR} "${WORK_DIR}/run")
+set(ENV{KERNELGEN_CONFIG} "${WORK_DIR}/no-such.conf")
+set(ENV{KERNELGEN_NO_DAEMON} 1)
+unset(ENV{KERNELGEN_MODE})
+file(WRITE "${WORK_DIR}/src/CMakeLists.txt" "
+cmake_minimum_required(VERSION 3.25)
+project(multiarch LANGUAGES CXX CUDA)
+add_executable(kernelgen IMPORTED)
+set_target_properties(kernelgen PROPERTIES IMPORTED_LOCATION \"${KG_KERNELGEN}\")
+set(KERNELGEN_INCLUDE_DIR \"${KG_SOURCE_DIR}/core/include\")
+include(\"${KG_SOURCE_DIR}/cmake/KernelGen.cmake\")
+add_library(kernels STATIC)
+kernelgen_add_attention(kernels SPECS \"${KG_SOURCE_DIR}/specs/causal.yaml\" CUDA_ARCHITECTURES \${ARCHS})
+")
+
+function(run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    string(REPLACE ";" " " cmd "${ARGN}")
+    message(FATAL_ERROR "failed (${rc}): ${cmd}\n${out}\n${err}")
+  endif()
+endfunction()
+
+# check(CASE ARCHS ELF...): builds the project for ARCHS; the object holds exactly the ELF
+# architectures ELF... (sm_80, sm_90a, ...).
+function(check case archs)
+  set(b "${WORK_DIR}/${case}")
+  run(${CMAKE_COMMAND} -S "${WORK_DIR}/src" -B "${b}" -G Ninja "-DCMAKE_CUDA_COMPILER=${NVCC}" "-DARCHS=${archs}")
+  run(${CMAKE_COMMAND} --build "${b}" -j 2)
+  file(READ "${b}/kernelgen/kernels/causal.cu" cu)
+  foreach(want "namespace kg_[0-9a-f]+_sm80 {" "namespace kg_[0-9a-f]+_sm90a {" "cudaErrorNoKernelImageForDevice")
+    if(NOT cu MATCHES "${want}")
+      message(FATAL_ERROR "${case}: the generated causal.cu has no `${want}`")
+    endif()
+  endforeach()
+  file(GLOB_RECURSE objects "${b}/CMakeFiles/kernels.dir/*causal.cu.o")
+  if(NOT objects)
+    message(FATAL_ERROR "${case}: no object for causal.cu under ${b}/CMakeFiles/kernels.dir")
+  endif()
+  run("${CUOBJDUMP}" --list-elf ${objects})
+  execute_process(COMMAND "${CUOBJDUMP}" --list-elf ${objects} OUTPUT_VARIABLE listing)
+  string(REGEX MATCHALL "sm_[0-9]+[af]?" found "${listing}")
+  list(REMOVE_DUPLICATES found)
+  list(SORT found COMPARE NATURAL)
+  set(want ${ARGN})
+  list(SORT want COMPARE NATURAL)
+  if(NOT found STREQUAL want)
+    message(FATAL_ERROR "${case}: the object holds SASS for '${found}', expected '${want}':\n${listing}")
+  endif()
+  message(STATUS "ok: ${case}: SASS for ${found}")
+endfunction()
+
+check(list "80;86;89;90a" sm_80 sm_86 sm_89 sm_90a)
+check(all_major "all-major" sm_80 sm_90a sm_100 sm_110 sm_120)
