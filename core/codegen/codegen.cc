@@ -374,7 +374,7 @@ std::string emit_multi_family_kernel(const spec::Spec& spec, const Provenance& p
   s += "// Everything but the extern \"C\" entry point is in namespaces named after the key, so several\n"
        "// generated kernels link into one target without colliding, and the file compiles to the same\n"
        "// object wherever it is built (nvcc names an anonymous namespace after the source path).\n\n";
-  s += "// ===== family Sm80MmaSync (" ;
+  s += "// ===== family Sm80MmaSync (";
   std::string mma_archs;
   for (const auto& a : archs) {
     if (template_family(a) == TemplateFamily::Sm80MmaSync) mma_archs += (mma_archs.empty() ? "" : ", ") + a;
@@ -391,7 +391,7 @@ std::string emit_multi_family_kernel(const spec::Spec& spec, const Provenance& p
   s += "namespace " + nsd + " {\n\n";
   s += "enum KgFamily : int { kg_family_unknown = 0, kg_family_sm80 = 1, kg_family_sm90a = 2, kg_family_none = 3 };\n\n";
   s += "// The family whose machine code this file holds for a device of compute capability major.minor:\n"
-       "// sm_90a's cubin runs only on 9.0; an sm_XY cubin on X.Z for Z >= Y. kg_family_none when no\n"
+       "// an sm_XYa cubin (sm_90a) runs only on X.Y; an sm_XY cubin on X.Z for Z >= Y. kg_family_none when no\n"
        "// architecture of the set runs there (the entry point then launches nothing).\n";
   s += "inline int kg_family_for(int major, int minor) {\n";
   for (const auto& a : archs) {
@@ -403,7 +403,8 @@ std::string emit_multi_family_kernel(const spec::Spec& spec, const Provenance& p
   for (const auto& a : archs) {
     if (template_family(a) == TemplateFamily::Sm80MmaSync) {
       const auto [ma, mi] = arch_capability(a);
-      s += "  if (major == " + std::to_string(ma) + " && minor >= " + std::to_string(mi) + ") return kg_family_sm80;  // " + a + "\n";
+      const char* minor_test = a.back() == 'a' ? " && minor == " : " && minor >= ";  // sm_XYa: X.Y only
+      s += "  if (major == " + std::to_string(ma) + minor_test + std::to_string(mi) + ") return kg_family_sm80;  // " + a + "\n";
     }
   }
   s += "  return kg_family_none;\n}\n\n";

@@ -260,6 +260,17 @@ TEST(Codegen, MultiFamilyFileHoldsBothKernelsAndDispatches) {
   }
 }
 
+TEST(Codegen, MultiFamilyDispatchFollowsTheCubinRules) {
+  const spec::Spec c = causal_spec();
+  const std::string cu = emit_template_kernel(c, prov_for(c), "sm_86,sm_90a,sm_100a,sm_120");
+  EXPECT_NE(cu.find("  if (major == 9 && minor == 0) return kg_family_sm90a;  // sm_90a\n"), std::string::npos);
+  EXPECT_NE(cu.find("  if (major == 8 && minor >= 6) return kg_family_sm80;  // sm_86\n"), std::string::npos);
+  EXPECT_NE(cu.find("  if (major == 10 && minor == 0) return kg_family_sm80;  // sm_100a\n"), std::string::npos);
+  EXPECT_NE(cu.find("  if (major == 12 && minor >= 0) return kg_family_sm80;  // sm_120\n"), std::string::npos);
+  // The wgmma test comes first: 9.0 must never reach an mma.sync rule.
+  EXPECT_LT(cu.find("return kg_family_sm90a;"), cu.find("return kg_family_sm80;"));
+}
+
 TEST(Codegen, OneFamilySetIsTheOneArchFile) {
   // A set that needs one family gives the one-family file: only the description line names the set.
   const spec::Spec c = causal_spec();
@@ -428,6 +439,76 @@ int main() {
   return failures == 0 ? 0 : 1;
 }
 )";
+  const Compiled h = run_nvcc(nvcc, dir, "harness.cu", "-o harness");
+  ASSERT_EQ(h.rc, 0) << h.log;
+  const int status = std::system(("'" + (dir / "harness").string() + "' > '" + (dir / "harness.out").string() + "' 2>&1").c_str());
+  EXPECT_EQ(status, 0) << read_file(dir / "harness.out");
+  if (!::testing::Test::HasFailure()) fs::remove_all(dir);
+}
+
+// A file holding both families compiles for sm_80 and sm_90a (nothing ptxas rejects for either),
+// and on the host: bad arguments are refused and seqlen_q == 0 succeeds before any device is
+// asked, a real call without a GPU gets the runtime's error (nothing launched), and the dispatch
+// table sends each compute capability to the family whose cubin runs there.
+TEST(NvccCompile, MultiFamilyFileCompilesAndDispatches) {
+  const char* nvcc = std::getenv("KERNELGEN_NVCC");
+  if (nvcc == nullptr || *nvcc == '\0') GTEST_SKIP() << "set KERNELGEN_NVCC=<nvcc> (ctest -R codegen_nvcc_compile does)";
+  const fs::path dir = fs::temp_directory_path() / ("kg_codegen_multi_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const spec::Spec s = alibi_spec();
+  std::ofstream(dir / "multi.cu") << emit_template_kernel(s, prov_for(s), "sm_80,sm_86,sm_90a");
+  const std::string ns = std::string("kg_") + kKey + "_dispatch";
+  std::ofstream(dir / "harness.cu") << "#include \"multi.cu\"\n#define KG_NS " << ns << "\n#define KG_FWD kg_" << s.name
+                                    << "_forward\n" << R"(#include <cstdio>
+#include <cstring>
+static int failures = 0;
+#define CHECK(c) do { if (!(c)) { std::printf("FAILED line %d: %s\n", __LINE__, #c); ++failures; } } while (0)
+int main() {
+  CHECK(KG_NS::kg_family_for(9, 0) == KG_NS::kg_family_sm90a);
+  CHECK(KG_NS::kg_family_for(8, 0) == KG_NS::kg_family_sm80);
+  CHECK(KG_NS::kg_family_for(8, 6) == KG_NS::kg_family_sm80);
+  CHECK(KG_NS::kg_family_for(8, 9) == KG_NS::kg_family_sm80);
+  CHECK(KG_NS::kg_family_for(7, 5) == KG_NS::kg_family_none);
+  CHECK(KG_NS::kg_family_for(9, 1) == KG_NS::kg_family_none);
+  CHECK(KG_NS::kg_family_for(10, 0) == KG_NS::kg_family_none);
+  CHECK(KG_NS::kg_family_for(12, 0) == KG_NS::kg_family_none);
+  alignas(16) static unsigned char buf[4096];
+  double params[1] = {16.0};
+  KgAttentionArgs ok;
+  std::memset(&ok, 0, sizeof ok);
+  ok.abi_version = KG_ABI_VERSION; ok.head_dim = 128;
+  ok.q = buf; ok.k = buf; ok.v = buf; ok.out = buf + 2048;
+  ok.batch = 2; ok.heads_q = 8; ok.heads_kv = 2; ok.seqlen_q = 0; ok.seqlen_kv = 7;
+  for (int i = 0; i < 3; ++i) { ok.q_stride[i] = ok.k_stride[i] = ok.v_stride[i] = ok.out_stride[i] = 8 * (3 - i); }
+  ok.softmax_scale = 0.125f; ok.params = params;
+  CHECK(KG_FWD(&ok, 0) == cudaSuccess);
+  CHECK(KG_FWD(nullptr, 0) == cudaErrorInvalidValue);
+  KgAttentionArgs a = ok;
+  a.heads_q = 7;
+  CHECK(KG_FWD(&a, 0) == cudaErrorInvalidValue);
+  a = ok;
+  a.params = nullptr;
+  CHECK(KG_FWD(&a, 0) == cudaErrorInvalidValue);
+  // A real call: the device decides. Without one, the runtime's error; never success.
+  a = ok;
+  a.seqlen_q = 5;
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    const cudaError_t e = KG_FWD(&a, 0);
+    CHECK(e != cudaSuccess && e != cudaErrorInvalidValue);
+  }
+  std::printf("%d failures\n", failures);
+  return failures == 0 ? 0 : 1;
+}
+)";
+  const Compiled c = run_nvcc(nvcc, dir, "multi.cu",
+                              "--generate-code=arch=compute_80,code=sm_80 --generate-code=arch=compute_86,code=sm_86 "
+                              "-c -o multi.o");
+  EXPECT_EQ(c.rc, 0) << c.log;
+  EXPECT_EQ(c.log.find("warning"), std::string::npos) << c.log;
+  // ptxas ran for each architecture (the wgmma kernel's body is empty outside the sm_90a pass).
+  EXPECT_NE(c.log.find("for 'sm_80'"), std::string::npos) << c.log;
+  EXPECT_NE(c.log.find("for 'sm_90a'"), std::string::npos) << c.log;
   const Compiled h = run_nvcc(nvcc, dir, "harness.cu", "-o harness");
   ASSERT_EQ(h.rc, 0) << h.log;
   const int status = std::system(("'" + (dir / "harness").string() + "' > '" + (dir / "harness.out").string() + "' 2>&1").c_str());

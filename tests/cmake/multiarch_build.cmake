@@ -110,12 +110,22 @@ function(run)
   endif()
 endfunction()
 
-# check(CASE ARCHS ELF...): builds the project for ARCHS; the object holds exactly the ELF
-# architectures ELF... (sm_80, sm_90a, ...).
-function(check case archs)
+# check(CASE ARCHS EMIT_ARCH ELF...): builds the project for ARCHS; the generation step runs
+# `kernelgen emit --arch EMIT_ARCH`, and the object holds exactly the ELF architectures ELF...
+# (sm_80, sm_90a, ...).
+function(check case archs emit_arch)
   set(b "${WORK_DIR}/${case}")
-  run(${CMAKE_COMMAND} -S "${WORK_DIR}/src" -B "${b}" -G Ninja "-DCMAKE_CUDA_COMPILER=${NVCC}" "-DARCHS=${archs}")
+  # Not through run(): its ARGN would split the list in -DARCHS=.
+  execute_process(COMMAND ${CMAKE_COMMAND} -S "${WORK_DIR}/src" -B "${b}" -G Ninja "-DCMAKE_CUDA_COMPILER=${NVCC}"
+                          "-DARCHS=${archs}" RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "${case}: configuring for CUDA_ARCHITECTURES ${archs} failed (${rc}):\n${out}\n${err}")
+  endif()
   run(${CMAKE_COMMAND} --build "${b}" -j 2)
+  file(READ "${b}/build.ninja" ninja)
+  if(NOT ninja MATCHES " --arch ${emit_arch} ")
+    message(FATAL_ERROR "${case}: the generation step does not run `kernelgen emit --arch ${emit_arch}`")
+  endif()
   file(READ "${b}/kernelgen/kernels/causal.cu" cu)
   foreach(want "namespace kg_[0-9a-f]+_sm80 {" "namespace kg_[0-9a-f]+_sm90a {" "cudaErrorNoKernelImageForDevice")
     if(NOT cu MATCHES "${want}")
@@ -148,5 +158,5 @@ function(check case archs)
   message(STATUS "ok: ${case}: SASS for ${found}")
 endfunction()
 
-check(list "80;86;89;90a" sm_80 sm_86 sm_89 sm_90a)
-check(all_major "all-major" sm_80 sm_90a sm_100 sm_110 sm_120)
+check(list "80;86;89;90a" "80,86,89,90a" sm_80 sm_86 sm_89 sm_90a)
+check(all_major "all-major" "80,90a,100,110,120" sm_80 sm_90a sm_100 sm_110 sm_120)
