@@ -32,14 +32,33 @@ by ``add_subdirectory()`` / ``FetchContent`` of the KernelGen source tree. It pr
 
   ``CUDA_ARCHITECTURES``
     Targets to generate and compile for, as in the ``CUDA_ARCHITECTURES`` target property
-    (e.g. ``90a``); they become ``<target>``'s ``CUDA_ARCHITECTURES`` property. Default: the
-    target's property (initialised from ``CMAKE_CUDA_ARCHITECTURES``), else ``90a``. Every
-    architecture must be sm_80 or newer. A generated kernel belongs to one family: ``90a``
-    (H100/H200, wgmma; runs only there) or sm_80-class (``80``, ``86``, ``89``, ``90``, ...;
-    mma.sync, runs on all of them). The list must stay within one family, and the first entry
-    selects the kernel; a list that mixes the families, ``all`` and ``all-major`` are refused
-    at configure time with a message saying how to split the target. ``native`` is resolved to
-    the build machine's GPU.
+    (e.g. ``90a``, ``80;86;89;90a``); they become ``<target>``'s ``CUDA_ARCHITECTURES`` property.
+    Default: the target's property (initialised from ``CMAKE_CUDA_ARCHITECTURES``), else ``90a``.
+    Every architecture must be sm_80 or newer. Kernels come in two families: ``90a`` (H100/H200,
+    wgmma; runs only there) and sm_80-class (``80``, ``86``, ``89``, ``90``, ``100``, ...;
+    mma.sync). A list within one family gives that family's kernel. A list that spans both
+    (``80;86;89;90a``) gives one ``<name>.cu`` holding both kernels, each compiled for the
+    architectures it supports, and ``kg_<name>_forward()`` picks one by the device it runs on:
+    the wgmma kernel on compute capability 9.0, the mma.sync kernel on a device that one of the
+    listed sm_80-class architectures runs on (same major version, minor version at least the
+    listed one); on any other device it returns ``cudaErrorNoKernelImageForDevice`` and launches
+    nothing. Verification on a GPU runs the family of that GPU; the other family's kernel is
+    compiled (for every listed architecture) but not run there.
+
+    ``-real`` and ``-virtual`` suffixes are passed on to the target and do not change the
+    kernel. ``all`` is every real architecture from 80 on that the CUDA compiler lists
+    (``nvcc --list-gpu-code``), ``all-major`` those of them with minor version 0 (``80``,
+    ``90a``, ``100``, ``110``, ``120`` for CUDA 13); in both, Hopper is taken as ``90a`` so that
+    it gets the wgmma kernel, and the highest architecture is also built as PTX, as CMake does.
+    The target's property is set to that list. ``native`` is resolved to the build machine's
+    GPU where this CMake can (an error otherwise). A list holding both ``90`` and ``90a`` is
+    refused (two kernels for one GPU, and the CUDA driver, not KernelGen, would choose).
+
+    The architectures are one input of the kernel's cache key, as a set: order and duplicates do
+    not matter, and a one-architecture list has the same key as before sets existed.
+    ``kernelgen emit --arch`` takes the same set, separated by ``,`` or ``;``
+    (``--arch 80,86,89,90a``); records, lockfiles and ``kernelgen cache ls`` write it as
+    ``sm_80,sm_86,sm_89,sm_90a`` (sorted by compute capability, no duplicates).
 
   ``OUT_DIR``
     Where generated files go. Default: ``${CMAKE_CURRENT_BINARY_DIR}/kernelgen/<target>``.
@@ -174,30 +193,102 @@ function(_kernelgen_spec_name spec_file out_var)
   set(${out_var} "${_name}" PARENT_SCOPE)
 endfunction()
 
-# Picks the one architecture the kernels are generated for from a target's CUDA_ARCHITECTURES,
-# refusing lists the generated kernels cannot serve. Each generated kernel belongs to one family:
-# sm_90a (wgmma, runs only on sm_90a) or sm_80-class (mma.sync, runs on sm_80 and newer: 80, 86,
-# 89, 90, 100, ...). A list that mixes the two would give one family's kernel to the other's
-# build: 90a;80 would trap on an A100, 80;90a would run the slower kernel on an H100. Until a
-# target can hold one kernel per family, such a list is an error that says what to do.
-function(_kernelgen_resolve_archs target archs out_var)
+# The real architectures the CUDA compiler can build for, as numbers with suffix ("80;86;90;100"),
+# for `all` and `all-major`: nvcc's --list-gpu-code, else CMake's own list (which may be older
+# than the compiler). Empty when neither says.
+function(_kernelgen_compiler_archs out_var)
+  get_property(_known GLOBAL PROPERTY _KERNELGEN_COMPILER_ARCHS SET)
+  if(_known)
+    get_property(_archs GLOBAL PROPERTY _KERNELGEN_COMPILER_ARCHS)
+    set(${out_var} "${_archs}" PARENT_SCOPE)
+    return()
+  endif()
+  set(_archs)
+  if(CMAKE_CUDA_COMPILER)
+    execute_process(COMMAND "${CMAKE_CUDA_COMPILER}" --list-gpu-code OUTPUT_VARIABLE _out ERROR_QUIET
+                    RESULT_VARIABLE _rc TIMEOUT 60)
+    if(_rc EQUAL 0)
+      string(REGEX MATCHALL "sm_[0-9]+[af]?" _codes "${_out}")
+      foreach(_c IN LISTS _codes)
+        string(REGEX REPLACE "^sm_" "" _c "${_c}")
+        list(APPEND _archs "${_c}")
+      endforeach()
+    endif()
+  endif()
+  if(NOT _archs)
+    foreach(_a IN LISTS CMAKE_CUDA_ARCHITECTURES_ALL)
+      string(REGEX REPLACE "-(real|virtual)$" "" _a "${_a}")
+      list(APPEND _archs "${_a}")
+    endforeach()
+  endif()
+  list(REMOVE_DUPLICATES _archs)
+  set_property(GLOBAL PROPERTY _KERNELGEN_COMPILER_ARCHS "${_archs}")
+  set(${out_var} "${_archs}" PARENT_SCOPE)
+endfunction()
+
+# Resolves a target's CUDA_ARCHITECTURES to the architecture set the kernels are generated for.
+# Each generated kernel belongs to a family: sm_90a (wgmma, runs only on sm_90a) or sm_80-class
+# (mma.sync, runs on sm_80 and newer: 80, 86, 89, 90, 100, ...). A set that holds both gets both
+# kernels in one file, dispatched by the running device (core/codegen/codegen.h).
+#   out_var        the set for `kernelgen emit --arch`: the plain architectures joined by ','
+#                  ("80,86,89,90a"; -real/-virtual dropped: the kernel source is the same)
+#   out_prop_var   the list the target's CUDA_ARCHITECTURES property should hold: `archs` itself,
+#                  except for all, all-major and native, which become the list they resolve to
+#                  (so that the target builds exactly the architectures the kernels serve)
+# `all` is every real architecture from 80 on that the compiler knows, `all-major` those with
+# minor version 0; in both, Hopper is 90a (it gets the wgmma kernel) and the highest one is also
+# built as PTX (no suffix), as CMake does for these values. Architectures before 80, a list
+# holding both 90 and 90a (two cubins for one GPU), and spellings other than <digits>[a|f]
+# with an optional -real/-virtual suffix are refused with a message.
+function(_kernelgen_resolve_archs target archs out_var out_prop_var)
   set(_list "${archs}")
+  set(_prop "${archs}")
   if(_list STREQUAL "native")
     if(CMAKE_CUDA_ARCHITECTURES_NATIVE)
       set(_list "${CMAKE_CUDA_ARCHITECTURES_NATIVE}")
+      set(_prop "${_list}")
     else()
       message(FATAL_ERROR "kernelgen_add_attention(${target}): CUDA_ARCHITECTURES native could not be "
                           "resolved by this CMake; name the architecture, e.g. CUDA_ARCHITECTURES 90a")
     endif()
   endif()
   if(_list MATCHES "^all(-major)?$")
-    message(FATAL_ERROR "kernelgen_add_attention(${target}): CUDA_ARCHITECTURES ${_list} spans several kernel "
-                        "families, and a target holds one KernelGen kernel per spec for now. Use "
-                        "CUDA_ARCHITECTURES 90a for H100/H200, or a list of sm_80-class architectures "
-                        "such as 80;86;89 for the others (one target per family)")
+    set(_which "${_list}")
+    _kernelgen_compiler_archs(_known)
+    set(_list)
+    foreach(_a IN LISTS _known)
+      if(NOT _a MATCHES "^([0-9]+)$" OR CMAKE_MATCH_1 LESS 80)
+        continue()  # suffixed (90a is added for 90 below) or too old for the kernels
+      endif()
+      math(EXPR _minor "${_a} % 10")
+      if(_which STREQUAL "all-major" AND NOT _minor EQUAL 0)
+        continue()
+      endif()
+      if(_a STREQUAL "90")
+        set(_a 90a)
+      endif()
+      list(APPEND _list "${_a}")
+    endforeach()
+    list(SORT _list COMPARE NATURAL)
+    if(NOT _list)
+      message(FATAL_ERROR "kernelgen_add_attention(${target}): CUDA_ARCHITECTURES ${_which} could not be "
+                          "resolved: the CUDA compiler '${CMAKE_CUDA_COMPILER}' listed no architecture from 80 "
+                          "on (nvcc --list-gpu-code); name them, e.g. CUDA_ARCHITECTURES 80;86;89;90a")
+    endif()
+    # Real code for each; the highest also as PTX, like CMake's all and all-major.
+    list(LENGTH _list _n)
+    math(EXPR _last "${_n} - 1")
+    set(_prop)
+    foreach(_i RANGE ${_last})
+      list(GET _list ${_i} _a)
+      if(_i EQUAL _last)
+        list(APPEND _prop "${_a}")
+      else()
+        list(APPEND _prop "${_a}-real")
+      endif()
+    endforeach()
   endif()
-  set(_wgmma)
-  set(_mma)
+  set(_plain_all)
   foreach(_a IN LISTS _list)
     string(REGEX REPLACE "-(real|virtual)$" "" _plain "${_a}")
     if(NOT _plain MATCHES "^([0-9]+)([af]?)$")
@@ -209,24 +300,20 @@ function(_kernelgen_resolve_archs target archs out_var)
                           "'${_a}', but the kernels need sm_80 or newer (tensor-core mma.sync); pass "
                           "CUDA_ARCHITECTURES 90a or set the target's CUDA_ARCHITECTURES")
     endif()
-    if(_plain STREQUAL "90a")
-      list(APPEND _wgmma "${_a}")
-    else()
-      list(APPEND _mma "${_a}")
-    endif()
+    list(APPEND _plain_all "${_plain}")
   endforeach()
-  if(_wgmma AND _mma)
-    string(REPLACE ";" " " _w "${_wgmma}")
-    string(REPLACE ";" " " _m "${_mma}")
-    message(FATAL_ERROR "kernelgen_add_attention(${target}): CUDA_ARCHITECTURES '${archs}' mixes two kernel "
-                        "families: ${_w} gets the sm_90a (wgmma) kernel, which traps elsewhere, and ${_m} "
-                        "the sm_80-class (mma.sync) kernel. A target holds one kernel per spec for now: "
-                        "build the families in separate targets (CUDA_ARCHITECTURES 90a in one, ${_m} in "
-                        "the other), or list only one family")
+  if(NOT _plain_all)
+    message(FATAL_ERROR "kernelgen_add_attention(${target}): CUDA_ARCHITECTURES '${archs}' names no architecture")
   endif()
-  list(GET _list 0 _first)
-  string(REGEX REPLACE "-(real|virtual)$" "" _first "${_first}")
-  set(${out_var} "${_first}" PARENT_SCOPE)
+  list(REMOVE_DUPLICATES _plain_all)
+  if("90" IN_LIST _plain_all AND "90a" IN_LIST _plain_all)
+    message(FATAL_ERROR "kernelgen_add_attention(${target}): CUDA_ARCHITECTURES '${archs}' has both 90 and 90a, "
+                        "which build two kernels for the same GPU (H100/H200) and leave the choice to the CUDA "
+                        "driver; keep 90a (the wgmma kernel) or 90 (the mma.sync kernel)")
+  endif()
+  string(REPLACE ";" "," _set "${_plain_all}")
+  set(${out_var} "${_set}" PARENT_SCOPE)
+  set(${out_prop_var} "${_prop}" PARENT_SCOPE)
 endfunction()
 
 function(kernelgen_add_attention target)
@@ -269,7 +356,10 @@ function(kernelgen_add_attention target)
       set_property(TARGET ${target} PROPERTY CUDA_ARCHITECTURES ${_archs})
     endif()
   endif()
-  _kernelgen_resolve_archs(${target} "${_archs}" _arch)
+  _kernelgen_resolve_archs(${target} "${_archs}" _arch _arch_prop)
+  if(NOT _arch_prop STREQUAL _archs)
+    set_property(TARGET ${target} PROPERTY CUDA_ARCHITECTURES ${_arch_prop})
+  endif()
   set(_abi_include "${KERNELGEN_INCLUDE_DIR}")
   if(NOT _abi_include)
     get_property(_abi_include GLOBAL PROPERTY _KERNELGEN_INCLUDE_DIR)

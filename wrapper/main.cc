@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
   emit_cmd->add_option("--spec", emit.spec_file, "Spec file (YAML)")->required()->check(CLI::ExistingFile);
   emit_cmd->add_option("--out-dir", emit.out_dir,
                        "Directory for the generated files (created); without it the kernel is only put in the cache");
-  emit_cmd->add_option("--arch", emit.arch, "Target architecture, e.g. sm_90a or 90a")->capture_default_str();
+  emit_cmd->add_option("--arch", emit.arch, "Target architecture or set, e.g. sm_90a, 90a or 80,86,89,90a (one kernel per family, dispatched by the device)")->capture_default_str();
   emit_cmd->add_flag("--reference", emit.reference,
                      "Also write <name>_reference.cu, the plain fp32 reference kernel (tests)");
   emit_cmd->add_option("--expect-name", emit.expect_name,

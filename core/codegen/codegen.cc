@@ -1,12 +1,16 @@
 #include "codegen/codegen.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "codegen/embedded_templates.h"
 #include "codegen/interval.h"
 #include "codegen/lower.h"
 #include "codegen/reference_lower.h"
+#include "spec/key.h"
 #include "spec/names.h"
 #include "version.h"
 
@@ -288,22 +292,170 @@ std::string internal_namespace(const Provenance& prov, const char* part) {
   return std::string("kg_") + id + "_" + part;
 }
 
-std::string file_prelude(const spec::Spec& spec, const Provenance& prov, const std::string& what,
-                         const std::string& ns) {
+// The generated-file header: provenance, what the file holds, the spec, the includes.
+std::string file_head(const spec::Spec& spec, const Provenance& prov, const std::string& what) {
   std::string s = provenance_line(prov);
   s += "//\n// " + what + "\n" + spec_summary(spec);
   s += "#include <cuda_runtime.h>\n#include <cuda_bf16.h>\n#include <cuda_fp16.h>\n\n#include <kernelgen/attention_abi.h>\n\n";
   s += "// Helpers below that this spec does not use are not worth a warning (-G/-g builds warn).\n"
        "#pragma nv_diag_suppress 177\n\n";
-  s += "// Everything but the extern \"C\" entry point is in a namespace named after the key, so several\n"
-       "// generated kernels link into one target without colliding, and the file compiles to the same\n"
-       "// object wherever it is built (nvcc names an anonymous namespace after the source path).\n"
-       "namespace " + ns + " {\n\n";
+  return s;
+}
+
+// Opens namespace `ns` and pastes common.cuh into it.
+std::string namespace_open(const std::string& ns) {
+  std::string s = "namespace " + ns + " {\n\n";
   s += "// ===== common.cuh =====\n";
   s += template_text("common.cuh");
   return s;
 }
 
+std::string file_prelude(const spec::Spec& spec, const Provenance& prov, const std::string& what,
+                         const std::string& ns) {
+  std::string s = file_head(spec, prov, what);
+  s += "// Everything but the extern \"C\" entry point is in a namespace named after the key, so several\n"
+       "// generated kernels link into one target without colliding, and the file compiles to the same\n"
+       "// object wherever it is built (nvcc names an anonymous namespace after the source path).\n";
+  return s + namespace_open(ns);
+}
+
+// One family's kernel after common.cuh, up to (not including) the namespace's closing brace:
+// interval rules, the spec section, flash_common.cuh and the family template. Defines
+// kg_flash_fwd(args, stream) in the enclosing namespace.
+std::string family_body(const spec::Spec& spec, TemplateFamily family) {
+  std::string s = "\n// ===== interval_rules.inc =====\n#define KG_IV_FN [[maybe_unused]] __device__ __forceinline__\n";
+  s += template_text("interval_rules.inc");
+  s += "\n" + emit_spec_section(spec, MathMode::Fast, true);
+  s += "// ===== flash_common.cuh =====\n";
+  s += template_text("flash_common.cuh");
+  // The split-KV decode path (flash_decode.cuh: mma.sync, sm_80 and newer) comes first: the
+  // family's host dispatch (kg_flash_fwd) chooses it for short queries over long KV.
+  s += "\n// ===== flash_decode.cuh =====\n";
+  s += template_text("flash_decode.cuh");
+  switch (family) {
+    case TemplateFamily::Sm80MmaSync:
+      s += "\n// ===== flash_fwd_sm80.cuh =====\n";
+      s += template_text("flash_fwd_sm80.cuh");
+      break;
+    case TemplateFamily::Sm90aWgmma:
+      s += "\n// ===== flash_fwd_sm90.cuh =====\n";
+      s += template_text("flash_fwd_sm90.cuh");
+      break;
+  }
+  return s;
+}
+
+// The family that serves `arch` for `spec`: template_family, except that head_dim 256 would need
+// BLOCK_M 64 and more registers than a wgmma consumer has, so it takes mma.sync even on sm_90a.
+TemplateFamily spec_family(const spec::Spec& spec, const std::string& arch) {
+  const TemplateFamily family = template_family(arch);
+  return family == TemplateFamily::Sm90aWgmma && spec.head_dim == 256 ? TemplateFamily::Sm80MmaSync : family;
+}
+
+// "sm_86" -> {86 / 10, 86 % 10} as the running device reports it (compute capability 8.6).
+std::pair<int, int> arch_capability(const std::string& arch) {
+  int cc = 0;
+  for (size_t i = 3; i < arch.size() && arch[i] >= '0' && arch[i] <= '9'; ++i) cc = cc * 10 + (arch[i] - '0');
+  return {cc / 10, cc % 10};
+}
+
+// The multi-family file: both family kernels in their own namespaces, and an entry point that
+// picks one by the running device. Device code is compiled for every architecture of the set;
+// the wgmma kernel's body exists only in the sm_90a pass (flash_fwd_sm90.cuh guards it with
+// __CUDA_ARCH_FEAT_SM90_ALL), the mma.sync kernel is valid machine code for all of them.
+std::string emit_multi_family_kernel(const spec::Spec& spec, const Provenance& prov,
+                                     const std::vector<std::string>& archs) {
+  const std::string ns80 = internal_namespace(prov, "sm80");
+  const std::string ns90 = internal_namespace(prov, "sm90a");
+  const std::string nsd = internal_namespace(prov, "dispatch");
+  std::string set;
+  for (const auto& a : archs) set += (set.empty() ? "" : ",") + a;
+  std::string s = file_head(spec, prov,
+                            "Template forward kernels for " + set + ", one per family: Sm90aWgmma (FlashAttention-3 "
+                            "class, wgmma) in " + ns90 + " for sm_90a, Sm80MmaSync (FlashAttention-2 class, mma.sync "
+                            "m16n8k16) in " + ns80 + " for the others; kg_" + spec.name +
+                            "_forward picks one by the running device.");
+  s += "// Everything but the extern \"C\" entry point is in namespaces named after the key, so several\n"
+       "// generated kernels link into one target without colliding, and the file compiles to the same\n"
+       "// object wherever it is built (nvcc names an anonymous namespace after the source path).\n\n";
+  s += "// ===== family Sm80MmaSync (";
+  std::string mma_archs;
+  for (const auto& a : archs) {
+    if (template_family(a) == TemplateFamily::Sm80MmaSync) mma_archs += (mma_archs.empty() ? "" : ", ") + a;
+  }
+  s += mma_archs + ") =====\n";
+  s += namespace_open(ns80) + family_body(spec, TemplateFamily::Sm80MmaSync);
+  s += "\n}  // namespace " + ns80 + "\n\n";
+  s += "// ===== family Sm90aWgmma (sm_90a) =====\n";
+  s += namespace_open(ns90) + family_body(spec, TemplateFamily::Sm90aWgmma);
+  s += "\n}  // namespace " + ns90 + "\n\n";
+
+  // The dispatch: host code only.
+  s += "// ===== dispatch by the running device =====\n";
+  s += "namespace " + nsd + " {\n\n";
+  s += "enum KgFamily : int { kg_family_unknown = 0, kg_family_sm80 = 1, kg_family_sm90a = 2, kg_family_none = 3 };\n\n";
+  s += "// The family whose machine code this file holds for a device of compute capability major.minor:\n"
+       "// an sm_XYa cubin (sm_90a) runs only on X.Y; an sm_XY cubin on X.Z for Z >= Y. kg_family_none when no\n"
+       "// architecture of the set runs there (the entry point then launches nothing).\n";
+  s += "inline int kg_family_for(int major, int minor) {\n";
+  for (const auto& a : archs) {
+    if (template_family(a) == TemplateFamily::Sm90aWgmma) {
+      const auto [ma, mi] = arch_capability(a);
+      s += "  if (major == " + std::to_string(ma) + " && minor == " + std::to_string(mi) + ") return kg_family_sm90a;  // " + a + "\n";
+    }
+  }
+  for (const auto& a : archs) {
+    if (template_family(a) == TemplateFamily::Sm80MmaSync) {
+      const auto [ma, mi] = arch_capability(a);
+      const char* minor_test = a.back() == 'a' ? " && minor == " : " && minor >= ";  // sm_XYa: X.Y only
+      s += "  if (major == " + std::to_string(ma) + minor_test + std::to_string(mi) + ") return kg_family_sm80;  // " + a + "\n";
+    }
+  }
+  s += "  return kg_family_none;\n}\n\n";
+  s += "// Per-device cache of kg_family_for (relaxed atomics: every thread computes the same value, so a\n"
+       "// race only repeats the query). Devices past kg_max_devices are asked every time.\n";
+  s += "constexpr int kg_max_devices = 64;\n";
+  s += "inline int kg_family_cache[kg_max_devices];  // zero: kg_family_unknown\n\n";
+  s += "// The family for the current device (cudaGetDevice), into *family; a CUDA error when the device\n"
+       "// cannot be asked.\n";
+  s += "inline cudaError_t kg_device_family(int* family) {\n"
+       "  int dev = 0;\n"
+       "  cudaError_t e = cudaGetDevice(&dev);\n"
+       "  if (e != cudaSuccess) return e;\n"
+       "  const bool cached = dev >= 0 && dev < kg_max_devices;\n"
+       "  if (cached) {\n"
+       "    const int f = __atomic_load_n(&kg_family_cache[dev], __ATOMIC_RELAXED);\n"
+       "    if (f != kg_family_unknown) {\n"
+       "      *family = f;\n"
+       "      return cudaSuccess;\n"
+       "    }\n"
+       "  }\n"
+       "  int major = 0, minor = 0;\n"
+       "  e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);\n"
+       "  if (e != cudaSuccess) return e;\n"
+       "  e = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);\n"
+       "  if (e != cudaSuccess) return e;\n"
+       "  *family = kg_family_for(major, minor);\n"
+       "  if (cached) __atomic_store_n(&kg_family_cache[dev], *family, __ATOMIC_RELAXED);\n"
+       "  return cudaSuccess;\n"
+       "}\n\n";
+  s += "}  // namespace " + nsd + "\n\n";
+  s += "// Same ABI as a one-family kernel: arguments are checked first (cudaErrorInvalidValue, nothing\n"
+       "// launched), seqlen_q == 0 launches nothing; then the running device picks the family, and a\n"
+       "// device no architecture of the set runs on gets cudaErrorNoKernelImageForDevice.\n";
+  s += "extern \"C\" cudaError_t kg_" + spec.name + "_forward(const KgAttentionArgs* args, cudaStream_t stream) {\n";
+  s += "  if (" + ns80 + "::kg_check_common_args(args, " + ns80 + "::kg_head_dim) != nullptr) return cudaErrorInvalidValue;\n";
+  s += "  {\n    " + ns80 + "::KgFlashParams<" + ns80 + "::kg_element> p;\n";
+  s += "    if (!" + ns80 + "::kg_make_flash_params(args, &p)) return cudaErrorInvalidValue;\n  }\n";
+  s += "  if (args->seqlen_q == 0) return cudaSuccess;\n";
+  s += "  int family = " + nsd + "::kg_family_unknown;\n";
+  s += "  const cudaError_t e = " + nsd + "::kg_device_family(&family);\n";
+  s += "  if (e != cudaSuccess) return e;\n";
+  s += "  if (family == " + nsd + "::kg_family_sm90a) return " + ns90 + "::kg_flash_fwd(args, stream);\n";
+  s += "  if (family == " + nsd + "::kg_family_sm80) return " + ns80 + "::kg_flash_fwd(args, stream);\n";
+  s += "  return cudaErrorNoKernelImageForDevice;\n}\n";
+  return s;
+}
 }  // namespace
 
 TemplateFamily template_family(const std::string& arch) {
@@ -319,11 +471,38 @@ TemplateFamily template_family(const std::string& arch) {
   return TemplateFamily::Sm80MmaSync;
 }
 
+std::vector<TemplateFamily> template_families(const std::string& arch) {
+  const std::vector<std::string> archs = spec::arch_set(arch);
+  if (archs.empty()) fail("no target architecture");
+  std::vector<TemplateFamily> out;
+  bool plain90 = false;
+  bool arch90a = false;
+  for (const auto& a : archs) {
+    const TemplateFamily f = template_family(a);
+    plain90 = plain90 || a == "sm_90";
+    arch90a = arch90a || a == "sm_90a";
+    if (std::find(out.begin(), out.end(), f) == out.end()) out.push_back(f);
+  }
+  if (plain90 && arch90a) {
+    // Both cubins run on a 9.0 device and the driver, not the entry point, picks one of them.
+    fail("arch set `" + arch + "` has both sm_90 and sm_90a, which target the same GPU; keep sm_90a for the "
+         "wgmma kernel or sm_90 for the mma.sync kernel");
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 std::string emit_template_kernel(const spec::Spec& spec, const Provenance& prov, const std::string& arch) {
   check_spec(spec);
-  TemplateFamily family = template_family(arch);
-  // head_dim 256 would need BLOCK_M 64 and more registers than a wgmma consumer has: mma.sync.
-  if (family == TemplateFamily::Sm90aWgmma && spec.head_dim == 256) family = TemplateFamily::Sm80MmaSync;
+  (void)template_families(arch);  // checks the set
+  const std::vector<std::string> archs = spec::arch_set(arch);
+  std::vector<TemplateFamily> families;
+  for (const auto& a : archs) {
+    const TemplateFamily f = spec_family(spec, a);
+    if (std::find(families.begin(), families.end(), f) == families.end()) families.push_back(f);
+  }
+  if (families.size() > 1) return emit_multi_family_kernel(spec, prov, archs);
+  const TemplateFamily family = families.front();
   const bool wgmma = family == TemplateFamily::Sm90aWgmma;
   const std::string ns = internal_namespace(prov, "kernel");
   std::string s = file_prelude(spec, prov,
@@ -331,25 +510,7 @@ std::string emit_template_kernel(const spec::Spec& spec, const Provenance& prov,
                                      : "Template forward kernel (FlashAttention-2 class, mma.sync m16n8k16, family "
                                        "Sm80MmaSync) for " + arch + ".",
                                ns);
-  s += "\n// ===== interval_rules.inc =====\n#define KG_IV_FN [[maybe_unused]] __device__ __forceinline__\n";
-  s += template_text("interval_rules.inc");
-  s += "\n" + emit_spec_section(spec, MathMode::Fast, true);
-  s += "// ===== flash_common.cuh =====\n";
-  s += template_text("flash_common.cuh");
-  switch (family) {
-    case TemplateFamily::Sm80MmaSync:
-      s += "\n// ===== flash_decode.cuh =====\n";
-      s += template_text("flash_decode.cuh");
-      s += "\n// ===== flash_fwd_sm80.cuh =====\n";
-      s += template_text("flash_fwd_sm80.cuh");
-      break;
-    case TemplateFamily::Sm90aWgmma:
-      s += "\n// ===== flash_decode.cuh =====\n";
-      s += template_text("flash_decode.cuh");
-      s += "\n// ===== flash_fwd_sm90.cuh =====\n";
-      s += template_text("flash_fwd_sm90.cuh");
-      break;
-  }
+  s += family_body(spec, family);
   s += "\n}  // namespace " + ns + "\n\n";
   s += "extern \"C\" cudaError_t kg_" + spec.name + "_forward(const KgAttentionArgs* args, cudaStream_t stream) {\n";
   s += "  return " + ns + "::kg_flash_fwd(args, stream);\n}\n";

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "codegen/lower.h"
 #include "spec/ast.h"
@@ -29,6 +30,12 @@ namespace kg::codegen {
 enum class TemplateFamily { Sm80MmaSync, Sm90aWgmma };
 TemplateFamily template_family(const std::string& arch);
 
+// The families an architecture set (spec::resolve_arch's canonical spelling, "sm_80,sm_86,sm_90a";
+// one architecture is a set of one) needs, sorted, without duplicates. Throws
+// std::invalid_argument for an empty set, an element template_family refuses, or a set holding
+// both sm_90 and sm_90a (two cubins for one GPU: the driver, not the entry point, would choose).
+std::vector<TemplateFamily> template_families(const std::string& arch);
+
 // What goes into the first line of every generated file.
 struct Provenance {
   std::string spec_file;  // file name as the user knows it (basename, no directories)
@@ -36,8 +43,17 @@ struct Provenance {
 };
 
 // `<name>.cu`: the template forward kernel, defining extern "C" kg_<name>_forward.
-// `arch` (e.g. "sm_90a") selects the family (template_family); the file must be compiled for that
-// arch (an sm_90a kernel traps anywhere else).
+// `arch` is an architecture set (spec::resolve_arch: "sm_90a", "sm_80,sm_86,sm_89,sm_90a"); the
+// file must be compiled for every architecture of it.
+//   - The set needs one family (every set without sm_90a, {sm_90a} alone, any set for head_dim
+//     256): the file holds that family's kernel in namespace kg_<key>_kernel and the entry point
+//     calls it (an sm_90a kernel traps anywhere but sm_90a).
+//   - Both families: the file holds the mma.sync kernel in kg_<key>_sm80 and the wgmma kernel in
+//     kg_<key>_sm90a (its body compiled only for sm_90a, under __CUDA_ARCH_FEAT_SM90_ALL), and
+//     the entry point checks the arguments, then dispatches by the running device's compute
+//     capability (cudaGetDevice, cudaDeviceGetAttribute; cached per device, thread-safe): 9.0 →
+//     wgmma, a capability an sm_XY of the set runs on (same major, minor >= Y) → mma.sync,
+//     anything else → cudaErrorNoKernelImageForDevice, nothing launched. Same ABI.
 std::string emit_template_kernel(const spec::Spec& spec, const Provenance& prov, const std::string& arch);
 
 // `<name>_reference.cu`: the plain GPU reference (fp32 scores and softmax; score_mod / mask_mod

@@ -195,6 +195,95 @@ TEST(Codegen, FamilyFollowsArchAndHeadDim) {
   EXPECT_STREQ(family_of(emit_template_kernel(d256, prov_for(d256), "sm_90a")), "sm80");
 }
 
+TEST(Codegen, ArchSetFamilies) {
+  using F = TemplateFamily;
+  EXPECT_EQ(template_families("sm_90a"), (std::vector<F>{F::Sm90aWgmma}));
+  EXPECT_EQ(template_families("sm_80,sm_86,sm_89"), (std::vector<F>{F::Sm80MmaSync}));
+  EXPECT_EQ(template_families("sm_80,sm_86,sm_89,sm_90a"), (std::vector<F>{F::Sm80MmaSync, F::Sm90aWgmma}));
+  EXPECT_THROW(template_families("sm_90,sm_90a"), std::invalid_argument);  // one GPU, two cubins
+  EXPECT_THROW(template_families("sm_75,sm_90a"), std::invalid_argument);
+  EXPECT_THROW(template_families(""), std::invalid_argument);
+  const spec::Spec c = causal_spec();
+  EXPECT_THROW(emit_template_kernel(c, prov_for(c), "sm_90,sm_90a"), std::invalid_argument);
+}
+
+TEST(Codegen, MultiFamilyFileHoldsBothKernelsAndDispatches) {
+  for (const auto& s : all_specs()) {
+    SCOPED_TRACE(s.name);
+    const std::string cu = emit_template_kernel(s, prov_for(s), "sm_80,sm_86,sm_89,sm_90a");
+    EXPECT_EQ(cu, emit_template_kernel(s, prov_for(s), "sm_80,sm_86,sm_89,sm_90a"));  // deterministic
+    EXPECT_EQ(count(cu, "extern \"C\" cudaError_t kg_" + s.name + "_forward("), 1u);
+    const std::string k = std::string("kg_") + kKey;
+    if (s.head_dim == 256) {
+      // No wgmma kernel for head_dim 256: one family, the plain one-family file.
+      EXPECT_EQ(count(cu, "namespace " + k + "_kernel {"), 1u);
+      EXPECT_EQ(cu.find("_sm90a {"), std::string::npos);
+      EXPECT_EQ(cu.find("// ===== flash_fwd_sm90.cuh ====="), std::string::npos);
+      EXPECT_EQ(cu.find("kg_device_family"), std::string::npos);  // no dispatch by family
+      continue;
+    }
+    EXPECT_EQ(cu.find(k + "_kernel"), std::string::npos);
+    EXPECT_EQ(count(cu, "namespace " + k + "_sm80 {"), 1u);
+    EXPECT_EQ(count(cu, "namespace " + k + "_sm90a {"), 1u);
+    EXPECT_EQ(count(cu, "// ===== flash_fwd_sm80.cuh ====="), 1u);
+    EXPECT_EQ(count(cu, "// ===== flash_fwd_sm90.cuh ====="), 1u);
+    EXPECT_EQ(count(cu, "// ===== common.cuh ====="), 2u);
+    // Each family in its own namespace: the sm80 template inside the sm80 namespace, and so on.
+    const size_t ns80 = cu.find("namespace " + k + "_sm80 {");
+    const size_t end80 = cu.find("}  // namespace " + k + "_sm80");
+    const size_t ns90 = cu.find("namespace " + k + "_sm90a {");
+    const size_t end90 = cu.find("}  // namespace " + k + "_sm90a");
+    ASSERT_LT(ns80, end80);
+    ASSERT_LT(end80, ns90);
+    ASSERT_LT(ns90, end90);
+    const size_t t80 = cu.find("// ===== flash_fwd_sm80.cuh =====");
+    const size_t t90 = cu.find("// ===== flash_fwd_sm90.cuh =====");
+    EXPECT_TRUE(ns80 < t80 && t80 < end80);
+    EXPECT_TRUE(ns90 < t90 && t90 < end90);
+    // The wgmma kernel's body is compiled only for sm_90a.
+    EXPECT_NE(cu.find("#if defined(__CUDA_ARCH_FEAT_SM90_ALL)", t90), std::string::npos);
+    // Dispatch by the running device, cached per device; no launch on a device outside the set.
+    EXPECT_NE(cu.find("cudaGetDevice(&dev)"), std::string::npos);
+    EXPECT_NE(cu.find("cudaDevAttrComputeCapabilityMajor"), std::string::npos);
+    EXPECT_NE(cu.find("cudaDevAttrComputeCapabilityMinor"), std::string::npos);
+    EXPECT_NE(cu.find("__atomic_store_n(&kg_family_cache[dev]"), std::string::npos);
+    EXPECT_NE(cu.find("  if (major == 9 && minor == 0) return kg_family_sm90a;  // sm_90a\n"), std::string::npos);
+    EXPECT_NE(cu.find("  if (major == 8 && minor >= 0) return kg_family_sm80;  // sm_80\n"), std::string::npos);
+    EXPECT_NE(cu.find("  if (major == 8 && minor >= 9) return kg_family_sm80;  // sm_89\n"), std::string::npos);
+    EXPECT_EQ(cu.find("major == 9 && minor >="), std::string::npos);  // no mma.sync cubin for 9.x here
+    EXPECT_NE(cu.find("return " + k + "_sm90a::kg_flash_fwd(args, stream);"), std::string::npos);
+    EXPECT_NE(cu.find("return " + k + "_sm80::kg_flash_fwd(args, stream);"), std::string::npos);
+    EXPECT_NE(cu.find("return cudaErrorNoKernelImageForDevice;"), std::string::npos);
+    // Arguments are checked before the device is asked (a bad call needs no GPU).
+    EXPECT_LT(cu.find("return cudaErrorInvalidValue;", end90), cu.find("kg_device_family(&family)", end90));
+    EXPECT_EQ(first_line(cu), first_line(emit_template_kernel(s, prov_for(s), "sm_90a")));
+  }
+}
+
+TEST(Codegen, MultiFamilyDispatchFollowsTheCubinRules) {
+  const spec::Spec c = causal_spec();
+  const std::string cu = emit_template_kernel(c, prov_for(c), "sm_86,sm_90a,sm_100a,sm_120");
+  EXPECT_NE(cu.find("  if (major == 9 && minor == 0) return kg_family_sm90a;  // sm_90a\n"), std::string::npos);
+  EXPECT_NE(cu.find("  if (major == 8 && minor >= 6) return kg_family_sm80;  // sm_86\n"), std::string::npos);
+  EXPECT_NE(cu.find("  if (major == 10 && minor == 0) return kg_family_sm80;  // sm_100a\n"), std::string::npos);
+  EXPECT_NE(cu.find("  if (major == 12 && minor >= 0) return kg_family_sm80;  // sm_120\n"), std::string::npos);
+  // The wgmma test comes first: 9.0 must never reach an mma.sync rule.
+  EXPECT_LT(cu.find("return kg_family_sm90a;"), cu.find("return kg_family_sm80;"));
+}
+
+TEST(Codegen, OneFamilySetIsTheOneArchFile) {
+  // A set that needs one family gives the one-family file: only the description line names the set.
+  const spec::Spec c = causal_spec();
+  const std::string one = emit_template_kernel(c, prov_for(c), "sm_80");
+  const std::string set = emit_template_kernel(c, prov_for(c), "sm_80,sm_86,sm_89");
+  EXPECT_NE(set.find("Sm80MmaSync) for sm_80,sm_86,sm_89.\n"), std::string::npos);
+  std::string expected = one;
+  const std::string from = "Sm80MmaSync) for sm_80.\n";
+  expected.replace(expected.find(from), from.size(), "Sm80MmaSync) for sm_80,sm_86,sm_89.\n");
+  EXPECT_EQ(set, expected);
+  EXPECT_EQ(set.find("kg_device_family"), std::string::npos);  // no dispatch by family
+}
+
 // ---- nvcc ---------------------------------------------------------------------------------------
 // Compiles every emitted file with nvcc for sm_90a and checks ptxas (no spills in the template
 // kernels), then builds and runs a host-only harness around one generated kernel (Python integer
@@ -359,6 +448,76 @@ int main() {
   return failures == 0 ? 0 : 1;
 }
 )";
+  const Compiled h = run_nvcc(nvcc, dir, "harness.cu", "-o harness");
+  ASSERT_EQ(h.rc, 0) << h.log;
+  const int status = std::system(("'" + (dir / "harness").string() + "' > '" + (dir / "harness.out").string() + "' 2>&1").c_str());
+  EXPECT_EQ(status, 0) << read_file(dir / "harness.out");
+  if (!::testing::Test::HasFailure()) fs::remove_all(dir);
+}
+
+// A file holding both families compiles for sm_80 and sm_90a (nothing ptxas rejects for either),
+// and on the host: bad arguments are refused and seqlen_q == 0 succeeds before any device is
+// asked, a real call without a GPU gets the runtime's error (nothing launched), and the dispatch
+// table sends each compute capability to the family whose cubin runs there.
+TEST(NvccCompile, MultiFamilyFileCompilesAndDispatches) {
+  const char* nvcc = std::getenv("KERNELGEN_NVCC");
+  if (nvcc == nullptr || *nvcc == '\0') GTEST_SKIP() << "set KERNELGEN_NVCC=<nvcc> (ctest -R codegen_nvcc_compile does)";
+  const fs::path dir = fs::temp_directory_path() / ("kg_codegen_multi_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const spec::Spec s = alibi_spec();
+  std::ofstream(dir / "multi.cu") << emit_template_kernel(s, prov_for(s), "sm_80,sm_86,sm_90a");
+  const std::string ns = std::string("kg_") + kKey + "_dispatch";
+  std::ofstream(dir / "harness.cu") << "#include \"multi.cu\"\n#define KG_NS " << ns << "\n#define KG_FWD kg_" << s.name
+                                    << "_forward\n" << R"(#include <cstdio>
+#include <cstring>
+static int failures = 0;
+#define CHECK(c) do { if (!(c)) { std::printf("FAILED line %d: %s\n", __LINE__, #c); ++failures; } } while (0)
+int main() {
+  CHECK(KG_NS::kg_family_for(9, 0) == KG_NS::kg_family_sm90a);
+  CHECK(KG_NS::kg_family_for(8, 0) == KG_NS::kg_family_sm80);
+  CHECK(KG_NS::kg_family_for(8, 6) == KG_NS::kg_family_sm80);
+  CHECK(KG_NS::kg_family_for(8, 9) == KG_NS::kg_family_sm80);
+  CHECK(KG_NS::kg_family_for(7, 5) == KG_NS::kg_family_none);
+  CHECK(KG_NS::kg_family_for(9, 1) == KG_NS::kg_family_none);
+  CHECK(KG_NS::kg_family_for(10, 0) == KG_NS::kg_family_none);
+  CHECK(KG_NS::kg_family_for(12, 0) == KG_NS::kg_family_none);
+  alignas(16) static unsigned char buf[4096];
+  double params[1] = {16.0};
+  KgAttentionArgs ok;
+  std::memset(&ok, 0, sizeof ok);
+  ok.abi_version = KG_ABI_VERSION; ok.head_dim = 128;
+  ok.q = buf; ok.k = buf; ok.v = buf; ok.out = buf + 2048;
+  ok.batch = 2; ok.heads_q = 8; ok.heads_kv = 2; ok.seqlen_q = 0; ok.seqlen_kv = 7;
+  for (int i = 0; i < 3; ++i) { ok.q_stride[i] = ok.k_stride[i] = ok.v_stride[i] = ok.out_stride[i] = 8 * (3 - i); }
+  ok.softmax_scale = 0.125f; ok.params = params;
+  CHECK(KG_FWD(&ok, 0) == cudaSuccess);
+  CHECK(KG_FWD(nullptr, 0) == cudaErrorInvalidValue);
+  KgAttentionArgs a = ok;
+  a.heads_q = 7;
+  CHECK(KG_FWD(&a, 0) == cudaErrorInvalidValue);
+  a = ok;
+  a.params = nullptr;
+  CHECK(KG_FWD(&a, 0) == cudaErrorInvalidValue);
+  // A real call: the device decides. Without one, the runtime's error; never success.
+  a = ok;
+  a.seqlen_q = 5;
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    const cudaError_t e = KG_FWD(&a, 0);
+    CHECK(e != cudaSuccess && e != cudaErrorInvalidValue);
+  }
+  std::printf("%d failures\n", failures);
+  return failures == 0 ? 0 : 1;
+}
+)";
+  const Compiled c = run_nvcc(nvcc, dir, "multi.cu",
+                              "--generate-code=arch=compute_80,code=sm_80 --generate-code=arch=compute_86,code=sm_86 "
+                              "-c -o multi.o");
+  EXPECT_EQ(c.rc, 0) << c.log;
+  EXPECT_EQ(c.log.find("warning"), std::string::npos) << c.log;
+  // ptxas ran for each architecture (the wgmma kernel's body is empty outside the sm_90a pass).
+  EXPECT_NE(c.log.find("for 'sm_80'"), std::string::npos) << c.log;
+  EXPECT_NE(c.log.find("for 'sm_90a'"), std::string::npos) << c.log;
   const Compiled h = run_nvcc(nvcc, dir, "harness.cu", "-o harness");
   ASSERT_EQ(h.rc, 0) << h.log;
   const int status = std::system(("'" + (dir / "harness").string() + "' > '" + (dir / "harness.out").string() + "' 2>&1").c_str());

@@ -157,5 +157,31 @@ TEST(TemplateGenerator, RefusesArchitecturesItCannotTargetWithoutThrowing) {
   EXPECT_FALSE(good->verification);
 }
 
+TEST(Emit, AnArchitectureSetIsOneRecordWithBothFamilies) {
+  Fixture f;
+  generate::TemplateGenerator gen;
+  EmitRequest r = f.request("out");
+  r.arch = *spec::resolve_arch("90a;80;86;89");
+  auto made = emit_kernel(f.storage, gen, r);
+  ASSERT_TRUE(made) << made.error().message;
+  EXPECT_EQ(made->key, spec::spec_key(f.spec, "sm_80,sm_86,sm_89,sm_90a"));
+  auto record = f.cache.get_record(made->key);
+  ASSERT_TRUE(record);
+  EXPECT_EQ(record->arch, "sm_80,sm_86,sm_89,sm_90a");  // the canonical spelling
+  auto cu = read_file(f.dir.path() + "/out/causal.cu");
+  ASSERT_TRUE(cu);
+  EXPECT_NE(cu->find("_sm80 {"), std::string::npos);
+  EXPECT_NE(cu->find("_sm90a {"), std::string::npos);
+  // The same set in another order and with duplicates is a hit.
+  r.arch = *spec::resolve_arch("sm_89,sm_90a,sm_80,sm_86,sm_80");
+  auto again = emit_kernel(f.storage, gen, r);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_TRUE(again->cache_hit);
+  // The template generator refuses a set it cannot serve, without throwing.
+  auto both90 = gen.check(f.spec, "sm_90,sm_90a");
+  ASSERT_FALSE(both90);
+  EXPECT_NE(both90.error().message.find("sm_90 and sm_90a"), std::string::npos) << both90.error().message;
+}
+
 }  // namespace
 }  // namespace kg::emit

@@ -10,7 +10,7 @@ namespace kg::generate {
 Expected<void, Failure> TemplateGenerator::check(const spec::Spec& spec, const std::string& arch) const {
   (void)spec;  // every checked spec has a template; only the arch can be out of reach
   try {
-    (void)codegen::template_family(arch);
+    (void)codegen::template_families(arch);
   } catch (const std::exception& e) {
     std::string why = e.what();
     if (why.rfind("codegen: ", 0) == 0) {

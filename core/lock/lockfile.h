@@ -5,7 +5,7 @@
 //     "about": "kernelgen lockfile: the kernel each spec resolves to. Written by `kernelgen lock`; ...",
 //     "entries": [
 //       {
-//         "arch": "sm_90a",                               resolved target (spec::resolve_arch)
+//         "arch": "sm_90a",                               resolved target or set, "sm_80,sm_90a" (spec::resolve_arch)
 //         "generator": "tmpl-7",                          what made the kernel (AcRecord::generator)
 //         "kernel": "<32 hex>",                           XXH3-128 of <name>.cu (AcRecord::source_digest)
 //         "key": "<32 hex>",                              the cache key (spec::spec_key)

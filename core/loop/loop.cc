@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "codegen/codegen.h"
 #include "loop/answer.h"
 #include "loop/prompt.h"
 #include "util/log.h"
@@ -147,6 +148,15 @@ Expected<generate::Kernel, Failure> LoopGenerator::generate(const generate::Requ
   const double budget = ctx.budget_s < 0 ? m_options.budget_s : ctx.budget_s;
   if (budget <= 0) {
     return base;  // BUDGET 0: the template only, verified by emit as always
+  }
+  // A candidate is verified on one GPU, so on one family only: for a set spanning both families a
+  // candidate could trap on the other one's architectures. The template (one kernel per family)
+  // stands.
+  if (codegen::template_families(request.arch).size() > 1) {
+    progress("loop", "the architecture set " + request.arch +
+                         " spans both kernel families and a candidate would be verified on one of them only; "
+                         "the template kernel stands");
+    return base;
   }
 
   const double t0 = m_clock();

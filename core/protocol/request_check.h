@@ -17,8 +17,9 @@ namespace kg::protocol {
 inline constexpr size_t kMaxSpecBytes = size_t{1} << 20;
 // Largest `file` (a path, for diagnostics only): PATH_MAX.
 inline constexpr size_t kMaxFileBytes = 4096;
-// Largest `arch` before it is resolved ("sm_90a" and its spellings are a few bytes).
-inline constexpr size_t kMaxArchBytes = 64;
+// Largest `arch` before it is resolved ("sm_90a" and its spellings are a few bytes; a set of
+// spec::kMaxArchSetSize architectures, "sm_80,sm_86,...,sm_121f", under 160).
+inline constexpr size_t kMaxArchBytes = 160;
 // Largest spec name: it names <name>.cu, <name>.h and kg_<name>_forward.
 inline constexpr size_t kMaxNameBytes = 128;
 

@@ -176,6 +176,41 @@ TEST(Key, ResolveArch) {
   }
 }
 
+TEST(Key, ResolveArchSet) {
+  // Sorted by compute capability (not as text: sm_100 after sm_90a), duplicates dropped, ',' between.
+  EXPECT_EQ(*resolve_arch("90a;80;86;89"), "sm_80,sm_86,sm_89,sm_90a");
+  EXPECT_EQ(*resolve_arch("sm_90a, 80 ,sm_86,sm_89,80,compute_86"), "sm_80,sm_86,sm_89,sm_90a");
+  EXPECT_EQ(*resolve_arch("100;90a;90;120f;120"), "sm_90,sm_90a,sm_100,sm_120,sm_120f");
+  // A set of one is that architecture's spelling.
+  EXPECT_EQ(*resolve_arch("90a,90a;sm_90a"), "sm_90a");
+  EXPECT_EQ(*resolve_arch("sm_80,sm_86"), "sm_80,sm_86");  // canonical stays canonical
+  EXPECT_EQ(arch_set("sm_80,sm_86,sm_90a"), (std::vector<std::string>{"sm_80", "sm_86", "sm_90a"}));
+  EXPECT_EQ(arch_set("sm_90a"), (std::vector<std::string>{"sm_90a"}));
+  EXPECT_TRUE(arch_set("").empty());
+  for (const char* s : {"80,,90a", "80,", ";90a", "80, ,90a", "80,hopper"}) {
+    auto r = resolve_arch(s);
+    EXPECT_FALSE(r) << s;
+  }
+  EXPECT_NE(resolve_arch("80,hopper").error().message.find("'hopper'"), std::string::npos);
+  std::string many;
+  for (int i = 0; i <= static_cast<int>(kMaxArchSetSize); ++i) many += (i ? "," : "") + std::to_string(80 + i);
+  EXPECT_FALSE(resolve_arch(many));
+}
+
+TEST(Key, ArchSetKey) {
+  const Spec spec = parse_ok("name: t\ndtype: bf16\nhead_dim: 128\n");
+  const auto key = [&](const char* arch) { return spec_key(spec, *resolve_arch(arch)); };
+  // Order and duplicates do not matter; a set of one is today's single-architecture key.
+  EXPECT_EQ(key("80;86;89;90a"), key("90a,89,86,80,86"));
+  EXPECT_EQ(key("90a;90a"), spec_key(spec, "sm_90a"));
+  EXPECT_EQ(key("sm_80"), spec_key(spec, "sm_80"));
+  // Different sets, different keys.
+  EXPECT_NE(key("80;86;89;90a"), key("80;86;89"));
+  EXPECT_NE(key("80;90a"), key("90a"));
+  EXPECT_NE(key("80;90a"), key("80"));
+  EXPECT_NE(key("80;90"), key("80;90a"));
+}
+
 TEST(Key, IsADigestAndStable) {
   const Spec spec = parse_ok("name: t\ndtype: bf16\nhead_dim: 128\n");
   const std::string key = spec_key(spec, "sm_90a");

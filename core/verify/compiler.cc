@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "spec/key.h"
 #include "util/file.h"
 #include "util/hash.h"
 #include "verify/process.h"
@@ -33,9 +34,13 @@ std::string find_nvcc(const config::Environment& env) {
 namespace {
 
 std::vector<std::string> arch_flag(const CompileJob& job) {
-  // "sm_90a" -> compute_90a / sm_90a
-  const std::string digits = job.arch.size() > 3 ? job.arch.substr(3) : job.arch;
-  return {"--generate-code=arch=compute_" + digits + ",code=sm_" + digits};
+  // "sm_90a" -> compute_90a / sm_90a; a set ("sm_80,sm_90a") gives one flag per architecture.
+  std::vector<std::string> flags;
+  for (const std::string& arch : spec::arch_set(job.arch)) {
+    const std::string digits = arch.size() > 3 ? arch.substr(3) : arch;
+    flags.push_back("--generate-code=arch=compute_" + digits + ",code=sm_" + digits);
+  }
+  return flags;
 }
 
 }  // namespace

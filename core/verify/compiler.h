@@ -36,7 +36,7 @@ struct HostArtifacts {
 struct CompileJob {
   std::string source_path;  // .cu
   std::string output_path;  // .so to write
-  std::string arch;         // resolved, e.g. "sm_90a"
+  std::string arch;         // resolved, e.g. "sm_90a", or a set "sm_80,sm_90a" (one --generate-code each)
   std::string include_dir;  // holds kernelgen/attention_abi.h
   // Called once the host object exists, before it is linked. Findings it returns stop the
   // compile there: no .so is written, CompileResult::ok is false and findings holds them. A

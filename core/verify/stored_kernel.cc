@@ -155,15 +155,21 @@ Expected<cache::AcRecord, Failure> store_verified(storage::Storage& storage, con
 
 bool device_can_run(const std::string& device_arch, const std::string& kernel_arch) {
   const auto [dev, dev_suffix] = arch_parts(device_arch);
-  const auto [ker, ker_suffix] = arch_parts(kernel_arch);
   (void)dev_suffix;
-  if (device_arch.empty() || dev < 0 || ker < 0) {
+  if (device_arch.empty() || dev < 0) {
     return true;
   }
-  if (ker_suffix == 'a') {
-    return dev == ker;
+  // A set ("sm_80,sm_90a"): some architecture of it runs there.
+  for (const std::string& arch : spec::arch_set(kernel_arch)) {
+    const auto [ker, ker_suffix] = arch_parts(arch);
+    if (ker < 0) {
+      return true;
+    }
+    if (ker_suffix == 'a' ? dev == ker : dev / 10 == ker / 10 && dev % 10 >= ker % 10) {
+      return true;
+    }
   }
-  return dev / 10 == ker / 10 && dev % 10 >= ker % 10;
+  return false;
 }
 
 }  // namespace kg::verify

@@ -54,7 +54,8 @@ Expected<cache::AcRecord, Failure> store_verified(storage::Storage& storage, con
 // Whether a GPU of `device_arch` ("sm_90", as the runner reports it) can run a kernel the verifier
 // compiled for `kernel_arch` ("sm_90a"; machine code only, no PTX): exactly that compute
 // capability for an arch-specific target ("a"), else (no suffix, or family-specific "f") the same
-// major version and a minor version at least the kernel's. True when `device_arch` is "" or either cannot be read (unknown: let the
+// major version and a minor version at least the kernel's. For an architecture set
+// ("sm_80,sm_90a"): whether one of its architectures runs there. True when `device_arch` is "" or either cannot be read (unknown: let the
 // verifier find out).
 bool device_can_run(const std::string& device_arch, const std::string& kernel_arch);
 

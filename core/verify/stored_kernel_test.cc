@@ -225,5 +225,15 @@ TEST(DeviceCanRun, MachineCodeCompatibility) {
   EXPECT_TRUE(device_can_run("gpu?", "sm_90a"));
 }
 
+TEST(DeviceCanRun, ArchitectureSets) {
+  // A set runs where one of its architectures runs (the kernel dispatches by the device).
+  EXPECT_TRUE(device_can_run("sm_90", "sm_80,sm_86,sm_89,sm_90a"));
+  EXPECT_TRUE(device_can_run("sm_80", "sm_80,sm_86,sm_89,sm_90a"));
+  EXPECT_TRUE(device_can_run("sm_87", "sm_80,sm_86,sm_89,sm_90a"));
+  EXPECT_FALSE(device_can_run("sm_100", "sm_80,sm_86,sm_89,sm_90a"));
+  EXPECT_FALSE(device_can_run("sm_75", "sm_80,sm_90a"));
+  EXPECT_TRUE(device_can_run("sm_120", "sm_80,sm_90a,sm_120"));
+}
+
 }  // namespace
 }  // namespace kg::verify
