@@ -27,10 +27,16 @@ KERNELGEN_CACHE_DIR=$work/seed "$kg" emit --no-daemon --no-verify --spec "$spec"
   KERNELGEN_CACHE_DIR=$work/seed "$kg" emit --no-daemon --no-verify --spec "$src/specs/causal.yaml" \
     --out-dir "$work/seed" >/dev/null || exit 1
 sed 's/kg_causal_forward/kg_causal_float_forward/' "$work/seed/causal.cu" >"$work/faster.cu"
-sed 's/^  return kg_flash_fwd(args, stream);$/  const cudaError_t first = kg_flash_fwd(args, stream);\n  if (first != cudaSuccess) {\n    return first;\n  }\n  return kg_flash_fwd(args, stream);/' \
+sed 's/^  return \(kg_[0-9a-f]*_kernel::kg_flash_fwd\)(args, stream);$/  const cudaError_t first = \1(args, stream);\n  if (first != cudaSuccess) {\n    return first;\n  }\n  return \1(args, stream);/' \
   "$work/seed/causal_float.cu" >"$work/slower.cu"
 sed 's/^  return (q_idx >= kv_idx);$/  return (q_idx > kv_idx);/' "$work/faster.cu" >"$work/wrong.cu"
 sed 's/^\(}  \/\/ namespace kg_[0-9a-f]*_kernel\)$/this is not C++;\n\1/' "$work/faster.cu" >"$work/broken.cu"
+# Each variant must differ from what it was made of: a template that changed shape would leave a
+# sed without effect, and the benchmark would time copies.
+cmp -s "$work/slower.cu" "$work/seed/causal_float.cu" && { echo "cannot make the slower variant" >&2; exit 1; }
+for f in wrong broken; do
+  cmp -s "$work/$f.cu" "$work/faster.cu" && { echo "cannot make the $f variant" >&2; exit 1; }
+done
 for v in faster slower wrong broken; do
   { echo "A kernel."; echo '```cuda'; echo "// loop-bench: $v @NONCE@"; cat "$work/$v.cu"; echo '```'; } >"$work/$v.md"
 done

@@ -53,7 +53,7 @@ fence() {  # fence PROSE FILE-OR-: MARKER: an answer with one ```cuda block
 }
 sed 's/kg_causal_forward/kg_causal_float_forward/' "$work/seed/causal.cu" >"$work/faster.cu"
 # Correct but slower: the spec's own template kernel, launched twice.
-sed 's/^  return kg_flash_fwd(args, stream);$/  const cudaError_t first = kg_flash_fwd(args, stream);\n  if (first != cudaSuccess) {\n    return first;\n  }\n  return kg_flash_fwd(args, stream);/' \
+sed 's/^  return \(kg_[0-9a-f]*_kernel::kg_flash_fwd\)(args, stream);$/  const cudaError_t first = \1(args, stream);\n  if (first != cudaSuccess) {\n    return first;\n  }\n  return \1(args, stream);/' \
   "$work/seed/causal_float.cu" >"$work/slower.cu"
 # Wrong numbers: the diagonal masked out.
 sed 's/^  return (q_idx >= kv_idx);$/  return (q_idx > kv_idx);/' "$work/faster.cu" >"$work/wrong.cu"
