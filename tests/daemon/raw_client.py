@@ -134,7 +134,7 @@ def hostile(path, spec_file):
            and "the spec is 1048577 bytes; the limit is 1048576" in m["error"], m)
     m = result_of(path, json.dumps({"type": "generate", "spec": spec, "file": "f" * 5000}).encode())
     expect("an oversized file name is refused", m and not m.get("ok", True) and "the file name" in m["error"], m)
-    m = result_of(path, json.dumps({"type": "generate", "spec": spec, "arch": "9" * 100}).encode())
+    m = result_of(path, json.dumps({"type": "generate", "spec": spec, "arch": "9" * 200}).encode())
     expect("an oversized arch is refused", m and not m.get("ok", True) and "the architecture" in m["error"], m)
     m = result_of(path, json.dumps({"type": "generate", "spec": spec, "arch": "sm_75"}).encode())
     expect("sm_75 is refused at the door", m and m["type"] == "result" and not m["ok"]
