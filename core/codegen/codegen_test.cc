@@ -393,8 +393,9 @@ TEST(NvccCompile, EmittedKernelsCompileWithoutSpills) {
   }
 
   // Host harness: include one generated kernel and check what runs on the CPU.
-  std::ofstream(dir / "harness.cu") << R"(#include "alibi_causal.cu"
-#include <cstdio>
+  // The kernel's internals live in its namespace (kg_<key>_kernel); only the entry is global.
+  std::ofstream(dir / "harness.cu") << "#include \"alibi_causal.cu\"\nusing namespace kg_" << kKey << "_kernel;\n"
+                                    << R"(#include <cstdio>
 #include <cstring>
 static int failures = 0;
 #define CHECK(c) do { if (!(c)) { std::printf("FAILED line %d: %s\n", __LINE__, #c); ++failures; } } while (0)

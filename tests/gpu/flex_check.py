@@ -38,6 +38,11 @@ SHAPES = [
 ]
 
 
+# Cases whose dense score matrix (B · Hq · Sq · Skv floats) is at most this large are re-checked
+# against FlexAttention's eager path when they fail (the decode shape: 262 k scores).
+EAGER_MAX_SCORES = 1 << 22
+
+
 def skip(msg):
     print("SKIP: " + msg)
     return kg_abi.SKIP
@@ -123,6 +128,21 @@ def main():
                 torch.cuda.synchronize()
 
                 ok, msg, max_err = kg_abi.compare(out, ref, lse, ref_lse, mods.DTYPE)
+                if not ok and B * Hq * Sq * Skv <= EAGER_MAX_SCORES:
+                    # A second, Flex-independent opinion: FlexAttention's eager path (the mods
+                    # applied elementwise over the dense score matrix, no block mask, no Triton).
+                    # A mismatch there too is ours; a match means the compiled kernel disagrees
+                    # with FlexAttention's own definition, and the case still counts as failed.
+                    eager, eager_lse = flex_attention(q.float(), k.float(), v.float(), score_mod=score_mod,
+                                                      block_mask=block_mask, scale=scale,
+                                                      enable_gqa=(Hq != Hkv), return_lse=True)
+                    e_ok, e_msg, _ = kg_abi.compare(out, eager.to(dtype), lse, eager_lse, mods.DTYPE)
+                    f_ok, _, _ = kg_abi.compare(ref, eager.to(dtype), ref_lse, eager_lse, mods.DTYPE)
+                    rec.update(eager_agrees_with_ours=e_ok, eager_agrees_with_flex=f_ok)
+                    msg += "; FlexAttention's eager path agrees with %s" % (
+                        "ours, not with its compiled kernel" if e_ok and not f_ok else
+                        "its compiled kernel, not with ours" if f_ok and not e_ok else
+                        "both" if e_ok else "neither (eager vs ours: %s)" % e_msg)
                 if not torch.isfinite(ref).all():
                     ok, msg = False, "FlexAttention's own output has NaN/Inf; " + msg
                 if not all(torch.equal(a, b) for a, b in zip([q, k, v] + tlist, snapshot)):

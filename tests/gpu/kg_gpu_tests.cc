@@ -87,6 +87,7 @@ std::vector<Shape> template_shapes() {
       {2, 8, 8, 1, 777, Layout::BHSD, true, 2.0},         // MHA, Skv not a tile multiple
       {1, 16, 1, 3, 5000, Layout::BSHD, true, 2.0},       // MQA, 48 rows: 3 row tiles
       {1, 4, 2, 33, 2049, Layout::BHSD, true, 3.0},       // chunk, Skv one past a tile multiple
+      {2, 32, 8, 1, 4097, Layout::BHSD, true, 2.0},       // flex_check's decode shape: two splits keep keys
   };
 }
 
