@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
@@ -186,6 +187,20 @@ std::string float_literal(double value) {
   return std::signbit(f) ? "(-" + digits + ")" : digits;
 }
 
+// The value of a compile-time number (a literal or a constant, maybe promoted to float); nullopt
+// for anything else.
+std::optional<double> constant_value(const spec::Spec& spec, const Expr& e) {
+  if (e.op == Op::ToFloat && !e.args.empty() && e.args[0]) return constant_value(spec, *e.args[0]);
+  if (e.op == Op::FloatLit) return e.float_value;
+  if (e.op == Op::IntLit) return static_cast<double>(e.int_value);
+  if (e.op == Op::Constant && e.index >= 0 && e.index < static_cast<int>(spec.constants.size())) {
+    const spec::ConstantDecl& c = spec.constants[e.index];
+    if (c.type == Type::Float) return c.float_value;
+    if (c.type == Type::Int) return static_cast<double>(c.int_value);
+  }
+  return std::nullopt;
+}
+
 std::string binding_variable(const LowerContext& ctx, int index) {
   if (ctx.fn == nullptr || index < 0 || index >= static_cast<int>(ctx.fn->bindings.size())) {
     fail("binding index " + std::to_string(index) + " out of range");
@@ -303,6 +318,15 @@ std::string lower_node(const Expr& e, const LowerContext& ctx, int depth, bool d
       if (in_double) {
         const char* fn = e.op == Op::Add ? "kg_dadd" : e.op == Op::Sub ? "kg_dsub" : e.op == Op::Mul ? "kg_dmul" : "kg_ddiv";
         return call(fn, as_float(0), as_float(1));
+      }
+      if (e.op == Op::Div && ctx.math == MathMode::Fast) {
+        // Fast math: x / c for a compile-time c is x · (1/c), 1/c rounded to float here: ≤ 1.5 ulp
+        // from the quotient, where IEEE division costs a reciprocal, a Newton step and a slow-path
+        // branch per element (softcap's score / CAP). Only for a normal reciprocal.
+        if (const std::optional<double> c = constant_value(spec, arg(e, 1))) {
+          const float r = static_cast<float>(1.0 / *c);
+          if (std::isnormal(r)) return "(" + as_float(0) + " * " + float_literal(r) + ")";
+        }
       }
       return binary(as_float(0), binary_op_token(e.op), as_float(1));
     }

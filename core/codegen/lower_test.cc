@@ -69,6 +69,17 @@ TEST(Lower, LeavesConstantsParamsTensorsBindings) {
   EXPECT_THROW(lower(score(), MathMode::Precise, /*score=*/false), std::invalid_argument);
 }
 
+TEST(Lower, FastMathDividesByAConstantThroughItsReciprocal) {
+  const auto div = [](spec::ExprPtr a, spec::ExprPtr b) { return bin(spec::Op::Div, std::move(a), std::move(b)); };
+  EXPECT_EQ(lower(div(score(), flit(4.0)), MathMode::Fast), "(score * 0.25f)");
+  EXPECT_EQ(lower(div(score(), flit(4.0)), MathMode::Precise), "(score / 4.0f)");
+  // A runtime divisor, and a constant whose reciprocal is not a normal float, keep the division.
+  EXPECT_EQ(lower(div(score(), param(0, spec::Type::Float)), MathMode::Fast),
+            "(score / static_cast<float>(ma.param0_alpha))");
+  EXPECT_EQ(lower(div(score(), flit(0.0)), MathMode::Fast), "(score / 0.0f)");
+  EXPECT_EQ(lower(div(score(), flit(1e-300)), MathMode::Fast), "(score / 0.0f)");
+}
+
 TEST(Lower, MathModeChoosesIntrinsics) {
   const auto t = call(spec::Func::Tanh, {score()});
   EXPECT_EQ(lower(t, MathMode::Precise), "tanhf(score)");

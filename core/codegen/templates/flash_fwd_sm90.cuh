@@ -10,25 +10,30 @@
 //   KgFlashParams, kg_make_flash_params, kg_next_tile, KgMaskMode, cp.async wrappers, kg_pack2
 // and is followed by the extern "C" entry point that calls kg_flash_fwd().
 //
-// Algorithm (per CTA: one batch b, one query head h, kBlockM = 128 query rows; 2 warpgroups of 128
-// threads, warpgroup w owns query rows [64w, 64w + 64) and does all of their math):
-//   Q tile → shared memory (stays there: the A operand of S = Q Kᵀ comes from shared memory)
-//   for each key/value tile t_i that kg_classify_tile does not call Empty, in order:
-//     issue S_i = Q K_iᵀ                               (wgmma m64nBLOCK_Nk16, A and B from smem)
-//     issue O += P_{i-1} V_{i-1}                        (wgmma, A = P from registers, B = V from smem)
+// Algorithm (per CTA: one batch b, one query head h, kBlockM = 128 query rows; 3 warpgroups of 128
+// threads: warpgroup 0 loads, warpgroups 1 and 2 compute, consumer c owning query rows
+// [64c, 64c + 64) and all of their math):
+//   producer: Q tile → shared memory; then for each key/value tile t_i that kg_classify_tile does
+//     not call Empty: wait until stage i % kStages is free, copy K_i, then V_i into it, and let
+//     each stage's mbarrier complete when the copies have landed
+//   consumers, for each visited tile:
+//     wait K_i; issue S_i = Q K_iᵀ                      (wgmma m64nBLOCK_Nk16, A and B from smem)
+//     wait V_{i-1}; issue O += P_{i-1} V_{i-1}          (wgmma, A = P from registers, B = V from smem)
 //     [per-element mask_mod of a Partial tile, while both run on the tensor cores]
-//     wait S_i; S ← score_mod(S · scale) · log2(e), -inf where masked
+//     wait S_i → K_i's stage back to the producer; S ← score_mod(S · scale) · log2(e), masked
 //     m' = max(m, rowmax S);  P_i = 2^(S - m');  l = l · 2^(m - m') + rowsum P_i   (overlaps P V)
-//     wait P V;  O = O · 2^(m - m');  P_i → bf16/fp16 A fragments
+//     wait P V → V_{i-1}'s stage back;  O = O · 2^(m - m');  P_i → bf16/fp16 A fragments
 //   O += P_last V_last;  out = O / l,  lse = (m + log2 l) · ln 2
 // Softmax of tile i thus overlaps the P V product of tile i-1 (FlashAttention-3's intra-warpgroup
-// pipelining); the two warpgroups also overlap each other's softmax and MMAs naturally.
+// pipelining). The consumers never wait for each other (no CTA barrier in the loop), so one
+// warpgroup's softmax runs while the other's MMAs do; the register split (setmaxnreg) gives the
+// consumers 224 registers each.
 //
-// Loads: all 256 threads issue cp.async (16 bytes each, coalesced) into kStages shared-memory
-// stages; each barrier-separated iteration prefetches K of tile i+kStages-1 and V of tile
-// i+kStages-2 (V is consumed one iteration after K). No producer warp: with cp.async the copy
-// issue costs ~16 instructions per thread per tile, far less than a warpgroup's registers.
-
+// Loads: cp.async (16 bytes per thread and copy, coalesced) from the producer's 128 threads, each
+// stage's completion tracked by cp.async.mbarrier.arrive.noinc. Not TMA: a tensor map needs the
+// driver's cuTensorMapEncodeTiled, reached only through cudaGetDriverEntryPoint, which the
+// verifier refuses to every kernel (it reaches the whole driver API). Q, K and V tiles use one
+// swizzled layout (KgWgSmem) either way.
 // ---- wgmma and proxy wrappers --------------------------------------------------------------------
 
 // Orders this warpgroup's register and shared-memory accesses before the wgmma that follow.
@@ -65,6 +70,55 @@ __device__ __forceinline__ void kg_fence_proxy_async() { asm volatile("fence.pro
 template <int kId, int kThreads>
 __device__ __forceinline__ void kg_named_barrier() {
   asm volatile("bar.sync %0, %1;\n" ::"n"(kId), "n"(kThreads) : "memory");
+}
+
+// Barrier reduction over the two consumer warpgroups (`kThreads` threads, hardware barrier 3):
+// true when `v` holds in any of them. Uniform across them afterwards.
+template <int kThreads>
+__device__ __forceinline__ bool kg_consumers_any(bool v) {
+  uint32_t r;
+  asm volatile(
+      "{\n.reg .pred p, q;\nsetp.ne.u32 q, %1, 0;\nbar.red.or.pred p, 3, %2, q;\nselp.u32 %0, 1, 0, p;\n}\n"
+      : "=r"(r)
+      : "r"(static_cast<uint32_t>(v)), "n"(kThreads)
+      : "memory");
+  return r != 0u;
+}
+
+// mbarriers in shared memory (PTX ISA, "mbarrier"): a phase completes when `count` arrivals have
+// happened; waiters name the parity of the phase they wait for.
+__device__ __forceinline__ void kg_mbar_init(uint32_t bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void kg_mbar_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+// Spins until the phase of parity `parity` has completed (acquire: what the arrivals published is
+// visible afterwards). A fresh barrier counts its phase before the first as completed: waiting
+// for parity 1 returns at once.
+__device__ __forceinline__ void kg_mbar_wait(uint32_t bar, uint32_t parity) {
+  uint32_t done;
+  do {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  } while (done == 0u);
+}
+// One arrival on `bar` once every cp.async this thread issued so far has landed (the barrier's
+// count includes it: .noinc).
+__device__ __forceinline__ void kg_cp_async_mbar_arrive(uint32_t bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+// Register reallocation between warpgroups (every warp of the warpgroup executes it).
+template <int kRegs>
+__device__ __forceinline__ void kg_setmaxnreg_dec() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kRegs));
+}
+template <int kRegs>
+__device__ __forceinline__ void kg_setmaxnreg_inc() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kRegs));
 }
 
 // Shared-memory matrix descriptor (PTX ISA, wgmma "matrix descriptor"): start address, leading and
@@ -248,11 +302,20 @@ template <typename Element_, int kHeadDim_, int kBlockN_, int kStages_>
 struct KgWgTraits {
   using Element = Element_;
   static constexpr int kHeadDim = kHeadDim_;
-  static constexpr int kBlockM = 128;  // query rows per CTA: 2 warpgroups × 64 (wgmma's M)
+  static constexpr int kBlockM = 128;  // query rows per CTA: 2 consumer warpgroups × 64 (wgmma's M)
   static constexpr int kBlockN = kBlockN_;  // key/value rows per tile
   static constexpr int kStages = kStages_;  // shared-memory stages of K and of V
-  static constexpr int kNWarpgroups = 2;
+  static constexpr int kNWarpgroups = 3;    // 1 producer + 2 consumers
   static constexpr int kNThreads = kNWarpgroups * 128;
+  static constexpr int kConsumerWarps = 8;
+  // setmaxnreg budgets (65536 registers per SM, one CTA): 128 · 56 + 256 · 224 = 64512. A
+  // consumer holds S (kSRegs), O (kORegs) and the P fragments (kSRegs / 2); the producer holds the
+  // copy addresses and the tile walk (kg_classify_tile of the spec). FlashAttention-3's 24/240
+  // split spills in the producer here (ptxas, nvcc 13.0: 124 bytes for causal at 24, 20 at 40,
+  // none at 56), where its TMA producer needs one thread and a few registers; at 224 no spec's
+  // consumer spills (the previous kernel used up to 254 without the producer).
+  static constexpr int kProducerRegs = 56;
+  static constexpr int kConsumerRegs = 224;
   static constexpr int kColBlocks = kHeadDim / 64;    // 128-byte swizzle atoms are 64 elements wide
   static constexpr int kChunksPerRow = kHeadDim / 8;  // 16-byte chunks per row
   static constexpr int kSRegs = kBlockN / 2;          // S: 64 x kBlockN fp32 over 128 threads
@@ -266,8 +329,7 @@ struct KgWgTraits {
   static_assert(kHeadDim == 64 || kHeadDim == 128, "the wgmma family covers head_dim 64 and 128");
   static_assert(kBlockN == 64 || kBlockN == 128 || kBlockN == 192, "wgmma wrappers exist for N = 64, 128, 192");
   static_assert(kStages >= 2, "at least double buffering");
-  static_assert((kBlockM * kChunksPerRow) % kNThreads == 0, "Q tile copies divide evenly among threads");
-  static_assert((kBlockN * kChunksPerRow) % kNThreads == 0, "K/V tile copies divide evenly among threads");
+  static_assert(128 * kProducerRegs + 256 * kConsumerRegs <= 65536, "the register split fits the SM");
   static_assert((64 * kChunksPerRow) % 128 == 0, "a warpgroup's O rows divide evenly among its threads");
 };
 
@@ -305,6 +367,11 @@ struct KgWgSmem {
   Element q[kQElems];                 // Q tile; each warpgroup's O staging rows in the epilogue
   Element k[Tr::kStages][kKvElems];   // K tiles, kStages pipeline stages
   Element v[Tr::kStages][kKvElems];   // V tiles, kStages pipeline stages
+  // The ring's mbarriers: *_full completes when the producer's 128 threads' copies into the stage
+  // have landed (cp.async.mbarrier.arrive.noinc); *_empty when the 8 consumer warps released it.
+  uint64_t q_full;
+  uint64_t k_full[Tr::kStages], v_full[Tr::kStages];
+  uint64_t k_empty[Tr::kStages], v_empty[Tr::kStages];
   static_assert((kQElems * sizeof(Element)) % 1024 == 0 && (kKvElems * sizeof(Element)) % 1024 == 0,
                 "every tile starts 1024-byte aligned (the swizzle repeats every 8 rows of 128 bytes)");
 };
@@ -315,16 +382,17 @@ __device__ __forceinline__ int kg_wg_swz(int row, int chunk) {
   return (chunk >> 3) * (kRows * 64) + row * 64 + (((chunk & 7) ^ (row & 7)) << 3);
 }
 
-// Copies rows [0, kRows) of a [rows][kHeadDim] global tile into shared memory (all kNThreads
-// threads); rows ≥ rows_valid are zero-filled (nothing read), so K/V beyond seqlen_kv are exact
-// zeros (0·V must not be NaN).
-template <class Tr, int kRows>
+// Issues the copies of rows [0, kRows) of a [rows][kHeadDim] global tile into shared memory
+// (kThreads threads, `tid` in [0, kThreads)); rows ≥ rows_valid are zero-filled (nothing read), so
+// K/V beyond seqlen_kv are exact zeros (0·V must not be NaN).
+template <class Tr, int kRows, int kThreads>
 __device__ __forceinline__ void kg_wg_load_tile(typename Tr::Element* dst, const typename Tr::Element* src,
                                                 long long row_stride, int rows_valid, int tid) {
-  constexpr int kIters = kRows * Tr::kChunksPerRow / Tr::kNThreads;
+  static_assert((kRows * Tr::kChunksPerRow) % kThreads == 0, "the copies divide evenly among the threads");
+  constexpr int kIters = kRows * Tr::kChunksPerRow / kThreads;
 #pragma unroll
   for (int i = 0; i < kIters; ++i) {
-    const int idx = tid + i * Tr::kNThreads;
+    const int idx = tid + i * kThreads;
     const int row = idx / Tr::kChunksPerRow;
     const int chunk = idx % Tr::kChunksPerRow;
     const bool valid = row < rows_valid;
@@ -463,54 +531,73 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1) kg_flash_fwd_sm90_kernel(con
   const int b = blockIdx.z;
   const int h_kv = h / p.group;
   const int tid = threadIdx.x;
-  // Warpgroup: query rows [64·wg, 64·wg + 64) of the tile. Read through a shuffle so that the
-  // compiler knows it is warp-uniform: the wgmma descriptors derived from it then stay in uniform
-  // registers (computing them per thread between wgmma would serialize the MMAs).
+  // Warpgroup 0 loads, 1 and 2 compute. Read through a shuffle so that the compiler knows it is
+  // warp-uniform: the role branches and the wgmma descriptors derived from it then stay uniform
+  // (computing descriptors per thread between wgmma would serialize the MMAs).
   const int wg = __shfl_sync(0xffffffffu, tid >> 7, 0);
   const int wg_tid = tid & 127;
-  const int lane = tid & 31;
-  const int g = lane >> 2;             // accumulator row group
-  const int tig = lane & 3;            // thread in group
   const int seqlen_q = p.mod.seqlen_q;
   const int seqlen_kv = p.mod.seqlen_kv;
-
   const int q0 = m_block * kBlockM;
   const int q_rows = min(kBlockM, seqlen_q - q0);  // ≥ 1
   const int q_hi = q0 + q_rows - 1;
-  const int row_in_tile = wg * 64 + (wg_tid >> 5) * 16 + g;  // this thread's rows: this and +8
-  const int q_row = q0 + row_in_tile;
-  const Element* q_tile = p.q + b * p.q_batch_stride + h * p.q_head_stride + q0 * p.q_row_stride;
-  const Element* k_head = p.k + b * p.k_batch_stride + h_kv * p.k_head_stride;
-  const Element* v_head = p.v + b * p.v_batch_stride + h_kv * p.v_head_stride;
-
-  // The visited (non-Empty) tiles ahead: tiles[j] = t_{i+j}; n_tiles past the last one.
   const int n_tiles = (seqlen_kv + kBlockN - 1) / kBlockN;
-  int tiles[kStages];
-  tiles[0] = kg_next_tile<kBlockN>(p.mod, b, h, q0, q_hi, 0, n_tiles);
-#pragma unroll
-  for (int j = 1; j < kStages; ++j) {
-    tiles[j] = tiles[j - 1] < n_tiles ? kg_next_tile<kBlockN>(p.mod, b, h, q0, q_hi, tiles[j - 1] + 1, n_tiles) : n_tiles;
-  }
-  const auto load_k = [&](int t, int stage) {
-    const int kv = t * kBlockN;
-    kg_wg_load_tile<Tr, kBlockN>(smem.k[stage], k_head + kv * p.k_row_stride, p.k_row_stride, seqlen_kv - kv, tid);
-  };
-  const auto load_v = [&](int t, int stage) {
-    const int kv = t * kBlockN;
-    kg_wg_load_tile<Tr, kBlockN>(smem.v[stage], v_head + kv * p.v_row_stride, p.v_row_stride, seqlen_kv - kv, tid);
-  };
 
-  // cp.async groups, in commit order: group j holds K of t_j and V of t_{j-1} (group 0: Q and K
-  // of t_0). The prologue commits groups 0 .. kStages-2; iteration i commits group i + kStages-1,
-  // and needs group i (K of t_i, V of t_{i-1}): cp.async.wait_group kStages-2. Tile t_j lives in
-  // stage j % kStages (its K and its V).
-  kg_wg_load_tile<Tr, kBlockM>(smem.q, q_tile, p.q_row_stride, q_rows, tid);
+  if (tid == 0) {
+    kg_mbar_init(kg_smem_u32(&smem.q_full), 128);
 #pragma unroll
-  for (int j = 0; j + 1 < kStages; ++j) {
-    if (tiles[j] < n_tiles) load_k(tiles[j], j);
-    if (j >= 1 && tiles[j - 1] < n_tiles) load_v(tiles[j - 1], j - 1);
-    kg_cp_async_commit();
+    for (int s = 0; s < kStages; ++s) {
+      kg_mbar_init(kg_smem_u32(&smem.k_full[s]), 128);
+      kg_mbar_init(kg_smem_u32(&smem.v_full[s]), 128);
+      kg_mbar_init(kg_smem_u32(&smem.k_empty[s]), Tr::kConsumerWarps);
+      kg_mbar_init(kg_smem_u32(&smem.v_empty[s]), Tr::kConsumerWarps);
+    }
   }
+  __syncthreads();  // the barriers are initialised; the last CTA-wide barrier (the roles part here)
+
+  if (wg == 0) {
+    // ---- Producer warpgroup: Q, then K and V of every visited tile through the stage ring ----
+    // It keeps only addresses and the tile walk: give registers to the consumers.
+    kg_setmaxnreg_dec<Tr::kProducerRegs>();
+    const Element* q_tile = p.q + b * p.q_batch_stride + h * p.q_head_stride + q0 * p.q_row_stride;
+    const Element* k_head = p.k + b * p.k_batch_stride + h_kv * p.k_head_stride;
+    const Element* v_head = p.v + b * p.v_batch_stride + h_kv * p.v_head_stride;
+    kg_wg_load_tile<Tr, kBlockM, 128>(smem.q, q_tile, p.q_row_stride, q_rows, wg_tid);
+    kg_cp_async_mbar_arrive(kg_smem_u32(&smem.q_full));
+    // Visit i uses stage i % kStages in phase (i / kStages) & 1. A stage is refilled once all
+    // consumer warps released it: K right after its S = Q Kᵀ, V after its O += P V. K of visit
+    // i + 1 is issued before V of visit i + 1 waits for its stage, so K runs a tile ahead of V
+    // (V is consumed one iteration after K).
+    int stage = 0;
+    uint32_t phase = 0;
+    for (int n = kg_next_tile<kBlockN>(p.mod, b, h, q0, q_hi, 0, n_tiles); n < n_tiles;
+         n = kg_next_tile<kBlockN>(p.mod, b, h, q0, q_hi, n + 1, n_tiles)) {
+      const int kv = n * kBlockN;
+      kg_mbar_wait(kg_smem_u32(&smem.k_empty[stage]), phase ^ 1u);
+      kg_wg_load_tile<Tr, kBlockN, 128>(smem.k[stage], k_head + kv * p.k_row_stride, p.k_row_stride, seqlen_kv - kv,
+                                        wg_tid);
+      kg_cp_async_mbar_arrive(kg_smem_u32(&smem.k_full[stage]));
+      kg_mbar_wait(kg_smem_u32(&smem.v_empty[stage]), phase ^ 1u);
+      kg_wg_load_tile<Tr, kBlockN, 128>(smem.v[stage], v_head + kv * p.v_row_stride, p.v_row_stride, seqlen_kv - kv,
+                                        wg_tid);
+      kg_cp_async_mbar_arrive(kg_smem_u32(&smem.v_full[stage]));
+      if (++stage == kStages) {
+        stage = 0;
+        phase ^= 1u;
+      }
+    }
+    kg_cp_async_wait<0>();  // no copy outlives its thread
+    return;
+  }
+
+  // ---- Consumer warpgroups: warpgroup c = wg - 1 owns query rows [64c, 64c + 64) ----
+  kg_setmaxnreg_inc<Tr::kConsumerRegs>();
+  const int c = wg - 1;
+  const int lane = tid & 31;
+  const int g = lane >> 2;             // accumulator row group
+  const int tig = lane & 3;            // thread in group
+  const int row_in_tile = c * 64 + (wg_tid >> 5) * 16 + g;  // this thread's rows: this and +8
+  const int q_row = q0 + row_in_tile;
 
   float acc_o[Tr::kORegs];               // O, unnormalised, fp32
   uint32_t p_frag[Tr::kKStepsPV][4];     // P as the A fragments of O += P V
@@ -524,7 +611,7 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1) kg_flash_fwd_sm90_kernel(con
     for (int j = 0; j < 4; ++j) p_frag[i][j] = 0u;
   }
 
-  const uint32_t q_smem = kg_smem_u32(smem.q) + wg * 64 * kRowBytes;  // this warpgroup's 64 rows
+  const uint32_t q_smem = kg_smem_u32(smem.q) + c * 64 * kRowBytes;  // this warpgroup's 64 rows
   // O += P V with V in `stage`: k16 step kk reads V rows 16kk..16kk+15 (two 8-row groups, SBO),
   // all kHeadDim columns (kColBlocks 64-column blocks, LBO apart); V is MN-major (transposed B).
   const auto issue_pv = [&](int stage) {
@@ -536,40 +623,43 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1) kg_flash_fwd_sm90_kernel(con
       MmaO::template rs<1>(acc_o, p_frag[kk], db, 1);
     }
   };
+  // A consumer warp hands a stage back (one arrival per warp; the warp's wgmma that read it have
+  // completed: wgmma.wait_group is warp-synchronous).
+  const auto release = [&](uint64_t& bar) {
+    if (lane == 0) kg_mbar_arrive(kg_smem_u32(&bar));
+  };
+  // The producer's cp.async writes are generic-proxy writes: after observing them through the
+  // mbarrier, order them before this thread's wgmma (async proxy) reads.
+  const auto acquire = [&](uint64_t& bar, uint32_t phase) {
+    kg_mbar_wait(kg_smem_u32(&bar), phase);
+    kg_fence_proxy_async();
+  };
+  acquire(smem.q_full, 0u);
 
-  // Iteration i (tile n = t_i in stage i % kStages), one CTA barrier each:
-  //   wait for group i; barrier — K of t_i and V of t_{i-1} visible to all (and to wgmma), and
-  //     every thread is done with S_{i-1} and P_{i-2} V_{i-2}, whose K and V stages are free
-  //   prefetch K of t_{i+kStages-1} and V of t_{i+kStages-2} into those stages
-  //   S_i, P_{i-1} V_{i-1}, softmax of S_i (see the header)
+  // Iteration i (tile n = t_i in stage i % kStages):
+  //   wait for K of t_i; issue S_i = Q K_iᵀ; wait for V of t_{i-1}; issue P_{i-1} V_{i-1}
+  //   mask bits of a Partial tile while both run; wait S_i → release K of t_i; softmax of S_i
+  //   wait P_{i-1} V_{i-1} → release V of t_{i-1}; rescale O; P_i → A fragments
+  // The two warpgroups share the ring but never wait for each other: one warpgroup's softmax
+  // overlaps the other's MMAs without a CTA barrier per tile.
   // Without a score_mod and with scale > 0 (the usual 1/sqrt(d)), max commutes with the scaling:
   // keep q·k unscaled and fold scale·log2(e) into the exp2 argument (kg_wg_softmax). row_max is
   // then in q·k units; m_mul converts it to a base-2 logit.
   const bool fold = !kg_has_score_mod && p.scale_log2 > 0.0f;
   const float m_mul = fold ? p.scale_log2 : 1.0f;
-  bool pending = false;  // P of the previous visited tile still waits for its O += P V
+  bool pending = false;   // P of the previous visited tile still waits for its O += P V
+  bool has_prev = false;  // a previous visited tile exists (its V stage is still held)
   int stage = 0, prev_stage = 0;
-  while (tiles[0] < n_tiles) {
-    const int n = tiles[0];
+  uint32_t phase = 0, prev_phase = 0;
+  for (int n = kg_next_tile<kBlockN>(p.mod, b, h, q0, q_hi, 0, n_tiles); n < n_tiles;
+       n = kg_next_tile<kBlockN>(p.mod, b, h, q0, q_hi, n + 1, n_tiles)) {
     const int kv0 = n * kBlockN;
     const int kv_hi = min(kv0 + kBlockN, seqlen_kv) - 1;
     const KgTileClass cls = kg_has_mask_mod ? kg_classify_tile(p.mod, b, h, q0, q_hi, kv0, kv_hi) : kg_tile_full;
 
-    kg_cp_async_wait<kStages - 2>();  // group i landed (this thread's copies)...
-    kg_fence_proxy_async();           // ...visible to wgmma...
-    __syncthreads();                  // ...and everyone's; the stages of t_{i-1}'s K and t_{i-2}'s V are free
-
-    {
-      const int kstage = stage == 0 ? kStages - 1 : stage - 1;          // (i + kStages - 1) % kStages
-      const int vstage = stage >= 2 ? stage - 2 : stage + kStages - 2;  // (i + kStages - 2) % kStages
-      if (tiles[kStages - 1] < n_tiles) load_k(tiles[kStages - 1], kstage);
-      if (tiles[kStages - 2] < n_tiles) load_v(tiles[kStages - 2], vstage);
-      kg_cp_async_commit();
-    }
-
     // Partial tile: mask_mod per element. A mask that reads tensors (the interval classifier cannot
     // bound it) decides first whether any element survives, and skips the tile's MMAs otherwise
-    // (CTA-uniform: cls is uniform and __syncthreads_or reduces over the CTA).
+    // (uniform over both consumer warpgroups: cls is uniform and the barrier reduces over them).
     const bool partial = kg_has_mask_mod && cls == kg_tile_partial;
     uint32_t mask[Tr::kMaskWords];
 #pragma unroll
@@ -581,10 +671,11 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1) kg_flash_fwd_sm90_kernel(con
                   : kg_wg_mask_bits<Tr, false>(mask, p.mod, b, h, q_row, kv0, tig);
     };
     if constexpr (kg_mask_reads_tensors) {
-      if (partial) do_s = __syncthreads_or(mask_bits()) != 0;
+      if (partial) do_s = kg_consumers_any<Tr::kConsumerWarps * 32>(mask_bits());
     }
 
     float acc_s[Tr::kSRegs];  // S, then the logits, then P (fp32); the first k16 step overwrites it
+    acquire(smem.k_full[stage], phase);
     kg_wg_fence_regs(acc_o);
     kg_wg_fence_regs(p_frag);
     if (do_s) {
@@ -602,7 +693,8 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1) kg_flash_fwd_sm90_kernel(con
     // Two wgmma groups per iteration, always committed (empty when skipped), so that every wait
     // below is unconditional: ptxas tracks groups path-insensitively, and a conditional wait
     // makes it serialize all wgmma (C7513).
-    kg_wg_commit();                     // group: S_i
+    kg_wg_commit();  // group: S_i
+    if (has_prev) acquire(smem.v_full[prev_stage], prev_phase);
     if (pending) issue_pv(prev_stage);  // O += P_{i-1} V_{i-1}
     kg_wg_commit();                     // group: P_{i-1} V_{i-1}
 
@@ -611,8 +703,9 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1) kg_flash_fwd_sm90_kernel(con
     }
 
     float alpha[2] = {1.0f, 1.0f};
+    kg_wg_wait<1>();  // S_i done (P_{i-1} V_{i-1} may still run): K of t_i is free
+    release(smem.k_empty[stage]);
     if (do_s) {
-      kg_wg_wait<1>();  // S_i done (P_{i-1} V_{i-1} may still run)
       kg_wg_fence_regs(acc_s);
 
       // S ← base-2 logits, masked (Full tiles skip mask_mod; only the last tile checks
@@ -634,9 +727,10 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1) kg_flash_fwd_sm90_kernel(con
         softmax(KgBool<false>{});
       }
     }
-    kg_wg_wait<0>();  // P_{i-1} V_{i-1} done: O and the P fragments are free
+    kg_wg_wait<0>();  // P_{i-1} V_{i-1} done: O, the P fragments and V of t_{i-1} are free
     kg_wg_fence_regs(acc_o);
     kg_wg_fence_regs(p_frag);
+    if (has_prev) release(smem.v_empty[prev_stage]);
     if (do_s) {
 #pragma unroll
       for (int j = 0; j < Tr::kNTilesO; ++j) {  // O = O·2^(m - m')
@@ -656,18 +750,17 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1) kg_flash_fwd_sm90_kernel(con
       }
     }
     pending = do_s;
+    has_prev = true;
     prev_stage = stage;
-    stage = stage + 1 == kStages ? 0 : stage + 1;
-#pragma unroll
-    for (int j = 0; j + 1 < kStages; ++j) tiles[j] = tiles[j + 1];
-    tiles[kStages - 1] =
-        tiles[kStages - 2] < n_tiles ? kg_next_tile<kBlockN>(p.mod, b, h, q0, q_hi, tiles[kStages - 2] + 1, n_tiles) : n_tiles;
+    prev_phase = phase;
+    if (++stage == kStages) {
+      stage = 0;
+      phase ^= 1u;
+    }
   }
 
-  // The last P V: its V arrived with the last group.
-  kg_cp_async_wait<0>();
-  kg_fence_proxy_async();
-  __syncthreads();
+  // The last P V.
+  if (has_prev) acquire(smem.v_full[prev_stage], prev_phase);
   kg_wg_fence_regs(acc_o);
   kg_wg_fence_regs(p_frag);
   if (pending) issue_pv(prev_stage);
@@ -698,8 +791,8 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1) kg_flash_fwd_sm90_kernel(con
   }
 
   // Stage O through this warpgroup's own 64 rows of the Q tile (its S wgmmas have all completed;
-  // the other warpgroup never reads them), then write them with coalesced 16-byte stores, skipping
-  // rows ≥ seqlen_q.
+  // the other warpgroup never reads them, the producer never writes Q again), then write them
+  // with coalesced 16-byte stores, skipping rows ≥ seqlen_q.
 #pragma unroll
   for (int j = 0; j < Tr::kNTilesO; ++j) {
 #pragma unroll
@@ -708,7 +801,7 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1) kg_flash_fwd_sm90_kernel(con
           kg_pack2<Element>(acc_o[4 * j + 2 * r], acc_o[4 * j + 2 * r + 1]);
     }
   }
-  if (wg == 0) {
+  if (c == 0) {
     kg_named_barrier<1, 128>();
   } else {
     kg_named_barrier<2, 128>();
@@ -718,7 +811,7 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1) kg_flash_fwd_sm90_kernel(con
 #pragma unroll
   for (int i = 0; i < kOutIters; ++i) {
     const int idx = wg_tid + i * 128;
-    const int row = wg * 64 + idx / Tr::kChunksPerRow;
+    const int row = c * 64 + idx / Tr::kChunksPerRow;
     const int chunk = idx % Tr::kChunksPerRow;
     if (row < q_rows) {
       *reinterpret_cast<uint4*>(out_tile + row * p.out_row_stride + chunk * 8) =
