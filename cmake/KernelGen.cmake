@@ -119,6 +119,17 @@ by ``add_subdirectory()`` / ``FetchContent`` of the KernelGen source tree. It pr
   Generation jobs run in the Ninja job pool ``kernelgen`` (size ``KERNELGEN_JOB_POOL_SIZE``,
   default 4), so a parallel build does not start more of them than that.
 
+  Compiling a ``90a`` kernel prints ``ptxas info`` lines (information, not warnings: ``-Werror``
+  builds pass). ``(C7519) warpgroup.arrive is injected ... to allow use of registers in GMMA``
+  appears for every spec: ptxas adds a register fence before the ``O += P V`` MMA, whose operand
+  ``P`` was just computed in registers by the softmax; the kernel's own fence sits there already,
+  and the added one costs one instruction per tile. ``(C7520) ... wgmma.mma_async instructions
+  are serialized ... divergent path`` appears for masks that read runtime tensors (document ids,
+  per-head choices): such a kernel decides per tile, from the tensors, whether any score
+  survives and skips the tile's MMAs otherwise; ptxas cannot prove that branch uniform and
+  serializes the MMAs of that kernel. Masks the interval classifier bounds at generation time
+  print no C7520.
+
 Variables
 ^^^^^^^^^
 
