@@ -5,11 +5,16 @@
         --mods build/tests/gpu/bench_mods --out bench.json \
         [--seqs 4096 16384] [--dims 128 64] [--variants full causal ...] [--runs 30] [--sets 3]
         [--no-decode | --decode-only] [--decode-shapes 16:1:8192 ...] [--hbm-peak-tbs 4.8]
+        [--extras causal_fp16 gqa_causal document ... | --extras]
 
 B=2, H=16 (q and kv), bf16, Sq = Skv = S. Variants (spec names in specs/ and bench/specs/):
 full, causal, causal + relative position, causal + ALiBi (num_heads = 16), causal + tanh softcap 30,
 sliding window 1024 (causal), 2-D neighbourhood 13x13 (a 64x64 image at S=4096, a 128x128 image at
 S=16384 — the table says which). SDPA only where its semantics match (full, causal).
+Extra rows (--extras, all by default) at the same S: causal in fp16, causal fp16 at head_dim 256,
+full and causal with GQA (32 query heads over 8 KV heads; SDPA with enable_gqa), a document mask
+reading runtime id tensors (4 equal documents per sequence) and prefix-LM with a runtime
+prefix length (S/4).
 
 Method (.library/device/METHOD.md): before timing, our output is compared with FlexAttention's on
 the same inputs (tolerance of kg_gpu_tests; a mismatch marks the row WRONG and gives it no speed
@@ -62,6 +67,25 @@ VARIANTS = {
                                           (64, 16384): "neighborhood_2d_128px_d64"}, None),
 }
 IMAGE = {4096: "64x64 image", 16384: "128x128 image"}
+
+# Rows beyond the variant grid (--extras, on by default): other dtypes and head_dims, GQA prefill,
+# and masks that read runtime tensors or params, with inputs an engine would pass.
+#   key: (label, spec, head_dim, query heads, KV heads, SDPA is_causal or None, runtime)
+# runtime(torch, S) -> (fixed params, {tensor name: tensor}) or None for kg_abi.random_runtime's.
+def _documents(torch, S, docs=4):
+    ids = (torch.arange(S, dtype=torch.int32) * docs // S).repeat(B, 1).contiguous()  # docs equal runs
+    return {}, {"q_doc": ids, "kv_doc": ids}
+
+
+EXTRAS = {
+    "causal_fp16": ("causal, fp16", "causal_fp16", 128, H, H, True, None),
+    "causal_d256": ("causal, fp16, d256", "causal_fp16_d256", 256, H, H, True, None),
+    "gqa_full": ("full, GQA 32/8", "full", 128, 32, 8, False, None),
+    "gqa_causal": ("causal, GQA 32/8", "causal", 128, 32, 8, True, None),
+    "document": ("document mask, 4 equal documents (runtime ids)", "document_mask", 128, H, H, None, _documents),
+    "prefix_lm": ("prefix-LM, prefix S/4 (runtime param)", "prefix_lm", 128, H, H, None,
+                  lambda torch, S: ({"prefix_len": S // 4}, {})),
+}
 
 
 def spec_for(variant, D, S):
@@ -128,6 +152,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=3, help="warm-up runs per input set")
     ap.add_argument("--sets", type=int, default=3, help="input sets rotated through")
     ap.add_argument("--no-sdpa", action="store_true")
+    ap.add_argument("--extras", nargs="*", default=list(EXTRAS), choices=list(EXTRAS),
+                    help="rows beyond the variant grid (default: all; --extras with no name: none)")
     ap.add_argument("--no-decode", action="store_true", help="skip the decode rows")
     ap.add_argument("--decode-only", action="store_true", help="only the decode rows")
     ap.add_argument("--decode-shapes", nargs="+", default=DECODE_SHAPES_DEFAULT, metavar="B:SQ:SKV",
@@ -205,6 +231,21 @@ def main():
                     traceback.print_exc(limit=4)
                 torch.cuda.empty_cache()
 
+    for S in ([] if args.decode_only else args.seqs):
+        for extra in args.extras:
+            label, spec, D, hq, hkv, is_causal, runtime = EXTRAS[extra]
+            row = {"variant": extra, "label": label, "S": S, "D": D, "B": B, "H": hq, "Hkv": hkv, "spec": spec}
+            rows.append(row)
+            print("== %s, S=%d, D=%d, heads %d/%d (spec %s)" % (label, S, D, hq, hkv, spec), flush=True)
+            try:
+                run_config(torch, F, flex, create_block_mask, SDPBackend, sdpa_kernel, lib, timer, gen,
+                           args, extra, spec, S, D, row, hq=hq, hkv=hkv, is_causal=is_causal, runtime=runtime)
+            except Exception as e:
+                row["error"] = "%s: %s" % (type(e).__name__, e)
+                print("  ERROR: " + row["error"])
+                traceback.print_exc(limit=4)
+            torch.cuda.empty_cache()
+
     table = markdown(rows) if rows else ""
     dtable = markdown_decode(decode_rows) if decode_rows else ""
     print()
@@ -225,7 +266,11 @@ def main():
 
 
 def run_config(torch, F, flex, create_block_mask, SDPBackend, sdpa_kernel, lib, timer, gen, args, variant, spec, S,
-               D, row):
+               D, row, hq=H, hkv=H, is_causal="variant", runtime=None):
+    """One row: `hq` query heads over `hkv` KV heads; SDPA with is_causal (None: not expressible;
+    "variant": VARIANTS' entry); runtime(torch, S) -> (fixed params, tensors by name) overrides
+    kg_abi.random_runtime's (tensors must not differ across the batch: the unmasked fraction is
+    counted at b = 0)."""
     mods_path = os.path.join(args.mods, spec + ".py")
     if not os.path.exists(mods_path):
         raise RuntimeError("no mods module %s (build kg_bench_mods)" % mods_path)
@@ -233,28 +278,42 @@ def run_config(torch, F, flex, create_block_mask, SDPBackend, sdpa_kernel, lib, 
     fwd = lib.forward(spec)
     dtype = kg_abi.torch_dtype(mods)
     scale = 1.0 / math.sqrt(D)
-    params, plist, tensors, tlist = kg_abi.random_runtime(mods, B, H, H, S, S, torch.Generator().manual_seed(7),
-                                                          fixed_params={"num_heads": H})
+    fixed, given = runtime(torch, S) if runtime else ({}, {})
+    fixed = dict({"num_heads": hq}, **fixed)
+    params, plist, tensors, tlist = kg_abi.random_runtime(mods, B, hq, hkv, S, S, torch.Generator().manual_seed(7),
+                                                          fixed_params=fixed)
+    if given:
+        names = [name for name, _, _ in mods.TENSORS]
+        for name, t in given.items():
+            t = t.to(tensors[name].dtype).to("cuda").contiguous()
+            if t.shape != tensors[name].shape:
+                raise RuntimeError("runtime tensor %s has shape %s, the spec's is %s" % (name, tuple(t.shape),
+                                                                                       tuple(tensors[name].shape)))
+            tensors[name] = t
+            tlist[names.index(name)] = t
     row["params"] = params
     score_mod, mask_mod = mods.make_mods(params, tensors)
 
     frac = unmasked_fraction(torch, mask_mod, S)
-    flops = 4.0 * B * H * S * S * D * frac
+    flops = 4.0 * B * hq * S * S * D * frac
     row.update(unmasked_fraction=frac, flops=flops, floor_ms=flops / (PEAK_TFLOPS * 1e12) * 1e3)
     print("  unmasked fraction %.6f (exact), %.3g FLOP" % (frac, flops))
 
+    gqa = hq != hkv
     sets = []
     for _ in range(args.sets):
-        q, k, v = (torch.randn(B, H, S, D, generator=gen, device="cuda", dtype=torch.float32).to(dtype) for _ in range(3))
+        q = torch.randn(B, hq, S, D, generator=gen, device="cuda", dtype=torch.float32).to(dtype)
+        k, v = (torch.randn(B, hkv, S, D, generator=gen, device="cuda", dtype=torch.float32).to(dtype) for _ in range(2))
         out = torch.empty_like(q)
         a, keep = kg_abi.make_args(q, k, v, out, None, scale, plist, tlist)
         sets.append({"q": q, "k": k, "v": v, "out": out, "args": a, "keep": keep})
     block_mask = None
-    if mask_mod is not None:  # broadcast over b and h: no bench variant's mask reads them
+    if mask_mod is not None:  # over b (a mask may read per-batch tensors), broadcast over h
+        mb = B if mods.TENSORS else None
         try:
-            block_mask = create_block_mask(mask_mod, None, None, S, S, device="cuda", _compile=True)
+            block_mask = create_block_mask(mask_mod, mb, None, S, S, device="cuda", _compile=True)
         except TypeError:  # a torch without the _compile knob
-            block_mask = create_block_mask(mask_mod, None, None, S, S, device="cuda")
+            block_mask = create_block_mask(mask_mod, mb, None, S, S, device="cuda")
     stream = torch.cuda.current_stream().cuda_stream
     import ctypes
 
@@ -266,14 +325,15 @@ def run_config(torch, F, flex, create_block_mask, SDPBackend, sdpa_kernel, lib, 
         return go
 
     def flex_fn(st):
-        return lambda: flex(st["q"], st["k"], st["v"], score_mod=score_mod, block_mask=block_mask, scale=scale)
+        return lambda: flex(st["q"], st["k"], st["v"], score_mod=score_mod, block_mask=block_mask, scale=scale,
+                            enable_gqa=gqa)
 
     # Correctness first, on set 0: ours (with LSE) vs FlexAttention.
     st = sets[0]
     ref, ref_lse = flex(st["q"], st["k"], st["v"], score_mod=score_mod, block_mask=block_mask, scale=scale,
-                        return_lse=True)
+                        enable_gqa=gqa, return_lse=True)
     out = torch.full_like(st["q"], float("nan"))
-    lse = torch.full((B, H, S), float("nan"), dtype=torch.float32, device="cuda")
+    lse = torch.full((B, hq, S), float("nan"), dtype=torch.float32, device="cuda")
     kg_abi.call(fwd, st["q"], st["k"], st["v"], out, lse, scale, plist, tlist)
     torch.cuda.synchronize()
     ok, msg, max_err = kg_abi.compare(out, ref, lse, ref_lse, mods.DTYPE)
@@ -282,12 +342,16 @@ def run_config(torch, F, flex, create_block_mask, SDPBackend, sdpa_kernel, lib, 
     del out, lse, ref, ref_lse
 
     impls = [("ours", [ours(s) for s in sets]), ("flex", [flex_fn(s) for s in sets])]
-    is_causal = VARIANTS[variant][2]
+    if is_causal == "variant":
+        is_causal = VARIANTS[variant][2]
     if is_causal is not None and not args.no_sdpa and sdpa_kernel is not None:
         for name, backend in (("sdpa_flash", SDPBackend.FLASH_ATTENTION), ("sdpa_cudnn", SDPBackend.CUDNN_ATTENTION)):
             def mk(s, backend=backend):
                 def go():
                     with sdpa_kernel(backend):
+                        if gqa:
+                            return F.scaled_dot_product_attention(s["q"], s["k"], s["v"], is_causal=is_causal,
+                                                                  scale=scale, enable_gqa=True)
                         return F.scaled_dot_product_attention(s["q"], s["k"], s["v"], is_causal=is_causal, scale=scale)
                 return go
             try:
@@ -497,22 +561,32 @@ def markdown(rows):
         t = r.get(k)
         return "%.0f" % t["tflops"] if t else ""
 
-    lines = ["| variant | S | D | unmasked (exact) | ours ms | ours TFLOP/s | Flex ms | Flex TFLOP/s | SDPA flash ms "
-             "| SDPA cuDNN ms | speed ours/Flex | max err vs Flex |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    def peak(r, k):
+        t = r.get(k)
+        return "%.0f%%" % (100.0 * t["tflops"] / PEAK_TFLOPS) if t else ""
+
+    def vs(r, k):
+        o, t = r.get("ours"), r.get(k)
+        return "%.2fx" % (t["median_ms"] / o["median_ms"]) if o and t and r.get("correct") else ""
+
+    lines = ["| variant | S | D | unmasked (exact) | ours ms | ours TFLOP/s | ours % of peak | Flex ms | Flex TFLOP/s "
+             "| SDPA flash ms | SDPA cuDNN ms | speed ours/Flex | speed ours/cuDNN | max err vs Flex |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r.get("error"):
-            lines.append("| %s | %d | %d | ERROR: %s |||||||||" % (r["label"], r["S"], r["D"], r["error"][:80]))
+            lines.append("| %s | %d | %d | ERROR: %s |||||||||||" % (r["label"], r["S"], r["D"], r["error"][:80]))
             continue
         ratio = "%.2fx" % r["speed_ours_over_flex"] if "speed_ours_over_flex" in r else ("WRONG" if not r.get("correct") else "")
         ours = ms(r, "ours") + (" SUSPECT" if r.get("ours", {}).get("suspect") else "")
-        lines.append("| %s | %d | %d | %.4f | %s | %s | %s | %s | %s | %s | %s | %.2g |" % (
-            r["label"], r["S"], r["D"], r.get("unmasked_fraction", float("nan")), ours, tf(r, "ours"), ms(r, "flex"),
-            tf(r, "flex"), ms(r, "sdpa_flash"), ms(r, "sdpa_cudnn"), ratio, r.get("max_abs_err_vs_flex", float("nan"))))
+        lines.append("| %s | %d | %d | %.4f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2g |" % (
+            r["label"], r["S"], r["D"], r.get("unmasked_fraction", float("nan")), ours, tf(r, "ours"), peak(r, "ours"),
+            ms(r, "flex"), tf(r, "flex"), ms(r, "sdpa_flash"), ms(r, "sdpa_cudnn"), ratio, vs(r, "sdpa_cudnn"),
+            r.get("max_abs_err_vs_flex", float("nan"))))
     lines.append("")
-    lines.append("B=%d, H=%d, bf16, Sq=Skv=S. Median of CUDA-event times, L2 flushed, rotating input sets. "
-                 "TFLOP/s count 4*B*H*S*S*D times the exact unmasked fraction. speed ours/Flex > 1: ours is faster. "
-                 "SDPA only for full and causal." % (B, H))
+    lines.append("B=%d, H=%d (GQA rows: the heads they name), bf16 unless the row says fp16, Sq=Skv=S. Median of "
+                 "CUDA-event times, L2 flushed, rotating input sets. TFLOP/s count 4*B*Hq*S*S*D times the exact "
+                 "unmasked fraction; %% of peak against %.0f TFLOP/s (dense bf16/fp16, H100/H200 SXM datasheet). "
+                 "speed > 1: ours is faster. SDPA only where its semantics match (full, causal)." % (B, H, PEAK_TFLOPS))
     return "\n".join(lines)
 
 
