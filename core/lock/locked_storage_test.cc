@@ -2,45 +2,12 @@
 
 #include <gtest/gtest.h>
 
-#include <map>
 
+#include "memory_storage.h"
 #include "util/hash.h"
 
 namespace kg::lock {
 namespace {
-
-// Records and blobs in maps.
-class MapStorage final : public storage::Storage {
- public:
-  std::string describe() const override { return "map"; }
-  bool read_only() const override { return false; }
-  Expected<cache::AcRecord, Failure> get_record(const std::string& key) override {
-    auto it = records.find(key);
-    if (it == records.end()) {
-      return fail("no record", Failure::Kind::NotFound);
-    }
-    return it->second;
-  }
-  Expected<void, Failure> put_record(const cache::AcRecord& r) override {
-    records[r.key] = r;
-    return {};
-  }
-  Expected<std::string, Failure> get_blob(const std::string& d) override {
-    auto it = blobs.find(d);
-    if (it == blobs.end()) {
-      return fail("no blob", Failure::Kind::NotFound);
-    }
-    return it->second;
-  }
-  Expected<std::string, Failure> put_blob(const std::string& c) override {
-    blobs[xxh3_128_hex(c)] = c;
-    return xxh3_128_hex(c);
-  }
-  Expected<bool, Failure> touch(const std::string&) override { return false; }
-
-  std::map<std::string, cache::AcRecord> records;
-  std::map<std::string, std::string> blobs;
-};
 
 const std::string kKey = "0123456789abcdef0123456789abcdef";
 const std::string kOtherKey = "fedcba9876543210fedcba9876543210";
@@ -55,7 +22,7 @@ cache::AcRecord record(const std::string& key, const std::string& source_digest)
 }
 
 TEST(LockedStorage, PassesWhatTheLockfileAllowsAndRefusesTheRest) {
-  MapStorage inner;
+  kg::testing::MemoryStorage inner;
   const std::string digest = xxh3_128_hex("kernel");
   const std::string other = xxh3_128_hex("another kernel");
   inner.put_record(record(kKey, digest));
@@ -90,11 +57,11 @@ TEST(LockedStorage, PassesWhatTheLockfileAllowsAndRefusesTheRest) {
 }
 
 TEST(LockedStorage, WithoutALockfileEverythingPasses) {
-  MapStorage inner;
+  kg::testing::MemoryStorage inner;
   inner.put_record(record(kKey, xxh3_128_hex("k")));
   LockedStorage open(inner, nullptr, "", "causal.yaml", "causal", "sm_90a");
   EXPECT_TRUE(open.get_record(kKey));
-  EXPECT_EQ(open.describe(), "map");
+  EXPECT_EQ(open.describe(), "memory");
 }
 
 }  // namespace

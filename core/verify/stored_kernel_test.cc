@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include <map>
 #include <memory>
 
 #include "cache/local_cache.h"
@@ -13,45 +12,12 @@
 #include "storage/local_storage.h"
 #include "storage/tiered_storage.h"
 #include "storage/tiers.h"
+#include "memory_storage.h"
 #include "temp_dir.h"
 #include "util/hash.h"
 
 namespace kg::verify {
 namespace {
-
-// A remote tier in memory: what a write-through gives it.
-class MemoryRemote final : public storage::Storage {
- public:
-  std::string describe() const override { return "memory remote"; }
-  bool read_only() const override { return false; }
-  Expected<cache::AcRecord, Failure> get_record(const std::string& key) override {
-    auto it = records.find(key);
-    if (it == records.end()) {
-      return fail("no record", Failure::Kind::NotFound);
-    }
-    return it->second;
-  }
-  Expected<void, Failure> put_record(const cache::AcRecord& r) override {
-    records[r.key] = r;
-    return {};
-  }
-  Expected<std::string, Failure> get_blob(const std::string& d) override {
-    auto it = blobs.find(d);
-    if (it == blobs.end()) {
-      return fail("no blob", Failure::Kind::NotFound);
-    }
-    return it->second;
-  }
-  Expected<std::string, Failure> put_blob(const std::string& c) override {
-    const std::string d = xxh3_128_hex(c);
-    blobs[d] = c;
-    return d;
-  }
-  Expected<bool, Failure> touch(const std::string&) override { return false; }
-
-  std::map<std::string, cache::AcRecord> records;
-  std::map<std::string, std::string> blobs;
-};
 
 class StoredKernelTest : public ::testing::Test {
  protected:
@@ -198,8 +164,8 @@ TEST_F(StoredKernelTest, StoreVerifiedWritesTheReportAndTheStateInOneRecord) {
 TEST_F(StoredKernelTest, StoreVerifiedWritesThroughToAWritableRemote) {
   auto k = load_stored_kernel(*m_local, m_record);
   ASSERT_TRUE(k);
-  auto remote = std::make_unique<MemoryRemote>();
-  MemoryRemote* seen = remote.get();
+  auto remote = std::make_unique<kg::testing::MemoryStorage>();
+  kg::testing::MemoryStorage* seen = remote.get();
   storage::TieredStorage tiers(std::make_unique<storage::BorrowedStorage>(*m_local), {}, std::move(remote), {});
   auto stored = store_verified(tiers, *k, "{}");
   ASSERT_TRUE(stored) << stored.error().message;
