@@ -22,18 +22,7 @@ unset KERNELGEN_LOG KERNELGEN_MODE KERNELGEN_REMOTE KERNELGEN_PREBUILT KERNELGEN
 export KERNELGEN_CONFIG=$work/no-such.conf KERNELGEN_CACHE_DIR=$work/cache KERNELGEN_NO_DAEMON=1
 export KERNELGEN_NVCC=${KERNELGEN_NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
 
-passed=0
-failed=0
-check() {  # check NAME COMMAND...: passes when COMMAND exits 0
-  local name=$1
-  shift
-  if "$@"; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $name" >&2
-  fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../support/checks.sh"
 run() {  # run EXPECTED_EXIT CMD...: stdout/stderr in $out/$err; another exit code is a failure
   local want=$1
   shift
@@ -48,7 +37,6 @@ run() {  # run EXPECTED_EXIT CMD...: stdout/stderr in $out/$err; another exit co
   fi
   passed=$((passed + 1))
 }
-contains() { [[ $1 == *"$2"* ]] || { echo "  expected '$2' in: $1" >&2; return 1; }; }
 key_of() {
   "$kg" spec check "$1" --json | python3 -c "import json, sys; print(json.load(sys.stdin)[0]['key'])"
 }

@@ -24,18 +24,7 @@ unset KERNELGEN_LOG KERNELGEN_NO_DAEMON KERNELGEN_MODE KERNELGEN_REMOTE KERNELGE
 export KERNELGEN_CONFIG=$work/no-such.conf
 edit="python3 $src/tests/cli/cache_edit.py"
 
-passed=0
-failed=0
-check() {  # check NAME COMMAND...: passes when COMMAND exits 0
-  local name=$1
-  shift
-  if "$@"; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $name" >&2
-  fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../support/checks.sh"
 run() {  # run EXPECTED_EXIT CMD...: captures stdout/stderr in $out/$err; another exit code fails the suite
   local want=$1
   shift
@@ -50,8 +39,6 @@ run() {  # run EXPECTED_EXIT CMD...: captures stdout/stderr in $out/$err; anothe
   fi
   passed=$((passed + 1))
 }
-contains() { [[ $1 == *"$2"* ]] || { echo "  expected '$2' in: $1" >&2; return 1; }; }
-lacks() { [[ $1 != *"$2"* ]] || { echo "  did not expect '$2' in: $1" >&2; return 1; }; }
 key_of() {  # key_of SPEC [ARCH]: the cache key `spec check` prints
   "$kg" spec check "$1" --arch "${2:-sm_90a}" --json | python3 -c "import json, sys; print(json.load(sys.stdin)[0]['key'])"
 }

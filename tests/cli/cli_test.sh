@@ -14,18 +14,7 @@ trap 'KERNELGEN_CACHE_DIR=$work/cache "$kg" daemon stop >/dev/null 2>&1; rm -rf 
 export KERNELGEN_CACHE_DIR=$work/cache
 unset KERNELGEN_LOG KERNELGEN_NO_DAEMON
 
-passed=0
-failed=0
-check() {  # check NAME COMMAND...: passes when COMMAND exits 0
-  local name=$1
-  shift
-  if "$@"; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $name" >&2
-  fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../support/checks.sh"
 run() {  # run EXPECTED_EXIT CMD...: captures stdout/stderr in $out/$err, checks the exit code
   local want=$1
   shift
@@ -38,7 +27,6 @@ run() {  # run EXPECTED_EXIT CMD...: captures stdout/stderr in $out/$err, checks
     return 1
   fi
 }
-contains() { [[ $1 == *"$2"* ]] || { echo "  expected '$2' in: $1" >&2; return 1; }; }
 
 # --- help and usage ---------------------------------------------------------------------------
 run 0 "$kg" --help

@@ -7,13 +7,7 @@ kg=$(readlink -f "$1")
 nvcc=${2:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-check() {
-  local name=$1
-  shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $name" >&2; fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../support/checks.sh"
 cd "$work"
 
 # A stand-in compiler: writes an ELF-looking object holding a temporary-file name, then exits as told.

@@ -15,18 +15,7 @@ export KERNELGEN_CACHE_DIR=$work/cache
 unset KERNELGEN_LOG KERNELGEN_NO_DAEMON KERNELGEN_MODE KERNELGEN_CONFIG
 export KERNELGEN_CONFIG=$work/no-such.conf
 
-passed=0
-failed=0
-check() {  # check NAME COMMAND...: passes when COMMAND exits 0
-  local name=$1
-  shift
-  if "$@"; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $name" >&2
-  fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../support/checks.sh"
 run() {  # run EXPECTED_EXIT CMD...: captures stdout/stderr in $out/$err; another exit code fails the suite
   local want=$1
   shift
@@ -40,8 +29,6 @@ run() {  # run EXPECTED_EXIT CMD...: captures stdout/stderr in $out/$err; anothe
     return 1
   fi
 }
-contains() { [[ $1 == *"$2"* ]] || { echo "  expected '$2' in: $1" >&2; return 1; }; }
-lacks() { [[ $1 != *"$2"* ]] || { echo "  did not expect '$2' in: $1" >&2; return 1; }; }
 json_field() {  # json_field FILE PYTHON-EXPR: prints the expression over the parsed file `j`
   python3 -c "import json, sys; j = json.load(open(sys.argv[1])); print($2)" "$1"
 }

@@ -23,18 +23,7 @@ if [[ -z "$chromium" || ! -x "$chromium" ]]; then
   exit 1
 fi
 
-passed=0
-failed=0
-check() {  # check NAME COMMAND...: passes when COMMAND exits 0
-  local name=$1
-  shift
-  if "$@"; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $name" >&2
-  fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../support/checks.sh"
 run() {  # run EXPECTED_EXIT CMD...: captures stdout/stderr in $out/$err, checks the exit code
   local want=$1
   shift
@@ -47,7 +36,6 @@ run() {  # run EXPECTED_EXIT CMD...: captures stdout/stderr in $out/$err, checks
     return 1
   fi
 }
-contains() { [[ $1 == *"$2"* ]] || { echo "  expected '$2' in: $1" >&2; return 1; }; }
 
 # browse PAGE NAME [EXTRA FLAGS...]: opens file://PAGE headless; the DOM goes to $work/NAME.dom,
 # the net log to $work/NAME.netlog. Every host name resolves to nothing, so nothing can leave.

@@ -19,19 +19,7 @@ export KERNELGEN_NO_DAEMON=1  # misses are generated in the build step itself (t
 unset KERNELGEN_LOG KERNELGEN_MODE
 trap 'rm -rf "$work"' EXIT
 
-passed=0
-failed=0
-check() {  # check NAME COMMAND...: passes when COMMAND exits 0
-  local name=$1
-  shift
-  if "$@"; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $name" >&2
-  fi
-}
-contains() { [[ $1 == *"$2"* ]] || { echo "  expected '$2' in: $1" >&2; return 1; }; }
+source "$(dirname "${BASH_SOURCE[0]}")/../support/checks.sh"
 flat() { tr '\n' ' ' <<<"$1" | tr -s ' '; }  # CMake wraps its messages
 
 proj=$work/proj

@@ -37,24 +37,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-passed=0
-failed=0
-check() {  # check NAME COMMAND...: passes when COMMAND exits 0
-  local name=$1
-  shift
-  if "$@"; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $name" >&2
-  fi
-}
-contains() { [[ $1 == *"$2"* ]] || { echo "  expected '$2' in: $1" >&2; return 1; }; }
-# use_cache NAME: a fresh cache for the next steps (its daemon is stopped at exit).
-use_cache() {
-  export KERNELGEN_CACHE_DIR=$work/$1
-  caches+=("$KERNELGEN_CACHE_DIR")
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../support/checks.sh"
 # stat_field FIELD: a value from `kernelgen daemon status --json` (stats first, then status);
 # empty when no daemon answers.
 stat_field() {

@@ -31,18 +31,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-passed=0
-failed=0
-check() {
-  local name=$1
-  shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $name" >&2; fi
-}
-contains() { [[ $1 == *"$2"* ]] || { echo "  expected '$2' in: $1" >&2; return 1; }; }
-use_cache() {
-  export KERNELGEN_CACHE_DIR=$work/$1
-  caches+=("$KERNELGEN_CACHE_DIR")
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../support/checks.sh"
 # start_fake NAME SCRIPT: starts kg_fake_llm on a free loopback port; sets KERNELGEN_LLM_URL.
 start_fake() {
   local name=$1 script=$2

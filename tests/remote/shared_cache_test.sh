@@ -26,18 +26,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-passed=0
-failed=0
-check() {
-  local name=$1
-  shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $name" >&2; fi
-}
-contains() { [[ $1 == *"$2"* ]] || { echo "  expected '$2' in: $1" >&2; return 1; }; }
-use_cache() {
-  export KERNELGEN_CACHE_DIR=$work/$1
-  caches+=("$KERNELGEN_CACHE_DIR")
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../support/checks.sh"
 no_daemon_ran() { ! ls "$XDG_RUNTIME_DIR"/kernelgen/*.sock >/dev/null 2>&1; }
 nvcc=${KERNELGEN_NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
 
