@@ -303,6 +303,7 @@ int main(int argc, char** argv) {
     report_ready(ready_fd, 'f');
     return kExitFailure;
   }
+  const std::string storage_line = kg::storage::describe_setup(config.cache_dir, *tiers);
   EmitBackend emit_backend(config.cache_dir, cache_options, kg::verify::verifier_setup(*settings), nullptr, loop,
                            no_loop, std::move(*tiers));
   emit_backend.set_max_size(kg::config::parse_size(settings->text("max_size")).value_or(0));
@@ -324,6 +325,7 @@ int main(int argc, char** argv) {
   options.config_id = id;
   options.paths = *paths;
   options.log = foreground ? "" : paths->log;
+  options.storage = storage_line;
   options.idle_timeout_s = idle_timeout_s;
   options.announce_version = announce_version;
   options.max_connections = static_cast<int>(max_connections);

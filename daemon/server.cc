@@ -422,6 +422,7 @@ Status Server::status() const {
     s.connections = static_cast<int64_t>(m_connections.size());
   }
   s.draining = m_draining;
+  s.storage = m_options.storage;
   return s;
 }
 

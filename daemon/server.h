@@ -39,6 +39,7 @@ struct ServerOptions {
   std::string config_id;
   DaemonPaths paths;
   std::string log;               // log file path; "" when logging to stderr
+  std::string storage;           // the storage tiers, for status (storage::describe_setup)
   int64_t idle_timeout_s = 600;  // 0: never
   int max_connections = 1024;  // beyond it a new connection gets hello, then error busy
   // A connection with nothing running for it is closed after this long without a request.

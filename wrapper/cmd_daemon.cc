@@ -95,6 +95,7 @@ int status(const DaemonTarget& target, const DaemonOptions& opts) {
             << "  cache      " << st->cache_dir << "\n"
             << "  socket     " << st->socket << "\n"
             << "  log        " << (st->log.empty() ? "(stderr)" : st->log) << "\n"
+            << "  storage    " << (st->storage.empty() ? "(not reported: an older kernelgend)" : st->storage) << "\n"
             << "  jobs       " << st->active_jobs << " running or queued, " << st->jobs_limit << " at once\n"
             << "  idle exit  "
             << (st->idle_timeout_s == 0 ? std::string("never") : std::to_string(st->idle_timeout_s) + " s")

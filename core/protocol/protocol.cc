@@ -202,6 +202,7 @@ Expected<Response, std::string> response_from_json(const json& j) {
     KG_FIELD(s.active_jobs, field<int64_t>(j, "active_jobs", 0));
     KG_FIELD(s.connections, field<int64_t>(j, "connections", 0));
     KG_FIELD(s.draining, field<bool>(j, "draining", false));
+    KG_FIELD(s.storage, field<std::string>(j, "storage", ""));
     return Response{s};
   }
   if (type == "stats") {
@@ -388,7 +389,8 @@ std::string encode(const Response& response) {
                         {"jobs_limit", s.jobs_limit},
                         {"active_jobs", s.active_jobs},
                         {"connections", s.connections},
-                        {"draining", s.draining}};
+                        {"draining", s.draining},
+                        {"storage", s.storage}};
           },
           [](const Stats& s) {
             return json{{"type", "stats"},

@@ -82,6 +82,7 @@ struct Status {
   int64_t active_jobs = 0;
   int64_t connections = 0;
   bool draining = false;
+  std::string storage;  // the tiers it looks kernels up in, in order (storage::describe_setup); "" from older daemons
 };
 
 struct Stats {

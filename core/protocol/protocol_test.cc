@@ -118,9 +118,11 @@ TEST(Protocol, ResponsesRoundTrip) {
   s.cache_dir = "/c";
   s.idle_timeout_s = 0;
   s.draining = true;
+  s.storage = "local cache /c, remote http://h/kg (webdav)";
   Status sb = response_round_trip<Status>(s);
   EXPECT_EQ(sb.cache_dir, "/c");
   EXPECT_TRUE(sb.draining);
+  EXPECT_EQ(sb.storage, s.storage);
 
   Stats st;
   st.generations = 1;

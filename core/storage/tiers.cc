@@ -35,6 +35,25 @@ Expected<TierSetup, Failure> tier_setup(const config::Config& config) {
   return s;
 }
 
+std::string describe_setup(const std::string& cache_dir, const TierSetup& setup) {
+  std::string out = "local cache " + cache_dir;
+  for (const std::string& file : setup.prebuilt) {
+    out += ", bundle " + file;
+  }
+  if (setup.remote) {
+    const RemoteSpec& r = *setup.remote;
+    out += ", remote " + redacted_url(r.url);
+    std::string attrs = r.scheme == "redis" ? "" : r.layout;
+    if (r.read_only) {
+      attrs += attrs.empty() ? "read-only" : ", read-only";
+    }
+    if (!attrs.empty()) {
+      out += " (" + attrs + ")";
+    }
+  }
+  return out;
+}
+
 void save_stats(const std::string& dir, const std::vector<TierStats>& counted) {
   if (auto saved = cache::add_tier_stats(dir, counted, static_cast<int64_t>(std::time(nullptr))); !saved) {
     KG_LOG_DEBUG("cannot update the cache statistics: " << saved.error().message);

@@ -24,6 +24,10 @@ struct TierSetup {
 // Reads the prebuilt and remote settings. Errors name the setting and what was expected.
 Expected<TierSetup, Failure> tier_setup(const config::Config& config);
 
+// One line naming the tiers in lookup order, without opening any: "local cache DIR, bundle FILE,
+// remote URL (LAYOUT, read-only)"; the remote's URL with its credentials redacted.
+std::string describe_setup(const std::string& cache_dir, const TierSetup& setup);
+
 // A Storage that forwards to one it does not own (the local cache, owned by its caller).
 class BorrowedStorage final : public Storage {
  public:
