@@ -265,6 +265,34 @@ def main():
     return 1 if bad else 0
 
 
+def input_sets(torch, gen, count, b, hq, hkv, sq, skv, D, dtype, scale, plist, tlist):
+    """`count` input sets, each q [b, hq, sq, D] and k, v [b, hkv, skv, D] drawn from N(0, 1) in
+    that order, an output buffer and the kernel's argument block (`keep` holds what it points at)."""
+    sets = []
+    for _ in range(count):
+        q = torch.randn(b, hq, sq, D, generator=gen, device="cuda", dtype=torch.float32).to(dtype)
+        k, v = (torch.randn(b, hkv, skv, D, generator=gen, device="cuda", dtype=torch.float32).to(dtype)
+                for _ in range(2))
+        out = torch.empty_like(q)
+        a, keep = kg_abi.make_args(q, k, v, out, None, scale, plist, tlist)
+        sets.append({"q": q, "k": k, "v": v, "out": out, "args": a, "keep": keep})
+    return sets
+
+
+def ours_caller(torch, fwd, spec):
+    """ours(set) -> a function that enqueues kg_<spec>_forward on that set on the current stream."""
+    import ctypes
+    stream = torch.cuda.current_stream().cuda_stream
+
+    def ours(st):
+        def go():
+            err = fwd(ctypes.byref(st["args"]), ctypes.c_void_p(stream))
+            if err:
+                raise RuntimeError("kg_%s_forward returned %s" % (spec, kg_abi.cuda_error_name(err)))
+        return go
+    return ours
+
+
 def run_config(torch, F, flex, create_block_mask, SDPBackend, sdpa_kernel, lib, timer, gen, args, variant, spec, S,
                D, row, hq=H, hkv=H, is_causal="variant", runtime=None):
     """One row: `hq` query heads over `hkv` KV heads; SDPA with is_causal (None: not expressible;
@@ -300,13 +328,7 @@ def run_config(torch, F, flex, create_block_mask, SDPBackend, sdpa_kernel, lib, 
     print("  unmasked fraction %.6f (exact), %.3g FLOP" % (frac, flops))
 
     gqa = hq != hkv
-    sets = []
-    for _ in range(args.sets):
-        q = torch.randn(B, hq, S, D, generator=gen, device="cuda", dtype=torch.float32).to(dtype)
-        k, v = (torch.randn(B, hkv, S, D, generator=gen, device="cuda", dtype=torch.float32).to(dtype) for _ in range(2))
-        out = torch.empty_like(q)
-        a, keep = kg_abi.make_args(q, k, v, out, None, scale, plist, tlist)
-        sets.append({"q": q, "k": k, "v": v, "out": out, "args": a, "keep": keep})
+    sets = input_sets(torch, gen, args.sets, B, hq, hkv, S, S, D, dtype, scale, plist, tlist)
     block_mask = None
     if mask_mod is not None:  # over b (a mask may read per-batch tensors), broadcast over h
         mb = B if mods.TENSORS else None
@@ -314,15 +336,7 @@ def run_config(torch, F, flex, create_block_mask, SDPBackend, sdpa_kernel, lib, 
             block_mask = create_block_mask(mask_mod, mb, None, S, S, device="cuda", _compile=True)
         except TypeError:  # a torch without the _compile knob
             block_mask = create_block_mask(mask_mod, mb, None, S, S, device="cuda")
-    stream = torch.cuda.current_stream().cuda_stream
-    import ctypes
-
-    def ours(st):
-        def go():
-            err = fwd(ctypes.byref(st["args"]), ctypes.c_void_p(stream))
-            if err:
-                raise RuntimeError("kg_%s_forward returned %s" % (spec, kg_abi.cuda_error_name(err)))
-        return go
+    ours = ours_caller(torch, fwd, spec)
 
     def flex_fn(st):
         return lambda: flex(st["q"], st["k"], st["v"], score_mod=score_mod, block_mask=block_mask, scale=scale,
@@ -396,7 +410,6 @@ def hbm_peak_tbs(device_name):
 
 
 def run_decode(torch, F, flex, SDPBackend, sdpa_kernel, lib, timer, gen, args, row):
-    import ctypes
     Bd, Hq, Hkv, Sq, Skv, D = row["B"], row["Hq"], row["Hkv"], row["Sq"], row["Skv"], row["D"]
     mods_path = os.path.join(args.mods, DECODE_SPEC + ".py")
     if not os.path.exists(mods_path):
@@ -413,22 +426,8 @@ def run_decode(torch, F, flex, SDPBackend, sdpa_kernel, lib, timer, gen, args, r
     row["floor_ms"] = floor_ms
     print("  %.1f MB of K+V+Q+O" % (nbytes / 1e6))
 
-    sets = []
-    for _ in range(args.sets):
-        q = torch.randn(Bd, Hq, Sq, D, generator=gen, device="cuda", dtype=torch.float32).to(dtype)
-        k, v = (torch.randn(Bd, Hkv, Skv, D, generator=gen, device="cuda", dtype=torch.float32).to(dtype)
-                for _ in range(2))
-        out = torch.empty_like(q)
-        a, keep = kg_abi.make_args(q, k, v, out, None, scale, plist, tlist)
-        sets.append({"q": q, "k": k, "v": v, "out": out, "args": a, "keep": keep})
-    stream = torch.cuda.current_stream().cuda_stream
-
-    def ours(st):
-        def go():
-            err = fwd(ctypes.byref(st["args"]), ctypes.c_void_p(stream))
-            if err:
-                raise RuntimeError("kg_%s_forward returned %s" % (DECODE_SPEC, kg_abi.cuda_error_name(err)))
-        return go
+    sets = input_sets(torch, gen, args.sets, Bd, Hq, Hkv, Sq, Skv, D, dtype, scale, plist, tlist)
+    ours = ours_caller(torch, fwd, DECODE_SPEC)
 
     def flex_fn(st, lse=False):
         return lambda: flex(st["q"], st["k"], st["v"], scale=scale, enable_gqa=True, return_lse=lse)
