@@ -350,6 +350,24 @@ std::vector<std::string> ptxas_summary(const std::string& log, int* max_spill) {
   return out;
 }
 
+// The host harnesses below: a CHECK that counts failures, and `ok`, valid arguments for the
+// alibi_causal kernel (head_dim 128, 8 query heads over 2, seqlen_q 0: nothing is launched).
+constexpr const char* kHarnessCheck = R"(#include <cstdio>
+#include <cstring>
+static int failures = 0;
+#define CHECK(c) do { if (!(c)) { std::printf("FAILED line %d: %s\n", __LINE__, #c); ++failures; } } while (0)
+)";
+constexpr const char* kHarnessValidArgs = R"(  alignas(16) static unsigned char buf[4096];
+  double params[1] = {16.0};
+  KgAttentionArgs ok;
+  std::memset(&ok, 0, sizeof ok);
+  ok.abi_version = KG_ABI_VERSION; ok.head_dim = 128;
+  ok.q = buf; ok.k = buf; ok.v = buf; ok.out = buf + 2048;
+  ok.batch = 2; ok.heads_q = 8; ok.heads_kv = 2; ok.seqlen_q = 0; ok.seqlen_kv = 7;
+  for (int i = 0; i < 3; ++i) { ok.q_stride[i] = ok.k_stride[i] = ok.v_stride[i] = ok.out_stride[i] = 8 * (3 - i); }
+  ok.softmax_scale = 0.125f; ok.params = params;
+)";
+
 TEST(NvccCompile, EmittedKernelsCompileWithoutSpills) {
   const char* nvcc = std::getenv("KERNELGEN_NVCC");
   if (nvcc == nullptr || *nvcc == '\0') GTEST_SKIP() << "set KERNELGEN_NVCC=<nvcc> (ctest -R codegen_nvcc_compile does)";
@@ -400,25 +418,12 @@ TEST(NvccCompile, EmittedKernelsCompileWithoutSpills) {
   // Host harness: include one generated kernel and check what runs on the CPU.
   // The kernel's internals live in its namespace (kg_<key>_kernel); only the entry is global.
   std::ofstream(dir / "harness.cu") << "#include \"alibi_causal.cu\"\nusing namespace kg_" << kKey << "_kernel;\n"
-                                    << R"(#include <cstdio>
-#include <cstring>
-static int failures = 0;
-#define CHECK(c) do { if (!(c)) { std::printf("FAILED line %d: %s\n", __LINE__, #c); ++failures; } } while (0)
-int main() {
+                                    << kHarnessCheck << R"(int main() {
   // Python semantics: // and % floor toward -inf; x // 0 == x % 0 == 0 (spec/interpret.h).
   CHECK(kg_floordiv(-7, 2) == -4); CHECK(kg_mod(-7, 2) == 1); CHECK(kg_floordiv(7, -2) == -4);
   CHECK(kg_mod(7, -2) == -1); CHECK(kg_floordiv(-8, 2) == -4); CHECK(kg_mod(-8, 2) == 0);
   CHECK(kg_floordiv(7, 2) == 3); CHECK(kg_mod(7, 2) == 1); CHECK(kg_floordiv(5, 0) == 0); CHECK(kg_mod(5, 0) == 0);
-  alignas(16) static unsigned char buf[4096];
-  double params[1] = {16.0};
-  KgAttentionArgs ok;
-  std::memset(&ok, 0, sizeof ok);
-  ok.abi_version = KG_ABI_VERSION; ok.head_dim = 128;
-  ok.q = buf; ok.k = buf; ok.v = buf; ok.out = buf + 2048;
-  ok.batch = 2; ok.heads_q = 8; ok.heads_kv = 2; ok.seqlen_q = 0; ok.seqlen_kv = 7;
-  for (int i = 0; i < 3; ++i) { ok.q_stride[i] = ok.k_stride[i] = ok.v_stride[i] = ok.out_stride[i] = 8 * (3 - i); }
-  ok.softmax_scale = 0.125f; ok.params = params;
-  // seqlen_q == 0: valid, nothing to do, nothing launched (no GPU needed).
+)" << kHarnessValidArgs << R"(  // seqlen_q == 0: valid, nothing to do, nothing launched (no GPU needed).
   CHECK(kg_alibi_causal_forward(&ok, 0) == cudaSuccess);
   CHECK(kg_alibi_causal_forward(nullptr, 0) == cudaErrorInvalidValue);
   KgAttentionArgs a;
@@ -474,11 +479,7 @@ TEST(NvccCompile, MultiFamilyFileCompilesAndDispatches) {
   std::ofstream(dir / "multi.cu") << emit_template_kernel(s, prov_for(s), "sm_80,sm_86,sm_90a");
   const std::string ns = std::string("kg_") + kKey + "_dispatch";
   std::ofstream(dir / "harness.cu") << "#include \"multi.cu\"\n#define KG_NS " << ns << "\n#define KG_FWD kg_" << s.name
-                                    << "_forward\n" << R"(#include <cstdio>
-#include <cstring>
-static int failures = 0;
-#define CHECK(c) do { if (!(c)) { std::printf("FAILED line %d: %s\n", __LINE__, #c); ++failures; } } while (0)
-int main() {
+                                    << "_forward\n" << kHarnessCheck << R"(int main() {
   CHECK(KG_NS::kg_family_for(9, 0) == KG_NS::kg_family_sm90a);
   CHECK(KG_NS::kg_family_for(8, 0) == KG_NS::kg_family_sm80);
   CHECK(KG_NS::kg_family_for(8, 6) == KG_NS::kg_family_sm80);
@@ -487,16 +488,7 @@ int main() {
   CHECK(KG_NS::kg_family_for(9, 1) == KG_NS::kg_family_none);
   CHECK(KG_NS::kg_family_for(10, 0) == KG_NS::kg_family_none);
   CHECK(KG_NS::kg_family_for(12, 0) == KG_NS::kg_family_none);
-  alignas(16) static unsigned char buf[4096];
-  double params[1] = {16.0};
-  KgAttentionArgs ok;
-  std::memset(&ok, 0, sizeof ok);
-  ok.abi_version = KG_ABI_VERSION; ok.head_dim = 128;
-  ok.q = buf; ok.k = buf; ok.v = buf; ok.out = buf + 2048;
-  ok.batch = 2; ok.heads_q = 8; ok.heads_kv = 2; ok.seqlen_q = 0; ok.seqlen_kv = 7;
-  for (int i = 0; i < 3; ++i) { ok.q_stride[i] = ok.k_stride[i] = ok.v_stride[i] = ok.out_stride[i] = 8 * (3 - i); }
-  ok.softmax_scale = 0.125f; ok.params = params;
-  CHECK(KG_FWD(&ok, 0) == cudaSuccess);
+)" << kHarnessValidArgs << R"(  CHECK(KG_FWD(&ok, 0) == cudaSuccess);
   CHECK(KG_FWD(nullptr, 0) == cudaErrorInvalidValue);
   KgAttentionArgs a = ok;
   a.heads_q = 7;
