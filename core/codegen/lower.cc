@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "spec/limits.h"
+#include "spec/literal.h"
 
 namespace kg::codegen {
 namespace {
@@ -187,18 +188,12 @@ std::string float_literal(double value) {
   return std::signbit(f) ? "(-" + digits + ")" : digits;
 }
 
-// The value of a compile-time number (a literal or a constant, maybe promoted to float); nullopt
-// for anything else.
+// The value of a compile-time number (a literal or a constant, maybe negated or promoted to
+// float: spec::fold_literal); nullopt for anything else.
 std::optional<double> constant_value(const spec::Spec& spec, const Expr& e) {
-  if (e.op == Op::ToFloat && !e.args.empty() && e.args[0]) return constant_value(spec, *e.args[0]);
-  if (e.op == Op::FloatLit) return e.float_value;
-  if (e.op == Op::IntLit) return static_cast<double>(e.int_value);
-  if (e.op == Op::Constant && e.index >= 0 && e.index < static_cast<int>(spec.constants.size())) {
-    const spec::ConstantDecl& c = spec.constants[e.index];
-    if (c.type == Type::Float) return c.float_value;
-    if (c.type == Type::Int) return static_cast<double>(c.int_value);
-  }
-  return std::nullopt;
+  const std::optional<spec::Literal> v = spec::fold_literal(e, spec);
+  if (!v || v->type == Type::Bool) return std::nullopt;
+  return v->type == Type::Int ? static_cast<double>(v->int_value) : v->float_value;
 }
 
 std::string binding_variable(const LowerContext& ctx, int index) {
@@ -444,6 +439,6 @@ const char* type_name(Type t) {
   return "?";
 }
 
-const char* cuda_type(Type t) { return type_name(t); }
+const char* cuda_type(Type t) { return codegen::type_name(t); }
 
 }  // namespace kg::codegen

@@ -73,6 +73,9 @@ TEST(Lower, FastMathDividesByAConstantThroughItsReciprocal) {
   const auto div = [](spec::ExprPtr a, spec::ExprPtr b) { return bin(spec::Op::Div, std::move(a), std::move(b)); };
   EXPECT_EQ(lower(div(score(), flit(4.0)), MathMode::Fast), "(score * 0.25f)");
   EXPECT_EQ(lower(div(score(), flit(4.0)), MathMode::Precise), "(score / 4.0f)");
+  // A negated or promoted constant is a constant too (spec::fold_literal).
+  EXPECT_EQ(lower(div(score(), un(spec::Op::Neg, flit(4.0))), MathMode::Fast), "(score * (-0.25f))");
+  EXPECT_EQ(lower(div(score(), to_float(ilit(8))), MathMode::Fast), "(score * 0.125f)");
   // A runtime divisor, and a constant whose reciprocal is not a normal float, keep the division.
   EXPECT_EQ(lower(div(score(), param(0, spec::Type::Float)), MathMode::Fast),
             "(score / static_cast<float>(ma.param0_alpha))");
