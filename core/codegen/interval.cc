@@ -126,7 +126,14 @@ class Walker {
       case Op::Binding:
         if (e.index < 0 || e.index >= static_cast<int>(m_bindings.size())) fail("binding index out of range");
         return m_bindings[e.index];
-      case Op::TensorElem: return top_of(t);  // data-dependent: never bounded
+      case Op::TensorElem: {
+        // Data-dependent: bounded by the elements themselves over a small index box (the
+        // domain decides); top otherwise.
+        if (e.index < 0 || e.index >= static_cast<int>(m_spec.tensors.size())) fail("tensor index out of range");
+        std::vector<Val> idx;
+        for (size_t i = 0; i < e.args.size(); ++i) idx.push_back(a(i));
+        return t == Type::Int ? m_d.int_tensor(e.index, idx) : top_of(t);
+      }
       case Op::Neg: return int_rule(Rule::IvNeg, 1);
       case Op::Not: return m_d.apply(Rule::BvNot, {a(0)});
       case Op::ToFloat: return m_d.unknown();
@@ -204,6 +211,30 @@ struct HostDomain {
     return Val{rules::kg_iv_point(static_cast<int>(tile.params[index])), {}};
   }
   Val bind(int, Type, Val v) { return v; }
+  // The hull of the elements in the index box, as the generated kg_iv_tensor* scan computes it.
+  Val int_tensor(int index, const std::vector<Val>& idx) {
+    if (!tile.tensor) return iv_top();
+    long long count = 1;
+    for (const Val& v : idx) {
+      const long long width = v.iv.hi - v.iv.lo + 1;
+      if (width > kTensorScanMax) return iv_top();
+      count *= width;
+    }
+    if (count > kTensorScanMax) return iv_top();
+    std::vector<int64_t> at(idx.size());
+    for (size_t d = 0; d < idx.size(); ++d) at[d] = idx[d].iv.lo;
+    long long lo = KG_IV_INT32_MAX, hi = KG_IV_INT32_MIN;
+    for (long long n = 0; n < count; ++n) {
+      const long long x = static_cast<int32_t>(tile.tensor(index, at));  // the reader's int
+      lo = x < lo ? x : lo;
+      hi = x > hi ? x : hi;
+      for (size_t d = idx.size(); d-- > 0;) {  // next index, last dimension fastest
+        if (++at[d] <= idx[d].iv.hi) break;
+        at[d] = idx[d].iv.lo;
+      }
+    }
+    return Val{rules::KgIv{lo, hi}, {}};
+  }
   Val apply(Rule r, const std::vector<Val>& x) {
     using namespace rules;
     switch (r) {
@@ -242,7 +273,8 @@ struct EmitDomain {
   using Val = std::string;
   const spec::Spec& spec;
   const spec::ModFunction& fn;
-  std::string body;  // binding lines
+  std::string body;            // binding lines
+  std::vector<bool> scanned;   // tensors whose kg_iv_tensor* scan the classifier calls
 
   Val unknown() { return ""; }
   Val iv_top() { return "kg_iv_top()"; }
@@ -259,6 +291,15 @@ struct EmitDomain {
     }
   }
   Val int_param(int index) { return "kg_iv_point(ma." + param_field(spec, index) + ")"; }
+  Val int_tensor(int index, const std::vector<Val>& idx) {
+    std::string s = "kg_iv_" + tensor_field(spec, index) + "(ma";
+    for (const Val& v : idx) {
+      if (v.empty()) return iv_top();
+      s += ", " + v;
+    }
+    scanned[static_cast<size_t>(index)] = true;
+    return s + ")";
+  }
   Val bind(int index, Type t, const Val& v) {
     if (t == Type::Float) return unknown();
     const std::string name = "iv" + std::to_string(index) + "_" + sanitize_identifier(fn.bindings[index].name);
@@ -286,6 +327,48 @@ TileClass classify_tile(const spec::Spec& spec, const TileQuery& tile) {
   return TileClass::Partial;
 }
 
+namespace {
+
+// kg_iv_tensor<i>_<name>(ma, KgIv i0, ...): what an int tensor read can give over an index box.
+// A box of at most kTensorScanMax elements (a tile's 128 rows of a per-token tensor) is read
+// whole and gives the exact hull, which is what lets a data-dependent mask (document ids,
+// lengths, per-head choices) classify tiles Empty or Full at run time; a larger one is top. The
+// reads go through the tensor's reader, so indices outside the shape give 0 there too.
+std::string emit_tensor_scan(const spec::Spec& spec, int index) {
+  const auto& t = spec.tensors[static_cast<size_t>(index)];
+  const size_t rank = t.shape.size();
+  std::string s = "// The hull of " + t.name + " over an index box (kg_classify_tile): exact up to " +
+                  std::to_string(kTensorScanMax) + " elements, else top.\n";
+  s += "[[maybe_unused]] __device__ __forceinline__ KgIv kg_iv_" + tensor_field(spec, index) + "(const KgModArgs& ma";
+  for (size_t d = 0; d < rank; ++d) s += ", KgIv i" + std::to_string(d);
+  s += ") {\n  long long count = 1;\n";
+  for (size_t d = 0; d < rank; ++d) {
+    const std::string i = "i" + std::to_string(d);
+    s += "  if (" + i + ".hi - " + i + ".lo >= " + std::to_string(kTensorScanMax) + ") return kg_iv_top();\n";
+    s += "  count *= " + i + ".hi - " + i + ".lo + 1;\n";
+  }
+  s += "  if (count > " + std::to_string(kTensorScanMax) + ") return kg_iv_top();\n";
+  s += "  long long lo = KG_IV_INT32_MAX, hi = KG_IV_INT32_MIN;\n";
+  std::string indent = "  ";
+  for (size_t d = 0; d < rank; ++d) {
+    const std::string i = "i" + std::to_string(d), a = "a" + std::to_string(d);
+    s += indent + "for (long long " + a + " = " + i + ".lo; " + a + " <= " + i + ".hi; ++" + a + ") {\n";
+    indent += "  ";
+  }
+  s += indent + "const long long x = " + tensor_reader(spec, index) + "(ma";
+  for (size_t d = 0; d < rank; ++d) s += ", static_cast<int>(a" + std::to_string(d) + ")";
+  s += ");\n";
+  s += indent + "lo = x < lo ? x : lo;\n" + indent + "hi = x > hi ? x : hi;\n";
+  for (size_t d = rank; d-- > 0;) {
+    indent.resize(indent.size() - 2);
+    s += indent + "}\n";
+  }
+  s += "  return KgIv{lo, hi};\n}\n\n";
+  return s;
+}
+
+}  // namespace
+
 std::string emit_classify_tile(const spec::Spec& spec) {
   std::string out =
       "// Class of the tile [q_lo, q_hi] x [kv_lo, kv_hi] (inclusive) of one (b, h): mask_mod evaluated over\n"
@@ -294,10 +377,14 @@ std::string emit_classify_tile(const spec::Spec& spec) {
       "                                                                         int q_lo, int q_hi, int kv_lo, int kv_hi) {\n"
       "  (void)ma; (void)b; (void)h; (void)q_lo; (void)q_hi; (void)kv_lo; (void)kv_hi;\n";
   if (!spec.mask_mod) return out + "  return kg_tile_full;  // no mask_mod\n}\n";
-  EmitDomain d{spec, *spec.mask_mod, {}};
+  EmitDomain d{spec, *spec.mask_mod, {}, std::vector<bool>(spec.tensors.size(), false)};
   Walker<EmitDomain> w(d, spec, *spec.mask_mod);
   const std::string result = w.run();
-  return out + d.body + "  return kg_tile_class(" + result + ");\n}\n";
+  std::string scans;
+  for (size_t i = 0; i < spec.tensors.size(); ++i) {
+    if (d.scanned[i]) scans += emit_tensor_scan(spec, static_cast<int>(i));
+  }
+  return scans + out + d.body + "  return kg_tile_class(" + result + ");\n}\n";
 }
 
 const char* tile_class_name(TileClass c) {

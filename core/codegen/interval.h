@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -28,7 +29,13 @@ struct TileQuery {
   int64_t q_lo = 0, q_hi = 0;
   int64_t kv_lo = 0, kv_hi = 0;
   std::vector<double> params;
+  // Element (tensor index, indices) of the spec's int tensors, as the kernel's reader returns it
+  // (0 outside the shape); unset: tensor reads are unbounded.
+  std::function<int64_t(int, const std::vector<int64_t>&)> tensor;
 };
+
+// Index boxes of at most this many elements are read whole by the classifier (exact hull).
+inline constexpr long long kTensorScanMax = 256;
 
 // Host evaluation with the same rules as the generated kg_classify_tile. No mask_mod: Full.
 // classify_tile and emit_classify_tile throw std::invalid_argument for a tree a checked spec cannot

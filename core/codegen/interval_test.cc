@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <random>
 
 #include "codegen/test_specs.h"
@@ -122,7 +123,8 @@ TEST(ClassifyTile, CausalIsExact) {
   EXPECT_EQ(classify_tile(s, tile(128, 255, 64, 129)), TileClass::Partial);  // crosses it by one
   EXPECT_EQ(classify_tile(s, tile(128, 255, 64, 128)), TileClass::Full);     // touches it: q >= kv holds
   EXPECT_EQ(classify_tile(full_spec(), tile(0, 127, 0, 63)), TileClass::Full);
-  // Tensor reads cannot be bounded: a document mask without causality is Partial everywhere.
+  // Without the elements, tensor reads are unbounded: a document mask without causality is
+  // Partial everywhere.
   spec::Spec doc = document_spec();
   doc.mask_mod->result = doc.mask_mod->result->args[0];
   EXPECT_EQ(classify_tile(doc, tile(0, 127, 0, 63)), TileClass::Partial);
@@ -132,8 +134,18 @@ TEST(ClassifyTile, CausalIsExact) {
 
 // Brute force against the interpreter: Empty ⇒ no element kept, Full ⇒ every element kept.
 // Returns the fraction of tiles classified Empty or Full (how much work the classifier saves).
+// The elements of [2, seqlen] int32 tensors, as TileQuery::tensor reads them (0 outside the shape).
+std::function<int64_t(int, const std::vector<int64_t>&)> tensor_reader(std::vector<const int32_t*> tensors,
+                                                                       int seqlen) {
+  return [tensors, seqlen](int index, const std::vector<int64_t>& at) -> int64_t {
+    if (at.size() != 2 || at[0] < 0 || at[0] >= 2 || at[1] < 0 || at[1] >= seqlen) return 0;
+    return tensors.at(static_cast<size_t>(index))[at[0] * seqlen + at[1]];
+  };
+}
+
 double check_soundness(const spec::Spec& s, int seqlen, int block_m, int block_n, int samples, unsigned seed,
-                       std::vector<double> params = {}, std::vector<const void*> tensors = {}) {
+                       std::vector<double> params = {}, std::vector<const void*> tensors = {},
+                       std::function<int64_t(int, const std::vector<int64_t>&)> reader = {}) {
   spec::RuntimeValues rt;
   rt.batch = 2;
   rt.heads_q = rt.heads_kv = 4;
@@ -160,6 +172,7 @@ double check_soundness(const spec::Spec& s, int seqlen, int block_m, int block_n
     t.b = static_cast<int>(rng() % 2);
     t.h = static_cast<int>(rng() % 4);
     t.params = params;
+    t.tensor = reader;
     const TileClass c = classify_tile(s, t);
     if (c == TileClass::Partial) continue;
     ++decided;
@@ -185,7 +198,58 @@ TEST(ClassifyTile, SoundByBruteForce) {
   std::vector<int32_t> doc(2 * 300);
   for (size_t i = 0; i < doc.size(); ++i) doc[i] = static_cast<int32_t>((i % 300) / 70);
   check_soundness(document_spec(), 300, 128, 64, 100, 5, {}, {doc.data(), doc.data()});
+  // With the elements, document tiles are decided from the ids themselves: sorted ids (documents
+  // of 70 tokens) leave only the tiles that straddle a document boundary Partial. Unsorted ids
+  // and ids that differ between q_doc and kv_doc must stay sound.
+  const auto docs = tensor_reader({doc.data(), doc.data()}, 300);
+  EXPECT_GT(check_soundness(document_spec(), 300, 16, 16, 400, 7, {}, {doc.data(), doc.data()}, docs), 0.5);
+  std::vector<int32_t> noise(doc.size()), other(doc.size());
+  std::mt19937 rng(8);
+  for (size_t i = 0; i < doc.size(); ++i) {
+    noise[i] = static_cast<int32_t>(rng() % 3) - 1;
+    other[i] = doc[i] + static_cast<int32_t>(i % 300 >= 150);
+  }
+  check_soundness(document_spec(), 300, 16, 8, 400, 9, {}, {noise.data(), noise.data()},
+                  tensor_reader({noise.data(), noise.data()}, 300));
+  check_soundness(document_spec(), 300, 32, 32, 400, 10, {}, {doc.data(), other.data()},
+                  tensor_reader({doc.data(), other.data()}, 300));
   check_soundness(alibi_spec(), 500, 128, 64, 200, 6, {16.0});
+}
+
+TEST(ClassifyTile, TensorReadsBoundedByTheirElements) {
+  spec::Spec doc = document_spec();
+  doc.mask_mod->result = doc.mask_mod->result->args[0];  // q_doc[b, q] == kv_doc[b, kv]
+  std::vector<int32_t> ids(2 * 512);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>((i % 512) / 128);  // 4 documents
+  const auto with_ids = [&](TileQuery t) {
+    t.tensor = tensor_reader({ids.data(), ids.data()}, 512);
+    return t;
+  };
+  EXPECT_EQ(classify_tile(doc, with_ids(tile(128, 255, 128, 255))), TileClass::Full);   // one document
+  EXPECT_EQ(classify_tile(doc, with_ids(tile(128, 255, 256, 383))), TileClass::Empty);  // two others
+  EXPECT_EQ(classify_tile(doc, with_ids(tile(128, 255, 192, 319))), TileClass::Partial);
+  // Past the shape the reader gives 0, which is document 0's id.
+  EXPECT_EQ(classify_tile(doc, with_ids(tile(0, 63, 448, 575))), TileClass::Partial);
+  EXPECT_EQ(classify_tile(doc, with_ids(tile(0, 0, 0, 127))), TileClass::Full);
+  // One document of 512 tokens: a box of kTensorScanMax elements is read, a larger one is not
+  // (unbounded).
+  const std::vector<int32_t> one(2 * 512, 5);
+  TileQuery t = tile(0, 0, 0, kTensorScanMax - 1);
+  t.tensor = tensor_reader({one.data(), one.data()}, 512);
+  EXPECT_EQ(classify_tile(doc, t), TileClass::Full);
+  t.kv_hi = kTensorScanMax;
+  EXPECT_EQ(classify_tile(doc, t), TileClass::Partial);
+
+  const std::string f = emit_classify_tile(doc);
+  EXPECT_NE(f.find("KgIv kg_iv_tensor0_doc_q(const KgModArgs& ma, KgIv i0, KgIv i1) {"), std::string::npos) << f;
+  EXPECT_NE(f.find("if (count > " + std::to_string(kTensorScanMax) + ") return kg_iv_top();"), std::string::npos);
+  EXPECT_NE(f.find("kg_tensor1_doc_kv(ma, static_cast<int>(a0), static_cast<int>(a1))"), std::string::npos);
+  EXPECT_NE(f.find("return kg_tile_class(kg_iv_eq(kg_iv_tensor0_doc_q(ma, kg_iv_point(b), kg_iv_range(q_lo, q_hi)), "
+                   "kg_iv_tensor1_doc_kv(ma, kg_iv_point(b), kg_iv_range(kv_lo, kv_hi))));"),
+            std::string::npos)
+      << f;
+  // A spec without tensor reads emits no scan.
+  EXPECT_EQ(emit_classify_tile(causal_spec()).find("kg_iv_tensor"), std::string::npos);
 }
 
 TEST(ClassifyTile, NeighbourhoodSkipsMostTiles) {

@@ -97,20 +97,52 @@ inline bool kg_make_flash_params(const KgAttentionArgs* args, KgFlashParams<Elem
 
 // ---- Tile walk and masking ---------------------------------------------------------------------
 
-// First key/value tile ≥ n that is not Empty for query rows [q_lo, q_hi]; n_tiles when none.
-// Uniform across the CTA (every thread computes the same value).
+// The walk over the key/value tiles that are not Empty for query rows [q_lo, q_hi], with each
+// tile's class. A warp classifies 32 tiles at once (lane i: tile base + i) and keeps two ballots,
+// so a thread evaluates kg_classify_tile once per 32 tiles instead of once per tile, and the walk
+// hands out the class it already knows (no second classification of a visited tile). Sparse masks
+// (a window, a 2-D neighbourhood) skip most tiles of a row: a serial walk spent more time
+// classifying the skipped tiles than computing the visited ones. Every lane of the warp must call
+// next() together (the ballots); the result is uniform across the CTA.
 template <int kBlockN>
-__device__ __forceinline__ int kg_next_tile(const KgModArgs& ma, int b, int h, int q_lo, int q_hi, int n,
-                                            int n_tiles) {
-  if constexpr (kg_has_mask_mod) {
-    for (; n < n_tiles; ++n) {
-      const int kv_lo = n * kBlockN;
-      const int kv_hi = min(kv_lo + kBlockN, ma.seqlen_kv) - 1;
-      if (kg_classify_tile(ma, b, h, q_lo, q_hi, kv_lo, kv_hi) != kg_tile_empty) break;
+struct KgTileWalk {
+  int base = -32;       // first tile of the classified window (a multiple of 32); -32: none yet
+  uint32_t visit = 0u;  // bit i: tile base + i is not Empty
+  uint32_t full = 0u;   // bit i: tile base + i is Full
+
+  // First non-Empty tile ≥ n, or n_tiles when none; *cls its class.
+  __device__ __forceinline__ int next(const KgModArgs& ma, int b, int h, int q_lo, int q_hi, int n, int n_tiles,
+                                      KgTileClass* cls) {
+    if constexpr (!kg_has_mask_mod) {
+      *cls = kg_tile_full;
+      return n < n_tiles ? n : n_tiles;
+    } else {
+      while (n < n_tiles) {
+        const int window = n & ~31;
+        if (window != base) {
+          base = window;
+          const int t = window + static_cast<int>(threadIdx.x & 31u);
+          KgTileClass c = kg_tile_empty;
+          if (t < n_tiles) {
+            const int kv_lo = t * kBlockN;
+            c = kg_classify_tile(ma, b, h, q_lo, q_hi, kv_lo, min(kv_lo + kBlockN, ma.seqlen_kv) - 1);
+          }
+          visit = __ballot_sync(0xffffffffu, c != kg_tile_empty);
+          full = __ballot_sync(0xffffffffu, c == kg_tile_full);
+        }
+        const uint32_t rest = visit & (0xffffffffu << (n & 31));
+        if (rest != 0u) {
+          const int bit = __ffs(static_cast<int>(rest)) - 1;
+          *cls = ((full >> bit) & 1u) != 0u ? kg_tile_full : kg_tile_partial;
+          return window + bit;
+        }
+        n = window + 32;
+      }
+      *cls = kg_tile_empty;
+      return n_tiles;
     }
   }
-  return n;
-}
+};
 
 // How a tile's scores are masked.
 enum KgMaskMode {

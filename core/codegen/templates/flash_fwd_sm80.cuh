@@ -241,7 +241,9 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1) kg_flash_fwd_kernel(const Kg
   kg_cp_async_commit();
 
   const int n_tiles = (seqlen_kv + kBlockN - 1) / kBlockN;
-  int n = kg_next_tile<kBlockN>(p.mod, b, h, q0, q_hi, 0, n_tiles);
+  KgTileWalk<kBlockN> walk;
+  KgTileClass cls;
+  int n = walk.next(p.mod, b, h, q0, q_hi, 0, n_tiles, &cls);
   if (n < n_tiles) {
     const int kv0 = n * kBlockN;
     kg_load_tile<Tr, kBlockN>(smem.k[0], k_head + kv0 * p.k_row_stride, p.k_row_stride, seqlen_kv - kv0, tid);
@@ -293,13 +295,12 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1) kg_flash_fwd_kernel(const Kg
   int stage = 0;
   while (n < n_tiles) {
     const int kv0 = n * kBlockN;
-    const int kv_hi = min(kv0 + kBlockN, seqlen_kv) - 1;
-    const KgTileClass cls = kg_has_mask_mod ? kg_classify_tile(p.mod, b, h, q0, q_hi, kv0, kv_hi) : kg_tile_full;
 
     kg_cp_async_wait<0>();  // tile n's K and V have landed (for this thread's copies)...
     __syncthreads();        // ...and for everyone's; stage ^ 1 is free
 
-    const int n_next = kg_next_tile<kBlockN>(p.mod, b, h, q0, q_hi, n + 1, n_tiles);
+    KgTileClass cls_next;
+    const int n_next = walk.next(p.mod, b, h, q0, q_hi, n + 1, n_tiles, &cls_next);
     if (n_next < n_tiles) {
       const int kv1 = n_next * kBlockN;
       kg_load_tile<Tr, kBlockN>(smem.k[stage ^ 1], k_head + kv1 * p.k_row_stride, p.k_row_stride, seqlen_kv - kv1, tid);
@@ -445,6 +446,7 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1) kg_flash_fwd_kernel(const Kg
 
     stage ^= 1;
     n = n_next;
+    cls = cls_next;
   }
   kg_cp_async_wait<0>();  // only empty groups can be in flight here; be explicit anyway
 

@@ -7,16 +7,19 @@
 // interval_rules.inc, the generated spec section and flash_common.cuh, which define:
 //   kg_element, kg_head_dim, KgModArgs, kg_has_score_mod, kg_has_mask_mod, kg_mask_reads_tensors,
 //   kg_score_mod, kg_mask_mod, kg_classify_tile, kg_fill_mod_args     (the spec section)
-//   KgFlashParams, kg_make_flash_params, kg_next_tile, KgMaskMode, cp.async wrappers, kg_pack2
+//   KgFlashParams, kg_make_flash_params, KgTileWalk, KgMaskMode, cp.async wrappers, kg_pack2
 // and is followed by the extern "C" entry point that calls kg_flash_fwd().
 //
-// Algorithm (per CTA: one batch b, one query head h, kBlockM = 128 query rows; 3 warpgroups of 128
-// threads: warpgroup 0 loads, warpgroups 1 and 2 compute, consumer c owning query rows
-// [64c, 64c + 64) and all of their math):
-//   producer: Q tile → shared memory; then for each key/value tile t_i that kg_classify_tile does
-//     not call Empty: wait until stage i % kStages is free, copy K_i, then V_i into it, and let
-//     each stage's mbarrier complete when the copies have landed
-//   consumers, for each visited tile:
+// Algorithm (a persistent CTA per SM, taking work tiles round-robin: a work tile is one batch b,
+// one query head h and kBlockM = 128 query rows; 3 warpgroups of 128 threads: warpgroup 0 loads,
+// warpgroups 1 and 2 compute, consumer c owning query rows [64c, 64c + 64) and all of their math):
+//   producer, per work tile: Q tile → one of two Q buffers (once the consumers wrote the output of
+//     the work tile before the last from it); then for each key/value tile t_i that the tile walk
+//     (KgTileWalk: kg_classify_tile, 32 tiles per warp at once) does not call Empty: wait until
+//     stage i % kStages is free, copy K_i, then V_i into it, and let each stage's mbarrier
+//     complete when the copies have landed. The ring runs on across work tiles, so the next work
+//     tile's loads overlap the current one's last tiles and epilogue.
+//   consumers, per work tile, for each visited tile:
 //     wait K_i; issue S_i = Q K_iᵀ                      (wgmma m64nBLOCK_Nk16, A and B from smem)
 //     wait V_{i-1}; issue O += P_{i-1} V_{i-1}          (wgmma, A = P from registers, B = V from smem)
 //     [per-element mask_mod of a Partial tile, while both run on the tensor cores]
@@ -83,6 +86,13 @@ __device__ __forceinline__ bool kg_consumers_any(bool v) {
       : "r"(static_cast<uint32_t>(v)), "n"(kThreads)
       : "memory");
   return r != 0u;
+}
+
+// Arrival without waiting on hardware barrier `id`, which `kThreads` threads use in all (those
+// arriving and those waiting in bar.sync).
+template <int kId, int kThreads>
+__device__ __forceinline__ void kg_named_barrier_arrive() {
+  asm volatile("bar.arrive %0, %1;\n" ::"n"(kId), "n"(kThreads) : "memory");
 }
 
 // mbarriers in shared memory (PTX ISA, "mbarrier"): a phase completes when `count` arrivals have
@@ -325,6 +335,12 @@ struct KgWgTraits {
   static constexpr int kKStepsQK = kHeadDim / 16;     // k16 steps of S = Q Kᵀ
   static constexpr int kKStepsPV = kBlockN / 16;      // k16 steps of O += P V
   static constexpr int kMaskWords = (kSRegs + 31) / 32;  // one bit per S register
+  // Ping-pong turns between the consumers (see the kernel). Measured on an H200 (B=2, H=16, bf16,
+  // median of 20 runs, the same process): head_dim 128 full 0.567 → 0.523 ms at S=4096 and
+  // 9.25 → 8.62 ms at S=16384, causal 0.343 → 0.327 ms at S=4096; head_dim 64 unchanged within
+  // noise (0.380 → 0.385, 5.53 → 5.70 / 5.83 → 5.78 ms at S=16384), where a tile's MMAs are too
+  // short for the turn to pay its two barriers.
+  static constexpr bool kPingPong = kHeadDim == 128;
 
   static_assert(kHeadDim == 64 || kHeadDim == 128, "the wgmma family covers head_dim 64 and 128");
   static_assert(kBlockN == 64 || kBlockN == 128 || kBlockN == 192, "wgmma wrappers exist for N = 64, 128, 192");
@@ -335,13 +351,14 @@ struct KgWgTraits {
 
 // Tile configurations (head_dim: BLOCK_M x BLOCK_N, stages; shared memory; registers per consumer
 // thread for S + O + P fragments):
-//   128: 128 x 128, 2 stages: Q 32 KB + 2 × (K 32 + V 32) = 160 KB; S 64 + O 64 + P 32 registers.
-//        BLOCK_N 128 keeps each wgmma at n128 (full tensor-core rate); 3 stages would fit (224 KB)
-//        but K/V hit in L2 (every head's K/V is re-read by 32 query tiles), so one tile of lead is
-//        enough.
-//   64:  128 x 128, 3 stages: Q 16 KB + 3 × (16 + 16) = 112 KB; S 64 + O 32 + P 32 registers.
+//   128: 128 x 128, 2 stages: 2 × Q 32 KB + 2 × (K 32 + V 32) = 192 KB; S 64 + O 64 + P 32
+//        registers. BLOCK_N 128 keeps each wgmma at n128 (full tensor-core rate); a third stage
+//        no longer fits beside the second Q buffer, and K/V hit in L2 (every head's K/V is re-read
+//        by all its query tiles), so one tile of lead is enough.
+//   64:  128 x 128, 3 stages: 2 × Q 16 KB + 3 × (16 + 16) = 128 KB; S 64 + O 32 + P 32 registers.
 //        Each tile carries half the math of head_dim 128, so loads get a deeper pipeline.
-// One CTA of 256 threads per SM (registers: up to 255 per thread).
+// Two Q buffers: the producer loads the next work tile's Q while the consumers still compute (and
+// stage their O through) the current one. One CTA of 384 threads per SM (the register file).
 template <typename Element, int kHeadDim>
 struct KgWgConfig;
 template <typename Element>
@@ -364,12 +381,16 @@ struct KgWgSmem {
   using Element = typename Tr::Element;
   static constexpr int kQElems = Tr::kBlockM * Tr::kHeadDim;
   static constexpr int kKvElems = Tr::kBlockN * Tr::kHeadDim;
-  Element q[kQElems];                 // Q tile; each warpgroup's O staging rows in the epilogue
+  Element q[2][kQElems];              // Q tiles of alternate work tiles; O staging in the epilogue
   Element k[Tr::kStages][kKvElems];   // K tiles, kStages pipeline stages
   Element v[Tr::kStages][kKvElems];   // V tiles, kStages pipeline stages
   // The ring's mbarriers: *_full completes when the producer's 128 threads' copies into the stage
   // have landed (cp.async.mbarrier.arrive.noinc); *_empty when the 8 consumer warps released it.
-  uint64_t q_full;
+  // q_full[i] completes when Q of a work tile has landed in q[i] and its index is in work[i] (or
+  // work[i] says there is no more work); q_empty[i] when the 8 consumer warps have written that
+  // tile's output (staged through q[i]).
+  uint64_t q_full[2], q_empty[2];
+  int work[2];
   uint64_t k_full[Tr::kStages], v_full[Tr::kStages];
   uint64_t k_empty[Tr::kStages], v_empty[Tr::kStages];
   static_assert((kQElems * sizeof(Element)) % 1024 == 0 && (kKvElems * sizeof(Element)) % 1024 == 0,
@@ -507,7 +528,8 @@ __device__ __forceinline__ void kg_wg_softmax(float (&s)[Tr::kSRegs], float (&ro
 // ---- The kernel ----------------------------------------------------------------------------------
 
 template <class Tr, bool kWriteLse>
-__global__ void __launch_bounds__(Tr::kNThreads, 1) kg_flash_fwd_sm90_kernel(const KgFlashParams<typename Tr::Element> p) {
+__global__ void __launch_bounds__(Tr::kNThreads, 1)
+    kg_flash_fwd_sm90_kernel(const KgFlashParams<typename Tr::Element> p, int* work_counter) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using Element = typename Tr::Element;
   using Mma = KgWgmma<Element, Tr::kBlockN>;   // S = Q Kᵀ: m64 n(BLOCK_N) k16
@@ -524,27 +546,48 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1) kg_flash_fwd_sm90_kernel(con
   KgWgSmem<Tr>& smem =
       *reinterpret_cast<KgWgSmem<Tr>*>(kg_smem_raw + ((1024u - (kg_smem_u32(kg_smem_raw) & 1023u)) & 1023u));
 
-  // Grid: x = query tile, reversed so that the longest causal rows start first; y = query head
-  // (heads of one batch adjacent: GQA groups share K/V in L2); z = batch.
-  const int m_block = static_cast<int>(gridDim.x) - 1 - static_cast<int>(blockIdx.x);
-  const int h = blockIdx.y;
-  const int b = blockIdx.z;
-  const int h_kv = h / p.group;
+  // Persistent: at most one CTA per SM. CTA i starts with work tile i; each next one comes from
+  // work_counter (zero at launch: kg_work_counter) as gridDim.x + atomicAdd(work_counter, 1), in
+  // the order a non-persistent grid is dispatched in: the query tile fastest, reversed so that
+  // the longest causal rows start first; then the query head (heads of one batch adjacent: GQA
+  // groups share K/V in L2); then the batch. Taking work dynamically keeps the work tiles in
+  // flight at one time a contiguous range and hands long causal rows out first; a static
+  // round-robin over the same order measured 9-13 % slower for causal d128 and full d64 at
+  // S=16384 (H200, B=2, H=16). The producer runs ahead into the next work tile (its Q
+  // and first K/V tiles) while the consumers finish the current one, which hides the pipeline's
+  // fill and drain that a CTA per work tile paid every time: for a sliding window or a 2-D
+  // neighbourhood a work tile visits only a few K/V tiles.
+  const int seqlen_q = p.mod.seqlen_q;
+  const int seqlen_kv = p.mod.seqlen_kv;
+  const int m_blocks = (seqlen_q + kBlockM - 1) / kBlockM;
+  const int n_work = m_blocks * p.mod.heads_q * p.mod.batch;
+  const int n_tiles = (seqlen_kv + kBlockN - 1) / kBlockN;
+  struct Work {
+    int b, h, q0, q_rows, q_hi;
+  };
+  const auto work_of = [&](int w) {
+    Work t;
+    const int rest = w / m_blocks;
+    t.q0 = (m_blocks - 1 - (w - rest * m_blocks)) * kBlockM;
+    t.h = rest % p.mod.heads_q;
+    t.b = rest / p.mod.heads_q;
+    t.q_rows = min(kBlockM, seqlen_q - t.q0);  // ≥ 1
+    t.q_hi = t.q0 + t.q_rows - 1;
+    return t;
+  };
   const int tid = threadIdx.x;
   // Warpgroup 0 loads, 1 and 2 compute. Read through a shuffle so that the compiler knows it is
   // warp-uniform: the role branches and the wgmma descriptors derived from it then stay uniform
   // (computing descriptors per thread between wgmma would serialize the MMAs).
   const int wg = __shfl_sync(0xffffffffu, tid >> 7, 0);
   const int wg_tid = tid & 127;
-  const int seqlen_q = p.mod.seqlen_q;
-  const int seqlen_kv = p.mod.seqlen_kv;
-  const int q0 = m_block * kBlockM;
-  const int q_rows = min(kBlockM, seqlen_q - q0);  // ≥ 1
-  const int q_hi = q0 + q_rows - 1;
-  const int n_tiles = (seqlen_kv + kBlockN - 1) / kBlockN;
 
   if (tid == 0) {
-    kg_mbar_init(kg_smem_u32(&smem.q_full), 128);
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      kg_mbar_init(kg_smem_u32(&smem.q_full[i]), 129);  // 128 copy arrivals + the work index
+      kg_mbar_init(kg_smem_u32(&smem.q_empty[i]), Tr::kConsumerWarps);
+    }
 #pragma unroll
     for (int s = 0; s < kStages; ++s) {
       kg_mbar_init(kg_smem_u32(&smem.k_full[s]), 128);
@@ -556,65 +599,76 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1) kg_flash_fwd_sm90_kernel(con
   __syncthreads();  // the barriers are initialised; the last CTA-wide barrier (the roles part here)
 
   if (wg == 0) {
-    // ---- Producer warpgroup: Q, then K and V of every visited tile through the stage ring ----
+    // ---- Producer warpgroup: per work tile, Q, then K and V of every visited tile ----
     // It keeps only addresses and the tile walk: give registers to the consumers.
     kg_setmaxnreg_dec<Tr::kProducerRegs>();
-    const Element* q_tile = p.q + b * p.q_batch_stride + h * p.q_head_stride + q0 * p.q_row_stride;
-    const Element* k_head = p.k + b * p.k_batch_stride + h_kv * p.k_head_stride;
-    const Element* v_head = p.v + b * p.v_batch_stride + h_kv * p.v_head_stride;
-    kg_wg_load_tile<Tr, kBlockM, 128>(smem.q, q_tile, p.q_row_stride, q_rows, wg_tid);
-    kg_cp_async_mbar_arrive(kg_smem_u32(&smem.q_full));
-    // Visit i uses stage i % kStages in phase (i / kStages) & 1. A stage is refilled once all
-    // consumer warps released it: K right after its S = Q Kᵀ, V after its O += P V. K of visit
-    // i + 1 is issued before V of visit i + 1 waits for its stage, so K runs a tile ahead of V
-    // (V is consumed one iteration after K).
+    // Visit i (counted over all work tiles of this CTA) uses stage i % kStages in phase
+    // (i / kStages) & 1; work tile j uses Q buffer j & 1 in phase (j >> 1) & 1. A stage is refilled
+    // once all consumer warps released it: K right after its S = Q Kᵀ, V after its O += P V, Q once
+    // the work tile's output is written. K of visit i + 1 is issued before V of visit i + 1 waits
+    // for its stage, so K runs a tile ahead of V (V is consumed one iteration after K).
     int stage = 0;
     uint32_t phase = 0;
-    for (int n = kg_next_tile<kBlockN>(p.mod, b, h, q0, q_hi, 0, n_tiles); n < n_tiles;
-         n = kg_next_tile<kBlockN>(p.mod, b, h, q0, q_hi, n + 1, n_tiles)) {
-      const int kv = n * kBlockN;
-      kg_mbar_wait(kg_smem_u32(&smem.k_empty[stage]), phase ^ 1u);
-      kg_wg_load_tile<Tr, kBlockN, 128>(smem.k[stage], k_head + kv * p.k_row_stride, p.k_row_stride, seqlen_kv - kv,
-                                        wg_tid);
-      kg_cp_async_mbar_arrive(kg_smem_u32(&smem.k_full[stage]));
-      kg_mbar_wait(kg_smem_u32(&smem.v_empty[stage]), phase ^ 1u);
-      kg_wg_load_tile<Tr, kBlockN, 128>(smem.v[stage], v_head + kv * p.v_row_stride, p.v_row_stride, seqlen_kv - kv,
-                                        wg_tid);
-      kg_cp_async_mbar_arrive(kg_smem_u32(&smem.v_full[stage]));
-      if (++stage == kStages) {
-        stage = 0;
-        phase ^= 1u;
+    int j = 0;
+    for (;; ++j) {
+      const int qb = j & 1;
+      kg_mbar_wait(kg_smem_u32(&smem.q_empty[qb]), ((j >> 1) & 1) ^ 1u);
+      // Thread 0 takes the next work tile and publishes its index to the producer (barrier 6) and,
+      // through q_full, to the consumers. The slot is free: its last readers released q_empty.
+      if (wg_tid == 0) {
+        int next = static_cast<int>(blockIdx.x);
+        if (j > 0) next = work_counter != nullptr ? static_cast<int>(gridDim.x) + atomicAdd(work_counter, 1) : n_work;
+        smem.work[qb] = min(next, n_work);
+      }
+      kg_named_barrier<6, 128>();
+      const int w = smem.work[qb];
+      if (w >= n_work) {  // no more work: tell the consumers (the slot says so)
+        kg_mbar_arrive(kg_smem_u32(&smem.q_full[qb]));
+        if (wg_tid == 0) kg_mbar_arrive(kg_smem_u32(&smem.q_full[qb]));
+        break;
+      }
+      const Work t = work_of(w);
+      const int h_kv = t.h / p.group;
+      const Element* q_tile = p.q + t.b * p.q_batch_stride + t.h * p.q_head_stride + t.q0 * p.q_row_stride;
+      const Element* k_head = p.k + t.b * p.k_batch_stride + h_kv * p.k_head_stride;
+      const Element* v_head = p.v + t.b * p.v_batch_stride + h_kv * p.v_head_stride;
+      kg_wg_load_tile<Tr, kBlockM, 128>(smem.q[qb], q_tile, p.q_row_stride, t.q_rows, wg_tid);
+      kg_cp_async_mbar_arrive(kg_smem_u32(&smem.q_full[qb]));
+      if (wg_tid == 0) kg_mbar_arrive(kg_smem_u32(&smem.q_full[qb]));  // release: the index is written
+      KgTileWalk<kBlockN> walk;
+      KgTileClass cls;
+      for (int n = walk.next(p.mod, t.b, t.h, t.q0, t.q_hi, 0, n_tiles, &cls); n < n_tiles;
+           n = walk.next(p.mod, t.b, t.h, t.q0, t.q_hi, n + 1, n_tiles, &cls)) {
+        const int kv = n * kBlockN;
+        kg_mbar_wait(kg_smem_u32(&smem.k_empty[stage]), phase ^ 1u);
+        kg_wg_load_tile<Tr, kBlockN, 128>(smem.k[stage], k_head + kv * p.k_row_stride, p.k_row_stride,
+                                          seqlen_kv - kv, wg_tid);
+        kg_cp_async_mbar_arrive(kg_smem_u32(&smem.k_full[stage]));
+        kg_mbar_wait(kg_smem_u32(&smem.v_empty[stage]), phase ^ 1u);
+        kg_wg_load_tile<Tr, kBlockN, 128>(smem.v[stage], v_head + kv * p.v_row_stride, p.v_row_stride,
+                                          seqlen_kv - kv, wg_tid);
+        kg_cp_async_mbar_arrive(kg_smem_u32(&smem.v_full[stage]));
+        if (++stage == kStages) {
+          stage = 0;
+          phase ^= 1u;
+        }
       }
     }
     kg_cp_async_wait<0>();  // no copy outlives its thread
     return;
   }
 
-  // ---- Consumer warpgroups: warpgroup c = wg - 1 owns query rows [64c, 64c + 64) ----
+  // ---- Consumer warpgroups: warpgroup c = wg - 1 owns query rows [64c, 64c + 64) of each tile ----
   kg_setmaxnreg_inc<Tr::kConsumerRegs>();
   const int c = wg - 1;
   const int lane = tid & 31;
   const int g = lane >> 2;             // accumulator row group
   const int tig = lane & 3;            // thread in group
   const int row_in_tile = c * 64 + (wg_tid >> 5) * 16 + g;  // this thread's rows: this and +8
-  const int q_row = q0 + row_in_tile;
 
-  float acc_o[Tr::kORegs];               // O, unnormalised, fp32
-  uint32_t p_frag[Tr::kKStepsPV][4];     // P as the A fragments of O += P V
-  float row_max[2] = {-INFINITY, -INFINITY};  // m: running max of rows q_row, q_row + 8 (base-2 logit / m_mul)
-  float row_sum[2] = {0.0f, 0.0f};            // l: this thread's part of Σ 2^(s - m) (quad-reduced at the end)
-#pragma unroll
-  for (int i = 0; i < Tr::kORegs; ++i) acc_o[i] = 0.0f;
-#pragma unroll
-  for (int i = 0; i < Tr::kKStepsPV; ++i) {
-#pragma unroll
-    for (int j = 0; j < 4; ++j) p_frag[i][j] = 0u;
-  }
-
-  const uint32_t q_smem = kg_smem_u32(smem.q) + c * 64 * kRowBytes;  // this warpgroup's 64 rows
   // O += P V with V in `stage`: k16 step kk reads V rows 16kk..16kk+15 (two 8-row groups, SBO),
   // all kHeadDim columns (kColBlocks 64-column blocks, LBO apart); V is MN-major (transposed B).
-  const auto issue_pv = [&](int stage) {
+  const auto issue_pv = [&](float (&acc_o)[Tr::kORegs], uint32_t (&p_frag)[Tr::kKStepsPV][4], int stage) {
     const uint32_t v_smem = kg_smem_u32(smem.v[stage]);
     kg_wg_fence();
 #pragma unroll
@@ -634,189 +688,252 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1) kg_flash_fwd_sm90_kernel(con
     kg_mbar_wait(kg_smem_u32(&bar), phase);
     kg_fence_proxy_async();
   };
-  acquire(smem.q_full, 0u);
-
-  // Iteration i (tile n = t_i in stage i % kStages):
-  //   wait for K of t_i; issue S_i = Q K_iᵀ; wait for V of t_{i-1}; issue P_{i-1} V_{i-1}
-  //   mask bits of a Partial tile while both run; wait S_i → release K of t_i; softmax of S_i
-  //   wait P_{i-1} V_{i-1} → release V of t_{i-1}; rescale O; P_i → A fragments
-  // The two warpgroups share the ring but never wait for each other: one warpgroup's softmax
-  // overlaps the other's MMAs without a CTA barrier per tile.
   // Without a score_mod and with scale > 0 (the usual 1/sqrt(d)), max commutes with the scaling:
   // keep q·k unscaled and fold scale·log2(e) into the exp2 argument (kg_wg_softmax). row_max is
   // then in q·k units; m_mul converts it to a base-2 logit.
   const bool fold = !kg_has_score_mod && p.scale_log2 > 0.0f;
   const float m_mul = fold ? p.scale_log2 : 1.0f;
-  bool pending = false;   // P of the previous visited tile still waits for its O += P V
-  bool has_prev = false;  // a previous visited tile exists (its V stage is still held)
-  int stage = 0, prev_stage = 0;
-  uint32_t phase = 0, prev_phase = 0;
-  for (int n = kg_next_tile<kBlockN>(p.mod, b, h, q0, q_hi, 0, n_tiles); n < n_tiles;
-       n = kg_next_tile<kBlockN>(p.mod, b, h, q0, q_hi, n + 1, n_tiles)) {
-    const int kv0 = n * kBlockN;
-    const int kv_hi = min(kv0 + kBlockN, seqlen_kv) - 1;
-    const KgTileClass cls = kg_has_mask_mod ? kg_classify_tile(p.mod, b, h, q0, q_hi, kv0, kv_hi) : kg_tile_full;
+  // Ping-pong (FlashAttention-3; Tr::kPingPong): the consumers take turns issuing the two MMAs
+  // of an iteration, on hardware barriers 4 (consumer 0's turn) and 5 (consumer 1's). A consumer
+  // waits for its turn, issues S_i and P_{i-1} V_{i-1}, then hands the turn over; its softmax runs
+  // while the other's MMAs occupy the tensor cores, instead of both warpgroups computing
+  // softmax (and leaving the tensor cores idle) at the same time. Both visit the same tiles, so
+  // the turns stay paired; consumer 1 gives consumer 0 the first turn. The last hand-over of the
+  // kernel is never waited for, which a barrier allows (its state ends with the CTA).
+  const auto turn_wait = [&]() {
+    if constexpr (Tr::kPingPong) {
+      if (c == 0) {
+        kg_named_barrier<4, 256>();
+      } else {
+        kg_named_barrier<5, 256>();
+      }
+    }
+  };
+  const auto turn_pass = [&]() {
+    if constexpr (Tr::kPingPong) {
+      if (c == 0) {
+        kg_named_barrier_arrive<5, 256>();
+      } else {
+        kg_named_barrier_arrive<4, 256>();
+      }
+    }
+  };
+  if (Tr::kPingPong && c == 1) kg_named_barrier_arrive<4, 256>();
 
-    // Partial tile: mask_mod per element. A mask that reads tensors (the interval classifier cannot
-    // bound it) decides first whether any element survives, and skips the tile's MMAs otherwise
-    // (uniform over both consumer warpgroups: cls is uniform and the barrier reduces over them).
-    const bool partial = kg_has_mask_mod && cls == kg_tile_partial;
-    uint32_t mask[Tr::kMaskWords];
+  int stage = 0;  // the K/V ring runs on across work tiles, as in the producer
+  uint32_t phase = 0;
+  int j = 0;
+  for (;; ++j) {
+    const int qb = j & 1;
+    acquire(smem.q_full[qb], (j >> 1) & 1);
+    const int w = smem.work[qb];
+    if (w >= n_work) break;
+    const Work t = work_of(w);
+    const int b = t.b;
+    const int h = t.h;
+    const int q0 = t.q0;
+    const int q_row = q0 + row_in_tile;
+
+    float acc_o[Tr::kORegs];               // O, unnormalised, fp32
+    uint32_t p_frag[Tr::kKStepsPV][4];     // P as the A fragments of O += P V
+    float row_max[2] = {-INFINITY, -INFINITY};  // m: running max of rows q_row, q_row + 8 (base-2 logit / m_mul)
+    float row_sum[2] = {0.0f, 0.0f};            // l: this thread's part of Σ 2^(s - m) (quad-reduced at the end)
 #pragma unroll
-    for (int w = 0; w < Tr::kMaskWords; ++w) mask[w] = 0u;
-    bool do_s = true;
-    const bool last = kv0 + kBlockN > seqlen_kv;  // the only tile that reaches past seqlen_kv
-    const auto mask_bits = [&]() {
-      return last ? kg_wg_mask_bits<Tr, true>(mask, p.mod, b, h, q_row, kv0, tig)
-                  : kg_wg_mask_bits<Tr, false>(mask, p.mod, b, h, q_row, kv0, tig);
-    };
-    if constexpr (kg_mask_reads_tensors) {
-      if (partial) do_s = kg_consumers_any<Tr::kConsumerWarps * 32>(mask_bits());
+    for (int i = 0; i < Tr::kORegs; ++i) acc_o[i] = 0.0f;
+#pragma unroll
+    for (int i = 0; i < Tr::kKStepsPV; ++i) {
+#pragma unroll
+      for (int k = 0; k < 4; ++k) p_frag[i][k] = 0u;
     }
 
-    float acc_s[Tr::kSRegs];  // S, then the logits, then P (fp32); the first k16 step overwrites it
-    acquire(smem.k_full[stage], phase);
+    const uint32_t q_smem = kg_smem_u32(smem.q[qb]) + c * 64 * kRowBytes;  // this warpgroup's 64 rows
+
+    // Iteration i (tile n = t_i in stage i % kStages):
+    //   wait for K of t_i; issue S_i = Q K_iᵀ; wait for V of t_{i-1}; issue P_{i-1} V_{i-1}
+    //   mask bits of a Partial tile while both run; wait S_i → release K of t_i; softmax of S_i
+    //   wait P_{i-1} V_{i-1} → release V of t_{i-1}; rescale O; P_i → A fragments
+    // The two warpgroups share the ring but never wait for each other: one warpgroup's softmax
+    // overlaps the other's MMAs without a CTA barrier per tile.
+    bool pending = false;   // P of the previous visited tile still waits for its O += P V
+    bool has_prev = false;  // a previous visited tile exists (its V stage is still held)
+    int prev_stage = 0;
+    uint32_t prev_phase = 0;
+    KgTileWalk<kBlockN> walk;
+    KgTileClass cls;
+    for (int n = walk.next(p.mod, b, h, q0, t.q_hi, 0, n_tiles, &cls); n < n_tiles;
+         n = walk.next(p.mod, b, h, q0, t.q_hi, n + 1, n_tiles, &cls)) {
+      const int kv0 = n * kBlockN;
+
+      // Partial tile: mask_mod per element. A mask that reads tensors (the interval classifier
+      // cannot bound it) decides first whether any element survives, and skips the tile's MMAs
+      // otherwise (uniform over both consumer warpgroups: cls is uniform and the barrier reduces
+      // over them).
+      const bool partial = kg_has_mask_mod && cls == kg_tile_partial;
+      uint32_t mask[Tr::kMaskWords];
+#pragma unroll
+      for (int i = 0; i < Tr::kMaskWords; ++i) mask[i] = 0u;
+      bool do_s = true;
+      const bool last = kv0 + kBlockN > seqlen_kv;  // the only tile that reaches past seqlen_kv
+      const auto mask_bits = [&]() {
+        return last ? kg_wg_mask_bits<Tr, true>(mask, p.mod, b, h, q_row, kv0, tig)
+                    : kg_wg_mask_bits<Tr, false>(mask, p.mod, b, h, q_row, kv0, tig);
+      };
+      if constexpr (kg_mask_reads_tensors) {
+        if (partial) do_s = kg_consumers_any<Tr::kConsumerWarps * 32>(mask_bits());
+      }
+
+      float acc_s[Tr::kSRegs];  // S, then the logits, then P (fp32); the first k16 step overwrites it
+      acquire(smem.k_full[stage], phase);
+      kg_wg_fence_regs(acc_o);
+      kg_wg_fence_regs(p_frag);
+      turn_wait();
+      if (do_s) {
+        kg_wg_fence();
+        // S = Q Kᵀ: k16 step ks reads 32 bytes of every row of column block ks / 4.
+        const uint32_t k_smem = kg_smem_u32(smem.k[stage]);
+#pragma unroll
+        for (int ks = 0; ks < Tr::kKStepsQK; ++ks) {
+          const uint32_t koff = (ks & 3) * 32u;
+          const uint64_t da = kg_wg_desc(q_smem + (ks >> 2) * (kBlockM * kRowBytes) + koff, 16, 8 * kRowBytes);
+          const uint64_t db = kg_wg_desc(k_smem + (ks >> 2) * (kBlockN * kRowBytes) + koff, 16, 8 * kRowBytes);
+          Mma::template ss<0>(acc_s, da, db, ks > 0 ? 1 : 0);
+        }
+      }
+      // Two wgmma groups per iteration, always committed (empty when skipped), so that every wait
+      // below is unconditional: ptxas tracks groups path-insensitively, and a conditional wait
+      // makes it serialize all wgmma (C7513).
+      kg_wg_commit();  // group: S_i
+      if (has_prev) acquire(smem.v_full[prev_stage], prev_phase);
+      if (pending) issue_pv(acc_o, p_frag, prev_stage);  // O += P_{i-1} V_{i-1}
+      kg_wg_commit();                                    // group: P_{i-1} V_{i-1}
+      turn_pass();
+
+      if constexpr (!kg_mask_reads_tensors) {
+        if (partial) mask_bits();  // overlaps the MMAs
+      }
+
+      float alpha[2] = {1.0f, 1.0f};
+      kg_wg_wait<1>();  // S_i done (P_{i-1} V_{i-1} may still run): K of t_i is free
+      release(smem.k_empty[stage]);
+      if (do_s) {
+        kg_wg_fence_regs(acc_s);
+
+        // S ← base-2 logits, masked (Full tiles skip mask_mod; only the last tile checks
+        // seqlen_kv), then the online softmax.
+        const auto softmax = [&](auto fold) {
+          constexpr bool kFold = decltype(fold)::value;
+          if (partial) {
+            kg_wg_scores_to_logits<Tr, kg_mask_bits, kFold>(acc_s, mask, p, b, h, q_row, kv0, tig);
+          } else if (last) {
+            kg_wg_scores_to_logits<Tr, kg_mask_bound, kFold>(acc_s, mask, p, b, h, q_row, kv0, tig);
+          } else {
+            kg_wg_scores_to_logits<Tr, kg_mask_none, kFold>(acc_s, mask, p, b, h, q_row, kv0, tig);
+          }
+          kg_wg_softmax<Tr, kFold>(acc_s, row_max, row_sum, alpha, p.scale_log2);
+        };
+        if (fold) {
+          softmax(KgBool<true>{});
+        } else {
+          softmax(KgBool<false>{});
+        }
+      }
+      kg_wg_wait<0>();  // P_{i-1} V_{i-1} done: O, the P fragments and V of t_{i-1} are free
+      kg_wg_fence_regs(acc_o);
+      kg_wg_fence_regs(p_frag);
+      if (has_prev) release(smem.v_empty[prev_stage]);
+      if (do_s) {
+#pragma unroll
+        for (int jo = 0; jo < Tr::kNTilesO; ++jo) {  // O = O·2^(m - m')
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            acc_o[4 * jo + 2 * r] *= alpha[r];
+            acc_o[4 * jo + 2 * r + 1] *= alpha[r];
+          }
+        }
+        // P → A fragments: k16 step kk covers S n8 tiles 2kk (registers 8kk..8kk+3) and 2kk+1.
+#pragma unroll
+        for (int kk = 0; kk < Tr::kKStepsPV; ++kk) {
+          p_frag[kk][0] = kg_pack2<Element>(acc_s[8 * kk + 0], acc_s[8 * kk + 1]);  // row g,   k 2t..2t+1
+          p_frag[kk][1] = kg_pack2<Element>(acc_s[8 * kk + 2], acc_s[8 * kk + 3]);  // row g+8, k 2t..2t+1
+          p_frag[kk][2] = kg_pack2<Element>(acc_s[8 * kk + 4], acc_s[8 * kk + 5]);  // row g,   k 2t+8..+9
+          p_frag[kk][3] = kg_pack2<Element>(acc_s[8 * kk + 6], acc_s[8 * kk + 7]);  // row g+8, k 2t+8..+9
+        }
+      }
+      pending = do_s;
+      has_prev = true;
+      prev_stage = stage;
+      prev_phase = phase;
+      if (++stage == kStages) {
+        stage = 0;
+        phase ^= 1u;
+      }
+    }
+
+    // The last P V.
+    if (has_prev) acquire(smem.v_full[prev_stage], prev_phase);
     kg_wg_fence_regs(acc_o);
     kg_wg_fence_regs(p_frag);
-    if (do_s) {
-      kg_wg_fence();
-      // S = Q Kᵀ: k16 step ks reads 32 bytes of every row of column block ks / 4.
-      const uint32_t k_smem = kg_smem_u32(smem.k[stage]);
-#pragma unroll
-      for (int ks = 0; ks < Tr::kKStepsQK; ++ks) {
-        const uint32_t koff = (ks & 3) * 32u;
-        const uint64_t da = kg_wg_desc(q_smem + (ks >> 2) * (kBlockM * kRowBytes) + koff, 16, 8 * kRowBytes);
-        const uint64_t db = kg_wg_desc(k_smem + (ks >> 2) * (kBlockN * kRowBytes) + koff, 16, 8 * kRowBytes);
-        Mma::template ss<0>(acc_s, da, db, ks > 0 ? 1 : 0);
-      }
-    }
-    // Two wgmma groups per iteration, always committed (empty when skipped), so that every wait
-    // below is unconditional: ptxas tracks groups path-insensitively, and a conditional wait
-    // makes it serialize all wgmma (C7513).
-    kg_wg_commit();  // group: S_i
-    if (has_prev) acquire(smem.v_full[prev_stage], prev_phase);
-    if (pending) issue_pv(prev_stage);  // O += P_{i-1} V_{i-1}
-    kg_wg_commit();                     // group: P_{i-1} V_{i-1}
-
-    if constexpr (!kg_mask_reads_tensors) {
-      if (partial) mask_bits();  // overlaps the MMAs
-    }
-
-    float alpha[2] = {1.0f, 1.0f};
-    kg_wg_wait<1>();  // S_i done (P_{i-1} V_{i-1} may still run): K of t_i is free
-    release(smem.k_empty[stage]);
-    if (do_s) {
-      kg_wg_fence_regs(acc_s);
-
-      // S ← base-2 logits, masked (Full tiles skip mask_mod; only the last tile checks
-      // seqlen_kv), then the online softmax.
-      const auto softmax = [&](auto fold) {
-        constexpr bool kFold = decltype(fold)::value;
-        if (partial) {
-          kg_wg_scores_to_logits<Tr, kg_mask_bits, kFold>(acc_s, mask, p, b, h, q_row, kv0, tig);
-        } else if (last) {
-          kg_wg_scores_to_logits<Tr, kg_mask_bound, kFold>(acc_s, mask, p, b, h, q_row, kv0, tig);
-        } else {
-          kg_wg_scores_to_logits<Tr, kg_mask_none, kFold>(acc_s, mask, p, b, h, q_row, kv0, tig);
-        }
-        kg_wg_softmax<Tr, kFold>(acc_s, row_max, row_sum, alpha, p.scale_log2);
-      };
-      if (fold) {
-        softmax(KgBool<true>{});
-      } else {
-        softmax(KgBool<false>{});
-      }
-    }
-    kg_wg_wait<0>();  // P_{i-1} V_{i-1} done: O, the P fragments and V of t_{i-1} are free
+    if (pending) issue_pv(acc_o, p_frag, prev_stage);
+    kg_wg_commit();
+    kg_wg_wait<0>();
     kg_wg_fence_regs(acc_o);
     kg_wg_fence_regs(p_frag);
     if (has_prev) release(smem.v_empty[prev_stage]);
-    if (do_s) {
-#pragma unroll
-      for (int j = 0; j < Tr::kNTilesO; ++j) {  // O = O·2^(m - m')
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          acc_o[4 * j + 2 * r] *= alpha[r];
-          acc_o[4 * j + 2 * r + 1] *= alpha[r];
-        }
-      }
-      // P → A fragments: k16 step kk covers S n8 tiles 2kk (registers 8kk..8kk+3) and 2kk+1.
-#pragma unroll
-      for (int kk = 0; kk < Tr::kKStepsPV; ++kk) {
-        p_frag[kk][0] = kg_pack2<Element>(acc_s[8 * kk + 0], acc_s[8 * kk + 1]);  // row g,   k 2t..2t+1
-        p_frag[kk][1] = kg_pack2<Element>(acc_s[8 * kk + 2], acc_s[8 * kk + 3]);  // row g+8, k 2t..2t+1
-        p_frag[kk][2] = kg_pack2<Element>(acc_s[8 * kk + 4], acc_s[8 * kk + 5]);  // row g,   k 2t+8..+9
-        p_frag[kk][3] = kg_pack2<Element>(acc_s[8 * kk + 6], acc_s[8 * kk + 7]);  // row g+8, k 2t+8..+9
-      }
-    }
-    pending = do_s;
-    has_prev = true;
-    prev_stage = stage;
-    prev_phase = phase;
-    if (++stage == kStages) {
-      stage = 0;
-      phase ^= 1u;
-    }
-  }
 
-  // The last P V.
-  if (has_prev) acquire(smem.v_full[prev_stage], prev_phase);
-  kg_wg_fence_regs(acc_o);
-  kg_wg_fence_regs(p_frag);
-  if (pending) issue_pv(prev_stage);
-  kg_wg_commit();
-  kg_wg_wait<0>();
-  kg_wg_fence_regs(acc_o);
-  kg_wg_fence_regs(p_frag);
-
-  // Epilogue: out = O / l (0 for a fully masked row), lse = ln Σ e^s = (m + log2 l)·ln 2.
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    float l = row_sum[r];
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
-    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-#pragma unroll
-    for (int j = 0; j < Tr::kNTilesO; ++j) {
-      acc_o[4 * j + 2 * r] *= inv;
-      acc_o[4 * j + 2 * r + 1] *= inv;
-    }
-    if constexpr (kWriteLse) {
-      const int q_idx = q_row + 8 * r;
-      if (tig == 0 && q_idx < seqlen_q) {
-        const long long row = (static_cast<long long>(b) * p.mod.heads_q + h) * seqlen_q + q_idx;
-        p.lse[row] = l > 0.0f ? (row_max[r] * m_mul + log2f(l)) * kLn2 : -INFINITY;
-      }
-    }
-  }
-
-  // Stage O through this warpgroup's own 64 rows of the Q tile (its S wgmmas have all completed;
-  // the other warpgroup never reads them, the producer never writes Q again), then write them
-  // with coalesced 16-byte stores, skipping rows ≥ seqlen_q.
-#pragma unroll
-  for (int j = 0; j < Tr::kNTilesO; ++j) {
+    // Epilogue: out = O / l (0 for a fully masked row), lse = ln Σ e^s = (m + log2 l)·ln 2.
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      *reinterpret_cast<uint32_t*>(&smem.q[kg_wg_swz<kBlockM>(row_in_tile + 8 * r, j) + 2 * tig]) =
-          kg_pack2<Element>(acc_o[4 * j + 2 * r], acc_o[4 * j + 2 * r + 1]);
-    }
-  }
-  if (c == 0) {
-    kg_named_barrier<1, 128>();
-  } else {
-    kg_named_barrier<2, 128>();
-  }
-  Element* out_tile = p.out + b * p.out_batch_stride + h * p.out_head_stride + q0 * p.out_row_stride;
-  constexpr int kOutIters = 64 * Tr::kChunksPerRow / 128;
+      float l = row_sum[r];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      const float inv = l > 0.0f ? 1.0f / l : 0.0f;
 #pragma unroll
-  for (int i = 0; i < kOutIters; ++i) {
-    const int idx = wg_tid + i * 128;
-    const int row = c * 64 + idx / Tr::kChunksPerRow;
-    const int chunk = idx % Tr::kChunksPerRow;
-    if (row < q_rows) {
-      *reinterpret_cast<uint4*>(out_tile + row * p.out_row_stride + chunk * 8) =
-          *reinterpret_cast<const uint4*>(&smem.q[kg_wg_swz<kBlockM>(row, chunk)]);
+      for (int jo = 0; jo < Tr::kNTilesO; ++jo) {
+        acc_o[4 * jo + 2 * r] *= inv;
+        acc_o[4 * jo + 2 * r + 1] *= inv;
+      }
+      if constexpr (kWriteLse) {
+        const int q_idx = q_row + 8 * r;
+        if (tig == 0 && q_idx < seqlen_q) {
+          const long long row = (static_cast<long long>(b) * p.mod.heads_q + h) * seqlen_q + q_idx;
+          p.lse[row] = l > 0.0f ? (row_max[r] * m_mul + log2f(l)) * kLn2 : -INFINITY;
+        }
+      }
     }
+
+    // Stage O through this warpgroup's own 64 rows of the work tile's Q buffer (its S wgmmas have
+    // all completed; the other warpgroup never reads them; the producer refills the buffer only
+    // after q_empty), then write them with coalesced 16-byte stores, skipping rows ≥ seqlen_q.
+    Element* q_buf = smem.q[qb];
+#pragma unroll
+    for (int jo = 0; jo < Tr::kNTilesO; ++jo) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        *reinterpret_cast<uint32_t*>(&q_buf[kg_wg_swz<kBlockM>(row_in_tile + 8 * r, jo) + 2 * tig]) =
+            kg_pack2<Element>(acc_o[4 * jo + 2 * r], acc_o[4 * jo + 2 * r + 1]);
+      }
+    }
+    if (c == 0) {
+      kg_named_barrier<1, 128>();
+    } else {
+      kg_named_barrier<2, 128>();
+    }
+    Element* out_tile = p.out + b * p.out_batch_stride + h * p.out_head_stride + q0 * p.out_row_stride;
+    constexpr int kOutIters = 64 * Tr::kChunksPerRow / 128;
+#pragma unroll
+    for (int i = 0; i < kOutIters; ++i) {
+      const int idx = wg_tid + i * 128;
+      const int row = c * 64 + idx / Tr::kChunksPerRow;
+      const int chunk = idx % Tr::kChunksPerRow;
+      if (row < t.q_rows) {
+        *reinterpret_cast<uint4*>(out_tile + row * p.out_row_stride + chunk * 8) =
+            *reinterpret_cast<const uint4*>(&q_buf[kg_wg_swz<kBlockM>(row, chunk)]);
+      }
+    }
+    // The staged rows are read (into registers) by this warp: the Q buffer can be refilled once
+    // every consumer warp says so.
+    __syncwarp();
+    release(smem.q_empty[qb]);
   }
 #else
   // Built for an arch without wgmma (the generated file targets sm_90a): never launched there.
@@ -826,17 +943,69 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1) kg_flash_fwd_sm90_kernel(con
 
 // ---- Launch --------------------------------------------------------------------------------------
 
-// Turns the runtime LSE flag into a template parameter and launches one CTA per (query tile,
-// head, batch).
+// Work counters of the persistent kernel: kg_work_slots ints per device, allocated on the
+// device's first launch with more work tiles than CTAs (cudaMalloc: no stream-ordered pool, whose
+// lazy set-up a sandbox that forbids opening device files refuses) and never freed. A launch
+// takes the next slot round-robin, zeroes it on its stream (cudaMemsetAsync) and launches behind
+// that, so launches on one stream never share a counter and launches on different streams share
+// one only if kg_work_slots launches were enqueued between them while the first still runs.
+constexpr int kg_work_slots = 1024;
+inline cudaError_t kg_work_counter(int device, int** out) {
+  static int* slots[kg_decode_max_devices];
+  static unsigned next[kg_decode_max_devices];
+  int* base = __atomic_load_n(&slots[device], __ATOMIC_ACQUIRE);
+  if (base == nullptr) {
+    void* mine = nullptr;
+    const cudaError_t e = cudaMalloc(&mine, kg_work_slots * sizeof(int));
+    if (e != cudaSuccess) return e;
+    int* expected = nullptr;
+    if (__atomic_compare_exchange_n(&slots[device], &expected, static_cast<int*>(mine), false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) {
+      base = static_cast<int*>(mine);
+    } else {
+      cudaFree(mine);  // another host thread won the race
+      base = expected;
+    }
+  }
+  *out = base + __atomic_fetch_add(&next[device], 1u, __ATOMIC_RELAXED) % kg_work_slots;
+  return cudaSuccess;
+}
+
+// Turns the runtime LSE flag into a template parameter and launches the persistent grid: one CTA
+// per SM (the kernel's registers and shared memory allow no second), fewer when there are fewer
+// work tiles (query tile, head, batch), each of those then taking one.
 template <class Tr, bool kWriteLse>
 cudaError_t kg_launch_flash_fwd_sm90(const KgFlashParams<typename Tr::Element>& p, cudaStream_t stream) {
   constexpr int kSmemBytes = static_cast<int>(sizeof(KgWgSmem<Tr>)) + 1024;  // + alignment slack
   static_assert(kSmemBytes <= 227 * 1024, "over the sm_90 shared memory per block");
   const auto kernel = &kg_flash_fwd_sm90_kernel<Tr, kWriteLse>;
-  const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes);
+  cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes);
   if (e != cudaSuccess) return e;
-  const dim3 grid((p.mod.seqlen_q + Tr::kBlockM - 1) / Tr::kBlockM, p.mod.heads_q, p.mod.batch);
-  kernel<<<grid, Tr::kNThreads, kSmemBytes, stream>>>(p);
+  // More than 2^31 work tiles would be 2^38 query rows (Q alone over 32 TB): refused, not wrapped.
+  const long long work = static_cast<long long>((p.mod.seqlen_q + Tr::kBlockM - 1) / Tr::kBlockM) * p.mod.heads_q *
+                         p.mod.batch;
+  if (work > 0x7fffffffll) return cudaErrorInvalidValue;
+  int device = 0;
+  e = cudaGetDevice(&device);
+  if (e != cudaSuccess) return e;
+  if (device < 0 || device >= kg_decode_max_devices) {
+    // Beyond the per-device caches: a CTA per work tile (none takes a second one).
+    kernel<<<static_cast<unsigned>(work), Tr::kNThreads, kSmemBytes, stream>>>(p, nullptr);
+    return cudaGetLastError();
+  }
+  KgDecodeDevice dev;
+  e = kg_decode_device(device, &dev);
+  if (e != cudaSuccess) return e;
+  if (work <= dev.sms) {
+    kernel<<<static_cast<unsigned>(work), Tr::kNThreads, kSmemBytes, stream>>>(p, nullptr);
+    return cudaGetLastError();
+  }
+  int* counter = nullptr;
+  e = kg_work_counter(device, &counter);
+  if (e != cudaSuccess) return e;
+  e = cudaMemsetAsync(counter, 0, sizeof(int), stream);
+  if (e != cudaSuccess) return e;
+  kernel<<<static_cast<unsigned>(dev.sms), Tr::kNThreads, kSmemBytes, stream>>>(p, counter);
   return cudaGetLastError();
 }
 
