@@ -127,8 +127,10 @@ by ``add_subdirectory()`` / ``FetchContent`` of the KernelGen source tree. It pr
   are serialized ... divergent path`` appears for masks that read runtime tensors (document ids,
   per-head choices): such a kernel decides per tile, from the tensors, whether any score
   survives and skips the tile's MMAs otherwise; ptxas cannot prove that branch uniform and
-  serializes the MMAs of that kernel. Masks the interval classifier bounds at generation time
-  print no C7520.
+  serializes the MMAs of that kernel. The tile walk classifies a tile from the tensor elements it
+  reads (a tile inside one document is Full, one between two documents Empty), so only the tiles
+  that straddle a boundary take that branch. Masks the interval classifier bounds at generation
+  time print no C7520.
 
 Variables
 ^^^^^^^^^
