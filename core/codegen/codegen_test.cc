@@ -407,10 +407,10 @@ TEST(NvccCompile, EmittedKernelsCompileWithoutSpills) {
     EXPECT_EQ(c.log.find("warning"), std::string::npos) << c.log;
     int max_spill = 0;
     for (const auto& line : ptxas_summary(c.log, &max_spill)) std::printf("[ptxas] %s: %s\n", c.file.c_str(), line.c_str());
-    // Known exception: the sm_90a kernel of a mask that reads tensors (document_causal) decides
-    // per tile from the tensors whether to skip the tile's MMAs, and its consumer warpgroups
-    // spill a few words at 224 registers (32/36 bytes, nvcc 13.0). Bounded here so that it
-    // cannot grow unnoticed; a block-sparsity pre-pass would remove the per-tile decision.
+    // Known exception: the sm_90a kernel of a mask that reads tensors (document_causal) reads
+    // the tensors twice per tile (the walk's element scan, then the per-tile skip decision) and
+    // spills a few words (6/8 bytes, nvcc 13.0; 62/156 before the scan loops were kept rolled).
+    // Bounded here so that it cannot grow unnoticed.
     const bool tensor_mask_sm90 = c.file == "document_causal.cu";
     EXPECT_LE(max_spill, tensor_mask_sm90 ? 64 : 0) << c.log;
   }

@@ -243,7 +243,10 @@ TEST(ClassifyTile, TensorReadsBoundedByTheirElements) {
   const std::string f = emit_classify_tile(doc);
   EXPECT_NE(f.find("KgIv kg_iv_tensor0_doc_q(const KgModArgs& ma, KgIv i0, KgIv i1) {"), std::string::npos) << f;
   EXPECT_NE(f.find("if (count > " + std::to_string(kTensorScanMax) + ") return kg_iv_top();"), std::string::npos);
-  EXPECT_NE(f.find("kg_tensor1_doc_kv(ma, static_cast<int>(a0), static_cast<int>(a1))"), std::string::npos);
+  EXPECT_NE(f.find("#pragma unroll 1\n  for (int n0 = 0; n0 <= static_cast<int>(i0.hi - i0.lo); ++n0) {"),
+            std::string::npos);
+  EXPECT_NE(f.find("kg_tensor1_doc_kv(ma, static_cast<int>(i0.lo) + n0, static_cast<int>(i1.lo) + n1)"),
+            std::string::npos);
   EXPECT_NE(f.find("return kg_tile_class(kg_iv_eq(kg_iv_tensor0_doc_q(ma, kg_iv_point(b), kg_iv_range(q_lo, q_hi)), "
                    "kg_iv_tensor1_doc_kv(ma, kg_iv_point(b), kg_iv_range(kv_lo, kv_hi))));"),
             std::string::npos)
