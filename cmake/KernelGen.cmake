@@ -123,14 +123,11 @@ by ``add_subdirectory()`` / ``FetchContent`` of the KernelGen source tree. It pr
   builds pass). ``(C7519) warpgroup.arrive is injected ... to allow use of registers in GMMA``
   appears for every spec: ptxas adds a register fence before the ``O += P V`` MMA, whose operand
   ``P`` was just computed in registers by the softmax; the kernel's own fence sits there already,
-  and the added one costs one instruction per tile. ``(C7520) ... wgmma.mma_async instructions
-  are serialized ... divergent path`` appears for masks that read runtime tensors (document ids,
-  per-head choices): such a kernel decides per tile, from the tensors, whether any score
-  survives and skips the tile's MMAs otherwise; ptxas cannot prove that branch uniform and
-  serializes the MMAs of that kernel. The tile walk classifies a tile from the tensor elements it
-  reads (a tile inside one document is Full, one between two documents Empty), so only the tiles
-  that straddle a boundary take that branch. Masks the interval classifier bounds at generation
-  time print no C7520.
+  and the added one costs one instruction per tile. No kernel prints ``(C7520) ... wgmma.mma_async
+  instructions are serialized``: a mask that reads runtime tensors (document ids, per-head
+  choices) has its tiles classified from the tensor elements (a tile inside one document is Full,
+  one between two documents Empty), and every tile it visits runs its MMAs, so no branch that
+  ptxas cannot prove uniform stands between them.
 
 Variables
 ^^^^^^^^^

@@ -74,27 +74,6 @@ std::string shape_text(const spec::TensorDecl& t) {
   return s + "]";
 }
 
-// C++ expression for the extent of a tensor dimension, given `sizes` ("ma." or "a->").
-std::string extent_expr(const spec::TensorDim& d, const std::string& sizes) {
-  switch (d.dim) {
-    case spec::Dim::Batch: return "static_cast<long long>(" + sizes + "batch)";
-    case spec::Dim::HeadsQ: return "static_cast<long long>(" + sizes + "heads_q)";
-    case spec::Dim::HeadsKv: return "static_cast<long long>(" + sizes + "heads_kv)";
-    case spec::Dim::SeqQ: return "static_cast<long long>(" + sizes + "seqlen_q)";
-    case spec::Dim::SeqKv: return "static_cast<long long>(" + sizes + "seqlen_kv)";
-    case spec::Dim::Fixed: return std::to_string(d.extent) + "LL";
-  }
-  return "0LL";
-}
-
-const char* tensor_element_type(spec::TensorDType t) {
-  switch (t) {
-    case spec::TensorDType::Int32: return "int";
-    case spec::TensorDType::Int64: return "long long";
-    case spec::TensorDType::Float32: return "float";
-  }
-  return "?";
-}
 int tensor_element_size(spec::TensorDType t) { return t == spec::TensorDType::Int64 ? 8 : 4; }
 
 std::string mod_comment(const char* label, const spec::Spec& spec, const std::optional<spec::ModFunction>& fn,
@@ -199,7 +178,7 @@ std::string emit_template_mods(const spec::Spec& spec, MathMode math) {
     for (size_t d = 0; d < t.shape.size(); ++d) s += ", int i" + std::to_string(d);
     s += ") {\n  (void)ma;\n  long long off = 0;\n";
     for (size_t d = 0; d < t.shape.size(); ++d) {
-      const std::string ext = extent_expr(t.shape[d], "ma.");
+      const std::string ext = tensor_extent_expr(t.shape[d], "ma.");
       const std::string i = "i" + std::to_string(d);
       s += "  if (!kg_in_range(" + i + ", " + ext + ")) return 0;\n";
       s += "  off = off * " + ext + " + " + i + ";\n";
@@ -266,7 +245,7 @@ std::string emit_spec_section(const spec::Spec& spec, MathMode math, bool for_te
     const std::string is = std::to_string(i);
     const std::string what = "tensors[" + is + "] (" + sanitize_identifier(t.name) + ")";
     s += "  {\n    const void* ptr = a->tensors[" + is + "];\n    long long numel = 1;\n";
-    for (const auto& d : t.shape) s += "    numel *= " + extent_expr(d, "a->") + ";\n";
+    for (const auto& d : t.shape) s += "    numel *= " + tensor_extent_expr(d, "a->") + ";\n";
     s += "    if (numel > 0 && ptr == nullptr) return \"" + what + " is NULL\";\n";
     s += "    if ((reinterpret_cast<uintptr_t>(ptr) % " + std::to_string(tensor_element_size(t.dtype)) +
          "u) != 0) return \"" + what + " is misaligned\";\n";

@@ -407,12 +407,14 @@ TEST(NvccCompile, EmittedKernelsCompileWithoutSpills) {
     EXPECT_EQ(c.log.find("warning"), std::string::npos) << c.log;
     int max_spill = 0;
     for (const auto& line : ptxas_summary(c.log, &max_spill)) std::printf("[ptxas] %s: %s\n", c.file.c_str(), line.c_str());
-    // Known exception: the sm_90a kernel of a mask that reads tensors (document_causal) reads
-    // the tensors twice per tile (the walk's element scan, then the per-tile skip decision) and
-    // spills a few words (6/8 bytes, nvcc 13.0; 62/156 before the scan loops were kept rolled).
-    // Bounded here so that it cannot grow unnoticed.
+    // Known exception: the sm_90a kernel of a mask that reads tensors (document_causal). Its
+    // producer warpgroup (56 registers) walks the tiles for the whole CTA, reading 8 tensor
+    // elements at a time (kTensorScanBatch), and spills a few words there: 56/120 bytes with
+    // nvcc 13.0 (6/8 in tmpl-9, where every warp walked and scanned one element at a time; the
+    // document mask ran 2.3-2.6x slower there on an H200: docs/benchmarks.md, tmpl-10). Bounded
+    // here so that it cannot grow unnoticed.
     const bool tensor_mask_sm90 = c.file == "document_causal.cu";
-    EXPECT_LE(max_spill, tensor_mask_sm90 ? 64 : 0) << c.log;
+    EXPECT_LE(max_spill, tensor_mask_sm90 ? 128 : 0) << c.log;
   }
 
   // Host harness: include one generated kernel and check what runs on the CPU.

@@ -36,6 +36,8 @@ struct TileQuery {
 
 // Index boxes of at most this many elements are read whole by the classifier (exact hull).
 inline constexpr long long kTensorScanMax = 256;
+// The generated scan reads a box inside the shape this many elements at a time (independent loads).
+inline constexpr int kTensorScanBatch = 8;
 
 // Host evaluation with the same rules as the generated kg_classify_tile. No mask_mod: Full.
 // classify_tile and emit_classify_tile throw std::invalid_argument for a tree a checked spec cannot

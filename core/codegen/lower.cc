@@ -227,6 +227,27 @@ std::string tensor_field(const spec::Spec& spec, int index) {
 
 std::string tensor_reader(const spec::Spec& spec, int index) { return "kg_" + tensor_field(spec, index); }
 
+std::string tensor_extent_expr(const spec::TensorDim& d, const std::string& sizes) {
+  switch (d.dim) {
+    case spec::Dim::Batch: return "static_cast<long long>(" + sizes + "batch)";
+    case spec::Dim::HeadsQ: return "static_cast<long long>(" + sizes + "heads_q)";
+    case spec::Dim::HeadsKv: return "static_cast<long long>(" + sizes + "heads_kv)";
+    case spec::Dim::SeqQ: return "static_cast<long long>(" + sizes + "seqlen_q)";
+    case spec::Dim::SeqKv: return "static_cast<long long>(" + sizes + "seqlen_kv)";
+    case spec::Dim::Fixed: return std::to_string(d.extent) + "LL";
+  }
+  return "0LL";
+}
+
+const char* tensor_element_type(spec::TensorDType t) {
+  switch (t) {
+    case spec::TensorDType::Int32: return "int";
+    case spec::TensorDType::Int64: return "long long";
+    case spec::TensorDType::Float32: return "float";
+  }
+  return "?";
+}
+
 std::string lower_expr(const Expr& e, const LowerContext& ctx) { return lower_node(e, ctx, 1, false); }
 
 std::string lower_expr_double(const Expr& e, const LowerContext& ctx) { return lower_node(e, ctx, 1, true); }

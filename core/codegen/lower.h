@@ -67,6 +67,10 @@ std::string binding_double_variable(const LowerContext& ctx, int index);
 std::string param_field(const spec::Spec& spec, int index);
 std::string tensor_field(const spec::Spec& spec, int index);
 std::string tensor_reader(const spec::Spec& spec, int index);
+// C++ expression (long long) for the extent of a tensor dimension, given `sizes` ("ma." or "a->").
+std::string tensor_extent_expr(const spec::TensorDim& d, const std::string& sizes);
+// The C++ type of a tensor element: int, long long or float.
+const char* tensor_element_type(spec::TensorDType t);
 
 // `name` with every character outside [A-Za-z0-9_] replaced by '_' (names come from a checked
 // spec and are identifiers already; this keeps generated code valid whatever happens upstream).

@@ -75,19 +75,6 @@ __device__ __forceinline__ void kg_named_barrier() {
   asm volatile("bar.sync %0, %1;\n" ::"n"(kId), "n"(kThreads) : "memory");
 }
 
-// Barrier reduction over the two consumer warpgroups (`kThreads` threads, hardware barrier 3):
-// true when `v` holds in any of them. Uniform across them afterwards.
-template <int kThreads>
-__device__ __forceinline__ bool kg_consumers_any(bool v) {
-  uint32_t r;
-  asm volatile(
-      "{\n.reg .pred p, q;\nsetp.ne.u32 q, %1, 0;\nbar.red.or.pred p, 3, %2, q;\nselp.u32 %0, 1, 0, p;\n}\n"
-      : "=r"(r)
-      : "r"(static_cast<uint32_t>(v)), "n"(kThreads)
-      : "memory");
-  return r != 0u;
-}
-
 // Arrival without waiting on hardware barrier `id`, which `kThreads` threads use in all (those
 // arriving and those waiting in bar.sync).
 template <int kId, int kThreads>
@@ -385,16 +372,104 @@ struct KgWgSmem {
   Element k[Tr::kStages][kKvElems];   // K tiles, kStages pipeline stages
   Element v[Tr::kStages][kKvElems];   // V tiles, kStages pipeline stages
   // The ring's mbarriers: *_full completes when the producer's 128 threads' copies into the stage
-  // have landed (cp.async.mbarrier.arrive.noinc); *_empty when the 8 consumer warps released it.
-  // q_full[i] completes when Q of a work tile has landed in q[i] and its index is in work[i] (or
-  // work[i] says there is no more work); q_empty[i] when the 8 consumer warps have written that
-  // tile's output (staged through q[i]).
+  // have landed (cp.async.mbarrier.arrive.noinc), k_full also when the tile's entry is in tile[s];
+  // *_empty when the 8 consumer warps released it. q_full[i] completes when Q of a work tile has
+  // landed in q[i] and its index is in work[i] (or work[i] says there is no more work); q_empty[i]
+  // when the 8 consumer warps have written that tile's output (staged through q[i]).
   uint64_t q_full[2], q_empty[2];
   int work[2];
+  // The producer walks the tiles and the consumers follow (KgWgTile): visits[i] is 1 when work
+  // tile work[i] visits a key/value tile, tile[s] is the entry of the tile in stage s.
+  int visits[2];
+  int tile[Tr::kStages];
+  uint32_t walk[2][4][2];  // KgWgTileWalk: the producer warps' ballots, two windows in turn
   uint64_t k_full[Tr::kStages], v_full[Tr::kStages];
   uint64_t k_empty[Tr::kStages], v_empty[Tr::kStages];
   static_assert((kQElems * sizeof(Element)) % 1024 == 0 && (kKvElems * sizeof(Element)) % 1024 == 0,
                 "every tile starts 1024-byte aligned (the swizzle repeats every 8 rows of 128 bytes)");
+};
+
+// The entry the producer writes for each visited key/value tile (KgWgSmem::tile): the tile index
+// times 4, bit 0 set when the tile is Full, bit 1 when another tile of the same work tile follows.
+// Only the producer warpgroup walks the tiles (KgTileWalk); the consumers read the sequence from
+// the ring. A walk of a mask that reads tensors scans the tile's elements (the document mask's
+// ids): in the consumers it stalled both warpgroups at every 32 tiles, and at every work tile.
+__device__ __forceinline__ int kg_wg_tile_entry(int n, KgTileClass cls, bool more) {
+  return n * 4 + (cls == kg_tile_full ? 1 : 0) + (more ? 2 : 0);
+}
+
+// The producer warpgroup's walk. A mask that reads no tensors classifies with arithmetic: one
+// warp's walk (KgTileWalk) in each producer warp. One that reads tensors scans the tiles'
+// elements, and the producer stops issuing loads while it does: at d128 the 2-stage ring drains
+// in two tiles, so the consumers waited for every window of 32 tiles. Here each of the 4 warps
+// classifies a quarter of every tile of the window (query half warp >> 1, key half warp & 1;
+// lane i: tile base + i), and the quarters' ballots meet in shared memory (named barrier 6, the
+// producer's): a tile is visited when a quarter is not Empty, and Full when every non-empty
+// quarter is Full. The class of a part is sound for the part, so the combination is sound, and
+// exact where the parts are; a lane scans half the query and half the key elements (the document
+// mask: 64 + 64 ids instead of 128 + 128). All 128 producer threads call next() together.
+template <int kBlockN>
+struct KgWgTileWalk {
+  KgTileWalk<kBlockN> one;
+  int base = -32;  // as in KgTileWalk
+  uint32_t visit = 0u;
+  uint32_t full = 0u;
+  int buf = 0;  // which of the two exchange slots the next window uses
+
+  __device__ __forceinline__ int next(uint32_t (*xchg)[4][2], const KgModArgs& ma, int b, int h, int q_lo, int q_hi,
+                                      int n, int n_tiles, KgTileClass* cls) {
+    if constexpr (!kg_mask_reads_tensors) {
+      return one.next(ma, b, h, q_lo, q_hi, n, n_tiles, cls);
+    } else {
+      while (n < n_tiles) {
+        const int window = n & ~31;
+        if (window != base) {
+          base = window;
+          const int warp = (threadIdx.x >> 5) & 3;
+          const int lane = threadIdx.x & 31;
+          const int t = window + lane;
+          const int q_mid = q_lo + ((q_hi - q_lo + 1) >> 1);  // the second half's first row
+          const int sq_lo = (warp >> 1) != 0 ? q_mid : q_lo;
+          const int sq_hi = (warp >> 1) != 0 ? q_hi : q_mid - 1;
+          bool vis = false;  // an empty quarter (a 1-row tile's first half) is neither
+          bool ful = true;
+          if (t < n_tiles && sq_lo <= sq_hi) {
+            const int kv_lo = t * kBlockN;
+            const int kv_hi = min(kv_lo + kBlockN, ma.seqlen_kv) - 1;
+            const int kv_mid = kv_lo + ((kv_hi - kv_lo + 1) >> 1);
+            const int skv_lo = (warp & 1) != 0 ? kv_mid : kv_lo;
+            const int skv_hi = (warp & 1) != 0 ? kv_hi : kv_mid - 1;
+            if (skv_lo <= skv_hi) {
+              const KgTileClass c = kg_classify_tile(ma, b, h, sq_lo, sq_hi, skv_lo, skv_hi);
+              vis = c != kg_tile_empty;
+              ful = c == kg_tile_full;
+            }
+          }
+          const uint32_t v = __ballot_sync(0xffffffffu, vis);
+          const uint32_t f = __ballot_sync(0xffffffffu, ful);
+          if (lane == 0) {
+            xchg[buf][warp][0] = v;
+            xchg[buf][warp][1] = f;
+          }
+          // A slot is rewritten two windows later, after every warp has passed the barrier of
+          // the window between, so after every warp has read it.
+          kg_named_barrier<6, 128>();
+          visit = xchg[buf][0][0] | xchg[buf][1][0] | xchg[buf][2][0] | xchg[buf][3][0];
+          full = visit & xchg[buf][0][1] & xchg[buf][1][1] & xchg[buf][2][1] & xchg[buf][3][1];
+          buf ^= 1;
+        }
+        const uint32_t rest = visit & (0xffffffffu << (n & 31));
+        if (rest != 0u) {
+          const int bit = __ffs(static_cast<int>(rest)) - 1;
+          *cls = ((full >> bit) & 1u) != 0u ? kg_tile_full : kg_tile_partial;
+          return window + bit;
+        }
+        n = window + 32;
+      }
+      *cls = kg_tile_empty;
+      return n_tiles;
+    }
+  }
 };
 
 // Element offset of 16-byte chunk `chunk` (0 .. kHeadDim/8 - 1) of row `row` in a tile of kRows rows.
@@ -590,7 +665,7 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1)
     }
 #pragma unroll
     for (int s = 0; s < kStages; ++s) {
-      kg_mbar_init(kg_smem_u32(&smem.k_full[s]), 128);
+      kg_mbar_init(kg_smem_u32(&smem.k_full[s]), 129);  // 128 copy arrivals + the tile entry
       kg_mbar_init(kg_smem_u32(&smem.v_full[s]), 128);
       kg_mbar_init(kg_smem_u32(&smem.k_empty[s]), Tr::kConsumerWarps);
       kg_mbar_init(kg_smem_u32(&smem.v_empty[s]), Tr::kConsumerWarps);
@@ -634,16 +709,27 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1)
       const Element* v_head = p.v + t.b * p.v_batch_stride + h_kv * p.v_head_stride;
       kg_wg_load_tile<Tr, kBlockM, 128>(smem.q[qb], q_tile, p.q_row_stride, t.q_rows, wg_tid);
       kg_cp_async_mbar_arrive(kg_smem_u32(&smem.q_full[qb]));
-      if (wg_tid == 0) kg_mbar_arrive(kg_smem_u32(&smem.q_full[qb]));  // release: the index is written
-      KgTileWalk<kBlockN> walk;
+      // The first tile is found while Q is in flight; each next one before the current tile is
+      // published, so that its entry can say whether another follows.
+      KgWgTileWalk<kBlockN> walk;
       KgTileClass cls;
-      for (int n = walk.next(p.mod, t.b, t.h, t.q0, t.q_hi, 0, n_tiles, &cls); n < n_tiles;
-           n = walk.next(p.mod, t.b, t.h, t.q0, t.q_hi, n + 1, n_tiles, &cls)) {
+      int n = walk.next(smem.walk, p.mod, t.b, t.h, t.q0, t.q_hi, 0, n_tiles, &cls);
+      if (wg_tid == 0) {
+        smem.visits[qb] = n < n_tiles ? 1 : 0;
+        kg_mbar_arrive(kg_smem_u32(&smem.q_full[qb]));  // release: the index and visits are written
+      }
+      while (n < n_tiles) {
+        KgTileClass next_cls;
+        const int next = walk.next(smem.walk, p.mod, t.b, t.h, t.q0, t.q_hi, n + 1, n_tiles, &next_cls);
         const int kv = n * kBlockN;
         kg_mbar_wait(kg_smem_u32(&smem.k_empty[stage]), phase ^ 1u);
         kg_wg_load_tile<Tr, kBlockN, 128>(smem.k[stage], k_head + kv * p.k_row_stride, p.k_row_stride,
                                           seqlen_kv - kv, wg_tid);
         kg_cp_async_mbar_arrive(kg_smem_u32(&smem.k_full[stage]));
+        if (wg_tid == 0) {  // the stage's last readers released it (k_empty): its entry is free too
+          smem.tile[stage] = kg_wg_tile_entry(n, cls, next < n_tiles);
+          kg_mbar_arrive(kg_smem_u32(&smem.k_full[stage]));  // release: the entry is written
+        }
         kg_mbar_wait(kg_smem_u32(&smem.v_empty[stage]), phase ^ 1u);
         kg_wg_load_tile<Tr, kBlockN, 128>(smem.v[stage], v_head + kv * p.v_row_stride, p.v_row_stride,
                                           seqlen_kv - kv, wg_tid);
@@ -652,6 +738,8 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1)
           stage = 0;
           phase ^= 1u;
         }
+        n = next;
+        cls = next_cls;
       }
     }
     kg_cp_async_wait<0>();  // no copy outlives its thread
@@ -758,36 +846,32 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1)
     bool has_prev = false;  // a previous visited tile exists (its V stage is still held)
     int prev_stage = 0;
     uint32_t prev_phase = 0;
-    KgTileWalk<kBlockN> walk;
-    KgTileClass cls;
-    for (int n = walk.next(p.mod, b, h, q0, t.q_hi, 0, n_tiles, &cls); n < n_tiles;
-         n = walk.next(p.mod, b, h, q0, t.q_hi, n + 1, n_tiles, &cls)) {
-      const int kv0 = n * kBlockN;
+    // The tiles come from the producer (KgWgSmem::tile): the entry of the tile in this iteration's
+    // stage is read once its K has landed.
+    for (bool more = smem.visits[qb] != 0; more;) {
+      acquire(smem.k_full[stage], phase);
+      const int entry = smem.tile[stage];
+      more = (entry & 2) != 0;
+      const KgTileClass cls = (entry & 1) != 0 ? kg_tile_full : kg_tile_partial;
+      const int kv0 = (entry >> 2) * kBlockN;
 
-      // Partial tile: mask_mod per element. A mask that reads tensors (the interval classifier
-      // cannot bound it) decides first whether any element survives, and skips the tile's MMAs
-      // otherwise (uniform over both consumer warpgroups: cls is uniform and the barrier reduces
-      // over them).
+      // Partial tile: mask_mod per element, computed while the MMAs run. Every visited tile's MMAs
+      // run: a mask that reads tensors has its tiles classified from the tensors (KgWgTileWalk),
+      // so a Partial tile of it keeps some score but for an interval hull that overlaps without a
+      // match. (Skipping a tile whose elements all turn out masked needed a branch per tile on the
+      // consumers' vote; ptxas could not prove it uniform and serialized every wgmma of the kernel,
+      // C7520: the document mask at d128 ran 1.2x slower with the skip, H200.)
       const bool partial = kg_has_mask_mod && cls == kg_tile_partial;
       uint32_t mask[Tr::kMaskWords];
 #pragma unroll
       for (int i = 0; i < Tr::kMaskWords; ++i) mask[i] = 0u;
-      bool do_s = true;
       const bool last = kv0 + kBlockN > seqlen_kv;  // the only tile that reaches past seqlen_kv
-      const auto mask_bits = [&]() {
-        return last ? kg_wg_mask_bits<Tr, true>(mask, p.mod, b, h, q_row, kv0, tig)
-                    : kg_wg_mask_bits<Tr, false>(mask, p.mod, b, h, q_row, kv0, tig);
-      };
-      if constexpr (kg_mask_reads_tensors) {
-        if (partial) do_s = kg_consumers_any<Tr::kConsumerWarps * 32>(mask_bits());
-      }
 
       float acc_s[Tr::kSRegs];  // S, then the logits, then P (fp32); the first k16 step overwrites it
-      acquire(smem.k_full[stage], phase);
       kg_wg_fence_regs(acc_o);
       kg_wg_fence_regs(p_frag);
       turn_wait();
-      if (do_s) {
+      {
         kg_wg_fence();
         // S = Q Kᵀ: k16 step ks reads 32 bytes of every row of column block ks / 4.
         const uint32_t k_smem = kg_smem_u32(smem.k[stage]);
@@ -799,23 +883,27 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1)
           Mma::template ss<0>(acc_s, da, db, ks > 0 ? 1 : 0);
         }
       }
-      // Two wgmma groups per iteration, always committed (empty when skipped), so that every wait
-      // below is unconditional: ptxas tracks groups path-insensitively, and a conditional wait
-      // makes it serialize all wgmma (C7513).
+      // Two wgmma groups per iteration, always committed (the second empty on the first tile), so
+      // that every wait below is unconditional: ptxas tracks groups path-insensitively, and a
+      // conditional wait makes it serialize all wgmma (C7513).
       kg_wg_commit();  // group: S_i
       if (has_prev) acquire(smem.v_full[prev_stage], prev_phase);
       if (pending) issue_pv(acc_o, p_frag, prev_stage);  // O += P_{i-1} V_{i-1}
       kg_wg_commit();                                    // group: P_{i-1} V_{i-1}
       turn_pass();
 
-      if constexpr (!kg_mask_reads_tensors) {
-        if (partial) mask_bits();  // overlaps the MMAs
+      if (partial) {  // overlaps the MMAs
+        if (last) {
+          kg_wg_mask_bits<Tr, true>(mask, p.mod, b, h, q_row, kv0, tig);
+        } else {
+          kg_wg_mask_bits<Tr, false>(mask, p.mod, b, h, q_row, kv0, tig);
+        }
       }
 
       float alpha[2] = {1.0f, 1.0f};
       kg_wg_wait<1>();  // S_i done (P_{i-1} V_{i-1} may still run): K of t_i is free
       release(smem.k_empty[stage]);
-      if (do_s) {
+      {
         kg_wg_fence_regs(acc_s);
 
         // S ← base-2 logits, masked (Full tiles skip mask_mod; only the last tile checks
@@ -841,7 +929,7 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1)
       kg_wg_fence_regs(acc_o);
       kg_wg_fence_regs(p_frag);
       if (has_prev) release(smem.v_empty[prev_stage]);
-      if (do_s) {
+      {
 #pragma unroll
         for (int jo = 0; jo < Tr::kNTilesO; ++jo) {  // O = O·2^(m - m')
 #pragma unroll
@@ -859,7 +947,7 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1)
           p_frag[kk][3] = kg_pack2<Element>(acc_s[8 * kk + 6], acc_s[8 * kk + 7]);  // row g+8, k 2t+8..+9
         }
       }
-      pending = do_s;
+      pending = true;
       has_prev = true;
       prev_stage = stage;
       prev_phase = phase;
@@ -988,24 +1076,23 @@ cudaError_t kg_launch_flash_fwd_sm90(const KgFlashParams<typename Tr::Element>& 
   int device = 0;
   e = cudaGetDevice(&device);
   if (e != cudaSuccess) return e;
-  if (device < 0 || device >= kg_decode_max_devices) {
-    // Beyond the per-device caches: a CTA per work tile (none takes a second one).
-    kernel<<<static_cast<unsigned>(work), Tr::kNThreads, kSmemBytes, stream>>>(p, nullptr);
-    return cudaGetLastError();
-  }
-  KgDecodeDevice dev;
-  e = kg_decode_device(device, &dev);
-  if (e != cudaSuccess) return e;
-  if (work <= dev.sms) {
-    kernel<<<static_cast<unsigned>(work), Tr::kNThreads, kSmemBytes, stream>>>(p, nullptr);
-    return cudaGetLastError();
-  }
+  // A device beyond the per-device caches (SM count, counters) runs a CTA per work tile, as does
+  // a launch with no more work tiles than SMs: no CTA takes a second one, so no counter is needed.
+  long long ctas = work;
   int* counter = nullptr;
-  e = kg_work_counter(device, &counter);
-  if (e != cudaSuccess) return e;
-  e = cudaMemsetAsync(counter, 0, sizeof(int), stream);
-  if (e != cudaSuccess) return e;
-  kernel<<<static_cast<unsigned>(dev.sms), Tr::kNThreads, kSmemBytes, stream>>>(p, counter);
+  if (device >= 0 && device < kg_decode_max_devices) {
+    KgDecodeDevice dev;
+    e = kg_decode_device(device, &dev);
+    if (e != cudaSuccess) return e;
+    if (work > dev.sms) {
+      e = kg_work_counter(device, &counter);
+      if (e != cudaSuccess) return e;
+      e = cudaMemsetAsync(counter, 0, sizeof(int), stream);
+      if (e != cudaSuccess) return e;
+      ctas = dev.sms;
+    }
+  }
+  kernel<<<static_cast<unsigned>(ctas), Tr::kNThreads, kSmemBytes, stream>>>(p, counter);
   return cudaGetLastError();
 }
 
