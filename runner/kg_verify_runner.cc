@@ -56,6 +56,7 @@
 #include "spec/spec.h"
 #include "util/file.h"
 #include "util/hash.h"
+#include "verify/timing_check.h"
 #include "verify/runner_protocol.h"
 
 namespace kg::verify_runner {
@@ -722,10 +723,11 @@ struct Judge {
     };
     t.shape = ts.str();
     t.warmup = warmup, t.runs = runs, t.input_sets = warmup + runs;  // fresh contents every run
-    // The verdict's time is the judge's: its clock around each run less the null runs' median.
-    // The host's events are the candidate's word and only cross-check it.
+    // The verdict's time is the judge's: its clock around each run less the null runs' lower
+    // quartile (verify::null_roundtrip_ms). The host's events are the candidate's word and only
+    // cross-check it.
     t.host_median_ms = median(judge_ms);
-    t.roundtrip_ms = median(null_ms);
+    t.roundtrip_ms = verify::null_roundtrip_ms(null_ms);
     std::vector<double> judged;
     for (double j : judge_ms) {
       judged.push_back(j - t.roundtrip_ms);
@@ -759,11 +761,11 @@ struct Judge {
          << " TFLOP/s, the peak rates of this " << prop.name << "): the kernel skips work or the timing misses it";
       add(FindingKind::BelowPhysicalFloor, verify::kStageTiming, os.str(), "timing", ts.str());
     }
-    // Honest events measure the kernel inside the judge's window: close to the judge's time.
-    if (std::fabs(t.event_median_ms - t.median_ms) > 0.25 * t.median_ms + 0.05) {
+    // Honest events measure the kernel inside the judge's window (verify::timing_disagreement).
+    if (const std::string why = verify::timing_disagreement(t.median_ms, t.event_median_ms); !why.empty()) {
       std::ostringstream m;
       m.precision(4);
-      m << "the host's events measured " << t.event_median_ms << " ms per run, the judge's clock " << t.median_ms
+      m << why << ": the host's events measured " << t.event_median_ms << " ms per run, the judge's clock " << t.median_ms
         << " ms (" << t.host_median_ms << " ms less the " << t.roundtrip_ms << " ms of a null run): the reported "
         << "times are not the kernel's (forged, or the work is not on the timed stream)";
       add(FindingKind::TimingMismatch, verify::kStageTiming, m.str(), "timing", ts.str());
