@@ -146,7 +146,7 @@ std::string emit_mod_function(const spec::Spec& spec, const spec::ModFunction* f
 
 }  // namespace
 
-std::string emit_mod_args(const spec::Spec& spec) {
+std::string emit_mod_args(const spec::Spec& spec, const std::vector<bool>& hulls) {
   std::string s;
   s += "// Runtime values the spec functions read: sizes, then the spec's params (from the doubles of\n"
        "// KgAttentionArgs::params) and tensors (device pointers), in spec order.\n";
@@ -159,6 +159,11 @@ std::string emit_mod_args(const spec::Spec& spec) {
     const auto& t = spec.tensors[i];
     s += "  const " + std::string(tensor_element_type(t.dtype)) + "* " + tensor_field(spec, static_cast<int>(i)) +
          ";  // tensors[" + std::to_string(i) + "]: " + spec::tensor_dtype_name(t.dtype) + " " + shape_text(t) + "\n";
+  }
+  for (size_t i = 0; i < spec.tensors.size() && i < hulls.size(); ++i) {
+    if (!hulls[i]) continue;
+    s += "  const int2* " + hull_field(spec, static_cast<int>(i)) + ";  // kg_build_hulls: hulls of " +
+         spec.tensors[i].name + " per kg_hull_chunk of the last index; nullptr: kg_classify_tile scans\n";
   }
   s += "};\n";
   return s;
@@ -194,6 +199,39 @@ std::string emit_template_mods(const spec::Spec& spec, MathMode math) {
 
 namespace {
 
+// Host: the pre-pass of the tensors kg_classify_tile scans (kg_hull_table, common.cuh), each
+// viewed as [rows = all but the last index, extent = the last]; one scratch buffer holds them.
+std::string emit_build_hulls(const spec::Spec& spec, const std::vector<bool>& hulls) {
+  std::string s =
+      "// Enqueues the tile hull pre-pass (common.cuh) of the tensors kg_classify_tile scans and points\n"
+      "// ma's hull tables at the results; a tensor left without one is scanned.\n"
+      "inline cudaError_t kg_build_hulls(KgModArgs* ma, cudaStream_t stream) {\n"
+      "  (void)ma; (void)stream;\n";
+  std::string bytes, tables;
+  for (size_t i = 0; i < hulls.size(); ++i) {
+    if (!hulls[i]) continue;
+    const auto& t = spec.tensors[i];
+    const std::string n = std::to_string(i);
+    std::string rows = "1ll";
+    for (size_t d = 0; d + 1 < t.shape.size(); ++d) rows += " * " + tensor_extent_expr(t.shape[d], "ma->");
+    s += "  const long long rows" + n + " = " + rows + ", extent" + n + " = " +
+         tensor_extent_expr(t.shape.back(), "ma->") + ";\n";
+    bytes += " + kg_hull_bytes(rows" + n + ", extent" + n + ")";
+    tables += "  ma->" + hull_field(spec, static_cast<int>(i)) + " = kg_hull_table(ma->" +
+              tensor_field(spec, static_cast<int>(i)) + ", rows" + n + ", extent" + n + ", &at, stream);\n";
+  }
+  if (tables.empty()) return s + "  return cudaSuccess;  // no tensor is scanned\n}\n\n";
+  s += "  const long long bytes = 0" + bytes + ";\n";
+  s += "  if (bytes == 0) return cudaSuccess;\n";
+  s += "  int device = 0;\n  cudaError_t e = cudaGetDevice(&device);\n  if (e != cudaSuccess) return e;\n";
+  s += "  if (device < 0 || device >= kg_max_devices) return cudaSuccess;  // no scratch cache: scan\n";
+  s += "  void* scratch = nullptr;\n  e = kg_scratch(device, static_cast<size_t>(bytes), &scratch);\n"
+       "  if (e != cudaSuccess) return e;\n";
+  s += "  int2* at = static_cast<int2*>(scratch);\n" + tables;
+  s += "  return cudaGetLastError();\n}\n\n";
+  return s;
+}
+
 // The generated spec section: element type, head_dim, KgModArgs, tensor readers, mods, (for the
 // template kernel: kg_has_* flags and kg_classify_tile), and the host function filling KgModArgs.
 std::string emit_spec_section(const spec::Spec& spec, MathMode math, bool for_template) {
@@ -209,7 +247,8 @@ std::string emit_spec_section(const spec::Spec& spec, MathMode math, bool for_te
   }
   s += "\n";
 
-  s += emit_mod_args(spec) + "\n";
+  const std::vector<bool> hulls = for_template ? classify_tile_scans(spec) : std::vector<bool>{};
+  s += emit_mod_args(spec, hulls) + "\n";
   if (for_template) {
     s += emit_template_mods(spec, math);
     s += emit_classify_tile(spec) + "\n";
@@ -252,7 +291,11 @@ std::string emit_spec_section(const spec::Spec& spec, MathMode math, bool for_te
     s += "    ma->" + tensor_field(spec, static_cast<int>(i)) + " = static_cast<const " +
          tensor_element_type(t.dtype) + "*>(ptr);\n  }\n";
   }
+  for (size_t i = 0; i < hulls.size(); ++i) {
+    if (hulls[i]) s += "  ma->" + hull_field(spec, static_cast<int>(i)) + " = nullptr;  // kg_build_hulls\n";
+  }
   s += "  return nullptr;\n}\n\n";
+  if (for_template) s += emit_build_hulls(spec, hulls);
   return s;
 }
 
@@ -299,10 +342,12 @@ std::string file_prelude(const spec::Spec& spec, const Provenance& prov, const s
 }
 
 // One family's kernel after common.cuh, up to (not including) the namespace's closing brace:
-// interval rules, the spec section, flash_common.cuh and the family template. Defines
+// scratch.cuh, interval rules, the spec section, flash_common.cuh and the family template. Defines
 // kg_flash_fwd(args, stream) in the enclosing namespace.
 std::string family_body(const spec::Spec& spec, TemplateFamily family) {
-  std::string s = "\n// ===== interval_rules.inc =====\n#define KG_IV_FN [[maybe_unused]] __device__ __forceinline__\n";
+  std::string s = "\n// ===== scratch.cuh =====\n";
+  s += template_text("scratch.cuh");
+  s += "\n// ===== interval_rules.inc =====\n#define KG_IV_FN [[maybe_unused]] __device__ __forceinline__\n";
   s += template_text("interval_rules.inc");
   s += "\n" + emit_spec_section(spec, MathMode::Fast, true);
   s += "// ===== flash_common.cuh =====\n";

@@ -76,7 +76,8 @@ std::string emit_header(const spec::Spec& spec, const Provenance& prov);
 // Pieces of the emitted files, for tests that compile them for the host (the lowering's
 // differential fuzzer): the KgModArgs struct (float params as doubles), and the template kernel's
 // tensor readers, kg_score_mod and kg_mask_mod (need common.cuh and KgModArgs before them).
-std::string emit_mod_args(const spec::Spec& spec);
+// hulls[i]: KgModArgs gets tensor i's hull table field (the template kernel; classify_tile_scans).
+std::string emit_mod_args(const spec::Spec& spec, const std::vector<bool>& hulls = {});
 std::string emit_template_mods(const spec::Spec& spec, MathMode math);
 
 }  // namespace kg::codegen

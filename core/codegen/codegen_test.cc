@@ -128,6 +128,17 @@ TEST(Codegen, ParamsAndTensorsReachTheKernel) {
   EXPECT_NE(dcu.find("const int* tensor1_doc_kv;  // tensors[1]: int32 [batch, seq_kv]"), std::string::npos);
   EXPECT_NE(dcu.find("constexpr bool kg_mask_reads_tensors = true;"), std::string::npos);
   EXPECT_NE(dcu.find("ma->tensor0_doc_q = static_cast<const int*>(ptr);"), std::string::npos);
+  // The tensors kg_classify_tile scans get hull tables: cleared by kg_fill_mod_args, built by
+  // kg_build_hulls (the launchers call it for long keys).
+  EXPECT_NE(dcu.find("const int2* hull_tensor1_doc_kv;"), std::string::npos);
+  EXPECT_NE(dcu.find("ma->hull_tensor1_doc_kv = nullptr;"), std::string::npos);
+  EXPECT_NE(dcu.find("ma->hull_tensor1_doc_kv = kg_hull_table(ma->tensor1_doc_kv, rows1, extent1, &at, stream);"),
+            std::string::npos);
+  EXPECT_NE(dcu.find("const cudaError_t e = kg_build_hulls(&p.mod, stream);"), std::string::npos);
+  const std::string acu = emit_template_kernel(alibi, prov_for(alibi), "sm_90a");
+  EXPECT_EQ(acu.find("const int2* hull_"), std::string::npos);
+  EXPECT_NE(acu.find("return cudaSuccess;  // no tensor is scanned"), std::string::npos);
+  EXPECT_EQ(emit_reference_kernel(doc, prov_for(doc)).find("hull_"), std::string::npos);
   // The template kernel uses fast intrinsics, the reference double math of its own lowering.
   const spec::Spec cap = softcap_spec();
   EXPECT_NE(emit_template_kernel(cap, prov_for(cap), "sm_90a").find("kg_fast_tanh((score * 0.033333335f))"),

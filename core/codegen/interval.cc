@@ -364,6 +364,18 @@ std::string emit_tensor_scan(const spec::Spec& spec, int index) {
     s += i + ".lo >= 0 && " + i + ".hi < " + tensor_extent_expr(t.shape[d], "ma.");
   }
   s += ") {\n";
+  // A box whose other indices are points and whose last index covers whole chunks reads the
+  // hulls the pre-pass wrote (kg_build_hulls, kg_hull_lookup in common.cuh), when it ran.
+  s += "    if (ma." + hull_field(spec, index) + " != nullptr";
+  for (size_t d = 0; d + 1 < rank; ++d) s += " && i" + std::to_string(d) + ".lo == i" + std::to_string(d) + ".hi";
+  s += ") {\n      long long row = 0;\n";
+  for (size_t d = 0; d + 1 < rank; ++d) {
+    s += "      row = row * " + tensor_extent_expr(t.shape[d], "ma.") + " + i" + std::to_string(d) + ".lo;\n";
+  }
+  const std::string extent = tensor_extent_expr(t.shape[rank - 1], "ma.");
+  s += "      const long long chunks = (" + extent + " + kg_hull_chunk - 1) / kg_hull_chunk;\n";
+  s += "      if (kg_hull_lookup(ma." + hull_field(spec, index) + " + row * chunks, " + last + ".lo, " + last +
+       ".hi, " + extent + ", &lo, &hi)) return KgIv{lo, hi};\n    }\n";
   s += "    const int len = static_cast<int>(" + last + ".hi - " + last + ".lo) + 1;\n";
   std::string indent = "    ";
   for (size_t d = 0; d + 1 < rank; ++d) {
@@ -423,6 +435,16 @@ std::string emit_tensor_scan(const spec::Spec& spec, int index) {
 }
 
 }  // namespace
+
+std::vector<bool> classify_tile_scans(const spec::Spec& spec) {
+  if (!spec.mask_mod) return std::vector<bool>(spec.tensors.size(), false);
+  EmitDomain d{spec, *spec.mask_mod, {}, std::vector<bool>(spec.tensors.size(), false)};
+  Walker<EmitDomain> w(d, spec, *spec.mask_mod);
+  (void)w.run();
+  return d.scanned;
+}
+
+std::string hull_field(const spec::Spec& spec, int index) { return "hull_" + tensor_field(spec, index); }
 
 std::string emit_classify_tile(const spec::Spec& spec) {
   std::string out =

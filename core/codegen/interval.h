@@ -49,6 +49,13 @@ TileClass classify_tile(const spec::Spec& spec, const TileQuery& tile);
 // for `spec` (returns kg_tile_full when there is no mask_mod). Needs interval_rules.inc before it.
 std::string emit_classify_tile(const spec::Spec& spec);
 
+// Which of spec.tensors kg_classify_tile reads (through kg_iv_tensor<i>_*): the tensors whose tile
+// hull tables kg_build_hulls (the spec section) fills, the field hull_<tensor field> of KgModArgs.
+std::vector<bool> classify_tile_scans(const spec::Spec& spec);
+
+// The KgModArgs field of tensor `index`'s hull table (KgModArgs::hull_<tensor field>).
+std::string hull_field(const spec::Spec& spec, int index);
+
 const char* tile_class_name(TileClass c);  // "Empty", "Partial", "Full"
 
 }  // namespace kg::codegen

@@ -251,8 +251,16 @@ TEST(ClassifyTile, TensorReadsBoundedByTheirElements) {
                    "kg_iv_tensor1_doc_kv(ma, kg_iv_point(b), kg_iv_range(kv_lo, kv_hi))));"),
             std::string::npos)
       << f;
+  // A box of one batch row reads the pre-pass's hull table when the launcher built one.
+  EXPECT_NE(f.find("if (ma.hull_tensor1_doc_kv != nullptr && i0.lo == i0.hi) {"), std::string::npos) << f;
+  EXPECT_NE(f.find("if (kg_hull_lookup(ma.hull_tensor1_doc_kv + row * chunks, i1.lo, i1.hi, "
+                   "static_cast<long long>(ma.seqlen_kv), &lo, &hi)) return KgIv{lo, hi};"),
+            std::string::npos)
+      << f;
+  EXPECT_EQ(classify_tile_scans(doc), (std::vector<bool>{true, true}));
   // A spec without tensor reads emits no scan.
   EXPECT_EQ(emit_classify_tile(causal_spec()).find("kg_iv_tensor"), std::string::npos);
+  EXPECT_EQ(classify_tile_scans(causal_spec()), std::vector<bool>{});
 }
 
 TEST(ClassifyTile, NeighbourhoodSkipsMostTiles) {

@@ -76,6 +76,7 @@ std::vector<Shape> template_shapes() {
       {1, 2, 1, 64, 0, Layout::BHSD, true, 2.0},       // seqlen_kv = 0: every row fully masked
       {1, 2, 2, 0, 64, Layout::BSHD, true, 2.0},       // seqlen_q = 0: nothing to do
       {2, 4, 4, 257, 257, Layout::BSHD, true, 20.0},   // scores near ±50
+      {2, 4, 2, 2100, 2300, Layout::BSHD, false, 2.0}, // Skv >= kg_hull_min_kv: tile hull tables, partial last chunks
       // The decode path (flash_decode.cuh: seqlen_q <= 64, split-KV, GQA rows packed into one
       // tile). Causal-type masks with Sq < Skv leave every split but the first fully masked.
       // (q/k/v of the two largest filled on the device: 100 M elements would take seconds per spec.)

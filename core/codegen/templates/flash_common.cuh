@@ -110,36 +110,46 @@ struct KgTileWalk {
   uint32_t visit = 0u;  // bit i: tile base + i is not Empty
   uint32_t full = 0u;   // bit i: tile base + i is Full
 
-  // First non-Empty tile ≥ n, or n_tiles when none; *cls its class.
+  // First non-Empty tile ≥ n, or n_tiles when none; *cls its class. classify(window, &visit,
+  // &full) sets the two ballots of tiles window .. window + 31 (window a multiple of 32); it runs
+  // once per window, and the walk answers from its ballots until n leaves the window.
+  template <class Classify>
+  __device__ __forceinline__ int walk(int n, int n_tiles, KgTileClass* cls, Classify&& classify) {
+    while (n < n_tiles) {
+      const int window = n & ~31;
+      if (window != base) {
+        base = window;
+        classify(window, &visit, &full);
+      }
+      const uint32_t rest = visit & (0xffffffffu << (n & 31));
+      if (rest != 0u) {
+        const int bit = __ffs(static_cast<int>(rest)) - 1;
+        *cls = ((full >> bit) & 1u) != 0u ? kg_tile_full : kg_tile_partial;
+        return window + bit;
+      }
+      n = window + 32;
+    }
+    *cls = kg_tile_empty;
+    return n_tiles;
+  }
+
+  // The walk of one warp: lane i classifies tile window + i.
   __device__ __forceinline__ int next(const KgModArgs& ma, int b, int h, int q_lo, int q_hi, int n, int n_tiles,
                                       KgTileClass* cls) {
     if constexpr (!kg_has_mask_mod) {
       *cls = kg_tile_full;
       return n < n_tiles ? n : n_tiles;
     } else {
-      while (n < n_tiles) {
-        const int window = n & ~31;
-        if (window != base) {
-          base = window;
-          const int t = window + static_cast<int>(threadIdx.x & 31u);
-          KgTileClass c = kg_tile_empty;
-          if (t < n_tiles) {
-            const int kv_lo = t * kBlockN;
-            c = kg_classify_tile(ma, b, h, q_lo, q_hi, kv_lo, min(kv_lo + kBlockN, ma.seqlen_kv) - 1);
-          }
-          visit = __ballot_sync(0xffffffffu, c != kg_tile_empty);
-          full = __ballot_sync(0xffffffffu, c == kg_tile_full);
+      return walk(n, n_tiles, cls, [&](int window, uint32_t* visit_bits, uint32_t* full_bits) {
+        const int t = window + static_cast<int>(threadIdx.x & 31u);
+        KgTileClass c = kg_tile_empty;
+        if (t < n_tiles) {
+          const int kv_lo = t * kBlockN;
+          c = kg_classify_tile(ma, b, h, q_lo, q_hi, kv_lo, min(kv_lo + kBlockN, ma.seqlen_kv) - 1);
         }
-        const uint32_t rest = visit & (0xffffffffu << (n & 31));
-        if (rest != 0u) {
-          const int bit = __ffs(static_cast<int>(rest)) - 1;
-          *cls = ((full >> bit) & 1u) != 0u ? kg_tile_full : kg_tile_partial;
-          return window + bit;
-        }
-        n = window + 32;
-      }
-      *cls = kg_tile_empty;
-      return n_tiles;
+        *visit_bits = __ballot_sync(0xffffffffu, c != kg_tile_empty);
+        *full_bits = __ballot_sync(0xffffffffu, c == kg_tile_full);
+      });
     }
   }
 };

@@ -30,8 +30,8 @@
 // the spec's kg_classify_tile (interval_rules.inc); Empty tiles are never loaded, Full tiles skip
 // mask_mod, Partial tiles evaluate it per element with each row's own (b, h, q_idx, kv_idx).
 //
-// Scratch: the ABI has no workspace, so partials go to cached cudaMalloc buffers (kg_decode_scratch:
-// a ring of slots per device, each grown on demand, never freed otherwise).
+// Scratch: the ABI has no workspace, so partials go to cached cudaMalloc buffers (kg_scratch in
+// scratch.cuh: a ring of slots per device, each grown on demand, never freed otherwise).
 
 // ---- Configuration ----------------------------------------------------------------------------
 
@@ -94,7 +94,7 @@ constexpr int kg_decode_max_q = 64;              // seqlen_q above this: the fam
 constexpr int kg_decode_max_splits = 64;         // bounds the scratch and the combine's loop
 constexpr int kg_decode_min_tiles_per_split = 4; // ≥ 256 keys per split: amortises the Q load,
                                                  // the pipeline prologue and the partial write
-constexpr int kg_decode_max_devices = 64;        // per-device caches; beyond: family kernels
+constexpr int kg_decode_max_devices = kg_max_devices;  // per-device caches; beyond: family kernels
 
 // ---- Shared memory ----------------------------------------------------------------------------
 
@@ -673,43 +673,6 @@ inline cudaError_t kg_decode_occupancy(int device, int smem_bytes, int* out) {
   return cudaSuccess;
 }
 
-// This translation unit's scratch for the split partials on `device`: kg_decode_scratch_slots
-// cudaMalloc buffers per device, a call taking the next slot round-robin and growing it when it is
-// too small (cudaFree of the old buffer first, which waits for the device to be idle: growth is
-// rare, steady-state calls reach no allocator). Not a stream-ordered pool: with a private pool and
-// with the device's default one, the first split-KV call made a system call that the verifier's
-// sandbox denies, and the candidate host was killed (H200, nvcc 13.0); cudaMalloc passes. Calls
-// on one stream never share a slot's buffer while it is in use (stream order); calls on different
-// streams share one only if kg_decode_scratch_slots calls were enqueued between them while the
-// first still runs. A slot's lock covers concurrent host threads that reach the same slot.
-constexpr int kg_decode_scratch_slots = 16;
-inline cudaError_t kg_decode_scratch(int device, size_t bytes, void** out) {
-  struct Slot {
-    int lock;
-    void* buffer;
-    size_t bytes;
-  };
-  static Slot slots[kg_decode_max_devices][kg_decode_scratch_slots];
-  static unsigned next[kg_decode_max_devices];
-  Slot& s = slots[device][__atomic_fetch_add(&next[device], 1u, __ATOMIC_RELAXED) % kg_decode_scratch_slots];
-  while (__atomic_exchange_n(&s.lock, 1, __ATOMIC_ACQUIRE) != 0) {
-  }
-  cudaError_t e = cudaSuccess;
-  if (s.bytes < bytes) {
-    if (s.buffer != nullptr) e = cudaFree(s.buffer);
-    s.buffer = nullptr;
-    s.bytes = 0;
-    if (e == cudaSuccess) e = cudaMalloc(&s.buffer, bytes);
-    if (e == cudaSuccess) {
-      s.bytes = bytes;
-    } else {
-      s.buffer = nullptr;
-    }
-  }
-  *out = s.buffer;
-  __atomic_store_n(&s.lock, 0, __ATOMIC_RELEASE);
-  return e;
-}
 
 // How the decode path would run a call; use == false: the family kernel should.
 struct KgDecodePlan {
@@ -804,7 +767,7 @@ inline cudaError_t kg_decode_launch(const KgFlashParams<typename Tr::Element>& p
 }
 
 // Enqueues the decode path for `plan` (from kg_decode_plan, use == true). One split: one kernel
-// writes out and lse. Several: scratch (kg_decode_scratch), the split kernel, the combine kernel;
+// writes out and lse. Several: scratch (kg_scratch), the split kernel, the combine kernel;
 // the first error is returned, and no kernel after a failed launch is enqueued.
 inline cudaError_t kg_flash_decode(const KgFlashParams<kg_element>& p, const KgDecodePlan& plan, cudaStream_t stream) {
   using Tr = typename KgDecodeConfig<kg_element, kg_head_dim>::Traits;
@@ -817,7 +780,7 @@ inline cudaError_t kg_flash_decode(const KgFlashParams<kg_element>& p, const KgD
   const size_t o_bytes = static_cast<size_t>(plan.num_splits) * part.rows * kg_head_dim * sizeof(float);
   const size_t lse_bytes = static_cast<size_t>(plan.num_splits) * part.rows * sizeof(float);
   void* scratch = nullptr;
-  cudaError_t e = kg_decode_scratch(plan.device, o_bytes + lse_bytes, &scratch);
+  cudaError_t e = kg_scratch(plan.device, o_bytes + lse_bytes, &scratch);
   if (e != cudaSuccess) return e;
   part.o = static_cast<float*>(scratch);
   part.lse = reinterpret_cast<float*>(static_cast<unsigned char*>(scratch) + o_bytes);  // o_bytes % 256 == 0

@@ -533,6 +533,14 @@ inline cudaError_t kg_flash_fwd(const KgAttentionArgs* args, cudaStream_t stream
   const cudaError_t plan_error = kg_decode_plan(p, &plan);
   if (plan_error != cudaSuccess) return plan_error;
   if (plan.use) return kg_flash_decode(p, plan, stream);
+  // A walk over long rows of tiles reads the hulls of the tensors it scans from tables that a
+  // pre-pass builds (scratch.cuh), ahead of the kernel on the same stream.
+  if constexpr (kg_mask_reads_tensors) {
+    if (args->seqlen_kv >= kg_hull_min_kv) {
+      const cudaError_t e = kg_build_hulls(&p.mod, stream);
+      if (e != cudaSuccess) return e;
+    }
+  }
   // seqlen_kv == 0 still launches: no tile is visited, so every row writes out = 0, lse = -inf.
   return p.lse != nullptr ? kg_launch_flash_fwd<Traits, true>(p, stream)
                           : kg_launch_flash_fwd<Traits, false>(p, stream);

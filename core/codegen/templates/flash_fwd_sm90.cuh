@@ -411,9 +411,6 @@ __device__ __forceinline__ int kg_wg_tile_entry(int n, KgTileClass cls, bool mor
 template <int kBlockN>
 struct KgWgTileWalk {
   KgTileWalk<kBlockN> one;
-  int base = -32;  // as in KgTileWalk
-  uint32_t visit = 0u;
-  uint32_t full = 0u;
   int buf = 0;  // which of the two exchange slots the next window uses
 
   __device__ __forceinline__ int next(uint32_t (*xchg)[4][2], const KgModArgs& ma, int b, int h, int q_lo, int q_hi,
@@ -421,53 +418,40 @@ struct KgWgTileWalk {
     if constexpr (!kg_mask_reads_tensors) {
       return one.next(ma, b, h, q_lo, q_hi, n, n_tiles, cls);
     } else {
-      while (n < n_tiles) {
-        const int window = n & ~31;
-        if (window != base) {
-          base = window;
-          const int warp = (threadIdx.x >> 5) & 3;
-          const int lane = threadIdx.x & 31;
-          const int t = window + lane;
-          const int q_mid = q_lo + ((q_hi - q_lo + 1) >> 1);  // the second half's first row
-          const int sq_lo = (warp >> 1) != 0 ? q_mid : q_lo;
-          const int sq_hi = (warp >> 1) != 0 ? q_hi : q_mid - 1;
-          bool vis = false;  // an empty quarter (a 1-row tile's first half) is neither
-          bool ful = true;
-          if (t < n_tiles && sq_lo <= sq_hi) {
-            const int kv_lo = t * kBlockN;
-            const int kv_hi = min(kv_lo + kBlockN, ma.seqlen_kv) - 1;
-            const int kv_mid = kv_lo + ((kv_hi - kv_lo + 1) >> 1);
-            const int skv_lo = (warp & 1) != 0 ? kv_mid : kv_lo;
-            const int skv_hi = (warp & 1) != 0 ? kv_hi : kv_mid - 1;
-            if (skv_lo <= skv_hi) {
-              const KgTileClass c = kg_classify_tile(ma, b, h, sq_lo, sq_hi, skv_lo, skv_hi);
-              vis = c != kg_tile_empty;
-              ful = c == kg_tile_full;
-            }
+      return one.walk(n, n_tiles, cls, [&](int window, uint32_t* visit, uint32_t* full) {
+        const int warp = (threadIdx.x >> 5) & 3;
+        const int lane = threadIdx.x & 31;
+        const int t = window + lane;
+        const int q_mid = q_lo + ((q_hi - q_lo + 1) >> 1);  // the second half's first row
+        const int sq_lo = (warp >> 1) != 0 ? q_mid : q_lo;
+        const int sq_hi = (warp >> 1) != 0 ? q_hi : q_mid - 1;
+        bool vis = false;  // an empty quarter (a 1-row tile's first half) is neither
+        bool ful = true;
+        if (t < n_tiles && sq_lo <= sq_hi) {
+          const int kv_lo = t * kBlockN;
+          const int kv_hi = min(kv_lo + kBlockN, ma.seqlen_kv) - 1;
+          const int kv_mid = kv_lo + ((kv_hi - kv_lo + 1) >> 1);
+          const int skv_lo = (warp & 1) != 0 ? kv_mid : kv_lo;
+          const int skv_hi = (warp & 1) != 0 ? kv_hi : kv_mid - 1;
+          if (skv_lo <= skv_hi) {
+            const KgTileClass c = kg_classify_tile(ma, b, h, sq_lo, sq_hi, skv_lo, skv_hi);
+            vis = c != kg_tile_empty;
+            ful = c == kg_tile_full;
           }
-          const uint32_t v = __ballot_sync(0xffffffffu, vis);
-          const uint32_t f = __ballot_sync(0xffffffffu, ful);
-          if (lane == 0) {
-            xchg[buf][warp][0] = v;
-            xchg[buf][warp][1] = f;
-          }
-          // A slot is rewritten two windows later, after every warp has passed the barrier of
-          // the window between, so after every warp has read it.
-          kg_named_barrier<6, 128>();
-          visit = xchg[buf][0][0] | xchg[buf][1][0] | xchg[buf][2][0] | xchg[buf][3][0];
-          full = visit & xchg[buf][0][1] & xchg[buf][1][1] & xchg[buf][2][1] & xchg[buf][3][1];
-          buf ^= 1;
         }
-        const uint32_t rest = visit & (0xffffffffu << (n & 31));
-        if (rest != 0u) {
-          const int bit = __ffs(static_cast<int>(rest)) - 1;
-          *cls = ((full >> bit) & 1u) != 0u ? kg_tile_full : kg_tile_partial;
-          return window + bit;
+        const uint32_t v = __ballot_sync(0xffffffffu, vis);
+        const uint32_t f = __ballot_sync(0xffffffffu, ful);
+        if (lane == 0) {
+          xchg[buf][warp][0] = v;
+          xchg[buf][warp][1] = f;
         }
-        n = window + 32;
-      }
-      *cls = kg_tile_empty;
-      return n_tiles;
+        // A slot is rewritten two windows later, after every warp has passed the barrier of the
+        // window between, so after every warp has read it.
+        kg_named_barrier<6, 128>();
+        *visit = xchg[buf][0][0] | xchg[buf][1][0] | xchg[buf][2][0] | xchg[buf][3][0];
+        *full = *visit & xchg[buf][0][1] & xchg[buf][1][1] & xchg[buf][2][1] & xchg[buf][3][1];
+        buf ^= 1;
+      });
     }
   }
 };
@@ -1109,6 +1093,14 @@ inline cudaError_t kg_flash_fwd(const KgAttentionArgs* args, cudaStream_t stream
   const cudaError_t plan_error = kg_decode_plan(p, &plan);
   if (plan_error != cudaSuccess) return plan_error;
   if (plan.use) return kg_flash_decode(p, plan, stream);
+  // A walk over long rows of tiles reads the hulls of the tensors it scans from tables that a
+  // pre-pass builds (scratch.cuh), ahead of the kernel on the same stream.
+  if constexpr (kg_mask_reads_tensors) {
+    if (args->seqlen_kv >= kg_hull_min_kv) {
+      const cudaError_t e = kg_build_hulls(&p.mod, stream);
+      if (e != cudaSuccess) return e;
+    }
+  }
   // seqlen_kv == 0 still launches: no tile is visited, so every row writes out = 0, lse = -inf.
   return p.lse != nullptr ? kg_launch_flash_fwd_sm90<Traits, true>(p, stream)
                           : kg_launch_flash_fwd_sm90<Traits, false>(p, stream);
