@@ -30,7 +30,7 @@ fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kg-full-disk-XXXXXX")
 MNT="$WORK/mnt"
 mkdir -p "$MNT"
-if ! mount -t tmpfs -o size=512k,mode=0700 tmpfs "$MNT" 2>"$WORK/mount.err"; then
+if ! mount -t tmpfs -o size=2m,mode=0700 tmpfs "$MNT" 2>"$WORK/mount.err"; then
   echo "full_disk: skipped: cannot mount a tmpfs: $(cat "$WORK/mount.err")"
   rm -rf "$WORK"
   exit 77
