@@ -410,9 +410,9 @@ std::string emit_tensor_scan(const spec::Spec& spec, int index) {
   s += "    return KgIv{lo, hi};\n  }\n";
   // Elsewhere, element by element through the reader (0 outside the shape). 32-bit loop counters
   // and bounds (the box is small and its ends are int32), loops not unrolled: the walk runs in the
-  // producer warpgroup's 56 registers too. ptxas (nvcc 13.0), the sm_90a document-and-causal
-  // kernel: 64-bit counters spilled 62/156 bytes, 32-bit ones 26/68 (also with unroll 4), 32-bit
-  // ones not unrolled 6/8.
+  // producer warpgroup's few registers too. ptxas (nvcc 13.0), the sm_90a document-and-causal
+  // kernel with a 56-register producer: 64-bit counters spilled 62/156 bytes, 32-bit ones 26/68
+  // (also with unroll 4), 32-bit ones not unrolled 6/8.
   indent = "  ";
   for (size_t d = 0; d < rank; ++d) {
     const std::string i = "i" + std::to_string(d), n = "n" + std::to_string(d);
