@@ -419,13 +419,15 @@ TEST(NvccCompile, EmittedKernelsCompileWithoutSpills) {
     int max_spill = 0;
     for (const auto& line : ptxas_summary(c.log, &max_spill)) std::printf("[ptxas] %s: %s\n", c.file.c_str(), line.c_str());
     // Known exception: the sm_90a kernel of a mask that reads tensors (document_causal). Its
-    // producer warpgroup (56 registers) walks the tiles for the whole CTA, reading 8 tensor
-    // elements at a time (kTensorScanBatch), and spills a few words there: 56/120 bytes with
-    // nvcc 13.0 (6/8 in tmpl-9, where every warp walked and scanned one element at a time; the
-    // document mask ran 2.3-2.6x slower there on an H200: docs/benchmarks.md, tmpl-10). Bounded
-    // here so that it cannot grow unnoticed.
+    // producer warpgroup (56 registers, all the launch allocation leaves it: flash_fwd_sm90.cuh)
+    // walks the tiles for the whole CTA, reading the tile hull tables or 8 tensor elements at a
+    // time (kTensorScanBatch), and spills there: 52/140 bytes (stores/loads) with nvcc 13.0 since
+    // the hull tables (56/120 before them, 6/8 in tmpl-9, where every warp walked and scanned one
+    // element at a time). The document mask ran 1.2-1.3x faster with the tables and 2.3-2.6x
+    // faster than tmpl-9 on an H200 (docs/benchmarks.md), spills included. Bounded here so that
+    // it cannot grow unnoticed.
     const bool tensor_mask_sm90 = c.file == "document_causal.cu";
-    EXPECT_LE(max_spill, tensor_mask_sm90 ? 128 : 0) << c.log;
+    EXPECT_LE(max_spill, tensor_mask_sm90 ? 144 : 0) << c.log;
   }
 
   // Host harness: include one generated kernel and check what runs on the CPU.

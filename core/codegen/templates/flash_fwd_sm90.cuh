@@ -305,15 +305,20 @@ struct KgWgTraits {
   static constexpr int kNWarpgroups = 3;    // 1 producer + 2 consumers
   static constexpr int kNThreads = kNWarpgroups * 128;
   static constexpr int kConsumerWarps = 8;
-  // setmaxnreg budgets (65536 registers per SM, one CTA): 128 · 64 + 256 · 224 = 65536, the whole
-  // register file. A consumer holds S (kSRegs), O (kORegs) and the P fragments (kSRegs / 2); the
-  // producer holds the copy addresses and the tile walk (kg_classify_tile of the spec).
-  // FlashAttention-3's 24/240 split spills in the producer here (ptxas, nvcc 13.0: 124 bytes for
-  // causal at 24, 20 at 40, none at 56), where its TMA producer needs one thread and a few
-  // registers. A mask that reads tensors walks with the tile hull tables (scratch.cuh): the
-  // document mask's kernel spilled 100/184 bytes (stores/loads) at 56, 32/48 at 64. At 224 no
-  // spec's consumer spills (the previous kernel used up to 254 without the producer).
-  static constexpr int kProducerRegs = 64;
+  // setmaxnreg budgets. setmaxnreg.inc only takes registers that other warps of the CTA gave back
+  // with setmaxnreg.dec, so the split must fit the CTA's launch allocation: 384 threads at 168
+  // registers (__launch_bounds__(384, 1): 65536 / 384 rounded down to 8) = 64512 = 128 · 56 +
+  // 256 · 224. A 64/224 split (65536, the whole register file, as FlashAttention-3's 4-warpgroup
+  // kernel uses at its 512 × 128 launch allocation) hung every kernel on an H200 in the
+  // consumers' setmaxnreg.inc. A consumer holds S (kSRegs), O (kORegs) and the P fragments
+  // (kSRegs / 2); the producer holds the copy addresses and the tile walk (kg_classify_tile of the
+  // spec). FlashAttention-3's 24/240 split spills in the producer here (ptxas, nvcc 13.0: 124
+  // bytes for causal at 24, 20 at 40, none at 56), where its TMA producer needs one thread and a
+  // few registers; a mask that reads tensors spills at 56 (the tile hull tables' walk:
+  // NvccCompile's allowance). At 224 no spec's consumer spills (the previous kernel used up to
+  // 254 without the producer).
+  static constexpr int kLaunchRegs = 65536 / kNThreads / 8 * 8;
+  static constexpr int kProducerRegs = 56;
   static constexpr int kConsumerRegs = 224;
   static constexpr int kColBlocks = kHeadDim / 64;    // 128-byte swizzle atoms are 64 elements wide
   static constexpr int kChunksPerRow = kHeadDim / 8;  // 16-byte chunks per row
@@ -334,7 +339,8 @@ struct KgWgTraits {
   static_assert(kHeadDim == 64 || kHeadDim == 128, "the wgmma family covers head_dim 64 and 128");
   static_assert(kBlockN == 64 || kBlockN == 128 || kBlockN == 192, "wgmma wrappers exist for N = 64, 128, 192");
   static_assert(kStages >= 2, "at least double buffering");
-  static_assert(128 * kProducerRegs + 256 * kConsumerRegs <= 65536, "the register split fits the SM");
+  static_assert(128 * kProducerRegs + 256 * kConsumerRegs <= kNThreads * kLaunchRegs,
+                "setmaxnreg.inc takes only what the CTA's warps gave back: the split fits the launch allocation");
   static_assert(kProducerRegs % 8 == 0 && kConsumerRegs % 8 == 0, "setmaxnreg takes multiples of 8");
   static_assert((64 * kChunksPerRow) % 128 == 0, "a warpgroup's O rows divide evenly among its threads");
 };
