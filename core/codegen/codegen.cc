@@ -369,13 +369,6 @@ std::string family_body(const spec::Spec& spec, TemplateFamily family) {
   return s;
 }
 
-// The family that serves `arch` for `spec`: template_family, except that head_dim 256 would need
-// BLOCK_M 64 and more registers than a wgmma consumer has, so it takes mma.sync even on sm_90a.
-TemplateFamily spec_family(const spec::Spec& spec, const std::string& arch) {
-  const TemplateFamily family = template_family(arch);
-  return family == TemplateFamily::Sm90aWgmma && spec.head_dim == 256 ? TemplateFamily::Sm80MmaSync : family;
-}
-
 // "sm_86" -> {86 / 10, 86 % 10} as the running device reports it (compute capability 8.6).
 std::pair<int, int> arch_capability(const std::string& arch) {
   int cc = 0;
@@ -518,14 +511,8 @@ std::vector<TemplateFamily> template_families(const std::string& arch) {
 
 std::string emit_template_kernel(const spec::Spec& spec, const Provenance& prov, const std::string& arch) {
   check_spec(spec);
-  (void)template_families(arch);  // checks the set
-  const std::vector<std::string> archs = spec::arch_set(arch);
-  std::vector<TemplateFamily> families;
-  for (const auto& a : archs) {
-    const TemplateFamily f = spec_family(spec, a);
-    if (std::find(families.begin(), families.end(), f) == families.end()) families.push_back(f);
-  }
-  if (families.size() > 1) return emit_multi_family_kernel(spec, prov, archs);
+  const std::vector<TemplateFamily> families = template_families(arch);  // checks the set
+  if (families.size() > 1) return emit_multi_family_kernel(spec, prov, spec::arch_set(arch));
   const TemplateFamily family = families.front();
   const bool wgmma = family == TemplateFamily::Sm90aWgmma;
   const std::string ns = internal_namespace(prov, "kernel");

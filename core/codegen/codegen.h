@@ -24,8 +24,7 @@ namespace kg::codegen {
 //                on sm_80 and newer; the family of every arch but sm_90a.
 //   Sm90aWgmma   Hopper warpgroup MMA (wgmma) fed from 128-byte-swizzled shared memory, P kept in
 //                registers (FlashAttention-3 class; flash_fwd_sm90.cuh). sm_90a only: wgmma needs
-//                the arch-specific target. Covers head_dim 64 and 128; emit_template_kernel uses
-//                Sm80MmaSync for head_dim 256 even there.
+//                the arch-specific target. Covers head_dim 64, 128 and 256.
 // Throws std::invalid_argument for an arch below sm_80 or not spelled sm_XY[a|f].
 enum class TemplateFamily { Sm80MmaSync, Sm90aWgmma };
 TemplateFamily template_family(const std::string& arch);

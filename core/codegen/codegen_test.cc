@@ -202,8 +202,9 @@ TEST(Codegen, FamilyFollowsArchAndHeadDim) {
   EXPECT_STREQ(family_of(emit_template_kernel(c, prov_for(c), "sm_100a")), "sm80");
   const spec::Spec d64 = causal_spec(spec::DType::FP16, 64);
   EXPECT_STREQ(family_of(emit_template_kernel(d64, prov_for(d64), "sm_90a")), "sm90");
-  const spec::Spec d256 = causal_spec(spec::DType::FP16, 256);  // no wgmma template for 256
-  EXPECT_STREQ(family_of(emit_template_kernel(d256, prov_for(d256), "sm_90a")), "sm80");
+  const spec::Spec d256 = causal_spec(spec::DType::FP16, 256);
+  EXPECT_STREQ(family_of(emit_template_kernel(d256, prov_for(d256), "sm_90a")), "sm90");
+  EXPECT_STREQ(family_of(emit_template_kernel(d256, prov_for(d256), "sm_89")), "sm80");
 }
 
 TEST(Codegen, ArchSetFamilies) {
@@ -225,14 +226,6 @@ TEST(Codegen, MultiFamilyFileHoldsBothKernelsAndDispatches) {
     EXPECT_EQ(cu, emit_template_kernel(s, prov_for(s), "sm_80,sm_86,sm_89,sm_90a"));  // deterministic
     EXPECT_EQ(count(cu, "extern \"C\" cudaError_t kg_" + s.name + "_forward("), 1u);
     const std::string k = std::string("kg_") + kKey;
-    if (s.head_dim == 256) {
-      // No wgmma kernel for head_dim 256: one family, the plain one-family file.
-      EXPECT_EQ(count(cu, "namespace " + k + "_kernel {"), 1u);
-      EXPECT_EQ(cu.find("_sm90a {"), std::string::npos);
-      EXPECT_EQ(cu.find("// ===== flash_fwd_sm90.cuh ====="), std::string::npos);
-      EXPECT_EQ(cu.find("kg_device_family"), std::string::npos);  // no dispatch by family
-      continue;
-    }
     EXPECT_EQ(cu.find(k + "_kernel"), std::string::npos);
     EXPECT_EQ(count(cu, "namespace " + k + "_sm80 {"), 1u);
     EXPECT_EQ(count(cu, "namespace " + k + "_sm90a {"), 1u);
@@ -393,10 +386,10 @@ TEST(NvccCompile, EmittedKernelsCompileWithoutSpills) {
     files.push_back(s.name + "_reference.cu");
   }
   // The mma.sync family (every arch but sm_90a) for a few specs: a mask, tensors, fp16, head_dim
-  // 64 (head_dim 256 is in the list above already). Compiled for sm_90a too, which runs it.
+  // 64 and 256. Compiled for sm_90a too, which runs it.
   for (const auto& s : all_specs()) {
     if (s.name != "neighbourhood_2d" && s.name != "document_causal" && s.name != "causal_fp16" &&
-        s.name != "relpos_causal_d64") {
+        s.name != "relpos_causal_d64" && s.name != "causal_fp16_d256") {
       continue;
     }
     std::ofstream(dir / (s.name + "_sm80.cu")) << emit_template_kernel(s, prov_for(s), "sm_80");

@@ -1,7 +1,7 @@
 // flash_fwd_sm90.cuh — FlashAttention-3-class forward kernel on Hopper warpgroup MMA (wgmma).
 //
 // TemplateFamily::Sm90aWgmma (core/codegen/codegen.cc): sm_90a only (wgmma needs the arch-specific
-// target), head_dim 64 and 128; head_dim 256 and every other arch use flash_fwd_sm80.cuh.
+// target), head_dim 64, 128 and 256; every other arch uses flash_fwd_sm80.cuh.
 //
 // Pasted by kernelgen into a generated .cu inside its namespace (named after the key), after common.cuh,
 // interval_rules.inc, the generated spec section and flash_common.cuh, which define:
@@ -57,6 +57,11 @@ template <int N>
 __device__ __forceinline__ void kg_wg_fence_regs(float (&r)[N]) {
 #pragma unroll
   for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
+}
+template <int N, int M>
+__device__ __forceinline__ void kg_wg_fence_regs(float (&r)[N][M]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) kg_wg_fence_regs(r[i]);
 }
 template <int N, int M>
 __device__ __forceinline__ void kg_wg_fence_regs(uint32_t (&r)[N][M]) {
@@ -295,13 +300,14 @@ struct KgWgmma<__half, 192> {
 
 // ---- Kernel traits -------------------------------------------------------------------------------
 
-template <typename Element_, int kHeadDim_, int kBlockN_, int kStages_>
+template <typename Element_, int kHeadDim_, int kBlockN_, int kStages_, int kQBufs_>
 struct KgWgTraits {
   using Element = Element_;
   static constexpr int kHeadDim = kHeadDim_;
   static constexpr int kBlockM = 128;  // query rows per CTA: 2 consumer warpgroups × 64 (wgmma's M)
   static constexpr int kBlockN = kBlockN_;  // key/value rows per tile
   static constexpr int kStages = kStages_;  // shared-memory stages of K and of V
+  static constexpr int kQBufs = kQBufs_;    // Q buffers: 2 lets the next work tile's Q load early
   static constexpr int kNWarpgroups = 3;    // 1 producer + 2 consumers
   static constexpr int kNThreads = kNWarpgroups * 128;
   static constexpr int kConsumerWarps = 8;
@@ -324,6 +330,11 @@ struct KgWgTraits {
   static constexpr int kChunksPerRow = kHeadDim / 8;  // 16-byte chunks per row
   static constexpr int kSRegs = kBlockN / 2;          // S: 64 x kBlockN fp32 over 128 threads
   static constexpr int kORegs = kHeadDim / 2;         // O: 64 x kHeadDim fp32 over 128 threads
+  // O += P V runs as kPVParts wgmma of n kPVN each (column blocks of V): one n256 wgmma would
+  // take 128 accumulator operands in one asm statement; two n128 ones read the same V bytes and
+  // issue the same tensor-core work.
+  static constexpr int kPVN = kHeadDim < 128 ? kHeadDim : 128;
+  static constexpr int kPVParts = kHeadDim / kPVN;
   static constexpr int kNTilesS = kBlockN / 8;        // n8 column tiles of S per thread row
   static constexpr int kNTilesO = kHeadDim / 8;
   static constexpr int kKStepsQK = kHeadDim / 16;     // k16 steps of S = Q Kᵀ
@@ -333,10 +344,11 @@ struct KgWgTraits {
   // median of 20 runs, the same process): head_dim 128 full 0.567 → 0.523 ms at S=4096 and
   // 9.25 → 8.62 ms at S=16384, causal 0.343 → 0.327 ms at S=4096; head_dim 64 unchanged within
   // noise (0.380 → 0.385, 5.53 → 5.70 / 5.83 → 5.78 ms at S=16384), where a tile's MMAs are too
-  // short for the turn to pay its two barriers.
-  static constexpr bool kPingPong = kHeadDim == 128;
+  // short for the turn to pay its two barriers. At head_dim 256 a tile's MMAs are longer still.
+  static constexpr bool kPingPong = kHeadDim >= 128;
 
-  static_assert(kHeadDim == 64 || kHeadDim == 128, "the wgmma family covers head_dim 64 and 128");
+  static_assert(kHeadDim == 64 || kHeadDim == 128 || kHeadDim == 256, "the wgmma family covers head_dim 64, 128, 256");
+  static_assert(kQBufs == 1 || kQBufs == 2, "one or two Q buffers");
   static_assert(kBlockN == 64 || kBlockN == 128 || kBlockN == 192, "wgmma wrappers exist for N = 64, 128, 192");
   static_assert(kStages >= 2, "at least double buffering");
   static_assert(128 * kProducerRegs + 256 * kConsumerRegs <= kNThreads * kLaunchRegs,
@@ -353,17 +365,27 @@ struct KgWgTraits {
 //        by all its query tiles), so one tile of lead is enough.
 //   64:  128 x 128, 3 stages: 2 × Q 16 KB + 3 × (16 + 16) = 128 KB; S 64 + O 32 + P 32 registers.
 //        Each tile carries half the math of head_dim 128, so loads get a deeper pipeline.
-// Two Q buffers: the producer loads the next work tile's Q while the consumers still compute (and
-// stage their O through) the current one. One CTA of 384 threads per SM (the register file).
+//   256: 128 x 64, 2 stages, one Q buffer: Q 64 KB + 2 × (K 32 + V 32) = 192 KB; S 32 + O 128 + P
+//        16 registers. O alone takes 128 registers, so BLOCK_N halves to keep S and P beside it
+//        (FlashAttention-3 takes 80 at 256); a second Q buffer (64 KB more) does not fit beside two
+//        stages, so the next work tile's Q waits for this one's epilogue, while a tile's MMAs are
+//        4x those of head_dim 128 at half the keys: that wait is a small share of a work tile.
+// Two Q buffers (64, 128): the producer loads the next work tile's Q while the consumers still
+// compute (and stage their O through) the current one. One CTA of 384 threads per SM (the
+// register file).
 template <typename Element, int kHeadDim>
 struct KgWgConfig;
 template <typename Element>
 struct KgWgConfig<Element, 64> {
-  using Traits = KgWgTraits<Element, 64, 128, 3>;
+  using Traits = KgWgTraits<Element, 64, 128, 3, 2>;
 };
 template <typename Element>
 struct KgWgConfig<Element, 128> {
-  using Traits = KgWgTraits<Element, 128, 128, 2>;
+  using Traits = KgWgTraits<Element, 128, 128, 2, 2>;
+};
+template <typename Element>
+struct KgWgConfig<Element, 256> {
+  using Traits = KgWgTraits<Element, 256, 64, 2, 1>;
 };
 
 // ---- Shared memory -------------------------------------------------------------------------------
@@ -377,7 +399,7 @@ struct KgWgSmem {
   using Element = typename Tr::Element;
   static constexpr int kQElems = Tr::kBlockM * Tr::kHeadDim;
   static constexpr int kKvElems = Tr::kBlockN * Tr::kHeadDim;
-  Element q[2][kQElems];              // Q tiles of alternate work tiles; O staging in the epilogue
+  Element q[Tr::kQBufs][kQElems];     // Q tiles of alternate work tiles; O staging in the epilogue
   Element k[Tr::kStages][kKvElems];   // K tiles, kStages pipeline stages
   Element v[Tr::kStages][kKvElems];   // V tiles, kStages pipeline stages
   // The ring's mbarriers: *_full completes when the producer's 128 threads' copies into the stage
@@ -385,11 +407,11 @@ struct KgWgSmem {
   // *_empty when the 8 consumer warps released it. q_full[i] completes when Q of a work tile has
   // landed in q[i] and its index is in work[i] (or work[i] says there is no more work); q_empty[i]
   // when the 8 consumer warps have written that tile's output (staged through q[i]).
-  uint64_t q_full[2], q_empty[2];
-  int work[2];
+  uint64_t q_full[Tr::kQBufs], q_empty[Tr::kQBufs];
+  int work[Tr::kQBufs];
   // The producer walks the tiles and the consumers follow (KgWgTile): visits[i] is 1 when work
   // tile work[i] visits a key/value tile, tile[s] is the entry of the tile in stage s.
-  int visits[2];
+  int visits[Tr::kQBufs];
   int tile[Tr::kStages];
   uint32_t walk[2][4][2];  // KgWgTileWalk: the producer warps' ballots, two windows in turn
   uint64_t k_full[Tr::kStages], v_full[Tr::kStages];
@@ -479,14 +501,22 @@ __device__ __forceinline__ void kg_wg_load_tile(typename Tr::Element* dst, const
                                                 long long row_stride, int rows_valid, int tid) {
   static_assert((kRows * Tr::kChunksPerRow) % kThreads == 0, "the copies divide evenly among the threads");
   constexpr int kIters = kRows * Tr::kChunksPerRow / kThreads;
+  // head_dim 256 copies in blocks of 8 per thread: its Q tile (32 copies per thread) unrolled
+  // whole spilled the producer's 56 registers (248 bytes, ptxas, nvcc 13.0), blocks of 16 still
+  // 4 bytes. Narrower rows unroll whole (at most 16 copies per thread).
+  constexpr int kUnroll = Tr::kChunksPerRow > 16 && kIters > 8 ? 8 : kIters;
+  static_assert(kIters % kUnroll == 0, "whole unrolled blocks");
+#pragma unroll 1
+  for (int i0 = 0; i0 < kIters; i0 += kUnroll) {
 #pragma unroll
-  for (int i = 0; i < kIters; ++i) {
-    const int idx = tid + i * kThreads;
+  for (int i1 = 0; i1 < kUnroll; ++i1) {
+    const int idx = tid + (i0 + i1) * kThreads;
     const int row = idx / Tr::kChunksPerRow;
     const int chunk = idx % Tr::kChunksPerRow;
     const bool valid = row < rows_valid;
     const typename Tr::Element* g = valid ? src + row * row_stride + chunk * 8 : src;
     kg_cp_async_16(kg_smem_u32(dst + kg_wg_swz<kRows>(row, chunk)), g, valid);
+  }
   }
 }
 
@@ -601,7 +631,7 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1)
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using Element = typename Tr::Element;
   using Mma = KgWgmma<Element, Tr::kBlockN>;   // S = Q Kᵀ: m64 n(BLOCK_N) k16
-  using MmaO = KgWgmma<Element, Tr::kHeadDim>; // O += P V: m64 n(head_dim) k16
+  using MmaO = KgWgmma<Element, Tr::kPVN>;     // O += P V: m64 n(head_dim / kPVParts) k16
   constexpr int kBlockM = Tr::kBlockM;
   constexpr int kBlockN = Tr::kBlockN;
   constexpr int kStages = Tr::kStages;
@@ -652,7 +682,7 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1)
 
   if (tid == 0) {
 #pragma unroll
-    for (int i = 0; i < 2; ++i) {
+    for (int i = 0; i < Tr::kQBufs; ++i) {
       kg_mbar_init(kg_smem_u32(&smem.q_full[i]), 129);  // 128 copy arrivals + the work index
       kg_mbar_init(kg_smem_u32(&smem.q_empty[i]), Tr::kConsumerWarps);
     }
@@ -671,7 +701,7 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1)
     // It keeps only addresses and the tile walk: give registers to the consumers.
     kg_setmaxnreg_dec<Tr::kProducerRegs>();
     // Visit i (counted over all work tiles of this CTA) uses stage i % kStages in phase
-    // (i / kStages) & 1; work tile j uses Q buffer j & 1 in phase (j >> 1) & 1. A stage is refilled
+    // (i / kStages) & 1; work tile j uses Q buffer j % kQBufs in phase (j / kQBufs) & 1. A stage is refilled
     // once all consumer warps released it: K right after its S = Q Kᵀ, V after its O += P V, Q once
     // the work tile's output is written. K of visit i + 1 is issued before V of visit i + 1 waits
     // for its stage, so K runs a tile ahead of V (V is consumed one iteration after K).
@@ -679,8 +709,8 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1)
     uint32_t phase = 0;
     int j = 0;
     for (;; ++j) {
-      const int qb = j & 1;
-      kg_mbar_wait(kg_smem_u32(&smem.q_empty[qb]), ((j >> 1) & 1) ^ 1u);
+      const int qb = j % Tr::kQBufs;
+      kg_mbar_wait(kg_smem_u32(&smem.q_empty[qb]), ((j / Tr::kQBufs) & 1) ^ 1u);
       // Thread 0 takes the next work tile and publishes its index to the producer (barrier 6) and,
       // through q_full, to the consumers. The slot is free: its last readers released q_empty.
       if (wg_tid == 0) {
@@ -748,14 +778,22 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1)
   const int row_in_tile = c * 64 + (wg_tid >> 5) * 16 + g;  // this thread's rows: this and +8
 
   // O += P V with V in `stage`: k16 step kk reads V rows 16kk..16kk+15 (two 8-row groups, SBO),
-  // all kHeadDim columns (kColBlocks 64-column blocks, LBO apart); V is MN-major (transposed B).
-  const auto issue_pv = [&](float (&acc_o)[Tr::kORegs], uint32_t (&p_frag)[Tr::kKStepsPV][4], int stage) {
+  // kPVN columns per part (kPVN / 64 column blocks, LBO apart; part q starts at column block
+  // q · kPVN / 64); V is MN-major (transposed B). Part q accumulates O registers
+  // acc_o[q]: together the accumulator layout of one n(head_dim) wgmma (kg_o below).
+  const auto issue_pv = [&](float (&acc_o)[Tr::kPVParts][Tr::kPVN / 2], uint32_t (&p_frag)[Tr::kKStepsPV][4],
+                            int stage) {
     const uint32_t v_smem = kg_smem_u32(smem.v[stage]);
     kg_wg_fence();
 #pragma unroll
-    for (int kk = 0; kk < Tr::kKStepsPV; ++kk) {
-      const uint64_t db = kg_wg_desc(v_smem + kk * 16 * kRowBytes, kBlockN * kRowBytes, 8 * kRowBytes);
-      MmaO::template rs<1>(acc_o, p_frag[kk], db, 1);
+    for (int part = 0; part < Tr::kPVParts; ++part) {
+      float(&acc)[Tr::kPVN / 2] = acc_o[part];
+      const uint32_t v_part = v_smem + part * (Tr::kPVN / 64) * (kBlockN * kRowBytes);
+#pragma unroll
+      for (int kk = 0; kk < Tr::kKStepsPV; ++kk) {
+        const uint64_t db = kg_wg_desc(v_part + kk * 16 * kRowBytes, kBlockN * kRowBytes, 8 * kRowBytes);
+        MmaO::template rs<1>(acc, p_frag[kk], db, 1);
+      }
     }
   };
   // A consumer warp hands a stage back (one arrival per warp; the warp's wgmma that read it have
@@ -805,8 +843,8 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1)
   uint32_t phase = 0;
   int j = 0;
   for (;; ++j) {
-    const int qb = j & 1;
-    acquire(smem.q_full[qb], (j >> 1) & 1);
+    const int qb = j % Tr::kQBufs;
+    acquire(smem.q_full[qb], (j / Tr::kQBufs) & 1);
     const int w = smem.work[qb];
     if (w >= n_work) break;
     const Work t = work_of(w);
@@ -815,12 +853,14 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1)
     const int q0 = t.q0;
     const int q_row = q0 + row_in_tile;
 
-    float acc_o[Tr::kORegs];               // O, unnormalised, fp32
+    float acc_o[Tr::kPVParts][Tr::kPVN / 2];  // O, unnormalised, fp32, one array per O += P V part
+    // Register i of O in the layout of one n(head_dim) wgmma (i constant after unrolling).
+    const auto kg_o = [&](int i) -> float& { return acc_o[i / (Tr::kPVN / 2)][i % (Tr::kPVN / 2)]; };
     uint32_t p_frag[Tr::kKStepsPV][4];     // P as the A fragments of O += P V
     float row_max[2] = {-INFINITY, -INFINITY};  // m: running max of rows q_row, q_row + 8 (base-2 logit / m_mul)
     float row_sum[2] = {0.0f, 0.0f};            // l: this thread's part of Σ 2^(s - m) (quad-reduced at the end)
 #pragma unroll
-    for (int i = 0; i < Tr::kORegs; ++i) acc_o[i] = 0.0f;
+    for (int i = 0; i < Tr::kORegs; ++i) kg_o(i) = 0.0f;
 #pragma unroll
     for (int i = 0; i < Tr::kKStepsPV; ++i) {
 #pragma unroll
@@ -927,8 +967,8 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1)
         for (int jo = 0; jo < Tr::kNTilesO; ++jo) {  // O = O·2^(m - m')
 #pragma unroll
           for (int r = 0; r < 2; ++r) {
-            acc_o[4 * jo + 2 * r] *= alpha[r];
-            acc_o[4 * jo + 2 * r + 1] *= alpha[r];
+            kg_o(4 * jo + 2 * r) *= alpha[r];
+            kg_o(4 * jo + 2 * r + 1) *= alpha[r];
           }
         }
         // P → A fragments: k16 step kk covers S n8 tiles 2kk (registers 8kk..8kk+3) and 2kk+1.
@@ -970,8 +1010,8 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1)
       const float inv = l > 0.0f ? 1.0f / l : 0.0f;
 #pragma unroll
       for (int jo = 0; jo < Tr::kNTilesO; ++jo) {
-        acc_o[4 * jo + 2 * r] *= inv;
-        acc_o[4 * jo + 2 * r + 1] *= inv;
+        kg_o(4 * jo + 2 * r) *= inv;
+        kg_o(4 * jo + 2 * r + 1) *= inv;
       }
       if constexpr (kWriteLse) {
         const int q_idx = q_row + 8 * r;
@@ -991,7 +1031,7 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1)
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         *reinterpret_cast<uint32_t*>(&q_buf[kg_wg_swz<kBlockM>(row_in_tile + 8 * r, jo) + 2 * tig]) =
-            kg_pack2<Element>(acc_o[4 * jo + 2 * r], acc_o[4 * jo + 2 * r + 1]);
+            kg_pack2<Element>(kg_o(4 * jo + 2 * r), kg_o(4 * jo + 2 * r + 1));
       }
     }
     if (c == 0) {
