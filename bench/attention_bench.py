@@ -56,8 +56,8 @@ PEAK_TFLOPS = 990.0  # H100 SXM dense bf16, datasheet
 
 # key: (label, {head_dim: spec} or {(head_dim, S): spec}, SDPA is_causal or None when SDPA cannot express it)
 VARIANTS = {
-    "full": ("full", {128: "full", 64: "full_d64"}, False),
-    "causal": ("causal", {128: "causal", 64: "causal_d64"}, True),
+    "full": ("full", {128: "full", 64: "full_d64", 256: "full_d256"}, False),
+    "causal": ("causal", {128: "causal", 64: "causal_d64", 256: "causal_d256"}, True),
     "relpos": ("causal + relative position", {128: "relpos_causal", 64: "relpos_causal_d64"}, None),
     "alibi": ("causal + ALiBi", {128: "alibi_causal", 64: "alibi_causal_d64"}, None),
     "softcap": ("causal + tanh softcap 30", {128: "softcap_causal", 64: "softcap_causal_d64"}, None),
