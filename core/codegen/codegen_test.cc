@@ -116,6 +116,39 @@ TEST(Codegen, EntryPointsIncludesAndNamespace) {
   }
 }
 
+
+// head_dim 64 takes 192 keys per tile where the tiles the mask visits cover at most 5 % more keys
+// than 128-key tiles would (codegen.cc, wide_kv_tiles): no mask, causal, a score_mod that reads a
+// param; not a window of 1024 or a 13x13 neighbourhood, a mask that reads a param or a tensor, or
+// another head_dim.
+TEST(Codegen, WideKeyTilesOnlyWhereTheMaskKeepsThemBusy) {
+  const auto wide = [](spec::Spec s, int head_dim) {
+    s.head_dim = head_dim;
+    const std::string cu = emit_template_kernel(s, prov_for(s), "sm_90a");
+    const bool yes = cu.find("constexpr bool kg_wide_kv_tiles = true;") != std::string::npos;
+    const bool no = cu.find("constexpr bool kg_wide_kv_tiles = false;") != std::string::npos;
+    EXPECT_NE(yes, no) << s.name;
+    return yes;
+  };
+  EXPECT_TRUE(wide(full_spec(), 64));
+  EXPECT_TRUE(wide(causal_spec(), 64));
+  EXPECT_TRUE(wide(relpos_causal_spec(), 64));
+  EXPECT_TRUE(wide(softcap_spec(), 64));
+  EXPECT_TRUE(wide(alibi_spec(), 64));  // its param is read by score_mod only
+  EXPECT_FALSE(wide(sliding_window_spec(), 64));
+  EXPECT_FALSE(wide(neighbourhood_spec(), 64));
+  EXPECT_FALSE(wide(document_spec(), 64));
+  spec::Spec prefix = base("prefix_window");  // q_idx - kv_idx < W with W a runtime param
+  spec::ParamDecl w;
+  w.name = "W";
+  w.type = Type::Int;
+  prefix.params.push_back(w);
+  prefix.mask_mod = fn(bin(Op::Lt, bin(Op::Sub, q(), kv()), param(0, Type::Int)));
+  EXPECT_FALSE(wide(prefix, 64));
+  EXPECT_FALSE(wide(full_spec(), 128));
+  EXPECT_FALSE(wide(causal_spec(), 128));
+  EXPECT_FALSE(wide(full_spec(), 256));
+}
 TEST(Codegen, ParamsAndTensorsReachTheKernel) {
   const spec::Spec alibi = alibi_spec();
   const std::string cu = emit_template_kernel(alibi, prov_for(alibi), "sm_90a");

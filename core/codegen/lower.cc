@@ -145,13 +145,24 @@ const char* var_name(spec::Var v) {
   return "?";
 }
 
-bool expr_reads_tensors(const Expr& e, int depth = 1) {
+// Whether some node of `e` is an `op` node (TensorElem: reads a tensor; Param: a runtime param).
+bool expr_has_op(const Expr& e, Op op, int depth = 1) {
   check_depth(depth);
-  if (e.op == Op::TensorElem) return true;
+  if (e.op == op) return true;
   for (const auto& a : e.args) {
-    if (a && expr_reads_tensors(*a, depth + 1)) return true;
+    if (a && expr_has_op(*a, op, depth + 1)) return true;
   }
   return false;
+}
+
+bool expr_reads_tensors(const Expr& e) { return expr_has_op(e, Op::TensorElem); }
+
+// The same over a mod function: its bindings and its result.
+bool fn_has_op(const spec::ModFunction& fn, Op op) {
+  for (const auto& b : fn.bindings) {
+    if (b.value && expr_has_op(*b.value, op)) return true;
+  }
+  return fn.result && expr_has_op(*fn.result, op);
 }
 
 std::string to_source_node(const Expr& e, const spec::Spec& spec, const spec::ModFunction* fn, int depth);
@@ -444,12 +455,9 @@ std::string to_source_node(const Expr& e, const spec::Spec& spec, const spec::Mo
 
 }  // namespace
 
-bool reads_tensors(const spec::ModFunction& fn) {
-  for (const auto& b : fn.bindings) {
-    if (b.value && expr_reads_tensors(*b.value)) return true;
-  }
-  return fn.result && expr_reads_tensors(*fn.result);
-}
+bool reads_tensors(const spec::ModFunction& fn) { return fn_has_op(fn, Op::TensorElem); }
+
+bool reads_params(const spec::ModFunction& fn) { return fn_has_op(fn, Op::Param); }
 
 const char* type_name(Type t) {
   switch (t) {

@@ -89,6 +89,8 @@ std::string to_source(const spec::Expr& e, const spec::Spec& spec, const spec::M
 
 // Whether evaluating `fn` reads an index tensor.
 bool reads_tensors(const spec::ModFunction& fn);
+// Whether evaluating `fn` reads a runtime param.
+bool reads_params(const spec::ModFunction& fn);
 
 // Spelling helpers shared by emitters and tests.
 const char* type_name(spec::Type t);              // "int", "float", "bool"

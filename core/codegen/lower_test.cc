@@ -125,11 +125,15 @@ TEST(Lower, Literals) {
   EXPECT_EQ(double_literal(1e300), "1e+300");
 }
 
-TEST(Lower, SourceTextAndTensorDetection) {
+TEST(Lower, SourceTextAndTensorAndParamDetection) {
   const spec::Spec s = neighbourhood_spec();
   EXPECT_EQ(to_source(*s.mask_mod->bindings[1].value, s, &*s.mask_mod), "(q_idx // G)");
   EXPECT_FALSE(reads_tensors(*s.mask_mod));
   EXPECT_TRUE(reads_tensors(*document_spec().mask_mod));
+  // ALiBi's param is read in a binding of score_mod, not by its mask_mod.
+  EXPECT_TRUE(reads_params(*alibi_spec().score_mod));
+  EXPECT_FALSE(reads_params(*alibi_spec().mask_mod));
+  EXPECT_FALSE(reads_params(*document_spec().mask_mod));
   EXPECT_EQ(sanitize_identifier("a-b c"), "a_b_c");
 }
 

@@ -5,7 +5,7 @@
 //
 // Pasted by kernelgen into a generated .cu inside its namespace (named after the key), after common.cuh,
 // interval_rules.inc, the generated spec section and flash_common.cuh, which define:
-//   kg_element, kg_head_dim, KgModArgs, kg_has_score_mod, kg_has_mask_mod, kg_mask_reads_tensors,
+//   kg_element, kg_head_dim, KgModArgs, kg_has_score_mod, kg_has_mask_mod, kg_mask_reads_tensors, kg_wide_kv_tiles,
 //   kg_score_mod, kg_mask_mod, kg_classify_tile, kg_fill_mod_args     (the spec section)
 //   KgFlashParams, kg_make_flash_params, KgTileWalk, KgMaskMode, cp.async wrappers, kg_pack2
 // and is followed by the extern "C" entry point that calls kg_flash_fwd().
@@ -345,7 +345,9 @@ struct KgWgTraits {
   // 9.25 → 8.62 ms at S=16384, causal 0.343 → 0.327 ms at S=4096; head_dim 64 unchanged within
   // noise (0.380 → 0.385, 5.53 → 5.70 / 5.83 → 5.78 ms at S=16384), where a tile's MMAs are too
   // short for the turn to pay its two barriers. At head_dim 256 a tile's MMAs are longer still.
-  static constexpr bool kPingPong = kHeadDim >= 128;
+  // head_dim 64 with 192-key tiles (1.5x the MMAs of 128): causal 0.238 → 0.231 ms at S=4096 and
+  // 2.833 → 2.783 ms at S=16384 with the turns, full unchanged (0.356 → 0.357, 5.23 → 5.21 ms).
+  static constexpr bool kPingPong = kHeadDim >= 128 || kBlockN > 128;
 
   static_assert(kHeadDim == 64 || kHeadDim == 128 || kHeadDim == 256, "the wgmma family covers head_dim 64, 128, 256");
   static_assert(kQBufs == 1 || kQBufs == 2, "one or two Q buffers");
@@ -365,6 +367,12 @@ struct KgWgTraits {
 //        by all its query tiles), so one tile of lead is enough.
 //   64:  128 x 128, 3 stages: 2 × Q 16 KB + 3 × (16 + 16) = 128 KB; S 64 + O 32 + P 32 registers.
 //        Each tile carries half the math of head_dim 128, so loads get a deeper pipeline.
+//        128 x 192 (kg_wide_kv_tiles: no mask, or one the generator finds dense enough; see
+//        wide_kv_tiles in codegen.cc): 2 × Q 16 KB + 3 × (24 + 24) = 176 KB; S 96 + O 32 + P 48.
+//        Against 128 x 128 on an H200 (B=2, H=16, bf16, the same process): full 0.382 → 0.356 ms
+//        (S=4096) and 5.56 → 5.23 ms (16384), causal 0.255 → 0.231 and 3.258 → 2.783 ms, a
+//        fourth stage no faster (full 0.354, causal 0.246 ms at 4096); a window of 1024 keys
+//        0.132 → 0.136 ms and a 13x13 neighbourhood 1.232 → 1.298 ms (more masked keys visited).
 //   256: 128 x 64, 2 stages, one Q buffer: Q 64 KB + 2 × (K 32 + V 32) = 192 KB; S 32 + O 128 + P
 //        16 registers. O alone takes 128 registers, so BLOCK_N halves to keep S and P beside it
 //        (FlashAttention-3 takes 80 at 256); a second Q buffer (64 KB more) does not fit beside two
@@ -377,7 +385,7 @@ template <typename Element, int kHeadDim>
 struct KgWgConfig;
 template <typename Element>
 struct KgWgConfig<Element, 64> {
-  using Traits = KgWgTraits<Element, 64, 128, 3, 2>;
+  using Traits = KgWgTraits<Element, 64, kg_wide_kv_tiles ? 192 : 128, 3, 2>;
 };
 template <typename Element>
 struct KgWgConfig<Element, 128> {
