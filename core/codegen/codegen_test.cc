@@ -116,7 +116,6 @@ TEST(Codegen, EntryPointsIncludesAndNamespace) {
   }
 }
 
-
 // head_dim 64 takes 192 keys per tile where the tiles the mask visits cover at most 5 % more keys
 // than 128-key tiles would (codegen.cc, wide_kv_tiles): no mask, causal, a score_mod that reads a
 // param; not a window of 1024 or a 13x13 neighbourhood, a mask that reads a param or a tensor, or
@@ -149,6 +148,7 @@ TEST(Codegen, WideKeyTilesOnlyWhereTheMaskKeepsThemBusy) {
   EXPECT_FALSE(wide(causal_spec(), 128));
   EXPECT_FALSE(wide(full_spec(), 256));
 }
+
 TEST(Codegen, ParamsAndTensorsReachTheKernel) {
   const spec::Spec alibi = alibi_spec();
   const std::string cu = emit_template_kernel(alibi, prov_for(alibi), "sm_90a");
