@@ -134,6 +134,19 @@ __device__ __forceinline__ uint64_t kg_wg_desc(uint32_t smem_addr, uint32_t lbo_
   return static_cast<uint64_t>((smem_addr & 0x3FFFFu) >> 4) | (static_cast<uint64_t>((lbo_bytes >> 4) & 0x3FFFu) << 16) |
          (static_cast<uint64_t>((sbo_bytes >> 4) & 0x3FFFu) << 32) | (1ull << 62);
 }
+// The descriptor of the same matrix `bytes` further on (a multiple of 16): only the start address
+// field (bits 0-13, address >> 4) moves, and it cannot carry out of the field, since every shared
+// address is below 2^18. Built from the two halves, so the high word (the constant strides and the
+// swizzle mode) is never recomputed: one add per wgmma instead of an and, a shift and two ors on
+// the uniform datapath, which ptxas issued as one dependent chain ahead of each wgmma (H200,
+// head_dim 128: about a fifth of the consumers' samples went to those chains).
+__device__ __forceinline__ uint64_t kg_wg_desc_at(uint64_t desc, uint32_t bytes) {
+  const uint32_t lo = static_cast<uint32_t>(desc) + (bytes >> 4);
+  const uint32_t hi = static_cast<uint32_t>(desc >> 32);
+  uint64_t out;
+  asm("mov.b64 %0, {%1, %2};" : "=l"(out) : "r"(lo), "r"(hi));
+  return out;
+}
 
 // D(64xN, fp32 accumulators) (+)= A(64x16) · B(16xN), one warpgroup. scale_d = 0 overwrites D.
 //   ss: A and B from shared memory (descriptors); rs: A from registers (the m16n8k16 A fragment
@@ -501,40 +514,71 @@ __device__ __forceinline__ int kg_wg_swz(int row, int chunk) {
   return (chunk >> 3) * (kRows * 64) + row * 64 + (((chunk & 7) ^ (row & 7)) << 3);
 }
 
-// Issues the copies of rows [0, kRows) of a [rows][kHeadDim] global tile into shared memory
-// (kThreads threads, `tid` in [0, kThreads)); rows ≥ rows_valid are zero-filled (nothing read), so
-// K/V beyond seqlen_kv are exact zeros (0·V must not be NaN).
-template <class Tr, int kRows, int kThreads>
-__device__ __forceinline__ void kg_wg_load_tile(typename Tr::Element* dst, const typename Tr::Element* src,
-                                                long long row_stride, int rows_valid, int tid) {
-  static_assert((kRows * Tr::kChunksPerRow) % kThreads == 0, "the copies divide evenly among the threads");
-  constexpr int kIters = kRows * Tr::kChunksPerRow / kThreads;
-  // head_dim 256 copies in blocks of 8 per thread: its Q tile (32 copies per thread) unrolled
-  // whole spilled the producer's 56 registers (248 bytes, ptxas, nvcc 13.0), blocks of 16 still
-  // 4 bytes. Narrower rows unroll whole (at most 16 copies per thread).
-  constexpr int kUnroll = Tr::kChunksPerRow > 16 && kIters > 8 ? 8 : kIters;
-  static_assert(kIters % kUnroll == 0, "whole unrolled blocks");
-#pragma unroll 1
-  for (int i0 = 0; i0 < kIters; i0 += kUnroll) {
-#pragma unroll
-  for (int i1 = 0; i1 < kUnroll; ++i1) {
-    const int idx = tid + (i0 + i1) * kThreads;
-    const int row = idx / Tr::kChunksPerRow;
-    const int chunk = idx % Tr::kChunksPerRow;
-    const bool valid = row < rows_valid;
-    const typename Tr::Element* g = valid ? src + row * row_stride + chunk * 8 : src;
-    kg_cp_async_16(kg_smem_u32(dst + kg_wg_swz<kRows>(row, chunk)), g, valid);
-  }
-  }
-}
-
-// ---- Scores -----------------------------------------------------------------------------------
-
 // A compile-time bool as a value (selects a template path from a generic lambda).
 template <bool kValue>
 struct KgBool {
   static constexpr bool value = kValue;
 };
+
+// Issues the copies of rows [0, kRows) of a [rows][kHeadDim] global tile into shared memory
+// (kThreads threads, `tid` in [0, kThreads)); rows ≥ rows_valid are zero-filled (nothing read), so
+// K/V beyond seqlen_kv are exact zeros (0·V must not be NaN).
+// Thread tid copies chunk tid % kChunksPerRow of rows tid / kChunksPerRow + i · kRowStep: its
+// global address advances by a fixed step, and its shared address by a fixed step plus a swizzle
+// term that repeats every kPeriod copies (8 rows), so a copy costs a 64-bit add beside the
+// cp.async. Tiles with every row valid (all but the last of a row of tiles) skip the per-row
+// bound. Computing each copy's row, chunk, swizzle and bound from its index took about ten
+// instructions per copy, on the SM sub-partitions the consumers issue from (H200, head_dim 128:
+// 385 producer instructions per tile).
+template <class Tr, int kRows, int kThreads>
+__device__ __forceinline__ void kg_wg_load_tile(typename Tr::Element* dst, const typename Tr::Element* src,
+                                                long long row_stride, int rows_valid, int tid) {
+  using Element = typename Tr::Element;
+  constexpr int kChunks = Tr::kChunksPerRow;
+  static_assert(kThreads % kChunks == 0, "a thread keeps one chunk column");
+  constexpr int kRowStep = kThreads / kChunks;  // rows between a thread's copies
+  static_assert(kRows % kRowStep == 0, "the copies divide evenly among the threads");
+  static_assert(kRowStep % 8 == 0 || 8 % kRowStep == 0, "the swizzle phase repeats within 8 rows");
+  constexpr int kIters = kRows / kRowStep;
+  constexpr int kPeriod = kRowStep % 8 == 0 ? 1 : 8 / kRowStep;
+  // head_dim 256 copies in blocks of 8 per thread: its Q tile (32 copies per thread) unrolled
+  // whole spilled the producer's 56 registers (248 bytes, ptxas, nvcc 13.0), blocks of 16 still
+  // 4 bytes. Narrower rows unroll whole (at most 16 copies per thread).
+  constexpr int kUnroll = kChunks > 16 && kIters > 8 ? 8 : kIters;
+  static_assert(kIters % kUnroll == 0 && kUnroll % kPeriod == 0, "whole unrolled blocks, whole swizzle periods");
+  const int row0 = tid / kChunks;
+  const int chunk = tid % kChunks;
+  const uint32_t s_row0 = kg_smem_u32(dst) + ((chunk >> 3) * (kRows * 64) + row0 * 64) * sizeof(Element);
+  uint32_t swz[kPeriod];
+#pragma unroll
+  for (int k = 0; k < kPeriod; ++k) swz[k] = (((chunk & 7) ^ ((row0 + k * kRowStep) & 7)) << 3) * sizeof(Element);
+  const long long g_step = kRowStep * row_stride;
+  const auto copy_rows = [&](auto bounded) {
+    const Element* g = src + row0 * row_stride + chunk * 8;
+#pragma unroll 1
+    for (int i0 = 0; i0 < kIters; i0 += kUnroll) {
+#pragma unroll
+      for (int i1 = 0; i1 < kUnroll; ++i1) {
+        const int i = i0 + i1;
+        const uint32_t d = s_row0 + i * (kRowStep * 64 * sizeof(Element)) + swz[i1 % kPeriod];
+        if constexpr (decltype(bounded)::value) {
+          const bool valid = row0 + i * kRowStep < rows_valid;
+          kg_cp_async_16(d, valid ? g : src, valid);
+        } else {
+          kg_cp_async_16(d, g, true);
+        }
+        g += g_step;
+      }
+    }
+  };
+  if (rows_valid >= kRows) {
+    copy_rows(KgBool<false>{});
+  } else {
+    copy_rows(KgBool<true>{});
+  }
+}
+
+// ---- Scores -----------------------------------------------------------------------------------
 
 // mask_mod of every S element this thread holds (and, for the last tile, kv_idx < seqlen_kv):
 // bit e % 32 of word e / 32 keeps S register e. Returns whether any bit is set.
@@ -597,19 +641,39 @@ __device__ __forceinline__ void kg_wg_scores_to_logits(float (&s)[Tr::kSRegs], c
   }
 }
 
+// op over v[0 .. kN) as a balanced tree, log2 kN deep. A running max or sum is a chain of kN dependent
+// instructions, and the warp (issuing in order) stalls on every link: at head_dim 128 the max
+// chain's FMNMX drew more stall samples than any other instruction of the softmax but MUFU.EX2
+// (H200, ncu source counters).
+template <int kN, class Op>
+__device__ __forceinline__ float kg_tree_reduce(float (&v)[kN], Op op) {
+#pragma unroll
+  for (int w = 1; w < kN; w *= 2) {
+#pragma unroll
+    for (int i = 0; i + w < kN; i += 2 * w) v[i] = op(v[i], v[i + w]);
+  }
+  return v[0];
+}
+
 // Online softmax of one S tile, rows q_row and q_row + 8 (each row lives in the 4 threads of a
 // quad: reduce over xor 1, 2). In units where the base-2 logit is u · kMul (kMul = scale·log2(e)
 // when kFold, else 1: s and m are then already base-2 logits):
 //   m' = max(m, rowmax s);  P = 2^((s - m')·kMul);  alpha = 2^((m - m')·kMul);  l = l·alpha + Σ P
+// Every exponential runs on MUFU (ex2.approx.f32). Two ways to take load off it measured slower
+// on an H200 (same process, bf16): a cubic on the FMA pipe for every 4th n8 tile, head_dim 64
+// causal 0.229 -> 0.237 ms and full 0.357 -> 0.390 ms (S=4096); ex2.approx.bf16x2 on packed
+// pairs, head_dim 128 full 0.441 -> 0.470 ms, its largest difference from the fp32 path up to 8x. The
+// extra instructions cost more issue slots than the MUFU cycles they saved.
 template <class Tr, bool kFold>
 __device__ __forceinline__ void kg_wg_softmax(float (&s)[Tr::kSRegs], float (&row_max)[2], float (&row_sum)[2],
                                               float (&alpha)[2], float mul) {
   if constexpr (!kFold) mul = 1.0f;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    float mx = -INFINITY;
+    float t[Tr::kNTilesS];
 #pragma unroll
-    for (int j = 0; j < Tr::kNTilesS; ++j) mx = fmaxf(mx, fmaxf(s[4 * j + 2 * r], s[4 * j + 2 * r + 1]));
+    for (int j = 0; j < Tr::kNTilesS; ++j) t[j] = fmaxf(s[4 * j + 2 * r], s[4 * j + 2 * r + 1]);
+    float mx = kg_tree_reduce(t, [](float a, float b) { return fmaxf(a, b); });
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
     const float m_new = fmaxf(row_max[r], mx);
@@ -617,16 +681,15 @@ __device__ __forceinline__ void kg_wg_softmax(float (&s)[Tr::kSRegs], float (&ro
     const float base = m_new == -INFINITY ? 0.0f : m_new * mul;
     alpha[r] = kg_exp2_approx(fmaf(row_max[r], mul, -base));  // 2^(m - m'); 0 when m = -inf
     row_max[r] = m_new;
-    float sum = 0.0f;
 #pragma unroll
     for (int j = 0; j < Tr::kNTilesS; ++j) {
-#pragma unroll
-      for (int c = 0; c < 2; ++c) {
-        float& x = s[4 * j + 2 * r + c];
-        x = kg_exp2_approx(kFold ? fmaf(x, mul, -base) : x - base);  // P = 2^(s - m')
-        sum += x;
-      }
+      float& x0 = s[4 * j + 2 * r];
+      float& x1 = s[4 * j + 2 * r + 1];
+      x0 = kg_exp2_approx(kFold ? fmaf(x0, mul, -base) : x0 - base);  // P = 2^(s - m')
+      x1 = kg_exp2_approx(kFold ? fmaf(x1, mul, -base) : x1 - base);
+      t[j] = x0 + x1;
     }
+    const float sum = kg_tree_reduce(t, [](float a, float b) { return a + b; });
     row_sum[r] = row_sum[r] * alpha[r] + sum;  // l = l·2^(m - m') + Σ P
   }
 }
@@ -789,18 +852,21 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1)
   // kPVN columns per part (kPVN / 64 column blocks, LBO apart; part q starts at column block
   // q · kPVN / 64); V is MN-major (transposed B). Part q accumulates O registers
   // acc_o[q]: together the accumulator layout of one n(head_dim) wgmma (kg_o below).
+  // Descriptors of stage 0's K and V tiles; stage s is kKvBytes · s further on.
+  constexpr uint32_t kKvBytes = KgWgSmem<Tr>::kKvElems * sizeof(Element);
+  const uint64_t desc_k0 = kg_wg_desc(kg_smem_u32(smem.k[0]), 16, 8 * kRowBytes);
+  const uint64_t desc_v0 = kg_wg_desc(kg_smem_u32(smem.v[0]), kBlockN * kRowBytes, 8 * kRowBytes);
   const auto issue_pv = [&](float (&acc_o)[Tr::kPVParts][Tr::kPVN / 2], uint32_t (&p_frag)[Tr::kKStepsPV][4],
                             int stage) {
-    const uint32_t v_smem = kg_smem_u32(smem.v[stage]);
+    const uint64_t dv = kg_wg_desc_at(desc_v0, stage * kKvBytes);
     kg_wg_fence();
 #pragma unroll
     for (int part = 0; part < Tr::kPVParts; ++part) {
       float(&acc)[Tr::kPVN / 2] = acc_o[part];
-      const uint32_t v_part = v_smem + part * (Tr::kPVN / 64) * (kBlockN * kRowBytes);
 #pragma unroll
       for (int kk = 0; kk < Tr::kKStepsPV; ++kk) {
-        const uint64_t db = kg_wg_desc(v_part + kk * 16 * kRowBytes, kBlockN * kRowBytes, 8 * kRowBytes);
-        MmaO::template rs<1>(acc, p_frag[kk], db, 1);
+        const uint32_t off = part * (Tr::kPVN / 64) * (kBlockN * kRowBytes) + kk * 16 * kRowBytes;
+        MmaO::template rs<1>(acc, p_frag[kk], kg_wg_desc_at(dv, off), 1);
       }
     }
   };
@@ -875,7 +941,8 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1)
       for (int k = 0; k < 4; ++k) p_frag[i][k] = 0u;
     }
 
-    const uint32_t q_smem = kg_smem_u32(smem.q[qb]) + c * 64 * kRowBytes;  // this warpgroup's 64 rows
+    // This warpgroup's 64 rows of the Q tile.
+    const uint64_t desc_q = kg_wg_desc(kg_smem_u32(smem.q[qb]) + c * 64 * kRowBytes, 16, 8 * kRowBytes);
 
     // Iteration i (tile n = t_i in stage i % kStages):
     //   wait for K of t_i; issue S_i = Q K_iᵀ; wait for V of t_{i-1}; issue P_{i-1} V_{i-1}
@@ -883,13 +950,19 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1)
     //   wait P_{i-1} V_{i-1} → release V of t_{i-1}; rescale O; P_i → A fragments
     // The two warpgroups share the ring but never wait for each other: one warpgroup's softmax
     // overlaps the other's MMAs without a CTA barrier per tile.
-    bool pending = false;   // P of the previous visited tile still waits for its O += P V
-    bool has_prev = false;  // a previous visited tile exists (its V stage is still held)
-    int prev_stage = 0;
+    // The first visited tile of a work tile has no P V before it: it is peeled off (kFirst), so
+    // that every other iteration issues and commits both groups unconditionally. With one loop
+    // body and the P V under `if`, ptxas closed the second group with an empty wgmma on every
+    // iteration, a third group that wait_group 1 then waited for: the P V it stood behind no
+    // longer overlapped the softmax.
+    int prev_stage = 0;  // the stage of the previous visited tile (its V is still held)
     uint32_t prev_phase = 0;
+    bool more = smem.visits[qb] != 0;
+    const bool visited = more;
     // The tiles come from the producer (KgWgSmem::tile): the entry of the tile in this iteration's
     // stage is read once its K has landed.
-    for (bool more = smem.visits[qb] != 0; more;) {
+    const auto visit = [&](auto first) {
+      constexpr bool kFirst = decltype(first)::value;
       acquire(smem.k_full[stage], phase);
       const int entry = smem.tile[stage];
       more = (entry & 2) != 0;
@@ -909,28 +982,31 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1)
       const bool last = kv0 + kBlockN > seqlen_kv;  // the only tile that reaches past seqlen_kv
 
       float acc_s[Tr::kSRegs];  // S, then the logits, then P (fp32); the first k16 step overwrites it
-      kg_wg_fence_regs(acc_o);
-      kg_wg_fence_regs(p_frag);
+      // (Not on the first tile: there ptxas counted the fences as writes of the accumulators
+      // inside a pipeline stage and serialized every wgmma, C7515.)
+      if constexpr (!kFirst) {
+        kg_wg_fence_regs(acc_o);
+        kg_wg_fence_regs(p_frag);
+      }
       turn_wait();
       {
         kg_wg_fence();
         // S = Q Kᵀ: k16 step ks reads 32 bytes of every row of column block ks / 4.
-        const uint32_t k_smem = kg_smem_u32(smem.k[stage]);
+        const uint64_t dk = kg_wg_desc_at(desc_k0, stage * kKvBytes);
 #pragma unroll
         for (int ks = 0; ks < Tr::kKStepsQK; ++ks) {
           const uint32_t koff = (ks & 3) * 32u;
-          const uint64_t da = kg_wg_desc(q_smem + (ks >> 2) * (kBlockM * kRowBytes) + koff, 16, 8 * kRowBytes);
-          const uint64_t db = kg_wg_desc(k_smem + (ks >> 2) * (kBlockN * kRowBytes) + koff, 16, 8 * kRowBytes);
+          const uint64_t da = kg_wg_desc_at(desc_q, (ks >> 2) * (kBlockM * kRowBytes) + koff);
+          const uint64_t db = kg_wg_desc_at(dk, (ks >> 2) * (kBlockN * kRowBytes) + koff);
           Mma::template ss<0>(acc_s, da, db, ks > 0 ? 1 : 0);
         }
       }
-      // Two wgmma groups per iteration, always committed (the second empty on the first tile), so
-      // that every wait below is unconditional: ptxas tracks groups path-insensitively, and a
-      // conditional wait makes it serialize all wgmma (C7513).
       kg_wg_commit();  // group: S_i
-      if (has_prev) acquire(smem.v_full[prev_stage], prev_phase);
-      if (pending) issue_pv(acc_o, p_frag, prev_stage);  // O += P_{i-1} V_{i-1}
-      kg_wg_commit();                                    // group: P_{i-1} V_{i-1}
+      if constexpr (!kFirst) {
+        acquire(smem.v_full[prev_stage], prev_phase);
+        issue_pv(acc_o, p_frag, prev_stage);  // O += P_{i-1} V_{i-1}
+        kg_wg_commit();                       // group: P_{i-1} V_{i-1}
+      }
       turn_pass();
 
       if (partial) {  // overlaps the MMAs
@@ -942,7 +1018,7 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1)
       }
 
       float alpha[2] = {1.0f, 1.0f};
-      kg_wg_wait<1>();  // S_i done (P_{i-1} V_{i-1} may still run): K of t_i is free
+      kg_wg_wait<kFirst ? 0 : 1>();  // S_i done (P_{i-1} V_{i-1} may still run): K of t_i is free
       release(smem.k_empty[stage]);
       {
         kg_wg_fence_regs(acc_s);
@@ -966,48 +1042,51 @@ __global__ void __launch_bounds__(Tr::kNThreads, 1)
           softmax(KgBool<false>{});
         }
       }
-      kg_wg_wait<0>();  // P_{i-1} V_{i-1} done: O, the P fragments and V of t_{i-1} are free
-      kg_wg_fence_regs(acc_o);
-      kg_wg_fence_regs(p_frag);
-      if (has_prev) release(smem.v_empty[prev_stage]);
-      {
+      if constexpr (!kFirst) {
+        kg_wg_wait<0>();  // P_{i-1} V_{i-1} done: O, the P fragments and V of t_{i-1} are free
+        kg_wg_fence_regs(acc_o);
+        kg_wg_fence_regs(p_frag);
+        release(smem.v_empty[prev_stage]);
 #pragma unroll
-        for (int jo = 0; jo < Tr::kNTilesO; ++jo) {  // O = O·2^(m - m')
+        for (int jo = 0; jo < Tr::kNTilesO; ++jo) {  // O = O·2^(m - m') (O is still 0 on the first tile)
 #pragma unroll
           for (int r = 0; r < 2; ++r) {
             kg_o(4 * jo + 2 * r) *= alpha[r];
             kg_o(4 * jo + 2 * r + 1) *= alpha[r];
           }
         }
-        // P → A fragments: k16 step kk covers S n8 tiles 2kk (registers 8kk..8kk+3) and 2kk+1.
-#pragma unroll
-        for (int kk = 0; kk < Tr::kKStepsPV; ++kk) {
-          p_frag[kk][0] = kg_pack2<Element>(acc_s[8 * kk + 0], acc_s[8 * kk + 1]);  // row g,   k 2t..2t+1
-          p_frag[kk][1] = kg_pack2<Element>(acc_s[8 * kk + 2], acc_s[8 * kk + 3]);  // row g+8, k 2t..2t+1
-          p_frag[kk][2] = kg_pack2<Element>(acc_s[8 * kk + 4], acc_s[8 * kk + 5]);  // row g,   k 2t+8..+9
-          p_frag[kk][3] = kg_pack2<Element>(acc_s[8 * kk + 6], acc_s[8 * kk + 7]);  // row g+8, k 2t+8..+9
-        }
       }
-      pending = true;
-      has_prev = true;
+      // P → A fragments: k16 step kk covers S n8 tiles 2kk (registers 8kk..8kk+3) and 2kk+1.
+#pragma unroll
+      for (int kk = 0; kk < Tr::kKStepsPV; ++kk) {
+        p_frag[kk][0] = kg_pack2<Element>(acc_s[8 * kk + 0], acc_s[8 * kk + 1]);  // row g,   k 2t..2t+1
+        p_frag[kk][1] = kg_pack2<Element>(acc_s[8 * kk + 2], acc_s[8 * kk + 3]);  // row g+8, k 2t..2t+1
+        p_frag[kk][2] = kg_pack2<Element>(acc_s[8 * kk + 4], acc_s[8 * kk + 5]);  // row g,   k 2t+8..+9
+        p_frag[kk][3] = kg_pack2<Element>(acc_s[8 * kk + 6], acc_s[8 * kk + 7]);  // row g+8, k 2t+8..+9
+      }
       prev_stage = stage;
       prev_phase = phase;
       if (++stage == kStages) {
         stage = 0;
         phase ^= 1u;
       }
+    };
+    if (more) {
+      visit(KgBool<true>{});
+      while (more) visit(KgBool<false>{});
     }
 
-    // The last P V.
-    if (has_prev) acquire(smem.v_full[prev_stage], prev_phase);
+    // The last P V (committed and waited for unconditionally, as above; empty when no tile was
+    // visited).
+    if (visited) acquire(smem.v_full[prev_stage], prev_phase);
     kg_wg_fence_regs(acc_o);
     kg_wg_fence_regs(p_frag);
-    if (pending) issue_pv(acc_o, p_frag, prev_stage);
+    if (visited) issue_pv(acc_o, p_frag, prev_stage);
     kg_wg_commit();
     kg_wg_wait<0>();
     kg_wg_fence_regs(acc_o);
     kg_wg_fence_regs(p_frag);
-    if (has_prev) release(smem.v_empty[prev_stage]);
+    if (visited) release(smem.v_empty[prev_stage]);
 
     // Epilogue: out = O / l (0 for a fully masked row), lse = ln Σ e^s = (m + log2 l)·ln 2.
 #pragma unroll
