@@ -1,5 +1,6 @@
 // The local cache against damaged files, hostile directories and failed writes.
 #include <fcntl.h>
+#include <lmdb.h>
 #include <gtest/gtest.h>
 
 #include "temp_dir.h"
@@ -11,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -128,6 +130,72 @@ TEST(CacheDamage, BadMetaPageIsMovedAsideWithOneWarning) {
   ASSERT_TRUE(d);
   ASSERT_TRUE(cache->put_record(record_of(1, *d)));
   EXPECT_EQ(warnings.size(), 1u);
+}
+
+// Opens `dir` with LMDB directly and runs `edit` on the `meta` database in a write transaction.
+void edit_meta(const std::string& dir, const std::function<void(MDB_txn*, MDB_dbi)>& edit) {
+  MDB_env* env = nullptr;
+  ASSERT_EQ(mdb_env_create(&env), 0);
+  mdb_env_set_maxdbs(env, 4);
+  ASSERT_EQ(mdb_env_open(env, dir.c_str(), 0, 0600), 0);
+  MDB_txn* txn = nullptr;
+  ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
+  MDB_dbi meta;
+  ASSERT_EQ(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+  edit(txn, meta);
+  ASSERT_EQ(mdb_txn_commit(txn), 0);
+  mdb_env_close(env);
+}
+
+// What a flipped byte in the `meta` database's name, or in its `format` record's key or value,
+// leaves behind: a kernelgen cache (its `ac` and `cas` databases are there) without a readable
+// format. That is damage, moved aside with one warning, not a foreign environment to refuse.
+TEST(CacheDamage, LostFormatBesideTheKernelDatabasesIsDamage) {
+  const std::vector<std::pair<const char*, std::function<void(MDB_txn*, MDB_dbi)>>> damages = {
+      // (A writer creates `meta` afresh when it is gone, and then finds no format in it.)
+      {"format record", [](MDB_txn* t, MDB_dbi meta) { ASSERT_EQ(mdb_drop(t, meta, 1), 0); }},
+      {"format record",
+       [](MDB_txn* t, MDB_dbi meta) {
+         MDB_val k{6, const_cast<char*>("format")};
+         ASSERT_EQ(mdb_del(t, meta, &k, nullptr), 0);
+       }},
+      {"format record",
+       [](MDB_txn* t, MDB_dbi meta) {
+         MDB_val k{6, const_cast<char*>("format")};
+         MDB_val v{2, const_cast<char*>("\x01q")};
+         ASSERT_EQ(mdb_put(t, meta, &k, &v, 0), 0);
+       }},
+  };
+  for (const auto& [what, damage] : damages) {
+    SCOPED_TRACE(what);
+    TempDir tmp;
+    populate(tmp.path(), 3);
+    edit_meta(tmp.path(), damage);
+    std::vector<std::string> warnings;
+    auto cache = LocalCache::open(tmp.path(), quiet(&warnings));
+    ASSERT_TRUE(cache) << cache.error().message;
+    ASSERT_EQ(warnings.size(), 1u);
+    EXPECT_NE(warnings[0].find("was damaged"), std::string::npos) << warnings[0];
+    EXPECT_NE(warnings[0].find(std::string("its ") + what + " is missing or unreadable"), std::string::npos)
+        << warnings[0];
+    EXPECT_EQ(aside_dirs(tmp.path()).size(), 1u);
+    auto miss = cache->get_record(record_of(1, "").key);
+    ASSERT_FALSE(miss);
+    EXPECT_EQ(miss.error().kind, Failure::Kind::NotFound);
+    auto d = cache->put_blob(blob_of(1));
+    ASSERT_TRUE(d) << d.error().message;  // an empty cache that takes writes
+  }
+  // A reader finds the `meta` database itself gone: a miss, the cache moved aside.
+  TempDir tmp;
+  populate(tmp.path(), 3);
+  edit_meta(tmp.path(), [](MDB_txn* t, MDB_dbi meta) { ASSERT_EQ(mdb_drop(t, meta, 1), 0); });
+  std::vector<std::string> warnings;
+  auto ro = LocalCache::open(tmp.path(), quiet(&warnings, /*read_only=*/true));
+  ASSERT_FALSE(ro);
+  EXPECT_EQ(ro.error().kind, Failure::Kind::NotFound) << ro.error().message;
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("its meta database is missing or unreadable"), std::string::npos) << warnings[0];
+  EXPECT_EQ(aside_dirs(tmp.path()).size(), 1u);
 }
 
 TEST(CacheDamage, ReadOnlyOpenOfDamagedCacheIsAMiss) {

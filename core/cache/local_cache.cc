@@ -52,6 +52,10 @@ std::string_view as_view(const MDB_val& v) { return {static_cast<const char*>(v.
 
 std::string format_string() { return std::to_string(kCacheFormatVersion); }
 
+bool all_digits(std::string_view s) {
+  return !s.empty() && s.size() <= 9 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
 // LMDB results that mean the files are damaged, not that the call was wrong.
 bool is_damage(int rc) {
   return rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH ||
@@ -540,10 +544,31 @@ Expected<void, Failure> Env::init_databases() {
     if (rc != 0) {
       return rc;
     }
+    // The names of kernelgen's record and blob databases in the main database: an environment
+    // that has them is a kernelgen cache, so a `meta` database or `format` record missing or
+    // unreadable beside them is damage (a flipped byte in the name or the node), moved aside
+    // like any other, where a foreign environment is refused untouched.
+    const auto ours = [&] {
+      for (const char* name : {"ac", "cas"}) {
+        MDB_val k = as_val(name);
+        MDB_val v;
+        if (mdb_get(t, main_dbi, &k, &v) != MDB_NOTFOUND) {
+          return true;
+        }
+      }
+      return false;
+    };
+    const auto damaged = [&](const std::string& what) {
+      failure = {Failure::Kind::Timeout, "its " + what + " is missing or unreadable beside its kernel databases"};
+      return kBodyFailed;
+    };
     rc = mdb_dbi_open(t, "meta", create, &meta);
     if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE) {
       MDB_stat st;
       mdb_stat(t, main_dbi, &st);
+      if (ours()) {
+        return damaged("meta database");
+      }
       if (rc == MDB_INCOMPATIBLE || st.ms_entries > 0) {
         failure = {Failure::Kind::Error,
                    "the LMDB environment in " + dir + " is not a kernelgen cache; use another cache directory"};
@@ -558,6 +583,9 @@ Expected<void, Failure> Env::init_databases() {
     MDB_val key = as_val("format");
     MDB_val val;
     rc = mdb_get(t, meta, &key, &val);
+    if (rc == MDB_NOTFOUND && ours()) {
+      return damaged("format record");
+    }
     if (rc == MDB_NOTFOUND && !read_only) {
       MDB_stat st;
       mdb_stat(t, main_dbi, &st);
@@ -576,6 +604,8 @@ Expected<void, Failure> Env::init_databases() {
       return kBodyFailed;
     } else if (rc != 0) {
       return rc;
+    } else if (as_view(val) != want && !all_digits(as_view(val))) {
+      return damaged("format record");  // a format is a number: anything else is damage
     } else if (as_view(val) != want) {
       failure = {Failure::Kind::Error, "the cache in " + dir + " has format " + std::string(as_view(val)) +
                                            ", but kernelgen " + kVersion + " uses format " + want +
