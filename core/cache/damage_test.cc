@@ -3,6 +3,7 @@
 #include <lmdb.h>
 #include <gtest/gtest.h>
 
+#include "raw_lmdb.h"
 #include "temp_dir.h"
 #include <signal.h>
 #include <sys/stat.h>
@@ -132,19 +133,9 @@ TEST(CacheDamage, BadMetaPageIsMovedAsideWithOneWarning) {
   EXPECT_EQ(warnings.size(), 1u);
 }
 
-// Opens `dir` with LMDB directly and runs `edit` on the `meta` database in a write transaction.
+// Runs `edit` on the `meta` database of the cache in `dir`, behind LocalCache's back.
 void edit_meta(const std::string& dir, const std::function<void(MDB_txn*, MDB_dbi)>& edit) {
-  MDB_env* env = nullptr;
-  ASSERT_EQ(mdb_env_create(&env), 0);
-  mdb_env_set_maxdbs(env, 4);
-  ASSERT_EQ(mdb_env_open(env, dir.c_str(), 0, 0600), 0);
-  MDB_txn* txn = nullptr;
-  ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
-  MDB_dbi meta;
-  ASSERT_EQ(mdb_dbi_open(txn, "meta", 0, &meta), 0);
-  edit(txn, meta);
-  ASSERT_EQ(mdb_txn_commit(txn), 0);
-  mdb_env_close(env);
+  ::kg::testing::raw_lmdb_write(dir, "meta", /*create=*/false, edit);
 }
 
 // What a flipped byte in the `meta` database's name, or in its `format` record's key or value,

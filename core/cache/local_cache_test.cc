@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "raw_lmdb.h"
 #include "temp_dir.h"
 #include <lmdb.h>
 #include <sys/stat.h>
@@ -39,19 +40,11 @@ LocalCache::Options quiet(std::vector<std::string>* warnings, bool read_only = f
 // Writes `value` under `key` in the named database `db`, bypassing LocalCache, the way a disk
 // error or another program might. The cache must not be open in this process.
 void raw_put(const std::string& dir, const char* db, const std::string& key, const std::string& value) {
-  MDB_env* env = nullptr;
-  ASSERT_EQ(mdb_env_create(&env), 0);
-  mdb_env_set_maxdbs(env, 4);
-  ASSERT_EQ(mdb_env_open(env, dir.c_str(), 0, 0600), 0);
-  MDB_txn* txn = nullptr;
-  ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
-  MDB_dbi dbi;
-  ASSERT_EQ(mdb_dbi_open(txn, db, MDB_CREATE, &dbi), 0);
-  MDB_val k{key.size(), const_cast<char*>(key.data())};
-  MDB_val v{value.size(), const_cast<char*>(value.data())};
-  ASSERT_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
-  ASSERT_EQ(mdb_txn_commit(txn), 0);
-  mdb_env_close(env);
+  ::kg::testing::raw_lmdb_write(dir, db, /*create=*/true, [&](MDB_txn* txn, MDB_dbi dbi) {
+    MDB_val k{key.size(), const_cast<char*>(key.data())};
+    MDB_val v{value.size(), const_cast<char*>(value.data())};
+    ASSERT_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
+  });
 }
 
 // Deterministic test content for item `i`: some blobs span many pages.
@@ -382,18 +375,11 @@ TEST(Cache, FormatMismatchFailsToOpen) {
 
 TEST(Cache, ForeignLmdbEnvironmentIsRefused) {
   TempDir tmp;
-  MDB_env* env = nullptr;
-  ASSERT_EQ(mdb_env_create(&env), 0);
-  ASSERT_EQ(mdb_env_open(env, tmp.path().c_str(), 0, 0600), 0);
-  MDB_txn* txn = nullptr;
-  ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
-  MDB_dbi dbi;
-  ASSERT_EQ(mdb_dbi_open(txn, nullptr, 0, &dbi), 0);
-  MDB_val k{5, const_cast<char*>("hello")};
-  MDB_val v{5, const_cast<char*>("world")};
-  ASSERT_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
-  ASSERT_EQ(mdb_txn_commit(txn), 0);
-  mdb_env_close(env);
+  ::kg::testing::raw_lmdb_write(tmp.path(), nullptr, /*create=*/false, [](MDB_txn* txn, MDB_dbi dbi) {
+    MDB_val k{5, const_cast<char*>("hello")};
+    MDB_val v{5, const_cast<char*>("world")};
+    ASSERT_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
+  });
   auto cache = LocalCache::open(tmp.path());
   ASSERT_FALSE(cache);
   EXPECT_NE(cache.error().message.find("not a kernelgen cache"), std::string::npos) << cache.error().message;
