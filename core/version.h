@@ -8,7 +8,7 @@ inline constexpr const char* kVersion = "0.1.0";
 
 // Template generator + reference generator. Any change to emitted code for
 // some spec bumps it; it is part of every key.
-inline constexpr const char* kGeneratorVersion = "tmpl-15";
+inline constexpr const char* kGeneratorVersion = "tmpl-16";
 
 // The closed loop's prompts (core/loop/prompts/, core/loop/prompt.cc). Part of every key, as
 // docs/design.md §7 has it ("generator version (templates + prompts)"): bump it whenever a prompt

@@ -29,9 +29,9 @@ std::string lower(const spec::ExprPtr& e, MathMode math = MathMode::Precise, boo
 }
 
 TEST(Lower, FloorDivisionAndModuloKeepPythonSemantics) {
-  // Python: -7 // 2 == -4 and -7 % 2 == 1; C's / and % would truncate. The helpers floor.
-  EXPECT_EQ(lower(bin(spec::Op::FloorDiv, ilit(-7), ilit(2))), "kg_floordiv((-7), 2)");
-  EXPECT_EQ(lower(bin(spec::Op::Mod, ilit(-7), ilit(2))), "kg_mod((-7), 2)");
+  // Python: -7 // 3 == -3 and -7 % 3 == 2; C's / and % would truncate. The helpers floor.
+  EXPECT_EQ(lower(bin(spec::Op::FloorDiv, ilit(-7), ilit(3))), "kg_floordiv((-7), 3)");
+  EXPECT_EQ(lower(bin(spec::Op::Mod, ilit(-7), ilit(3))), "kg_mod((-7), 3)");
   EXPECT_EQ(lower(bin(spec::Op::Mod, score(), flit(2.0))), "static_cast<float>(kg_modd(static_cast<double>(score), 2.0))");
   EXPECT_EQ(lower(bin(spec::Op::FloorDiv, score(), to_float(ilit(3)))),
             "static_cast<float>(kg_floordivd(static_cast<double>(score), static_cast<double>(3)))");
@@ -39,6 +39,27 @@ TEST(Lower, FloorDivisionAndModuloKeepPythonSemantics) {
   EXPECT_EQ(lower(bin(spec::Op::Pow, score(), flit(0.5))), "powf(score, 0.5f)");
   // True division of ints is float division.
   EXPECT_EQ(lower(bin(spec::Op::Div, q(), ilit(2))), "(static_cast<float>(q_idx) / static_cast<float>(2))");
+}
+
+TEST(Lower, IntDivisionByAPowerOfTwoIsAShiftAndAMask) {
+  // -7 >> 1 == -4 == -7 // 2 and -7 & 1 == 1 == -7 % 2 in two's complement: Python's floor holds.
+  EXPECT_EQ(lower(bin(spec::Op::FloorDiv, ilit(-7), ilit(2))), "((-7) >> 1)");
+  EXPECT_EQ(lower(bin(spec::Op::Mod, ilit(-7), ilit(2))), "((-7) & 1)");
+  EXPECT_EQ(lower(bin(spec::Op::FloorDiv, kv(), ilit(128))), "(kv_idx >> 7)");
+  EXPECT_EQ(lower(bin(spec::Op::Mod, kv(), ilit(128))), "(kv_idx & 127)");
+  EXPECT_EQ(lower(bin(spec::Op::Mod, kv(), ilit(1))), "(kv_idx & 0)");
+  // A named constant folds: W is 64.
+  EXPECT_EQ(lower(bin(spec::Op::FloorDiv, q(), constant(0, spec::Type::Int))), "(q_idx >> 6)");
+  EXPECT_EQ(lower(bin(spec::Op::Mod, q(), constant(0, spec::Type::Int))), "(q_idx & 63)");
+  EXPECT_EQ(lower(bin(spec::Op::FloorDiv, q(), ilit(int64_t{1} << 30))), "(q_idx >> 30)");
+  // Not a positive power of two a 32-bit int holds, or not known until run time: the helpers.
+  EXPECT_EQ(lower(bin(spec::Op::FloorDiv, q(), ilit(96))), "kg_floordiv(q_idx, 96)");
+  EXPECT_EQ(lower(bin(spec::Op::Mod, q(), ilit(0))), "kg_mod(q_idx, 0)");
+  EXPECT_EQ(lower(bin(spec::Op::Mod, q(), ilit(-4))), "kg_mod(q_idx, (-4))");
+  EXPECT_EQ(lower(bin(spec::Op::FloorDiv, q(), ilit(int64_t{1} << 31))), "kg_floordiv(q_idx, static_cast<int>(2147483648LL))");
+  EXPECT_EQ(lower(bin(spec::Op::FloorDiv, q(), kv())), "kg_floordiv(q_idx, kv_idx)");
+  // Float operands keep the double helpers even by 2.0.
+  EXPECT_EQ(lower(bin(spec::Op::Mod, score(), flit(2.0))), "static_cast<float>(kg_modd(static_cast<double>(score), 2.0))");
 }
 
 TEST(Lower, EveryCompoundExpressionIsParenthesised) {

@@ -55,7 +55,7 @@ struct EmitResult {
   std::string key;
   bool cache_hit = false;
   int64_t last_access_unix = 0;  // the record's, as found (hits)
-  std::string generator;  // the record's generator ("tmpl-15", "llm:deepseek-reasoner:prompt-1")
+  std::string generator;  // the record's generator ("tmpl-16", "llm:deepseek-reasoner:prompt-1")
   cache::Verification verification = cache::Verification::Unverified;  // the record's
   std::vector<std::string> written;  // paths whose content changed
   std::vector<std::string> outputs;  // every output path

@@ -27,7 +27,7 @@ TEST(LockedStorage, PassesWhatTheLockfileAllowsAndRefusesTheRest) {
   const std::string other = xxh3_128_hex("another kernel");
   inner.put_record(record(kKey, digest));
   inner.put_record(record(kOtherKey, digest));
-  Lockfile lock({LockEntry{"causal.yaml", "causal", "sm_90a", kKey, digest, "tmpl-15", "unverified"}});
+  Lockfile lock({LockEntry{"causal.yaml", "causal", "sm_90a", kKey, digest, "tmpl-16", "unverified"}});
   LockedStorage locked(inner, &lock, "/p/kernelgen.lock", "/p/causal.yaml", "causal", "sm_90a");
 
   auto ok = locked.get_record(kKey);

@@ -6,7 +6,7 @@
 //     "entries": [
 //       {
 //         "arch": "sm_90a",                               resolved target or set, "sm_80,sm_90a" (spec::resolve_arch)
-//         "generator": "tmpl-15",                          what made the kernel (AcRecord::generator)
+//         "generator": "tmpl-16",                          what made the kernel (AcRecord::generator)
 //         "kernel": "<32 hex>",                           XXH3-128 of <name>.cu (AcRecord::source_digest)
 //         "key": "<32 hex>",                              the cache key (spec::spec_key)
 //         "name": "causal",                               the spec's name

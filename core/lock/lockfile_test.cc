@@ -20,12 +20,12 @@ const std::string kDigest2 = "00000000000000000000000000000002";
 
 LockEntry entry(const std::string& spec, const std::string& name, const std::string& key = kKey1,
                 const std::string& kernel = kDigest1) {
-  return LockEntry{spec, name, "sm_90a", key, kernel, "tmpl-15", "unverified"};
+  return LockEntry{spec, name, "sm_90a", key, kernel, "tmpl-16", "unverified"};
 }
 
 // One valid entry as JSON text, with `field` replaced by `value` (raw JSON) when given.
 std::string entry_json(const std::string& field = "", const std::string& value = "") {
-  std::map<std::string, std::string> f = {{"arch", "\"sm_90a\""},  {"generator", "\"tmpl-15\""},
+  std::map<std::string, std::string> f = {{"arch", "\"sm_90a\""},  {"generator", "\"tmpl-16\""},
                                           {"kernel", "\"" + kDigest1 + "\""}, {"key", "\"" + kKey1 + "\""},
                                           {"name", "\"causal\""}, {"spec", "\"specs/causal.yaml\""},
                                           {"verification", "\"unverified\""}};
@@ -81,7 +81,7 @@ TEST(Lockfile, OutputIsSortedStableAndExact) {
             "  \"entries\": [\n"
             "    {\n"
             "      \"arch\": \"sm_90a\",\n"
-            "      \"generator\": \"tmpl-15\",\n"
+            "      \"generator\": \"tmpl-16\",\n"
             "      \"kernel\": \"00000000000000000000000000000001\",\n"
             "      \"key\": \"0123456789abcdef0123456789abcdef\",\n"
             "      \"name\": \"causal\",\n"

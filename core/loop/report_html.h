@@ -35,7 +35,7 @@ struct ReportInput {
   std::string name;          // spec name
   std::string key;           // cache key
   std::string arch;          // e.g. sm_90a
-  std::string generator;     // Generator::version(): "tmpl-15", "llm:<model>"
+  std::string generator;     // Generator::version(): "tmpl-16", "llm:<model>"
   std::string verification;  // cache::verification_name(); "" when not from a record
   std::string report_json;   // the final verifier report (verify/report.h); "" when there is none
 };

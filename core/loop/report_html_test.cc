@@ -240,7 +240,7 @@ TEST(LoopReportHtml, NoHistorySaysNoLoopRan) {
   ReportInput in;
   in.name = "causal";
   in.key = std::string(32, 'e');
-  in.generator = "tmpl-15";
+  in.generator = "tmpl-16";
   in.verification = "unverified";
   const std::string page = render_report_html(in);
   EXPECT_NE(page.find("No closed loop ran"), std::string::npos);

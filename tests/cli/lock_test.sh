@@ -60,7 +60,7 @@ check "lock writes ./kernelgen.lock" test -s "$lock"
 check "lock says what it did" contains "$out" "specs/causal.yaml: causal sm_90a key $key: added"
 check "the entry: spec relative to the lockfile, name, arch, key, kernel digest" test \
   "$(json_field "$lock" "(j['format'], [(e['spec'], e['name'], e['arch'], e['key'], e['kernel'], e['generator'], e['verification']) for e in j['entries']])")" \
-  = "(1, [('specs/causal.yaml', 'causal', 'sm_90a', '$key', '$digest', 'tmpl-15', 'unverified')])"
+  = "(1, [('specs/causal.yaml', 'causal', 'sm_90a', '$key', '$digest', 'tmpl-16', 'unverified')])"
 check "the lockfile is 2-space indented JSON ending in a newline" \
   bash -c "[[ \$(sed -n 2p '$lock') == '  \"about\": '* && \$(tail -c1 '$lock' | od -An -c | tr -d ' ') == '\\n' ]]"
 cp "$lock" "$work/lock.1"

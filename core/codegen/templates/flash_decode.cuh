@@ -418,7 +418,9 @@ __global__ void __launch_bounds__(Tr::kNThreads, Tr::kMinBlocks)
               keep = kv_idx < seqlen_kv;
             }
             if constexpr (kg_has_score_mod) {
-              x = keep ? kg_score_mod(x * p.scale, b, row_h[r], row_q[r], kv_idx, p.mod) * kLog2e : -INFINITY;
+              // On masked elements too, then a select: straight-line code (tensor reads are bounded).
+              const float v = kg_score_mod(x * p.scale, b, row_h[r], row_q[r], kv_idx, p.mod) * kLog2e;
+              x = keep ? v : -INFINITY;
             } else {
               x = keep ? x * p.scale_log2 : -INFINITY;
             }

@@ -187,7 +187,9 @@ __device__ __forceinline__ void kg_scores_to_logits(float (&s)[Tr::kMTiles][Tr::
           if constexpr (kMode == kg_mask_bits) keep = (mask_bits[mt] >> (nt * 4 + 2 * r + c)) & 1u;
           if constexpr (kg_has_score_mod) {
             // score_mod takes the natural scaled score; only its result moves to base 2.
-            x = keep ? kg_score_mod(x * p.scale, b, h, q_idx, kv_idx, p.mod) * kLog2e : -INFINITY;
+            // On masked elements too, then a select: straight-line code (tensor reads are bounded).
+            const float v = kg_score_mod(x * p.scale, b, h, q_idx, kv_idx, p.mod) * kLog2e;
+            x = keep ? v : -INFINITY;
           } else {
             x = keep ? x * p.scale_log2 : -INFINITY;
           }

@@ -360,6 +360,8 @@ struct KgWgTraits {
   // short for the turn to pay its two barriers. At head_dim 256 a tile's MMAs are longer still.
   // head_dim 64 with 192-key tiles (1.5x the MMAs of 128): causal 0.238 → 0.231 ms at S=4096 and
   // 2.833 → 2.783 ms at S=16384 with the turns, full unchanged (0.356 → 0.357, 5.23 → 5.21 ms).
+  // Still off at head_dim 64 with 128-key tiles for sparse masks (tmpl-16): a window of 1024 keys
+  // 0.400 → 0.408 ms and a 13x13 neighbourhood (128x128 image) 0.900 → 0.993 ms at S=16384.
   static constexpr bool kPingPong = kHeadDim >= 128 || kBlockN > 128;
 
   static_assert(kHeadDim == 64 || kHeadDim == 128 || kHeadDim == 256, "the wgmma family covers head_dim 64, 128, 256");
@@ -629,8 +631,10 @@ __device__ __forceinline__ void kg_wg_scores_to_logits(float (&s)[Tr::kSRegs], c
         if constexpr (kMode == kg_mask_bound) keep = kv_idx < p.mod.seqlen_kv;
         if constexpr (kMode == kg_mask_bits) keep = (mask[e / 32] >> (e % 32)) & 1u;
         if constexpr (kg_has_score_mod) {
-          // score_mod takes the natural scaled score; only its result moves to base 2.
-          x = keep ? kg_score_mod(x * p.scale, b, h, q_row + 8 * r, kv_idx, p.mod) * kLog2e : -INFINITY;
+          // score_mod takes the natural scaled score; only its result moves to base 2. It runs on
+          // masked elements too, then a select: straight-line code (its tensor reads are bounded).
+          const float v = kg_score_mod(x * p.scale, b, h, q_row + 8 * r, kv_idx, p.mod) * kLog2e;
+          x = keep ? v : -INFINITY;
         } else if constexpr (kFold) {
           if constexpr (kMode != kg_mask_none) x = keep ? x : -INFINITY;
         } else {
